@@ -1,0 +1,231 @@
+// Package config reads the process configuration from the environment, once,
+// and validates it for the mode the process runs in. The variable names are a
+// contract with operators (see DESIGN.md "Configuration"): never rename them.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Mode is what the process is started as; it decides which settings are required.
+type Mode string
+
+const (
+	ModeDev     Mode = "dev"     // everything embedded; safe defaults for every setting
+	ModeAPI     Mode = "api"     // HTTP API + WeChat Pay notify endpoint
+	ModeWorker  Mode = "worker"  // Temporal worker: workflows and activities
+	ModeMigrate Mode = "migrate" // database migrations only
+)
+
+// Config is every setting of the process. Zero values never reach the code in
+// the api and worker modes: Load fills defaults and refuses missing settings.
+type Config struct {
+	Mode Mode
+
+	HTTPAddr    string // HTTP_ADDR
+	DatabaseURL string // DATABASE_URL; in dev, empty means the embedded database
+
+	TemporalAddress   string // TEMPORAL_ADDRESS; in dev, empty means the embedded server
+	TemporalNamespace string // TEMPORAL_NAMESPACE
+	TemporalTaskQueue string // TEMPORAL_TASK_QUEUE
+
+	WechatAppID      string // WECHAT_APPID
+	WechatAppSecret  string // WECHAT_APP_SECRET
+	WechatAPIBaseURL string // WECHAT_API_BASE_URL (jscode2session host)
+
+	PayMchID          string // WECHATPAY_MCHID
+	PayMchCertSerial  string // WECHATPAY_MCH_CERT_SERIAL
+	PayMchKeyFile     string // WECHATPAY_MCH_PRIVATE_KEY_FILE
+	PayAPIv3Key       string // WECHATPAY_APIV3_KEY
+	PayPublicKeyID    string // WECHATPAY_PUBLIC_KEY_ID
+	PayPublicKeyFile  string // WECHATPAY_PUBLIC_KEY_FILE
+	PayNotifyURL      string // WECHATPAY_NOTIFY_URL
+	PayBaseURL        string // WECHATPAY_BASE_URL
+	OrderPayTimeout   time.Duration
+	JWTSecret         string // JWT_SECRET
+	AdminToken        string // ADMIN_TOKEN
+	LogLevel          string // LOG_LEVEL
+	ShutdownTimeout   time.Duration
+	OrderAutoConfirm  time.Duration
+	HTTPClientTimeout time.Duration
+}
+
+// Var describes one environment variable: the README's configuration table and
+// the docker-compose consistency test are both checked against this list.
+type Var struct {
+	Name     string
+	Default  string // "" = no default
+	Required []Mode // modes in which it must be set (after defaults)
+	Help     string
+}
+
+// DefaultWechatPayBaseURL is WeChat Pay's API host; the SDK talks to it unless
+// WECHATPAY_BASE_URL points elsewhere (the simulator).
+const DefaultWechatPayBaseURL = "https://api.mch.weixin.qq.com"
+
+var prod = []Mode{ModeAPI, ModeWorker}
+
+// Vars lists every variable the process reads, in the order of the README table.
+func Vars() []Var {
+	return []Var{
+		{Name: "HTTP_ADDR", Default: ":8080", Help: "address the API listens on"},
+		{Name: "DATABASE_URL", Required: []Mode{ModeAPI, ModeWorker, ModeMigrate}, Help: "postgres://user:pass@host:5432/db?sslmode=disable; empty in dev = embedded database under .data/"},
+		{Name: "TEMPORAL_ADDRESS", Required: prod, Help: "Temporal frontend host:port; empty in dev = embedded server"},
+		{Name: "TEMPORAL_NAMESPACE", Default: "default", Help: "Temporal namespace"},
+		{Name: "TEMPORAL_TASK_QUEUE", Default: "orders", Help: "task queue the order workflows run on"},
+		{Name: "WECHAT_APPID", Required: prod, Help: "mini-program AppID (wx...)"},
+		{Name: "WECHAT_APP_SECRET", Required: []Mode{ModeAPI}, Help: "mini-program AppSecret, for jscode2session"},
+		{Name: "WECHAT_API_BASE_URL", Default: "https://api.weixin.qq.com", Help: "mini-program API host (jscode2session)"},
+		{Name: "WECHATPAY_MCHID", Required: prod, Help: "WeChat Pay merchant id"},
+		{Name: "WECHATPAY_MCH_CERT_SERIAL", Required: []Mode{ModeWorker}, Help: "serial number of the merchant API certificate"},
+		{Name: "WECHATPAY_MCH_PRIVATE_KEY_FILE", Required: []Mode{ModeWorker}, Help: "merchant API private key, PKCS#8 PEM (apiclient_key.pem)"},
+		{Name: "WECHATPAY_APIV3_KEY", Required: prod, Help: "APIv3 key, exactly 32 bytes (decrypts notifies)"},
+		{Name: "WECHATPAY_PUBLIC_KEY_ID", Required: prod, Help: "WeChat Pay public key id (PUB_KEY_ID_...)"},
+		{Name: "WECHATPAY_PUBLIC_KEY_FILE", Required: prod, Help: "WeChat Pay public key, PKIX PEM (verifies answers and notifies)"},
+		{Name: "WECHATPAY_NOTIFY_URL", Required: []Mode{ModeWorker}, Help: "public https URL of POST /v1/wechatpay/notify"},
+		{Name: "WECHATPAY_BASE_URL", Default: DefaultWechatPayBaseURL, Help: "WeChat Pay API host; point it at the simulator to test"},
+		{Name: "ORDER_PAY_TIMEOUT", Default: "15m", Help: "how long an order waits for payment before it is closed"},
+		{Name: "ORDER_AUTO_CONFIRM", Default: "168h", Help: "how long after shipping an order completes by itself"},
+		{Name: "JWT_SECRET", Required: []Mode{ModeAPI}, Help: "HMAC key for login tokens, at least 32 bytes"},
+		{Name: "ADMIN_TOKEN", Required: []Mode{ModeAPI}, Help: "bearer token of the admin API, at least 16 characters"},
+		{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
+		{Name: "SHUTDOWN_TIMEOUT", Default: "20s", Help: "how long a stopping process waits for in-flight work"},
+	}
+}
+
+// Load reads the environment through getenv (os.Getenv in main, a map in tests)
+// and validates it for mode. Every problem is reported, each naming its variable.
+func Load(mode Mode, getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	val := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range Vars() {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	dur := func(name string) time.Duration {
+		s := val(name)
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			bad(name, "%q is not a positive duration such as 15m or 30s", s)
+			return 0
+		}
+		return d
+	}
+
+	c := Config{
+		Mode:              mode,
+		HTTPAddr:          val("HTTP_ADDR"),
+		DatabaseURL:       val("DATABASE_URL"),
+		TemporalAddress:   val("TEMPORAL_ADDRESS"),
+		TemporalNamespace: val("TEMPORAL_NAMESPACE"),
+		TemporalTaskQueue: val("TEMPORAL_TASK_QUEUE"),
+		WechatAppID:       val("WECHAT_APPID"),
+		WechatAppSecret:   val("WECHAT_APP_SECRET"),
+		WechatAPIBaseURL:  val("WECHAT_API_BASE_URL"),
+		PayMchID:          val("WECHATPAY_MCHID"),
+		PayMchCertSerial:  val("WECHATPAY_MCH_CERT_SERIAL"),
+		PayMchKeyFile:     val("WECHATPAY_MCH_PRIVATE_KEY_FILE"),
+		PayAPIv3Key:       val("WECHATPAY_APIV3_KEY"),
+		PayPublicKeyID:    val("WECHATPAY_PUBLIC_KEY_ID"),
+		PayPublicKeyFile:  val("WECHATPAY_PUBLIC_KEY_FILE"),
+		PayNotifyURL:      val("WECHATPAY_NOTIFY_URL"),
+		PayBaseURL:        val("WECHATPAY_BASE_URL"),
+		JWTSecret:         val("JWT_SECRET"),
+		AdminToken:        val("ADMIN_TOKEN"),
+		LogLevel:          strings.ToLower(val("LOG_LEVEL")),
+		OrderPayTimeout:   dur("ORDER_PAY_TIMEOUT"),
+		OrderAutoConfirm:  dur("ORDER_AUTO_CONFIRM"),
+		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT"),
+		HTTPClientTimeout: 10 * time.Second,
+	}
+
+	for _, v := range Vars() {
+		if slices.Contains(v.Required, mode) && val(v.Name) == "" {
+			bad(v.Name, "required in %s mode but not set (%s)", mode, v.Help)
+		}
+	}
+	if mode == ModeMigrate {
+		// migrate needs the database and nothing else.
+		if c.DatabaseURL != "" {
+			checkDatabaseURL(c.DatabaseURL, bad)
+		}
+		return c, errors.Join(errs...)
+	}
+
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "%q is not host:port (for example :8080)", c.HTTPAddr)
+	}
+	if c.DatabaseURL != "" {
+		checkDatabaseURL(c.DatabaseURL, bad)
+	}
+	if c.TemporalAddress != "" {
+		if _, _, err := net.SplitHostPort(c.TemporalAddress); err != nil {
+			bad("TEMPORAL_ADDRESS", "%q is not host:port (for example temporal:7233)", c.TemporalAddress)
+		}
+	}
+	for name, u := range map[string]string{
+		"WECHAT_API_BASE_URL":  c.WechatAPIBaseURL,
+		"WECHATPAY_BASE_URL":   c.PayBaseURL,
+		"WECHATPAY_NOTIFY_URL": c.PayNotifyURL,
+	} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad(name, "%q is not an http(s) URL", u)
+		}
+	}
+	if c.PayAPIv3Key != "" && len(c.PayAPIv3Key) != 32 {
+		bad("WECHATPAY_APIV3_KEY", "must be exactly 32 bytes, got %d", len(c.PayAPIv3Key))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		bad("JWT_SECRET", "must be at least 32 bytes, got %d", len(c.JWTSecret))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("ADMIN_TOKEN", "must be at least 16 characters, got %d", len(c.AdminToken))
+	}
+	for name, path := range map[string]string{
+		"WECHATPAY_MCH_PRIVATE_KEY_FILE": c.PayMchKeyFile,
+		"WECHATPAY_PUBLIC_KEY_FILE":      c.PayPublicKeyFile,
+	} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad(name, "cannot read %q: %v", path, errors.Unwrap(err))
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "%q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return c, errors.Join(errs...)
+}
+
+func checkDatabaseURL(s string, bad func(string, string, ...any)) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		bad("DATABASE_URL", "must be a postgres:// URL with a host, e.g. postgres://ordersaga:secret@db:5432/ordersaga?sslmode=disable")
+	}
+}

@@ -1,0 +1,129 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validProduction is a complete production environment; tests remove or break one
+// variable at a time.
+func validProduction(t *testing.T) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "apiclient_key.pem")
+	pub := filepath.Join(dir, "pub_key.pem")
+	for _, f := range []string{key, pub} {
+		if err := os.WriteFile(f, []byte("-----BEGIN PRIVATE KEY-----\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return map[string]string{
+		"DATABASE_URL":                   "postgres://ordersaga:secret@db:5432/ordersaga?sslmode=disable",
+		"TEMPORAL_ADDRESS":               "temporal:7233",
+		"WECHAT_APPID":                   "wx1234567890abcdef",
+		"WECHAT_APP_SECRET":              "appsecret",
+		"WECHATPAY_MCHID":                "1900000001",
+		"WECHATPAY_MCH_CERT_SERIAL":      "3775B6A45ACD588826D15E583A95F5DD00000000",
+		"WECHATPAY_MCH_PRIVATE_KEY_FILE": key,
+		"WECHATPAY_APIV3_KEY":            "0123456789abcdef0123456789abcdef",
+		"WECHATPAY_PUBLIC_KEY_ID":        "PUB_KEY_ID_0000000000000000000000000000000001",
+		"WECHATPAY_PUBLIC_KEY_FILE":      pub,
+		"WECHATPAY_NOTIFY_URL":           "https://shop.example.com/v1/wechatpay/notify",
+		"JWT_SECRET":                     strings.Repeat("s", 32),
+		"ADMIN_TOKEN":                    "admin-token-0123456789",
+	}
+}
+
+func TestCompleteProductionConfigLoadsWithDefaults(t *testing.T) {
+	env := validProduction(t)
+	for _, mode := range []Mode{ModeAPI, ModeWorker, ModeMigrate} {
+		c, err := Load(mode, func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatalf("%s: unexpected error: %v", mode, err)
+		}
+		if c.TemporalNamespace != "default" || c.TemporalTaskQueue != "orders" {
+			t.Errorf("%s: namespace/queue defaults = %q/%q", mode, c.TemporalNamespace, c.TemporalTaskQueue)
+		}
+		if c.OrderPayTimeout != 15*time.Minute {
+			t.Errorf("%s: ORDER_PAY_TIMEOUT default = %v, want 15m", mode, c.OrderPayTimeout)
+		}
+		if c.PayBaseURL != DefaultWechatPayBaseURL {
+			t.Errorf("%s: WECHATPAY_BASE_URL default = %q", mode, c.PayBaseURL)
+		}
+	}
+}
+
+func TestMissingProductionVariableIsNamed(t *testing.T) {
+	for _, v := range Vars() {
+		for _, mode := range v.Required {
+			t.Run(string(mode)+"/"+v.Name, func(t *testing.T) {
+				env := validProduction(t)
+				delete(env, v.Name)
+				_, err := Load(mode, func(k string) string { return env[k] })
+				if err == nil {
+					t.Fatalf("Load(%s) without %s succeeded", mode, v.Name)
+				}
+				if !strings.Contains(err.Error(), v.Name) {
+					t.Fatalf("error does not name %s: %v", v.Name, err)
+				}
+			})
+		}
+	}
+}
+
+func TestMalformedVariableIsNamed(t *testing.T) {
+	tests := []struct {
+		name, value string
+	}{
+		{"DATABASE_URL", "mysql://root@db/shop"},
+		{"TEMPORAL_ADDRESS", "temporal"},
+		{"HTTP_ADDR", "8080"},
+		{"WECHATPAY_APIV3_KEY", "too-short"},
+		{"WECHATPAY_BASE_URL", "ftp://example.com"},
+		{"WECHATPAY_NOTIFY_URL", "not a url"},
+		{"ORDER_PAY_TIMEOUT", "fifteen minutes"},
+		{"ORDER_PAY_TIMEOUT", "-1m"},
+		{"JWT_SECRET", "short"},
+		{"ADMIN_TOKEN", "admin"},
+		{"WECHATPAY_PUBLIC_KEY_FILE", "/nonexistent/pub_key.pem"},
+		{"LOG_LEVEL", "verbose"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			env := validProduction(t)
+			env[tt.name] = tt.value
+			_, err := Load(ModeAPI, func(k string) string { return env[k] })
+			if err == nil || !strings.Contains(err.Error(), tt.name) {
+				t.Fatalf("want an error naming %s, got %v", tt.name, err)
+			}
+		})
+	}
+}
+
+func TestDevModeNeedsNothing(t *testing.T) {
+	c, err := Load(ModeDev, func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("dev with an empty environment: %v", err)
+	}
+	if c.DatabaseURL != "" || c.TemporalAddress != "" {
+		t.Fatalf("dev should leave DATABASE_URL and TEMPORAL_ADDRESS empty (embedded), got %q %q", c.DatabaseURL, c.TemporalAddress)
+	}
+	if c.HTTPAddr != ":8080" {
+		t.Fatalf("HTTP_ADDR default = %q", c.HTTPAddr)
+	}
+}
+
+func TestEveryErrorIsReportedAtOnce(t *testing.T) {
+	_, err := Load(ModeWorker, func(string) string { return "" })
+	if err == nil {
+		t.Fatal("empty worker environment accepted")
+	}
+	for _, name := range []string{"DATABASE_URL", "TEMPORAL_ADDRESS", "WECHATPAY_MCHID", "WECHATPAY_MCH_PRIVATE_KEY_FILE"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error misses %s:\n%v", name, err)
+		}
+	}
+}

@@ -1,0 +1,200 @@
+package store
+
+import (
+	"time"
+)
+
+// OrderStatus is the life-cycle state of an order (see DESIGN.md, "Order states").
+type OrderStatus string
+
+// Order states.
+const (
+	StatusPending      OrderStatus = "PENDING"       // awaiting payment
+	StatusPaid         OrderStatus = "PAID"          // paid, stock deducted
+	StatusShipped      OrderStatus = "SHIPPED"       // handed to the carrier
+	StatusCompleted    OrderStatus = "COMPLETED"     // confirmed by the user or automatically
+	StatusClosed       OrderStatus = "CLOSED"        // expired or cancelled before payment
+	StatusRefunding    OrderStatus = "REFUNDING"     // a full refund is in flight
+	StatusRefunded     OrderStatus = "REFUNDED"      // the money went back to the payer
+	StatusRefundFailed OrderStatus = "REFUND_FAILED" // needs a person
+)
+
+// Terminal reports whether no further transition leaves s.
+func (s OrderStatus) Terminal() bool {
+	switch s {
+	case StatusClosed, StatusRefunded, StatusRefundFailed, StatusCompleted:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of the known statuses.
+func (s OrderStatus) Valid() bool {
+	switch s {
+	case StatusPending, StatusPaid, StatusShipped, StatusCompleted,
+		StatusClosed, StatusRefunding, StatusRefunded, StatusRefundFailed:
+		return true
+	}
+	return false
+}
+
+// Stock ledger kinds.
+const (
+	LedgerDeduct  = "DEDUCT"
+	LedgerRestore = "RESTORE"
+)
+
+// Refund statuses (WeChat Pay's refund status values).
+const (
+	RefundProcessing = "PROCESSING"
+	RefundSuccess    = "SUCCESS"
+	RefundClosed     = "CLOSED"
+	RefundAbnormal   = "ABNORMAL"
+)
+
+// Order flags: why an order needs a person to look at it ("" = nothing to look at).
+const (
+	FlagAmountMismatch = "AMOUNT_MISMATCH"
+)
+
+// All times written by this package are UTC truncated to the microsecond
+// (PostgreSQL's precision), so that values read back compare equal on both
+// databases and keyset cursors are exact.
+
+// User is a mini-program user, identified by WeChat's openid.
+type User struct {
+	ID        int64     `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
+	OpenID    string    `gorm:"column:open_id" json:"open_id"`
+	CreatedAt time.Time `gorm:"column:created_at" json:"created_at"`
+}
+
+// TableName implements gorm's tabler.
+func (User) TableName() string { return "users" }
+
+// Product is something for sale. PriceFen is in fen (1/100 yuan).
+type Product struct {
+	ID        int64     `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
+	Name      string    `gorm:"column:name" json:"name"`
+	PriceFen  int64     `gorm:"column:price_fen" json:"price_fen"`
+	Stock     int64     `gorm:"column:stock" json:"stock"`
+	CreatedAt time.Time `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt time.Time `gorm:"column:updated_at" json:"updated_at"`
+}
+
+// TableName implements gorm's tabler.
+func (Product) TableName() string { return "products" }
+
+// Order is the database copy of one order; the order's workflow is the only writer
+// of its status.
+type Order struct {
+	OrderNo       string      `gorm:"column:order_no;primaryKey" json:"order_no"`
+	UserID        int64       `gorm:"column:user_id" json:"user_id"`
+	Status        OrderStatus `gorm:"column:status" json:"status"`
+	TotalFen      int64       `gorm:"column:total_fen" json:"total_fen"`
+	Address       string      `gorm:"column:address" json:"address"`
+	PayDeadline   time.Time   `gorm:"column:pay_deadline" json:"pay_deadline"`
+	PrepayID      string      `gorm:"column:prepay_id" json:"prepay_id,omitempty"`
+	TransactionID string      `gorm:"column:transaction_id" json:"transaction_id,omitempty"`
+	PaidAt        *time.Time  `gorm:"column:paid_at" json:"paid_at,omitempty"`
+	ClosedAt      *time.Time  `gorm:"column:closed_at" json:"closed_at,omitempty"`
+	// Flag is "" when nothing needs a person; otherwise the reason(s), e.g. "AMOUNT_MISMATCH".
+	Flag      string      `gorm:"column:flag" json:"flag,omitempty"`
+	CreatedAt time.Time   `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt time.Time   `gorm:"column:updated_at" json:"updated_at"`
+	Items     []OrderItem `gorm:"foreignKey:OrderNo;references:OrderNo" json:"items"`
+}
+
+// TableName implements gorm's tabler.
+func (Order) TableName() string { return "orders" }
+
+// OrderItem is one line of an order, priced when the order was created.
+type OrderItem struct {
+	ID           int64  `gorm:"column:id;primaryKey;autoIncrement" json:"-"`
+	OrderNo      string `gorm:"column:order_no" json:"-"`
+	ProductID    int64  `gorm:"column:product_id" json:"product_id"`
+	Name         string `gorm:"column:name" json:"name"`
+	UnitPriceFen int64  `gorm:"column:unit_price_fen" json:"unit_price_fen"`
+	Quantity     int64  `gorm:"column:quantity" json:"quantity"`
+}
+
+// TableName implements gorm's tabler.
+func (OrderItem) TableName() string { return "order_items" }
+
+// StockLedger records one stock movement of one order for one product. The unique
+// key (order_no, product_id, kind) is what makes deduct and restore idempotent.
+type StockLedger struct {
+	ID        int64     `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
+	OrderNo   string    `gorm:"column:order_no" json:"order_no"`
+	ProductID int64     `gorm:"column:product_id" json:"product_id"`
+	Kind      string    `gorm:"column:kind" json:"kind"` // LedgerDeduct | LedgerRestore
+	Quantity  int64     `gorm:"column:quantity" json:"quantity"`
+	CreatedAt time.Time `gorm:"column:created_at" json:"created_at"`
+}
+
+// TableName implements gorm's tabler.
+func (StockLedger) TableName() string { return "stock_ledger" }
+
+// Payment is a payment WeChat Pay reported (by notify or by query), one row per
+// transaction_id.
+type Payment struct {
+	ID            int64      `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
+	TransactionID string     `gorm:"column:transaction_id" json:"transaction_id"`
+	OrderNo       string     `gorm:"column:order_no" json:"order_no"`
+	AmountFen     int64      `gorm:"column:amount_fen" json:"amount_fen"`
+	PayerOpenID   string     `gorm:"column:payer_open_id" json:"payer_open_id"`
+	AppID         string     `gorm:"column:app_id" json:"app_id"`
+	MchID         string     `gorm:"column:mch_id" json:"mch_id"`
+	TradeState    string     `gorm:"column:trade_state" json:"trade_state"`
+	SuccessTime   *time.Time `gorm:"column:success_time" json:"success_time,omitempty"`
+	CreatedAt     time.Time  `gorm:"column:created_at" json:"created_at"`
+}
+
+// TableName implements gorm's tabler.
+func (Payment) TableName() string { return "payments" }
+
+// Refund is one refund request, identified by our out_refund_no.
+type Refund struct {
+	ID            int64     `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
+	OutRefundNo   string    `gorm:"column:out_refund_no" json:"out_refund_no"`
+	OrderNo       string    `gorm:"column:order_no" json:"order_no"`
+	TransactionID string    `gorm:"column:transaction_id" json:"transaction_id"`
+	RefundFen     int64     `gorm:"column:refund_fen" json:"refund_fen"`
+	TotalFen      int64     `gorm:"column:total_fen" json:"total_fen"`
+	Reason        string    `gorm:"column:reason" json:"reason"`
+	Status        string    `gorm:"column:status" json:"status"` // RefundProcessing, RefundSuccess, ...
+	RefundID      string    `gorm:"column:refund_id" json:"refund_id,omitempty"`
+	CreatedAt     time.Time `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt     time.Time `gorm:"column:updated_at" json:"updated_at"`
+}
+
+// TableName implements gorm's tabler.
+func (Refund) TableName() string { return "refunds" }
+
+// ItemQty is a product and a quantity, as the client asks for it.
+type ItemQty struct {
+	ProductID int64 `json:"product_id"`
+	Quantity  int64 `json:"quantity"`
+}
+
+// ProductUpdate lists the product fields to change; nil fields are left alone.
+type ProductUpdate struct {
+	Name     *string
+	PriceFen *int64
+	Stock    *int64
+}
+
+// OrderUpdate lists the order fields TransitionOrder sets together with the status;
+// nil fields are left alone.
+type OrderUpdate struct {
+	PrepayID      *string
+	TransactionID *string
+	PaidAt        *time.Time
+	ClosedAt      *time.Time
+	Flag          *string
+}
+
+// dbTime normalises a time before it is written: UTC, microsecond precision.
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// now is the clock used for created_at/updated_at (tests do not replace it).
+func now() time.Time { return dbTime(time.Now()) }

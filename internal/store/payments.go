@@ -1,0 +1,131 @@
+package store
+
+import (
+	"context"
+	"strings"
+
+	"gorm.io/gorm/clause"
+)
+
+// RecordPayment stores a payment reported by WeChat Pay, once per transaction_id:
+// created is true for the first call and false for every repeat (a duplicated
+// notify, a query after a notify); the stored row is never overwritten.
+func (s *Store) RecordPayment(ctx context.Context, p Payment) (created bool, err error) {
+	defer annotate(&err, "record payment %s", p.TransactionID)
+	switch {
+	case strings.TrimSpace(p.TransactionID) == "":
+		return false, invalid("empty transaction_id")
+	case strings.TrimSpace(p.OrderNo) == "":
+		return false, invalid("empty order_no")
+	case p.AmountFen < 0:
+		return false, invalid("negative amount %d", p.AmountFen)
+	}
+	p.ID = 0
+	p.CreatedAt = now()
+	p.SuccessTime = dbTimePtr(p.SuccessTime)
+	res := s.conn(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "transaction_id"}},
+		DoNothing: true,
+	}).Create(&p)
+	if res.Error != nil {
+		return false, res.Error
+	}
+	return res.RowsAffected > 0, nil
+}
+
+// GetPayment returns the payment with this WeChat transaction_id, ErrNotFound if none.
+func (s *Store) GetPayment(ctx context.Context, transactionID string) (_ Payment, err error) {
+	defer annotate(&err, "get payment")
+	var p Payment
+	if err := s.conn(ctx).Where("transaction_id = ?", transactionID).Take(&p).Error; err != nil {
+		return Payment{}, notFound(err, "payment %s", transactionID)
+	}
+	return p, nil
+}
+
+// ListPayments lists the payments recorded for an order, oldest first.
+func (s *Store) ListPayments(ctx context.Context, orderNo string) (_ []Payment, err error) {
+	defer annotate(&err, "list payments of order %s", orderNo)
+	var ps []Payment
+	if err := s.conn(ctx).Where("order_no = ?", orderNo).Order("id").Find(&ps).Error; err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+// UpsertRefund records a refund request: inserted when out_refund_no is new,
+// otherwise the stored refund is returned unchanged (a retry). Status defaults
+// to RefundProcessing. RefundFen must be > 0 and <= TotalFen.
+func (s *Store) UpsertRefund(ctx context.Context, r Refund) (_ Refund, err error) {
+	defer annotate(&err, "upsert refund %s", r.OutRefundNo)
+	switch {
+	case strings.TrimSpace(r.OutRefundNo) == "":
+		return Refund{}, invalid("empty out_refund_no")
+	case strings.TrimSpace(r.OrderNo) == "":
+		return Refund{}, invalid("empty order_no")
+	case r.RefundFen <= 0 || r.RefundFen > r.TotalFen:
+		return Refund{}, invalid("refund %d fen of a %d fen payment", r.RefundFen, r.TotalFen)
+	}
+	if r.Status == "" {
+		r.Status = RefundProcessing
+	}
+	r.ID = 0
+	r.CreatedAt = now()
+	r.UpdatedAt = r.CreatedAt
+	err = s.conn(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "out_refund_no"}},
+		DoNothing: true,
+	}).Create(&r).Error
+	if err != nil {
+		return Refund{}, err
+	}
+	return s.GetRefund(ctx, r.OutRefundNo)
+}
+
+// UpdateRefundStatus records the refund's status (from a refund notify or query)
+// and WeChat's refund_id (an empty refundID leaves the stored one). A final
+// status (SUCCESS or CLOSED) is never replaced by another one: a late or
+// reordered report is ignored and nil returned. ErrNotFound if there is no
+// such refund.
+func (s *Store) UpdateRefundStatus(ctx context.Context, outRefundNo, status, refundID string) (err error) {
+	defer annotate(&err, "update refund %s", outRefundNo)
+	if strings.TrimSpace(status) == "" {
+		return invalid("empty refund status")
+	}
+	set := map[string]any{"status": status, "updated_at": now()}
+	if refundID != "" {
+		set["refund_id"] = refundID
+	}
+	res := s.conn(ctx).Model(&Refund{}).
+		Where("out_refund_no = ? AND (status NOT IN ? OR status = ?)",
+			outRefundNo, []string{RefundSuccess, RefundClosed}, status).
+		Updates(set)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected > 0 {
+		return nil
+	}
+	_, err = s.GetRefund(ctx, outRefundNo)
+	return err
+}
+
+// GetRefund returns a refund by out_refund_no, ErrNotFound if there is none.
+func (s *Store) GetRefund(ctx context.Context, outRefundNo string) (_ Refund, err error) {
+	defer annotate(&err, "get refund")
+	var r Refund
+	if err := s.conn(ctx).Where("out_refund_no = ?", outRefundNo).Take(&r).Error; err != nil {
+		return Refund{}, notFound(err, "refund %s", outRefundNo)
+	}
+	return r, nil
+}
+
+// ListRefunds lists an order's refunds, oldest first.
+func (s *Store) ListRefunds(ctx context.Context, orderNo string) (_ []Refund, err error) {
+	defer annotate(&err, "list refunds of order %s", orderNo)
+	var rs []Refund
+	if err := s.conn(ctx).Where("order_no = ?", orderNo).Order("id").Find(&rs).Error; err != nil {
+		return nil, err
+	}
+	return rs, nil
+}

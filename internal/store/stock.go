@@ -1,0 +1,116 @@
+package store
+
+import (
+	"context"
+
+	"gorm.io/gorm"
+)
+
+// Stock moves are recorded in stock_ledger under the unique key
+// (order_no, product_id, kind). A product's stock changes only in the same
+// transaction that inserted the matching ledger row, so a retried activity finds
+// the row already there and changes nothing: an order is deducted at most once
+// and restored at most once, and never restored without a deduction.
+
+const insertLedgerSQL = `INSERT INTO stock_ledger (order_no, product_id, kind, quantity, created_at)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (order_no, product_id, kind) DO NOTHING`
+
+// DeductStock takes the order's items out of stock, all of them or none, in one
+// transaction. For each item it inserts a DEDUCT ledger row and, only when the row
+// is new, runs UPDATE products SET stock = stock - q WHERE id = ? AND stock >= q.
+// If a product lacks stock everything is rolled back and an *OutOfStockError is
+// returned (errors.Is(err, ErrOutOfStock)). Called again for an order already
+// deducted it does nothing and returns nil. ErrNotFound if the order has no items
+// (it does not exist).
+//
+// Stock never goes negative: the conditional UPDATE (and the CHECK constraint)
+// see to it, and concurrent deductions of the same product queue on its row lock
+// (PostgreSQL) or on the database write lock (SQLite).
+func (s *Store) DeductStock(ctx context.Context, orderNo string) (err error) {
+	defer annotate(&err, "deduct stock for order %s", orderNo)
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		items, err := orderItems(tx, orderNo)
+		if err != nil {
+			return err
+		}
+		ts := now()
+		// Product id order: concurrent multi-item deductions lock rows in the same order.
+		for _, it := range sortedItems(items) {
+			res := tx.Exec(insertLedgerSQL, orderNo, it.ProductID, LedgerDeduct, it.Quantity, ts)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				continue // deducted by an earlier attempt
+			}
+			res = tx.Exec(`UPDATE products SET stock = stock - ?, updated_at = ? WHERE id = ? AND stock >= ?`,
+				it.Quantity, ts, it.ProductID, it.Quantity)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				var available int64
+				if err := tx.Model(&Product{}).Select("stock").Where("id = ?", it.ProductID).Scan(&available).Error; err != nil {
+					return err
+				}
+				return &OutOfStockError{ProductID: it.ProductID, Requested: it.Quantity, Available: available}
+			}
+		}
+		return nil
+	})
+}
+
+// RestoreStock puts back what DeductStock took for this order, in one
+// transaction: for each DEDUCT ledger row it inserts a RESTORE row and adds the
+// quantity back only when that row is new. Without a deduction it is a no-op;
+// called twice it restores once. A DeductStock after a RestoreStock of the same
+// order does nothing (the DEDUCT row is still there).
+func (s *Store) RestoreStock(ctx context.Context, orderNo string) (err error) {
+	defer annotate(&err, "restore stock for order %s", orderNo)
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		var deducted []StockLedger
+		err := tx.Where("order_no = ? AND kind = ?", orderNo, LedgerDeduct).Order("product_id").Find(&deducted).Error
+		if err != nil {
+			return err
+		}
+		ts := now()
+		for _, d := range deducted {
+			res := tx.Exec(insertLedgerSQL, orderNo, d.ProductID, LedgerRestore, d.Quantity, ts)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				continue // restored by an earlier attempt
+			}
+			res = tx.Exec(`UPDATE products SET stock = stock + ?, updated_at = ? WHERE id = ?`, d.Quantity, ts, d.ProductID)
+			if res.Error != nil {
+				return res.Error
+			}
+		}
+		return nil
+	})
+}
+
+// StockLedger lists the ledger rows of an order in the order they were written.
+func (s *Store) StockLedger(ctx context.Context, orderNo string) (_ []StockLedger, err error) {
+	defer annotate(&err, "stock ledger of order %s", orderNo)
+	var rows []StockLedger
+	if err := s.conn(ctx).Where("order_no = ?", orderNo).Order("id").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+// orderItems returns the order's items, ErrNotFound when there are none (an
+// order always has items).
+func orderItems(tx *gorm.DB, orderNo string) ([]OrderItem, error) {
+	var items []OrderItem
+	if err := tx.Where("order_no = ?", orderNo).Order("product_id").Find(&items).Error; err != nil {
+		return nil, err
+	}
+	if len(items) == 0 {
+		return nil, notFound(gorm.ErrRecordNotFound, "order %s", orderNo)
+	}
+	return items, nil
+}

@@ -1,0 +1,227 @@
+// Package api is the HTTP face of ordersaga: the mini-program API, the WeChat
+// Pay notify endpoint, admin endpoints and health. It reads orders from the
+// database but never changes an order's status: it starts, signals, updates and
+// queries the order workflows, which own every change.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+
+	"ordersaga/internal/auth"
+	"ordersaga/internal/store"
+)
+
+// Deps are what the API needs; main builds them from the configuration.
+type Deps struct {
+	Store     *store.Store
+	Temporal  client.Client
+	TaskQueue string
+	Tokens    *auth.Tokens
+	// Login exchanges wx.login codes (jscode2session).
+	Login SessionExchanger
+	// AdminToken guards /v1/admin; empty disables the admin API.
+	AdminToken string
+	// PayTimeout is ORDER_PAY_TIMEOUT, handed to each new order's workflow.
+	PayTimeout time.Duration
+	Logger     *slog.Logger
+	// Metrics is where the API registers its collectors; /metrics serves it.
+	Metrics *prometheus.Registry
+	// Now is the clock (order numbers, tokens); time.Now when nil.
+	Now func() time.Time
+}
+
+type server struct {
+	Deps
+	httpRequests *prometheus.CounterVec
+	httpLatency  *prometheus.HistogramVec
+	ordersPlaced *prometheus.CounterVec
+}
+
+// Context keys set by the middleware.
+const (
+	ctxRequestID = "request_id"
+	ctxUserID    = "user_id"
+)
+
+// maxBodyBytes bounds every request body: the largest legitimate one (an
+// order of 50 lines) is a few KB.
+const maxBodyBytes = 64 << 10
+
+// NewRouter returns the API's handler.
+func NewRouter(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Metrics == nil {
+		d.Metrics = prometheus.NewRegistry()
+	}
+	s := &server{
+		Deps: d,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordersaga_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		httpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ordersaga_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+		ordersPlaced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordersaga_orders_placed_total", Help: "Order creation requests by outcome.",
+		}, []string{"outcome"}),
+	}
+	for _, col := range []prometheus.Collector{s.httpRequests, s.httpLatency, s.ordersPlaced} {
+		if err := d.Metrics.Register(col); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				panic(err) // a programming error: two collectors with one name
+			}
+		}
+	}
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(s.requestID, s.accessLog, s.recover, s.limitBody)
+	r.NoRoute(func(c *gin.Context) { abortError(c, http.StatusNotFound, CodeNotFound, "no such endpoint") })
+	r.NoMethod(func(c *gin.Context) {
+		abortError(c, http.StatusMethodNotAllowed, CodeInvalidArgument, "method not allowed")
+	})
+
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{})))
+
+	v1 := r.Group("/v1")
+	v1.GET("/products", s.listProducts)
+	v1.POST("/auth/login", s.login)
+
+	user := v1.Group("", s.requireUser)
+	user.POST("/orders", s.createOrder)
+	user.GET("/orders", s.listOrders)
+	user.GET("/orders/:no", s.getOrder)
+	return r
+}
+
+func (s *server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if id == "" || len(id) > 64 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func (s *server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	elapsed := time.Since(start)
+	s.httpRequests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
+	s.httpLatency.WithLabelValues(route, c.Request.Method).Observe(elapsed.Seconds())
+	attrs := []any{
+		"request_id", c.GetString(ctxRequestID), "method", c.Request.Method, "route", route,
+		"status", status, "duration_ms", float64(elapsed.Microseconds()) / 1000,
+	}
+	if uid := c.GetInt64(ctxUserID); uid != 0 {
+		attrs = append(attrs, "user_id", uid)
+	}
+	if no := c.Param("no"); no != "" {
+		attrs = append(attrs, "order_no", no)
+	}
+	if len(c.Errors) > 0 {
+		attrs = append(attrs, "error", c.Errors.Last().Error())
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		level = slog.LevelDebug
+	}
+	s.Logger.Log(c.Request.Context(), level, "http request", attrs...)
+}
+
+func (s *server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.Logger.Error("panic in handler", "request_id", c.GetString(ctxRequestID), "panic", r)
+			abortError(c, http.StatusInternalServerError, CodeInternal, "internal error")
+		}
+	}()
+	c.Next()
+}
+
+func (s *server) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > maxBodyBytes {
+		abortError(c, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than 64 KiB")
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+	c.Next()
+}
+
+func (s *server) requireUser(c *gin.Context) {
+	const prefix = "Bearer "
+	h := c.GetHeader("Authorization")
+	if len(h) <= len(prefix) || h[:len(prefix)] != prefix {
+		abortError(c, http.StatusUnauthorized, CodeUnauthenticated, "missing bearer token; log in with POST /v1/auth/login")
+		return
+	}
+	uid, err := s.Tokens.Verify(h[len(prefix):])
+	if err != nil {
+		abortError(c, http.StatusUnauthorized, CodeUnauthenticated, "invalid or expired token; log in again")
+		return
+	}
+	c.Set(ctxUserID, uid)
+	c.Next()
+}
+
+func (s *server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz answers 200 only when the database and Temporal both answer, so a
+// load balancer stops sending orders to an instance that cannot take them.
+func (s *server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ok := true
+	if err := s.Store.Ping(ctx); err != nil {
+		checks["database"], ok = err.Error(), false
+	} else {
+		checks["database"] = "ok"
+	}
+	if _, err := s.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		checks["temporal"], ok = err.Error(), false
+	} else {
+		checks["temporal"] = "ok"
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}

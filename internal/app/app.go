@@ -1,0 +1,251 @@
+// Package app assembles the processes the ordersaga binary runs — api, worker,
+// migrate, dev — from the configuration. main only parses the command line
+// and calls in here.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"ordersaga/activities"
+	"ordersaga/api"
+	"ordersaga/internal/auth"
+	"ordersaga/internal/config"
+	"ordersaga/internal/store"
+	"ordersaga/internal/wxlogin"
+	"ordersaga/internal/wxpay"
+	"ordersaga/worker"
+)
+
+// TokenTTL is how long a mini-program login lasts.
+const TokenTTL = 7 * 24 * time.Hour
+
+// NewLogger returns the process logger: JSON lines on stderr, one per event,
+// ready for a log pipeline.
+func NewLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// RunMigrate applies the database migrations and returns.
+func RunMigrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	st, err := openStore(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	log.Info("database migrated", "schema_version", v)
+	return nil
+}
+
+// RunAPI serves the HTTP API until ctx is cancelled, then drains in-flight
+// requests for up to SHUTDOWN_TIMEOUT.
+func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer st.Close()
+	tc, err := dialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	handler, err := NewAPIHandler(cfg, st, tc, prometheus.NewRegistry(), log)
+	if err != nil {
+		return err
+	}
+	return serveHTTP(ctx, cfg.HTTPAddr, handler, cfg.ShutdownTimeout, log)
+}
+
+// NewAPIHandler builds the API's handler from its parts.
+func NewAPIHandler(cfg config.Config, st *store.Store, tc client.Client, reg *prometheus.Registry, log *slog.Logger) (http.Handler, error) {
+	tokens, err := Tokens(cfg)
+	if err != nil {
+		return nil, err
+	}
+	registerProcessMetrics(reg)
+	return api.NewRouter(api.Deps{
+		Store:      st,
+		Temporal:   tc,
+		TaskQueue:  cfg.TemporalTaskQueue,
+		Tokens:     tokens,
+		Login:      wxlogin.New(cfg.WechatAPIBaseURL, cfg.WechatAppID, cfg.WechatAppSecret, &http.Client{Timeout: 5 * time.Second}),
+		AdminToken: cfg.AdminToken,
+		PayTimeout: cfg.OrderPayTimeout,
+		Logger:     log,
+		Metrics:    reg,
+	}), nil
+}
+
+// Tokens is the login token signer of the configuration.
+func Tokens(cfg config.Config) (*auth.Tokens, error) {
+	t, err := auth.NewTokens(cfg.JWTSecret, TokenTTL, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("JWT_SECRET: %w", err)
+	}
+	return t, nil
+}
+
+// RunWorker runs the Temporal worker until ctx is cancelled. It also serves
+// /healthz, /readyz and /metrics on HTTP_ADDR for the orchestrator.
+func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer st.Close()
+	tc, err := dialTemporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	pay, err := NewWechatPay(cfg)
+	if err != nil {
+		return err
+	}
+	w := NewWorker(cfg, tc, st, pay, log)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop() // waits for running activities to finish or time out
+	log.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
+
+	reg := prometheus.NewRegistry()
+	registerProcessMetrics(reg)
+	return serveHTTP(ctx, cfg.HTTPAddr, healthHandler(st, tc, reg), cfg.ShutdownTimeout, log)
+}
+
+// NewWorker builds (does not start) the order worker.
+func NewWorker(cfg config.Config, tc client.Client, st *store.Store, pay *wxpay.Client, log *slog.Logger) sdkworker.Worker {
+	acts := &activities.Activities{Store: st, Pay: pay, Logger: log, Now: time.Now}
+	return worker.New(tc, cfg.TemporalTaskQueue, acts, sdkworker.Options{
+		// On stop, give running activities this long to finish before their
+		// context is cancelled; Temporal retries whatever did not finish.
+		WorkerStopTimeout: cfg.ShutdownTimeout,
+	})
+}
+
+func openStore(ctx context.Context, url string, log *slog.Logger) (*store.Store, error) {
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return st, nil
+}
+
+// dialTemporal connects, retrying while the server starts (containers come
+// up in any order), until ctx ends.
+func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+	backoff := 500 * time.Millisecond
+	for {
+		c, err := client.DialContext(ctx, client.Options{
+			HostPort:  cfg.TemporalAddress,
+			Namespace: cfg.TemporalNamespace,
+			Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		})
+		if err == nil {
+			return c, nil
+		}
+		log.Warn("temporal not reachable yet", "address", cfg.TemporalAddress, "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("TEMPORAL_ADDRESS %s: %w", cfg.TemporalAddress, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func registerProcessMetrics(reg *prometheus.Registry) {
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		var already prometheus.AlreadyRegisteredError
+		if err := reg.Register(c); err != nil && !errors.As(err, &already) {
+			panic(err)
+		}
+	}
+}
+
+// serveHTTP serves until ctx is cancelled, then shuts down gracefully.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, grace time.Duration, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR %s: %w", addr, err)
+	}
+	return serveListener(ctx, ln, h, grace, log)
+}
+
+func serveListener(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("http listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+func healthHandler(st *store.Store, tc client.Client, reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := st.Ping(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, `{"ready":false,"checks":{"database":%q}}`, err.Error())
+			return
+		}
+		if _, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, `{"ready":false,"checks":{"temporal":%q}}`, err.Error())
+			return
+		}
+		_, _ = w.Write([]byte(`{"ready":true}`))
+	})
+	mux.Handle("GET /metrics", promhttpHandler(reg))
+	return mux
+}

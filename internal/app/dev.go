@@ -1,0 +1,234 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"golang.org/x/sync/errgroup"
+
+	"ordersaga/internal/config"
+	"ordersaga/internal/devserver"
+	"ordersaga/internal/paysim"
+	"ordersaga/internal/store"
+	"ordersaga/workflows"
+)
+
+// DevOptions are the knobs of `ordersaga dev`; every port can be moved.
+type DevOptions struct {
+	DataDir      string // .data
+	APIAddr      string // 127.0.0.1:8080 unless HTTP_ADDR says otherwise
+	TemporalPort int    // 7233
+	UIPort       int    // 8233
+	PaySimPort   int    // 8091
+	Out          io.Writer
+}
+
+// DemoProducts are put in an empty catalogue so there is something to buy.
+func DemoProducts() []store.Product {
+	return []store.Product{
+		{Name: "Yunnan coffee beans 500g", PriceFen: 8800, Stock: 100},
+		{Name: "Longjing green tea 250g", PriceFen: 12800, Stock: 50},
+		{Name: "Ceramic pour-over dripper", PriceFen: 5900, Stock: 20},
+		{Name: "Limited edition mug", PriceFen: 3900, Stock: 3},
+	}
+}
+
+// RunDev runs the whole stack in this process — Temporal server and Web UI,
+// database, worker, API — until ctx is cancelled, then stops it in reverse.
+func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.Logger) error {
+	if opts.Out == nil {
+		opts.Out = os.Stdout
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir %s: %w", opts.DataDir, err)
+	}
+	// Fail on a taken port before the slow parts start.
+	apiLn, err := net.Listen("tcp", opts.APIAddr)
+	if err != nil {
+		return fmt.Errorf("API port %s is taken (set HTTP_ADDR or -api-addr to move it): %w", opts.APIAddr, err)
+	}
+	defer apiLn.Close()
+
+	simLn, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.PaySimPort)))
+	if err != nil {
+		return fmt.Errorf("WeChat Pay simulator port %d is taken (use -paysim-port to move it): %w", opts.PaySimPort, err)
+	}
+	defer simLn.Close()
+	simURL := "http://" + simLn.Addr().String()
+
+	keys, err := paysim.EnsureDevKeys(filepath.Join(opts.DataDir, "keys"))
+	if err != nil {
+		return err
+	}
+	if err := fillDevDefaults(&cfg, opts.DataDir, keys, simURL, "http://"+apiLn.Addr().String()); err != nil {
+		return err
+	}
+	simOpts := keys.SimOptions(cfg.WechatAppID, cfg.PayMchID)
+	simOpts.LoginSecret = cfg.WechatAppSecret
+	simOpts.Logger = log.With("component", "paysim")
+	sim := paysim.New(simOpts)
+	defer sim.Close()
+
+	log.Info("starting embedded Temporal server", "dir", filepath.Join(opts.DataDir, "temporal"))
+	ts, err := devserver.Start(ctx, devserver.Options{
+		Dir:              filepath.Join(opts.DataDir, "temporal"),
+		Namespace:        cfg.TemporalNamespace,
+		FrontendPort:     opts.TemporalPort,
+		UIPort:           opts.UIPort,
+		SearchAttributes: workflows.SearchAttributes(),
+		Logger:           log.With("component", "temporal-server"),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := ts.Stop(); err != nil {
+			log.Warn("temporal server stop", "error", err)
+		}
+	}()
+	cfg.TemporalAddress = ts.FrontendAddress()
+
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(opts.DataDir, "shop.db")
+	}
+	st, err := openStore(ctx, dbURL, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.SeedProducts(ctx, DemoProducts()); err != nil {
+		return fmt.Errorf("seed demo products: %w", err)
+	}
+
+	tc, err := client.DialContext(ctx, client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+	})
+	if err != nil {
+		return fmt.Errorf("dial embedded temporal: %w", err)
+	}
+	defer tc.Close()
+
+	pay, err := NewWechatPay(cfg)
+	if err != nil {
+		return err
+	}
+	w := NewWorker(cfg, tc, st, pay, log)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+
+	handler, err := NewAPIHandler(cfg, st, tc, prometheus.NewRegistry(), log)
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveListener(gctx, apiLn, handler, cfg.ShutdownTimeout, log) })
+	g.Go(func() error { return serveListener(gctx, simLn, sim.Handler(), cfg.ShutdownTimeout, log) })
+	printDevBanner(opts.Out, cfg, opts, ts.UIURL(), "http://"+apiLn.Addr().String(), simURL)
+	if err := g.Wait(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("shutting down")
+	return nil
+}
+
+// Dev identities of the shop at the simulator.
+const (
+	devAppID     = "wx0000000000dev001"
+	devAppSecret = "dev-app-secret"
+	devMchID     = "1900000109"
+)
+
+// fillDevDefaults gives dev the settings production must be given: the
+// simulator's address and keys (generated once under the data dir, so
+// tokens and keys survive a restart) and local secrets. A variable set in the
+// environment wins.
+func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simURL, apiURL string) error {
+	set := func(v *string, def string) {
+		if *v == "" || *v == config.DefaultWechatPayBaseURL || *v == "https://api.weixin.qq.com" {
+			*v = def
+		}
+	}
+	set(&cfg.WechatAppID, devAppID)
+	set(&cfg.WechatAppSecret, devAppSecret)
+	set(&cfg.WechatAPIBaseURL, simURL)
+	set(&cfg.PayMchID, devMchID)
+	set(&cfg.PayBaseURL, simURL)
+	set(&cfg.PayNotifyURL, apiURL+"/v1/wechatpay/notify")
+	env := keys.Env(simURL, cfg.PayNotifyURL)
+	set(&cfg.PayMchCertSerial, env["WECHATPAY_MCH_CERT_SERIAL"])
+	set(&cfg.PayMchKeyFile, env["WECHATPAY_MCH_PRIVATE_KEY_FILE"])
+	set(&cfg.PayAPIv3Key, env["WECHATPAY_APIV3_KEY"])
+	set(&cfg.PayPublicKeyID, env["WECHATPAY_PUBLIC_KEY_ID"])
+	set(&cfg.PayPublicKeyFile, env["WECHATPAY_PUBLIC_KEY_FILE"])
+	if cfg.JWTSecret == "" {
+		s, err := persistentSecret(filepath.Join(dataDir, "keys", "jwt_secret"))
+		if err != nil {
+			return err
+		}
+		cfg.JWTSecret = s
+	}
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = "dev-admin-token-not-for-production"
+	}
+	return nil
+}
+
+func persistentSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func printDevBanner(out io.Writer, cfg config.Config, opts DevOptions, uiURL, apiURL, simURL string) {
+	fmt.Fprintf(out, `
+ordersaga dev is running (Ctrl-C stops everything; data stays in %s)
+
+  API              %s
+  Temporal Web UI  %s/namespaces/%s/workflows
+  Temporal gRPC    %s
+  Admin token      %s
+  WeChat Pay sim   %s  (stands in for WeChat Pay and jscode2session)
+
+Try it (a mini-program journey with curl):
+
+  curl -s %[2]s/v1/products
+  TOKEN=$(curl -s -XPOST %[2]s/v1/auth/login -d '{"code":"demo"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  curl -s -XPOST %[2]s/v1/orders -H "Authorization: Bearer $TOKEN" -d '{"items":[{"product_id":1,"quantity":2}]}'
+  curl -s %[2]s/v1/orders -H "Authorization: Bearer $TOKEN"
+
+Then open the Web UI (%[3]s) and filter: OrderStatus="PENDING"
+Unpaid orders close after ORDER_PAY_TIMEOUT (%[8]s).
+`, opts.DataDir, apiURL, uiURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.AdminToken, simURL, cfg.OrderPayTimeout)
+}

@@ -1,0 +1,263 @@
+// Package testenv runs the real stack for end-to-end tests: the embedded
+// Temporal server (one per test binary), PostgreSQL (a fresh schema per test),
+// the order worker and the API over real HTTP.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"ordersaga/internal/app"
+	"ordersaga/internal/config"
+	"ordersaga/internal/devserver"
+	"ordersaga/internal/store"
+	"ordersaga/internal/store/storetest"
+	"ordersaga/workflows"
+)
+
+// Temporal starts the embedded server for a test binary; call it from
+// TestMain and Stop it after m.Run.
+func Temporal() (*devserver.Server, error) {
+	dir, err := os.MkdirTemp("", "ordersaga-temporal-*")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return devserver.Start(ctx, devserver.Options{
+		Dir: dir, FrontendPort: -1, UIPort: 0, SearchAttributes: workflows.SearchAttributes(),
+	})
+}
+
+// Options tune one environment.
+type Options struct {
+	PayTimeout time.Duration // default 15m
+}
+
+// Env is one test's stack.
+type Env struct {
+	t         testing.TB
+	Store     *store.Store
+	Temporal  client.Client
+	Config    config.Config
+	URL       string
+	TaskQueue string
+}
+
+var queueSeq atomic.Int64
+
+// New starts a worker on a task queue of its own, against a fresh database
+// schema, and the API in front of them.
+func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
+	t.Helper()
+	if opts.PayTimeout == 0 {
+		opts.PayTimeout = 15 * time.Minute
+	}
+	tw := &testWriter{t: t}
+	t.Cleanup(func() { tw.done.Store(true) }) // registered first, so it runs last
+	log := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st := storetest.NewPostgres(t)
+	cfg := config.Config{
+		TemporalNamespace: ts.Namespace(),
+		TemporalTaskQueue: fmt.Sprintf("orders-test-%d-%d", os.Getpid(), queueSeq.Add(1)),
+		OrderPayTimeout:   opts.PayTimeout,
+		JWTSecret:         strings.Repeat("j", 32),
+		AdminToken:        "admin-token-for-tests",
+		ShutdownTimeout:   5 * time.Second,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tc, err := ts.Dial(ctx, client.Options{Logger: sdklog.NewStructuredLogger(log)})
+	if err != nil {
+		t.Fatalf("dial temporal: %v", err)
+	}
+	t.Cleanup(tc.Close)
+
+	w := app.NewWorker(cfg, tc, st, nil, log) // no WeChat Pay calls in this slice yet
+	if err := w.Start(); err != nil {
+		t.Fatalf("start worker: %v", err)
+	}
+	t.Cleanup(w.Stop)
+
+	h, err := app.NewAPIHandler(cfg, st, tc, prometheus.NewRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &Env{t: t, Store: st, Temporal: tc, Config: cfg, URL: srv.URL, TaskQueue: cfg.TemporalTaskQueue}
+}
+
+// Seed adds products and returns them with their ids.
+func (e *Env) Seed(ps ...store.Product) []store.Product {
+	e.t.Helper()
+	out := make([]store.Product, 0, len(ps))
+	for _, p := range ps {
+		created, err := e.Store.CreateProduct(context.Background(), p)
+		if err != nil {
+			e.t.Fatalf("seed product %q: %v", p.Name, err)
+		}
+		out = append(out, created)
+	}
+	return out
+}
+
+// UserToken creates (or finds) the user with this openid and returns its id
+// and a valid token, as login would.
+func (e *Env) UserToken(openID string) (int64, string) {
+	e.t.Helper()
+	u, err := e.Store.UpsertUserByOpenID(context.Background(), openID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tokens, err := app.Tokens(e.Config)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	tok, _, err := tokens.Issue(u.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u.ID, tok
+}
+
+// Response is an HTTP answer with its body read.
+type Response struct {
+	Status int
+	Body   []byte
+	Header http.Header
+}
+
+// JSON decodes the body into v, failing the test when it is not JSON.
+func (r Response) JSON(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("body is not JSON (%v): %s", err, r.Body)
+	}
+}
+
+// ErrorCode is the code of an error body, "" when the body is not one.
+func (r Response) ErrorCode() string {
+	var b struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(r.Body, &b) != nil || b.Error.Message == "" {
+		return ""
+	}
+	return b.Error.Code
+}
+
+// Do sends a request; body may be nil, a string/[]byte sent as is, or a value
+// marshalled to JSON.
+func (e *Env) Do(method, path, token string, body any) Response {
+	e.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.URL+path, r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return Response{Status: resp.StatusCode, Body: data, Header: resp.Header}
+}
+
+// Eventually polls cond until it holds or the deadline passes. Waiting is not
+// a timing assertion: the deadline only bounds a hung test.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last string
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not true after %v (last: %s)", what, within, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Workflows lists the workflows matching a visibility query on this env's
+// task queue.
+func (e *Env) Workflows(query string) []string {
+	e.t.Helper()
+	q := fmt.Sprintf("TaskQueue=%q", e.TaskQueue)
+	if query != "" {
+		q += " AND " + query
+	}
+	resp, err := e.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: q})
+	if err != nil {
+		e.t.Fatalf("list workflows %q: %v", q, err)
+	}
+	var ids []string
+	for _, ex := range resp.GetExecutions() {
+		ids = append(ids, ex.GetExecution().GetWorkflowId())
+	}
+	return ids
+}
+
+// UserQuery is the visibility filter for a user's orders.
+func UserQuery(uid int64) string {
+	return fmt.Sprintf("OrderUserID=%q", strconv.FormatInt(uid, 10))
+}
+
+// testWriter sends logs to the test's output; after the test it drops them
+// (the SDK may still log while its goroutines wind down).
+type testWriter struct {
+	t    testing.TB
+	done atomic.Bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}

@@ -27,6 +27,7 @@ import (
 	"ordersaga/internal/app"
 	"ordersaga/internal/config"
 	"ordersaga/internal/devserver"
+	"ordersaga/internal/paysim"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
 	"ordersaga/workflows"
@@ -63,6 +64,11 @@ type Env struct {
 
 var queueSeq atomic.Int64
 
+const (
+	testAppID     = "wx0000000000test01"
+	testAppSecret = "test-app-secret"
+)
+
 // New starts a worker on a task queue of its own, against a fresh database
 // schema, and the API in front of them.
 func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
@@ -74,7 +80,21 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	t.Cleanup(func() { tw.done.Store(true) }) // registered first, so it runs last
 	log := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	st := storetest.NewPostgres(t)
+	// The simulator stands in for WeChat's jscode2session, over real HTTP.
+	keys, err := paysim.EnsureDevKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	simOpts := keys.SimOptions(testAppID, "1900000109")
+	simOpts.LoginSecret = testAppSecret
+	sim := paysim.New(simOpts)
+	t.Cleanup(sim.Close)
+	simSrv := httptest.NewServer(sim.Handler())
+	t.Cleanup(simSrv.Close)
 	cfg := config.Config{
+		WechatAppID:       testAppID,
+		WechatAppSecret:   testAppSecret,
+		WechatAPIBaseURL:  simSrv.URL,
 		TemporalNamespace: ts.Namespace(),
 		TemporalTaskQueue: fmt.Sprintf("orders-test-%d-%d", os.Getpid(), queueSeq.Add(1)),
 		OrderPayTimeout:   opts.PayTimeout,

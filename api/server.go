@@ -21,6 +21,7 @@ import (
 
 	"ordersaga/internal/auth"
 	"ordersaga/internal/store"
+	"ordersaga/internal/wxpay"
 )
 
 // Deps are what the API needs; main builds them from the configuration.
@@ -35,7 +36,14 @@ type Deps struct {
 	AdminToken string
 	// PayTimeout is ORDER_PAY_TIMEOUT, handed to each new order's workflow.
 	PayTimeout time.Duration
-	Logger     *slog.Logger
+	// AutoConfirm is ORDER_AUTO_CONFIRM, handed to each new order's workflow.
+	AutoConfirm time.Duration
+	// AppID and MchID are the shop's mini-program and merchant (WECHAT_APPID,
+	// WECHATPAY_MCHID): each order's workflow checks its payment against them.
+	AppID, MchID string
+	// Notify verifies and decrypts WeChat Pay callbacks.
+	Notify *wxpay.NotifyHandler
+	Logger *slog.Logger
 	// Metrics is where the API registers its collectors; /metrics serves it.
 	Metrics *prometheus.Registry
 	// Now is the clock (order numbers, tokens); time.Now when nil.

@@ -13,36 +13,92 @@ import (
 // Workflow and message names. They are part of every recorded history: never
 // rename one while orders that use it may be running.
 const (
-	OrderWorkflowName = "OrderWorkflow"
+	OrderWorkflowName        = "OrderWorkflow"
+	StrayPaymentWorkflowName = "StrayPaymentWorkflow"
 
 	// UpdateCreate is sent with update-with-start: it returns the created
 	// order, or the reason it was refused, in the same round trip as the start.
 	UpdateCreate = "create"
+	// UpdatePay returns the wx.requestPayment parameters (PayParams) of a
+	// PENDING order, creating the JSAPI prepay once and reusing it after.
+	UpdatePay = "pay"
+	// UpdateCancel closes a PENDING order (at WeChat first) and returns the
+	// order once it is CLOSED — or PAID, when WeChat says it was paid.
+	UpdateCancel = "cancel"
+	// UpdateSync asks WeChat now (at most once per SyncInterval) whether a
+	// PENDING order was paid and applies the answer (SyncResult).
+	UpdateSync = "sync"
+	// UpdateRequestRefund refunds a paid order in full (RefundRequest): the
+	// user before shipping, an admin before or after.
+	UpdateRequestRefund = "request_refund"
+	// UpdateShip marks a PAID order SHIPPED (admin; ShipRequest).
+	UpdateShip = "ship"
+	// UpdateConfirm marks a SHIPPED order COMPLETED (the user got the goods).
+	UpdateConfirm = "confirm"
 
-	// QueryState returns the workflow's view of the order (OrderView).
+	// SignalPayment carries a payment WeChat reported (PaymentNotice), from
+	// the notify endpoint.
+	SignalPayment = "payment"
+	// SignalRefund carries a refund result WeChat reported (RefundNotice).
+	SignalRefund = "refund"
+
+	// QueryState returns the workflow's view of the order (OrderView), or of
+	// the stray payment (StrayPaymentView).
 	QueryState = "state"
 )
 
 // Activity names, registered by package worker on the methods of
 // activities.Activities.
 const (
-	ActivityCreateOrder = "CreateOrder"
-	ActivityCloseOrder  = "CloseOrder"
+	ActivityCreateOrder         = "CreateOrder"
+	ActivityCheckStock          = "CheckStock"
+	ActivityRequestPayment      = "RequestPayment"
+	ActivityQueryPayment        = "QueryPayment"
+	ActivityClosePayment        = "ClosePayment"
+	ActivityMarkPaid            = "MarkPaid"
+	ActivityDeductStock         = "DeductStock"
+	ActivityCloseOrder          = "CloseOrder"
+	ActivitySetOrderStatus      = "SetOrderStatus"
+	ActivityFlagOrder           = "FlagOrder"
+	ActivityRequestRefund       = "RequestRefund"
+	ActivityQueryRefund         = "QueryRefund"
+	ActivitySettleRefund        = "SettleRefund"
+	ActivityExamineStrayPayment = "ExamineStrayPayment"
 )
 
-// Error types: the Type of the ApplicationErrors activities and update
-// handlers return for business failures. Stable: the API maps them to its
-// error codes.
+// Error types: the Type of the ApplicationErrors that activities, update
+// validators and update handlers return for business failures. Stable: the
+// API maps them to its error codes.
 const (
 	ErrTypeOutOfStock     = "OUT_OF_STOCK"
 	ErrTypeUnknownProduct = "UNKNOWN_PRODUCT"
 	ErrTypeInvalidOrder   = "INVALID_ARGUMENT"
 	ErrTypeStatusConflict = "STATUS_CONFLICT"
+
+	// Refusals of user and admin actions (update validators).
+	ErrTypeNotPayable     = "ORDER_NOT_PAYABLE"
+	ErrTypeNotCancellable = "ORDER_NOT_CANCELLABLE"
+	ErrTypeNotRefundable  = "ORDER_NOT_REFUNDABLE"
+	ErrTypeNotShippable   = "ORDER_NOT_SHIPPABLE"
+	ErrTypeNotConfirmable = "ORDER_NOT_CONFIRMABLE"
+
+	// WeChat Pay failures as the workflow sees them.
+	// ErrTypeWechatRefused: WeChat answered a permanent error (4xx other than
+	// rate limiting); retrying the same request cannot help.
+	ErrTypeWechatRefused = "WECHAT_REFUSED"
+	// ErrTypeWechatUnavailable: WeChat did not answer usefully within the
+	// time a waiting user can be given (pay update); try again later.
+	ErrTypeWechatUnavailable = "WECHAT_UNAVAILABLE"
 )
 
 // WorkflowID is the ID of an order's workflow: one order, one workflow, found
 // in the Web UI by its number.
 func WorkflowID(orderNo string) string { return "order-" + orderNo }
+
+// StrayPaymentWorkflowID is the ID of the workflow that returns a payment no
+// order keeps (the order closed, or the payment did not match it). One per
+// WeChat transaction, so repeated notifies start it once.
+func StrayPaymentWorkflowID(transactionID string) string { return "stray-payment-" + transactionID }
 
 // Search attributes every order workflow keeps current, so that the Web UI and
 // operators can filter: OrderStatus="PAID", OrderUserID="42", …

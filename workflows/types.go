@@ -1,6 +1,9 @@
 package workflows
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Status is an order's state. The same strings are stored in the database.
 type Status string
@@ -17,6 +20,52 @@ const (
 	// StatusRefused is never stored: it marks, in the workflow and its search
 	// attribute, an order turned down at creation (out of stock, unknown product).
 	StatusRefused Status = "REFUSED"
+)
+
+// Terminal reports whether an order in status s has ended (its workflow too).
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusClosed, StatusRefunded, StatusRefundFailed, StatusCompleted, StatusRefused:
+		return true
+	}
+	return false
+}
+
+// Kept reports whether an order in status s keeps the money it was paid.
+func (s Status) Kept() bool {
+	switch s {
+	case StatusPaid, StatusShipped, StatusCompleted:
+		return true
+	}
+	return false
+}
+
+// WeChat Pay trade states (trade_state of a query or notify), plus
+// TradeStateNotFound for an order WeChat never saw (no prepay was made).
+const (
+	TradeSuccess    = "SUCCESS"
+	TradeRefund     = "REFUND"
+	TradeNotPay     = "NOTPAY"
+	TradeClosed     = "CLOSED"
+	TradeUserPaying = "USERPAYING"
+	TradePayError   = "PAYERROR"
+	TradeRevoked    = "REVOKED"
+	TradeNotFound   = "NOT_FOUND"
+)
+
+// WeChat Pay refund statuses.
+const (
+	RefundProcessing = "PROCESSING"
+	RefundSuccess    = "SUCCESS"
+	RefundClosed     = "CLOSED"
+	RefundAbnormal   = "ABNORMAL"
+)
+
+// Who asks for a refund (RefundRequest.By).
+const (
+	ByUser   = "user"
+	ByAdmin  = "admin"
+	BySystem = "system" // compensation: oversold, mismatch, stray payment
 )
 
 // Item is one line of an order as the customer asked for it; prices are never
@@ -36,7 +85,18 @@ type OrderInput struct {
 	// part of the input so a configuration change never moves the deadline of
 	// a running order.
 	PayTimeout time.Duration `json:"pay_timeout"`
+	// AutoConfirm is ORDER_AUTO_CONFIRM when the order was placed: how long
+	// after shipping the order completes by itself. 0 means 7 days.
+	AutoConfirm time.Duration `json:"auto_confirm,omitempty"`
+	// AppID and MchID are the shop's mini-program and merchant: a payment
+	// reported for this order under any other is not this order's money.
+	AppID string `json:"app_id"`
+	MchID string `json:"mch_id"`
 }
+
+// DefaultAutoConfirm is how long after shipping an order completes by itself
+// when OrderInput.AutoConfirm is 0.
+const DefaultAutoConfirm = 7 * 24 * time.Hour
 
 // PricedItem is an order line priced from the database.
 type PricedItem struct {
@@ -68,6 +128,8 @@ type CreatedOrder struct {
 type CloseOrderInput struct {
 	OrderNo string `json:"order_no"`
 	Reason  string `json:"reason"`
+	// Flag, when set, marks the order for a person in the same write.
+	Flag string `json:"flag,omitempty"`
 }
 
 // CloseOrderResult says what the order's status is after the close.
@@ -75,17 +137,208 @@ type CloseOrderResult struct {
 	Status Status `json:"status"`
 }
 
-// OrderView is the workflow's view of its order: the answer of the create
-// update and of the state query.
+// PayParams are the five arguments of wx.requestPayment, named as WeChat
+// names them; the mini-program passes them on unchanged.
+type PayParams struct {
+	TimeStamp string `json:"timeStamp"`
+	NonceStr  string `json:"nonceStr"`
+	Package   string `json:"package"`
+	SignType  string `json:"signType"`
+	PaySign   string `json:"paySign"`
+}
+
+// RequestPaymentInput is the RequestPayment activity's input: the JSAPI
+// prepay of an order, expiring at its payment deadline.
+type RequestPaymentInput struct {
+	OrderNo    string    `json:"order_no"`
+	UserID     int64     `json:"user_id"`
+	TotalFen   int64     `json:"total_fen"`
+	TimeExpire time.Time `json:"time_expire"`
+}
+
+// PaymentNotice is a payment as WeChat reported it, by notify or by query.
+type PaymentNotice struct {
+	OutTradeNo    string     `json:"out_trade_no"`
+	TransactionID string     `json:"transaction_id,omitempty"`
+	TradeState    string     `json:"trade_state"`
+	AppID         string     `json:"app_id,omitempty"`
+	MchID         string     `json:"mch_id,omitempty"`
+	AmountFen     int64      `json:"amount_fen"`      // amount.total: what the order was for
+	PayerTotalFen int64      `json:"payer_total_fen"` // what the payer paid
+	Currency      string     `json:"currency,omitempty"`
+	PayerOpenID   string     `json:"payer_open_id,omitempty"`
+	SuccessTime   *time.Time `json:"success_time,omitempty"`
+	// Source says how it arrived: "notify" or "query".
+	Source string `json:"source"`
+}
+
+// Paid reports whether the notice says money was taken.
+func (p PaymentNotice) Paid() bool {
+	return p.TradeState == TradeSuccess && p.TransactionID != ""
+}
+
+// MarkPaidInput is the MarkPaid activity's input.
+type MarkPaidInput struct {
+	OrderNo string        `json:"order_no"`
+	Payment PaymentNotice `json:"payment"`
+}
+
+// RefundNotice is a refund result as WeChat reported it (notify or query).
+type RefundNotice struct {
+	OutRefundNo   string     `json:"out_refund_no"`
+	RefundID      string     `json:"refund_id,omitempty"`
+	OutTradeNo    string     `json:"out_trade_no,omitempty"`
+	TransactionID string     `json:"transaction_id,omitempty"`
+	Status        string     `json:"status"` // PROCESSING, SUCCESS, CLOSED, ABNORMAL
+	RefundFen     int64      `json:"refund_fen,omitempty"`
+	SuccessTime   *time.Time `json:"success_time,omitempty"`
+	Source        string     `json:"source"` // "notify" or "query"
+}
+
+// Final reports whether the refund will not change any more.
+func (r RefundNotice) Final() bool {
+	return r.Status == RefundSuccess || r.Status == RefundClosed || r.Status == RefundAbnormal
+}
+
+// RefundRequest is the request_refund update's argument.
+type RefundRequest struct {
+	By     string `json:"by"` // ByUser or ByAdmin
+	Reason string `json:"reason,omitempty"`
+}
+
+// ShipRequest is the ship update's argument.
+type ShipRequest struct {
+	TrackingNo string `json:"tracking_no,omitempty"`
+}
+
+// RequestRefundInput is the RequestRefund activity's input: record the refund
+// and ask WeChat for it, with the same out_refund_no on every retry.
+type RequestRefundInput struct {
+	OrderNo       string `json:"order_no"`
+	TransactionID string `json:"transaction_id"`
+	OutRefundNo   string `json:"out_refund_no"`
+	RefundFen     int64  `json:"refund_fen"`
+	TotalFen      int64  `json:"total_fen"`
+	Reason        string `json:"reason"`
+}
+
+// SettleRefundInput is the SettleRefund activity's input: record the
+// refund's final status and move the order accordingly.
+type SettleRefundInput struct {
+	OrderNo string       `json:"order_no"`
+	Refund  RefundNotice `json:"refund"`
+	// OrderRefund is false for a stray payment's refund: the order's status
+	// is not this refund's business.
+	OrderRefund bool `json:"order_refund"`
+	// RestoreStock puts the order's deducted stock back (refund before shipping).
+	RestoreStock bool `json:"restore_stock"`
+}
+
+// SetOrderStatusInput is the SetOrderStatus activity's input: one
+// conditional transition of the order row.
+type SetOrderStatusInput struct {
+	OrderNo    string   `json:"order_no"`
+	From       []Status `json:"from"`
+	To         Status   `json:"to"`
+	TrackingNo string   `json:"tracking_no,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+}
+
+// FlagOrderInput is the FlagOrder activity's input.
+type FlagOrderInput struct {
+	OrderNo string `json:"order_no"`
+	Flag    string `json:"flag"`
+	Reason  string `json:"reason"`
+}
+
+// Order flags: why an order needs a person (stored on the row, shown in the
+// state query).
+const (
+	FlagPaymentMismatch  = "PAYMENT_MISMATCH"
+	FlagRefundFailed     = "REFUND_FAILED"
+	FlagCloseUnconfirmed = "CLOSE_UNCONFIRMED"
+	FlagUnexpectedRefund = "UNEXPECTED_REFUND"
+)
+
+// SyncResult is the sync update's answer.
+type SyncResult struct {
+	// Confirmed is true when WeChat says the order was paid (now or before).
+	Confirmed bool `json:"confirmed"`
+	// Queried is false when the answer comes from a query made less than
+	// SyncInterval ago (or the order was no longer PENDING).
+	Queried bool      `json:"queried"`
+	Order   OrderView `json:"order"`
+}
+
+// Transition is one change of an order's status, as the workflow decided it.
+type Transition struct {
+	At   time.Time `json:"at"`
+	From Status    `json:"from"`
+	To   Status    `json:"to"`
+	Why  string    `json:"why"`
+}
+
+// RefundView is one refund of an order as the workflow knows it.
+type RefundView struct {
+	OutRefundNo string `json:"out_refund_no"`
+	RefundFen   int64  `json:"refund_fen"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason"`
+}
+
+// OrderView is the workflow's view of its order: the answer of the create,
+// cancel, refund, ship and confirm updates and of the state query.
 type OrderView struct {
-	OrderNo     string       `json:"order_no"`
-	UserID      int64        `json:"user_id"`
-	Status      Status       `json:"status"`
-	TotalFen    int64        `json:"total_fen"`
-	Items       []PricedItem `json:"items"`
-	PayDeadline time.Time    `json:"pay_deadline"`
-	CreatedAt   time.Time    `json:"created_at"`
+	OrderNo       string       `json:"order_no"`
+	UserID        int64        `json:"user_id"`
+	Status        Status       `json:"status"`
+	TotalFen      int64        `json:"total_fen"`
+	Items         []PricedItem `json:"items"`
+	PayDeadline   time.Time    `json:"pay_deadline"`
+	CreatedAt     time.Time    `json:"created_at"`
+	TransactionID string       `json:"transaction_id,omitempty"`
+	Refunds       []RefundView `json:"refunds,omitempty"`
+	Flags         []string     `json:"flags,omitempty"`
+	Transitions   []Transition `json:"transitions,omitempty"`
+	// Waiting says what the order waits for now (the same text as the
+	// workflow's current details in the Web UI).
+	Waiting string `json:"waiting,omitempty"`
 	// Refusal is set when Status is REFUSED: the error type and message.
 	RefusalType    string `json:"refusal_type,omitempty"`
 	RefusalMessage string `json:"refusal_message,omitempty"`
 }
+
+// StrayPaymentInput starts a StrayPaymentWorkflow.
+type StrayPaymentInput struct {
+	Payment PaymentNotice `json:"payment"`
+	// Reason is why no order keeps this money ("order closed", "amount mismatch", ...).
+	Reason string `json:"reason"`
+}
+
+// StrayDecision is what ExamineStrayPayment found.
+type StrayDecision struct {
+	// Refund is false when the payment turned out to be the one its order
+	// keeps (a late duplicate notify): nothing to return.
+	Refund bool   `json:"refund"`
+	Why    string `json:"why"`
+	// OrderKnown is false for an out_trade_no the shop never issued.
+	OrderKnown bool `json:"order_known"`
+}
+
+// StrayPaymentView is the stray payment workflow's state query answer.
+type StrayPaymentView struct {
+	Payment     PaymentNotice `json:"payment"`
+	Reason      string        `json:"reason"`
+	OutRefundNo string        `json:"out_refund_no,omitempty"`
+	Status      string        `json:"status"` // EXAMINING, REFUNDING, REFUNDED, REFUND_FAILED, KEPT, IGNORED
+}
+
+// OrderRefundNo is the out_refund_no of an order's n-th full refund (n from
+// 1): deterministic, so a retried request never refunds twice, and different
+// per attempt, so an admin can retry a refund WeChat closed.
+func OrderRefundNo(orderNo string, n int) string {
+	return orderNo + "-R" + strconv.Itoa(n)
+}
+
+// StrayRefundNo is the out_refund_no of the refund of a stray payment.
+func StrayRefundNo(transactionID string) string { return "S" + transactionID }

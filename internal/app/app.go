@@ -83,17 +83,25 @@ func NewAPIHandler(cfg config.Config, st *store.Store, tc client.Client, reg *pr
 	if err != nil {
 		return nil, err
 	}
+	notify, err := NewNotifyHandler(cfg)
+	if err != nil {
+		return nil, err
+	}
 	registerProcessMetrics(reg)
 	return api.NewRouter(api.Deps{
-		Store:      st,
-		Temporal:   tc,
-		TaskQueue:  cfg.TemporalTaskQueue,
-		Tokens:     tokens,
-		Login:      wxlogin.New(cfg.WechatAPIBaseURL, cfg.WechatAppID, cfg.WechatAppSecret, &http.Client{Timeout: 5 * time.Second}),
-		AdminToken: cfg.AdminToken,
-		PayTimeout: cfg.OrderPayTimeout,
-		Logger:     log,
-		Metrics:    reg,
+		Store:       st,
+		Temporal:    tc,
+		TaskQueue:   cfg.TemporalTaskQueue,
+		Tokens:      tokens,
+		Login:       wxlogin.New(cfg.WechatAPIBaseURL, cfg.WechatAppID, cfg.WechatAppSecret, &http.Client{Timeout: 5 * time.Second}),
+		AdminToken:  cfg.AdminToken,
+		PayTimeout:  cfg.OrderPayTimeout,
+		AutoConfirm: cfg.OrderAutoConfirm,
+		AppID:       cfg.WechatAppID,
+		MchID:       cfg.PayMchID,
+		Notify:      notify,
+		Logger:      log,
+		Metrics:     reg,
 	}), nil
 }
 

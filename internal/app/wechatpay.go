@@ -44,3 +44,22 @@ func NewWechatPay(cfg config.Config) (*wxpay.Client, error) {
 	}
 	return c, nil
 }
+
+// NewNotifyHandler builds the WeChat Pay callback verifier of the API: it
+// needs only the APIv3 key and the WeChat Pay public key (the API never signs
+// requests, so it does not hold the merchant private key).
+func NewNotifyHandler(cfg config.Config) (*wxpay.NotifyHandler, error) {
+	pub, err := wxpay.LoadPublicKeyFile(cfg.PayPublicKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", wxpay.EnvPublicKeyFile, err)
+	}
+	h, err := wxpay.NewNotifyHandler(wxpay.Config{
+		APIv3Key:    cfg.PayAPIv3Key,
+		PublicKeyID: cfg.PayPublicKeyID,
+		PublicKey:   pub,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wechat pay notify handler: %w", err)
+	}
+	return h, nil
+}

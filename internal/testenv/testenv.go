@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
 
 	"ordersaga/internal/app"
 	"ordersaga/internal/config"
@@ -30,6 +31,7 @@ import (
 	"ordersaga/internal/paysim"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
+	"ordersaga/internal/wxpay"
 	"ordersaga/workflows"
 )
 
@@ -49,7 +51,14 @@ func Temporal() (*devserver.Server, error) {
 
 // Options tune one environment.
 type Options struct {
-	PayTimeout time.Duration // default 15m
+	PayTimeout  time.Duration // default 15m
+	AutoConfirm time.Duration // default 7 days
+	// NotifyScale shrinks WeChat's notify retry schedule (15 s, 15 s, 30 s,
+	// 3 min, …); default 0.01.
+	NotifyScale float64
+	// RefundDelay is how long the simulator takes to settle a refund;
+	// default 300 ms, negative = only when settled through the simulator.
+	RefundDelay time.Duration
 }
 
 // Env is one test's stack.
@@ -60,6 +69,16 @@ type Env struct {
 	Config    config.Config
 	URL       string
 	TaskQueue string
+	// Sim is the WeChat Pay simulator the worker and the API talk to over
+	// HTTP at SimURL; tests play the payer and inject faults through it.
+	Sim    *paysim.Sim
+	SimURL string
+	// Pay is a WeChat Pay client like the worker's (official SDK), for tests
+	// that look at WeChat's side directly.
+	Pay *wxpay.Client
+
+	log    *slog.Logger
+	worker sdkworker.Worker
 }
 
 var queueSeq atomic.Int64
@@ -67,41 +86,86 @@ var queueSeq atomic.Int64
 const (
 	testAppID     = "wx0000000000test01"
 	testAppSecret = "test-app-secret"
+	testMchID     = "1900000109"
 )
 
 // New starts a worker on a task queue of its own, against a fresh database
-// schema, and the API in front of them.
+// schema, the WeChat Pay simulator, and the API in front of them, all over
+// real HTTP.
 func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	t.Helper()
 	if opts.PayTimeout == 0 {
 		opts.PayTimeout = 15 * time.Minute
 	}
+	if opts.AutoConfirm == 0 {
+		opts.AutoConfirm = 7 * 24 * time.Hour
+	}
+	if opts.NotifyScale == 0 {
+		opts.NotifyScale = 0.01
+	}
+	if opts.RefundDelay == 0 {
+		opts.RefundDelay = 300 * time.Millisecond
+	}
 	tw := &testWriter{t: t}
 	t.Cleanup(func() { tw.done.Store(true) }) // registered first, so it runs last
 	log := slog.New(slog.NewTextHandler(tw, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	st := storetest.NewPostgres(t)
-	// The simulator stands in for WeChat's jscode2session, over real HTTP.
+
+	// The API's address must be known before the worker is configured: it is
+	// the notify URL the worker gives WeChat with each prepay.
+	var api atomic.Pointer[http.Handler]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := api.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+
+	// The simulator stands in for WeChat Pay and jscode2session, over real HTTP.
 	keys, err := paysim.EnsureDevKeys(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	simOpts := keys.SimOptions(testAppID, "1900000109")
+	simOpts := keys.SimOptions(testAppID, testMchID)
 	simOpts.LoginSecret = testAppSecret
+	simOpts.NotifyScale = opts.NotifyScale
+	simOpts.RefundDelay = opts.RefundDelay
+	simOpts.Logger = log.With("component", "paysim")
 	sim := paysim.New(simOpts)
-	t.Cleanup(sim.Close)
 	simSrv := httptest.NewServer(sim.Handler())
+	// Stop the simulator (and its notify retries) before the API goes away.
 	t.Cleanup(simSrv.Close)
+	t.Cleanup(sim.Close)
+
+	payEnv := keys.Env(simSrv.URL, srv.URL+"/v1/wechatpay/notify")
 	cfg := config.Config{
 		WechatAppID:       testAppID,
 		WechatAppSecret:   testAppSecret,
 		WechatAPIBaseURL:  simSrv.URL,
+		PayMchID:          testMchID,
+		PayMchCertSerial:  payEnv["WECHATPAY_MCH_CERT_SERIAL"],
+		PayMchKeyFile:     payEnv["WECHATPAY_MCH_PRIVATE_KEY_FILE"],
+		PayAPIv3Key:       payEnv["WECHATPAY_APIV3_KEY"],
+		PayPublicKeyID:    payEnv["WECHATPAY_PUBLIC_KEY_ID"],
+		PayPublicKeyFile:  payEnv["WECHATPAY_PUBLIC_KEY_FILE"],
+		PayNotifyURL:      payEnv["WECHATPAY_NOTIFY_URL"],
+		PayBaseURL:        simSrv.URL,
 		TemporalNamespace: ts.Namespace(),
 		TemporalTaskQueue: fmt.Sprintf("orders-test-%d-%d", os.Getpid(), queueSeq.Add(1)),
 		OrderPayTimeout:   opts.PayTimeout,
+		OrderAutoConfirm:  opts.AutoConfirm,
 		JWTSecret:         strings.Repeat("j", 32),
 		AdminToken:        "admin-token-for-tests",
 		ShutdownTimeout:   5 * time.Second,
+		HTTPClientTimeout: 5 * time.Second,
 	}
+	pay, err := app.NewWechatPay(cfg)
+	if err != nil {
+		t.Fatalf("wechat pay client: %v", err)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tc, err := ts.Dial(ctx, client.Options{Logger: sdklog.NewStructuredLogger(log)})
@@ -110,19 +174,40 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	}
 	t.Cleanup(tc.Close)
 
-	w := app.NewWorker(cfg, tc, st, nil, log) // no WeChat Pay calls in this slice yet
-	if err := w.Start(); err != nil {
-		t.Fatalf("start worker: %v", err)
-	}
-	t.Cleanup(w.Stop)
+	e := &Env{t: t, Store: st, Temporal: tc, Config: cfg, URL: srv.URL, TaskQueue: cfg.TemporalTaskQueue,
+		Sim: sim, SimURL: simSrv.URL, Pay: pay, log: log}
+	e.StartWorker()
+	t.Cleanup(e.StopWorker)
 
 	h, err := app.NewAPIHandler(cfg, st, tc, prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &Env{t: t, Store: st, Temporal: tc, Config: cfg, URL: srv.URL, TaskQueue: cfg.TemporalTaskQueue}
+	api.Store(&h)
+	return e
+}
+
+// StartWorker starts the order worker (New does; after StopWorker it starts a
+// new one, as a restarted worker process would).
+func (e *Env) StartWorker() {
+	e.t.Helper()
+	if e.worker != nil {
+		return
+	}
+	w := app.NewWorker(e.Config, e.Temporal, e.Store, e.Pay, e.log)
+	if err := w.Start(); err != nil {
+		e.t.Fatalf("start worker: %v", err)
+	}
+	e.worker = w
+}
+
+// StopWorker stops the worker: workflows and activities wait on the server
+// until StartWorker.
+func (e *Env) StopWorker() {
+	if e.worker != nil {
+		e.worker.Stop()
+		e.worker = nil
+	}
 }
 
 // Seed adds products and returns them with their ids.

@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/log"
@@ -12,32 +11,47 @@ import (
 )
 
 // OrderWorkflow is one order's whole life, from the moment it is placed until
-// it ends (CLOSED in this version; the paid path comes with the saga):
+// it ends:
 //
 //	place it (price from the database, check stock, store the row) — or refuse it
-//	wait for the payment deadline
-//	close it unpaid
+//	await payment: WeChat's notify, the user's cancel, or the payment deadline
+//	  deadline or cancel: ask WeChat, close there, ask again, then CLOSED (or paid after all)
+//	paid: check the money against the order, mark PAID, deduct the stock
+//	  out of stock: refund in full (REFUNDING → REFUNDED)
+//	fulfil: ship, then the user's confirmation or the auto-confirm timer → COMPLETED;
+//	  a refund request before shipping (or an admin's after) → REFUNDED, stock restored
+//
+// Money WeChat reports that this order does not keep (a payment after it
+// closed, a payment that does not match it) goes to a StrayPaymentWorkflow,
+// which returns it.
 func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
-	o := &order{
-		in:       in,
-		status:   StatusPending,
-		deadline: workflow.Now(ctx).Add(in.PayTimeout),
-		logger:   log.With(workflow.GetLogger(ctx), "order_no", in.OrderNo, "workflow_id", workflow.GetInfo(ctx).WorkflowExecution.ID),
-	}
+	o := newOrder(ctx, in)
+	// The order's work runs on a context that Temporal's cancellation does not
+	// interrupt: a refund or a close that has begun must finish. A cancel
+	// request (e.g. from the Web UI) is taken as the user's cancel instead.
+	ctx = o.detachFromCancellation(ctx)
 	if err := o.registerHandlers(ctx); err != nil {
 		return OrderView{}, err
 	}
+	o.listen(ctx)
 
 	if err := o.place(ctx); err != nil {
 		return o.end(ctx, err)
 	}
-	o.awaitPayment(ctx)
-	if err := o.closeUnpaid(ctx); err != nil {
+	paid, err := o.awaitPayment(ctx)
+	if err != nil {
 		return o.end(ctx, err)
+	}
+	if paid {
+		if err := o.fulfil(ctx); err != nil {
+			return o.end(ctx, err)
+		}
 	}
 	return o.end(ctx, nil)
 }
 
+// order is the workflow's state. Update handlers only record requests in it;
+// the main loop acts on them, so that one coroutine at a time changes the order.
 type order struct {
 	in       OrderInput
 	status   Status
@@ -46,38 +60,69 @@ type order struct {
 	placed   bool  // the create activity has finished, one way or the other
 	refusal  error // why the order was refused, when it was
 	logger   log.Logger
+
+	// Payment.
+	inbox           []PaymentNotice // payments reported and not yet handled
+	seen            map[string]bool // transaction ids already handled
+	transactionID   string          // the payment this order keeps
+	payParams       *PayParams      // the prepay's wx.requestPayment parameters
+	prepaidAt       time.Time
+	prepayAttempted bool // WeChat may know the order: close it there before closing it here
+	paying          bool // a pay update is making the prepay
+	closing         bool // closing has begun: no new prepay
+	cancelRequested bool
+	lastSync        time.Time
+
+	// After payment.
+	refundRequest    *RefundRequest
+	shipRequest      *ShipRequest
+	confirmRequested bool
+	refundSeq        int
+	refunds          []RefundView
+	refundResults    map[string]RefundNotice // by out_refund_no: the latest final result reported
+	autoConfirm      workflow.Future
+
+	flags       []string
+	transitions []Transition
+	waiting     string
 }
 
-func (o *order) registerHandlers(ctx workflow.Context) error {
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (OrderView, error) {
-		return o.view(), nil
-	}); err != nil {
-		return fmt.Errorf("register %s query: %w", QueryState, err)
+func newOrder(ctx workflow.Context, in OrderInput) *order {
+	if in.AutoConfirm <= 0 {
+		in.AutoConfirm = DefaultAutoConfirm
 	}
-	// The API sends this update with the start: it blocks until the order is
-	// stored or refused, so the caller learns which in one round trip.
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCreate,
-		func(ctx workflow.Context) (OrderView, error) {
-			if err := workflow.Await(ctx, func() bool { return o.placed }); err != nil {
-				return OrderView{}, err
-			}
-			if o.refusal != nil {
-				return OrderView{}, o.refusal
-			}
-			return o.view(), nil
-		},
-		workflow.UpdateHandlerOptions{Description: "returns the created order, or why it was refused"},
-	); err != nil {
-		return fmt.Errorf("register %s update: %w", UpdateCreate, err)
+	return &order{
+		in:            in,
+		status:        StatusPending,
+		deadline:      workflow.Now(ctx).Add(in.PayTimeout),
+		seen:          map[string]bool{},
+		refundResults: map[string]RefundNotice{},
+		logger: log.With(workflow.GetLogger(ctx),
+			"order_no", in.OrderNo, "workflow_id", workflow.GetInfo(ctx).WorkflowExecution.ID),
 	}
-	return nil
+}
+
+// detachFromCancellation returns a context Temporal's cancellation does not
+// reach, and turns a cancel request into the user's cancel: an unpaid order
+// closes as if the user had cancelled it; a paid one ends only by refund or
+// completion, so the request changes nothing for it.
+func (o *order) detachFromCancellation(root workflow.Context) workflow.Context {
+	ctx, _ := workflow.NewDisconnectedContext(root)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		root.Done().Receive(ctx, nil)
+		if o.status == StatusPending {
+			o.logger.Info("workflow cancel requested: closing the unpaid order")
+			o.cancelRequested = true
+		}
+	})
+	return ctx
 }
 
 // place stores the order priced from the database, or refuses it. A refused
 // order leaves no row behind and its workflow ends at once.
 func (o *order) place(ctx workflow.Context) error {
 	defer func() { o.placed = true }()
-	workflow.SetCurrentDetails(ctx, "Placing the order: pricing items and checking stock")
+	o.setWaiting(ctx, "Placing the order: pricing the items and checking stock")
 
 	actx := workflow.WithActivityOptions(ctx, dbActivity("Price the items, check stock and store order "+o.in.OrderNo))
 	err := workflow.ExecuteActivity(actx, ActivityCreateOrder, CreateOrderInput{
@@ -88,15 +133,15 @@ func (o *order) place(ctx workflow.Context) error {
 		PayDeadline: o.deadline,
 	}).Get(ctx, &o.created)
 	if err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && isRefusal(appErr.Type()) {
-			o.status = StatusRefused
-			o.refusal = temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), nil)
-			o.logger.Info("order refused", "reason", appErr.Type(), "message", appErr.Message())
-			o.publish(ctx)
+		if t := errorType(err); isRefusal(t) {
+			var appErr *temporal.ApplicationError
+			errors.As(err, &appErr)
+			o.refusal = temporal.NewNonRetryableApplicationError(appErr.Message(), t, nil)
+			o.logger.Info("order refused", "reason", t, "message", appErr.Message())
+			o.setStatus(ctx, StatusRefused, appErr.Message())
 			return o.refusal
 		}
-		return err
+		return fmt.Errorf("place order %s: %w", o.in.OrderNo, err)
 	}
 	// The row's deadline is the one stored (a retried activity returns the first row).
 	o.deadline = o.created.PayDeadline
@@ -105,75 +150,39 @@ func (o *order) place(ctx workflow.Context) error {
 	return nil
 }
 
-// awaitPayment waits for the payment deadline: a durable timer, so a restart
-// of every process in between does not move it.
-func (o *order) awaitPayment(ctx workflow.Context) {
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("Waiting for payment until %s", o.deadline.UTC().Format(time.RFC3339)))
-	wait := o.deadline.Sub(workflow.Now(ctx))
-	if wait <= 0 {
-		return
-	}
-	timer := workflow.NewTimerWithOptions(ctx, wait, workflow.TimerOptions{Summary: "payment deadline"})
-	workflow.NewSelector(ctx).
-		AddFuture(timer, func(workflow.Future) {
-			o.logger.Info("payment deadline passed")
-		}).
-		Select(ctx)
-}
-
-// closeUnpaid closes an order nobody paid for.
-func (o *order) closeUnpaid(ctx workflow.Context) error {
-	workflow.SetCurrentDetails(ctx, "Closing the unpaid order")
-	actx := workflow.WithActivityOptions(ctx, dbActivity("Close unpaid order "+o.in.OrderNo))
-	var res CloseOrderResult
-	if err := workflow.ExecuteActivity(actx, ActivityCloseOrder, CloseOrderInput{
-		OrderNo: o.in.OrderNo, Reason: "payment deadline passed",
-	}).Get(ctx, &res); err != nil {
-		return fmt.Errorf("close order %s: %w", o.in.OrderNo, err)
-	}
-	o.status = res.Status
-	o.logger.Info("order closed", "status", o.status)
-	o.publish(ctx)
-	return nil
-}
-
-// end waits for running update handlers (the create update may still be
-// delivering its answer) and returns the final view.
+// end finishes the workflow: money that arrived while the order was ending
+// goes back to the payer, running update handlers deliver their answers, and
+// the final view is the result.
 func (o *order) end(ctx workflow.Context, err error) (OrderView, error) {
+	o.returnStrayPayments(ctx)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	// A signal accepted by the server while the last task ran makes Temporal
+	// replay that task with it; handle what the replay delivered.
+	o.returnStrayPayments(ctx)
 	if o.status == StatusRefused {
 		// A refusal is an answer, not a failure of the workflow.
 		return o.view(), nil
 	}
+	if err == nil {
+		o.setWaiting(ctx, fmt.Sprintf("Ended: **%s**", o.status))
+	}
 	return o.view(), err
-}
-
-// publish makes the current state visible: search attributes for filtering
-// in the Web UI, and the details line of the workflow's page.
-func (o *order) publish(ctx workflow.Context) {
-	updates := []temporal.SearchAttributeUpdate{
-		AttrOrderNo.ValueSet(o.in.OrderNo),
-		AttrOrderStatus.ValueSet(string(o.status)),
-		AttrOrderUserID.ValueSet(strconv.FormatInt(o.in.UserID, 10)),
-	}
-	if o.status != StatusRefused {
-		updates = append(updates, AttrOrderAmountFen.ValueSet(o.created.TotalFen))
-	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
-		o.logger.Warn("upsert search attributes", "error", err)
-	}
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %s", o.status, yuan(o.created.TotalFen)))
 }
 
 func (o *order) view() OrderView {
 	v := OrderView{
-		OrderNo:     o.in.OrderNo,
-		UserID:      o.in.UserID,
-		Status:      o.status,
-		TotalFen:    o.created.TotalFen,
-		Items:       o.created.Items,
-		PayDeadline: o.deadline,
-		CreatedAt:   o.created.CreatedAt,
+		OrderNo:       o.in.OrderNo,
+		UserID:        o.in.UserID,
+		Status:        o.status,
+		TotalFen:      o.created.TotalFen,
+		Items:         o.created.Items,
+		PayDeadline:   o.deadline,
+		CreatedAt:     o.created.CreatedAt,
+		TransactionID: o.transactionID,
+		Refunds:       append([]RefundView(nil), o.refunds...),
+		Flags:         append([]string(nil), o.flags...),
+		Transitions:   append([]Transition(nil), o.transitions...),
+		Waiting:       o.waiting,
 	}
 	var appErr *temporal.ApplicationError
 	if errors.As(o.refusal, &appErr) {
@@ -182,30 +191,10 @@ func (o *order) view() OrderView {
 	return v
 }
 
-// dbActivity is the options of an activity that writes the database: short
-// attempts, retried with backoff for as long as it takes (the database may be
-// restarting), except for the business errors that no retry can fix.
-func dbActivity(summary string) workflow.ActivityOptions {
-	return workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		Summary:             summary,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        500 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
-			NonRetryableErrorTypes: []string{ErrTypeOutOfStock, ErrTypeUnknownProduct, ErrTypeInvalidOrder, ErrTypeStatusConflict},
-		},
-	}
-}
-
 func isRefusal(errType string) bool {
 	switch errType {
 	case ErrTypeOutOfStock, ErrTypeUnknownProduct, ErrTypeInvalidOrder:
 		return true
 	}
 	return false
-}
-
-func yuan(fen int64) string {
-	return fmt.Sprintf("¥%d.%02d", fen/100, fen%100)
 }

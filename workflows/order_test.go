@@ -1,122 +1,659 @@
 package workflows
 
 import (
-	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 )
 
-// fakeShop stands in for the activities: the workflow unit tests are about
-// the order of decisions, not about the database (activities have their own
-// tests against PostgreSQL).
-type fakeShop struct {
-	stock   map[int64]int64
-	price   map[int64]int64
-	created int
-	closed  []string
-}
-
-func (f *fakeShop) createOrder(_ context.Context, in CreateOrderInput) (CreatedOrder, error) {
-	var total int64
-	var items []PricedItem
-	for _, it := range in.Items {
-		price, ok := f.price[it.ProductID]
-		if !ok {
-			return CreatedOrder{}, temporal.NewNonRetryableApplicationError("product does not exist", ErrTypeUnknownProduct, nil)
-		}
-		if f.stock[it.ProductID] < it.Quantity {
-			return CreatedOrder{}, temporal.NewNonRetryableApplicationError("only 1 left", ErrTypeOutOfStock, nil)
-		}
-		total += price * it.Quantity
-		items = append(items, PricedItem{ProductID: it.ProductID, UnitPriceFen: price, Quantity: it.Quantity})
-	}
-	f.created++
-	return CreatedOrder{OrderNo: in.OrderNo, TotalFen: total, Items: items, PayDeadline: in.PayDeadline}, nil
-}
-
-func (f *fakeShop) closeOrder(_ context.Context, in CloseOrderInput) (CloseOrderResult, error) {
-	f.closed = append(f.closed, in.OrderNo)
-	return CloseOrderResult{Status: StatusClosed}, nil
-}
-
-func newEnv(t *testing.T, shop *fakeShop) *testsuite.TestWorkflowEnvironment {
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(OrderWorkflow, workflow.RegisterOptions{Name: OrderWorkflowName})
-	env.RegisterActivityWithOptions(shop.createOrder, activity.RegisterOptions{Name: ActivityCreateOrder})
-	env.RegisterActivityWithOptions(shop.closeOrder, activity.RegisterOptions{Name: ActivityCloseOrder})
-	return env
-}
-
-// createUpdate sends the create update the way the API does with
-// update-with-start, and records its answer.
-type createUpdate struct {
-	view OrderView
-	err  error
-	done bool
-}
-
-func sendCreate(env *testsuite.TestWorkflowEnvironment, u *createUpdate) {
-	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(UpdateCreate, "create-1", &testsuite.TestUpdateCallback{
-			OnReject: func(err error) { u.err, u.done = err, true },
-			OnAccept: func() {},
-			OnComplete: func(v any, err error) {
-				if err == nil {
-					u.view = v.(OrderView)
-				}
-				u.err, u.done = err, true
-			},
-		})
-	}, 0)
-}
+// Each test drives one order through a path of its life in the SDK's
+// time-skipping environment: steps are scheduled at workflow times (minutes
+// and days pass in microseconds), then the workflow runs to its end.
 
 func TestUnpaidOrderIsClosedWhenItsDeadlinePasses(t *testing.T) {
-	shop := &fakeShop{stock: map[int64]int64{1: 5}, price: map[int64]int64{1: 8800}}
-	env := newEnv(t, shop)
-	var created createUpdate
-	sendCreate(env, &created)
+	tests := []struct {
+		name        string
+		prepay      bool // the user asked to pay (WeChat knows the order)
+		wantQueries int
+		wantCloses  int
+	}{
+		{"never asked to pay: closed without calling WeChat", false, 0, 0},
+		{"prepaid, never paid: query, close at WeChat, query, closed", true, 2, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			h := newHarness(t, w)
+			if tt.prepay {
+				h.update(time.Minute, UpdatePay)
+			}
+			before := h.state(14 * time.Minute)
+			final := h.run()
 
-	start := env.Now()
-	var stateBeforeDeadline OrderView
-	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(QueryState)
-		if err != nil {
-			t.Errorf("query: %v", err)
-			return
+			if before.Status != StatusPending {
+				t.Fatalf("state at 14m = %s, want PENDING", before.Status)
+			}
+			if final.Status != StatusClosed || w.order(orderNo).status != StatusClosed {
+				t.Fatalf("final %s, row %s", final.Status, w.order(orderNo).status)
+			}
+			if h.elapsed() < 15*time.Minute {
+				t.Fatalf("closed after %v, before the 15m deadline", h.elapsed())
+			}
+			if q, c := w.count(ActivityQueryPayment), w.count(ActivityClosePayment); q != tt.wantQueries || c != tt.wantCloses {
+				t.Fatalf("WeChat queries %d closes %d; want %d and %d", q, c, tt.wantQueries, tt.wantCloses)
+			}
+			if tt.prepay && w.trades[orderNo].state != TradeClosed {
+				t.Fatalf("WeChat trade state %s, want CLOSED", w.trades[orderNo].state)
+			}
+			if w.stockOf(1) != 10 {
+				t.Fatalf("stock changed to %d for an unpaid order", w.stockOf(1))
+			}
+			if !slices.Equal(statuses(final), []Status{StatusClosed}) || final.Transitions[0].Why != "payment deadline passed" {
+				t.Fatalf("transitions %+v", final.Transitions)
+			}
+		})
+	}
+}
+
+func TestDeadlineFindsThePaymentWeChatTook(t *testing.T) {
+	tests := []struct {
+		name        string
+		closeOnPaid string
+		setup       func(w *world)
+	}{
+		{"the notify was lost: the first query says SUCCESS", "refuse", func(w *world) {
+			w.onQuery = func(w *world, no string, n int) {
+				if n == 1 {
+					w.payLocked(no)
+				}
+			}
+		}},
+		{"paid a moment before the close, close refused", "refuse", func(w *world) {
+			w.onClose = func(w *world, no string) { w.payLocked(no) }
+		}},
+		{"paid a moment before the close, close answered 204", "ok204", func(w *world) {
+			w.onClose = func(w *world, no string) { w.payLocked(no) }
+		}},
+		{"the payer was entering the password and finished during the grace", "refuse", func(w *world) {
+			w.onQuery = func(w *world, no string, n int) {
+				switch n {
+				case 1:
+					w.trades[no].state = TradeUserPaying
+				case 2:
+					w.payLocked(no)
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			w.closeOnPaid = tt.closeOnPaid
+			tt.setup(w)
+			h := newHarness(t, w)
+			h.update(time.Minute, UpdatePay)
+			paid := h.state(20 * time.Minute)
+			h.update(21*time.Minute, UpdateShip, ShipRequest{})
+			h.update(22*time.Minute, UpdateConfirm)
+			final := h.run()
+
+			if paid.Status != StatusPaid || paid.TransactionID != "tx-"+orderNo {
+				t.Fatalf("after the deadline: %s %q, want PAID", paid.Status, paid.TransactionID)
+			}
+			if final.Status != StatusCompleted || w.count(ActivityCloseOrder) != 0 {
+				t.Fatalf("final %s, CloseOrder calls %d", final.Status, w.count(ActivityCloseOrder))
+			}
+			if w.stockOf(1) != 8 {
+				t.Fatalf("stock %d, want 8 (2 deducted once)", w.stockOf(1))
+			}
+		})
+	}
+}
+
+func TestPayerStillEnteringThePasswordGetsAGraceThenTheOrderCloses(t *testing.T) {
+	w := newWorld()
+	w.onQuery = func(w *world, no string, n int) {
+		if w.trades[no].state == TradeNotPay {
+			w.trades[no].state = TradeUserPaying
 		}
-		_ = v.Get(&stateBeforeDeadline)
-	}, 14*time.Minute)
+	}
+	w.onClose = func(w *world, no string) {
+		// The payer gave up: WeChat closes it.
+		w.trades[no].state = TradeNotPay
+	}
+	h := newHarness(t, w)
+	h.update(time.Minute, UpdatePay)
+	final := h.run()
 
-	env.ExecuteWorkflow(OrderWorkflowName, OrderInput{OrderNo: "N1", UserID: 7, Items: []Item{{ProductID: 1, Quantity: 2}}, PayTimeout: 15 * time.Minute})
+	if final.Status != StatusClosed {
+		t.Fatalf("final %s", final.Status)
+	}
+	// Four grace periods of 30 s after the deadline, then the close.
+	if min := 15*time.Minute + userPayingRounds*userPayingGrace; h.elapsed() < min {
+		t.Fatalf("closed after %v, before the grace (%v)", h.elapsed(), min)
+	}
+	if q := w.count(ActivityQueryPayment); q != userPayingRounds+2 {
+		t.Fatalf("queries %d, want %d", q, userPayingRounds+2)
+	}
+}
 
-	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
-		t.Fatalf("workflow did not complete cleanly: %v", env.GetWorkflowError())
+func TestCloseThatWeChatNeverConfirmsEndsClosedAndFlagged(t *testing.T) {
+	w := newWorld()
+	w.closeHasNoEffect = true
+	h := newHarness(t, w)
+	h.update(time.Minute, UpdatePay)
+	final := h.run()
+
+	if final.Status != StatusClosed || !slices.Contains(final.Flags, FlagCloseUnconfirmed) {
+		t.Fatalf("final %s flags %v", final.Status, final.Flags)
 	}
-	if !created.done || created.err != nil || created.view.Status != StatusPending || created.view.TotalFen != 17600 {
-		t.Fatalf("create update answered %+v, %v", created.view, created.err)
+	if !slices.Contains(w.order(orderNo).flags, FlagCloseUnconfirmed) {
+		t.Fatalf("row flags %v", w.order(orderNo).flags)
 	}
-	if stateBeforeDeadline.Status != StatusPending {
-		t.Fatalf("state at 14m = %s, want PENDING", stateBeforeDeadline.Status)
+	if c := w.count(ActivityClosePayment); c != closeAttempts {
+		t.Fatalf("close attempts %d, want %d", c, closeAttempts)
 	}
-	var final OrderView
-	if err := env.GetWorkflowResult(&final); err != nil {
-		t.Fatal(err)
+}
+
+func TestPaymentNotifyMarksPaidAndDeductsStockOnce(t *testing.T) {
+	w := newWorld()
+	h := newHarness(t, w)
+	h.update(time.Minute, UpdatePay)
+	h.signal(2*time.Minute, SignalPayment, h.payment())
+	// WeChat repeats notifies; the mini-program's sync finds the same payment.
+	h.signal(3*time.Minute, SignalPayment, h.payment())
+	sync := h.update(4*time.Minute, UpdateSync)
+	paid := h.state(5 * time.Minute)
+	h.signal(6*time.Minute, SignalPayment, h.payment())
+	h.update(time.Hour, UpdateShip, ShipRequest{TrackingNo: "SF123"})
+	h.update(2*time.Hour, UpdateConfirm)
+	final := h.run()
+
+	if paid.Status != StatusPaid || paid.TransactionID != "tx-"+orderNo {
+		t.Fatalf("after the notify: %+v", paid)
 	}
-	if final.Status != StatusClosed || len(shop.closed) != 1 || shop.closed[0] != "N1" {
-		t.Fatalf("final %s, closed %v", final.Status, shop.closed)
+	if n := w.count(ActivityMarkPaid); n != 1 {
+		t.Fatalf("MarkPaid ran %d times for one payment", n)
 	}
-	if waited := env.Now().Sub(start); waited < 15*time.Minute {
-		t.Fatalf("closed after %v, before the 15m deadline", waited)
+	if n := w.count(ActivityDeductStock); n != 1 || w.stockOf(1) != 8 {
+		t.Fatalf("DeductStock ran %d times, stock %d", n, w.stockOf(1))
 	}
-	if !created.view.PayDeadline.Equal(start.Add(15 * time.Minute)) {
-		t.Fatalf("deadline %v, want start+15m %v", created.view.PayDeadline, start.Add(15*time.Minute))
+	if r, ok := sync.value.(SyncResult); !ok || !r.Confirmed || r.Order.Status != StatusPaid {
+		t.Fatalf("sync after PAID answered %+v", sync.value)
 	}
+	if final.Status != StatusCompleted || w.order(orderNo).tracking != "SF123" {
+		t.Fatalf("final %s, tracking %q", final.Status, w.order(orderNo).tracking)
+	}
+	want := []Status{StatusPaid, StatusShipped, StatusCompleted}
+	if got := statuses(final); !slices.Equal(got, want) {
+		t.Fatalf("transitions %v, want %v", got, want)
+	}
+	if len(h.strayInputs) != 0 {
+		t.Fatalf("repeats of the kept payment were treated as stray money: %v", h.strayInputs)
+	}
+	if w.count(ActivityQueryPayment) != 0 || w.count(ActivityRequestRefund) != 0 {
+		t.Fatalf("a notified payment needed no query and no refund: %d %d", w.count(ActivityQueryPayment), w.count(ActivityRequestRefund))
+	}
+}
+
+func TestPaymentThatDoesNotMatchTheOrderIsNeverPaidAndIsReturned(t *testing.T) {
+	tests := []struct {
+		name   string
+		spoil  func(p *PaymentNotice)
+		reason string
+	}{
+		{"amount", func(p *PaymentNotice) { p.AmountFen = 1 }, "amount is 1 fen"},
+		{"appid", func(p *PaymentNotice) { p.AppID = "wx-someone-else" }, "appid"},
+		{"mchid", func(p *PaymentNotice) { p.MchID = "1999999999" }, "mchid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			w.refundSettlesAs = RefundSuccess
+			h := newHarness(t, w)
+			h.update(time.Minute, UpdatePay)
+			h.signal(2*time.Minute, SignalPayment, func() any {
+				p := h.w.pay(orderNo)
+				tt.spoil(&p)
+				return p
+			})
+			final := h.run()
+
+			if final.Status != StatusClosed || w.count(ActivityMarkPaid) != 0 {
+				t.Fatalf("final %s, MarkPaid calls %d", final.Status, w.count(ActivityMarkPaid))
+			}
+			if !slices.Contains(final.Flags, FlagPaymentMismatch) || !slices.Contains(w.order(orderNo).flags, FlagPaymentMismatch) {
+				t.Fatalf("flags: workflow %v, row %v", final.Flags, w.order(orderNo).flags)
+			}
+			// The order ends at once; its stray payment workflow (abandoned
+			// by design) finishes after it, so its input and effects are checked.
+			stray, ok := h.strayInputs[StrayPaymentWorkflowID("tx-"+orderNo)]
+			if !ok || stray.Payment.TransactionID != "tx-"+orderNo || !strings.Contains(stray.Reason, tt.reason) {
+				t.Fatalf("stray payment workflow started with %+v (ok=%v)", stray, ok)
+			}
+			if r := w.refund(StrayRefundNo("tx-" + orderNo)); r.status != RefundSuccess || r.txID != "tx-"+orderNo {
+				t.Fatalf("WeChat refund %+v", r)
+			}
+			if w.stockOf(1) != 10 {
+				t.Fatalf("stock %d changed", w.stockOf(1))
+			}
+		})
+	}
+}
+
+func TestPaidOrderOutOfStockIsRefunded(t *testing.T) {
+	tests := []struct {
+		name       string
+		notify     string // refund status the notify reports ("" = no notify comes)
+		settleAs   string // status a query finds
+		wantStatus Status
+	}{
+		{"refund notify says SUCCESS", RefundSuccess, "", StatusRefunded},
+		{"no notify: a query finds SUCCESS", "", RefundSuccess, StatusRefunded},
+		{"refund closed at WeChat", RefundClosed, "", StatusRefundFailed},
+		{"refund abnormal at WeChat", "", RefundAbnormal, StatusRefundFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			w.refundSettlesAs = tt.settleAs
+			h := newHarness(t, w)
+			h.update(time.Minute, UpdatePay)
+			// The last units sold to someone else between pay and payment.
+			h.at(90*time.Second, func() { w.setStock(1, 1) })
+			h.signal(2*time.Minute, SignalPayment, h.payment())
+			if tt.notify != "" {
+				h.signal(3*time.Minute, SignalRefund, func() any { return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), tt.notify) })
+			}
+			final := h.run()
+
+			if final.Status != tt.wantStatus || w.order(orderNo).status != tt.wantStatus {
+				t.Fatalf("final %s, row %s; want %s", final.Status, w.order(orderNo).status, tt.wantStatus)
+			}
+			want := []Status{StatusPaid, StatusRefunding, tt.wantStatus}
+			if got := statuses(final); !slices.Equal(got, want) {
+				t.Fatalf("transitions %v, want %v", got, want)
+			}
+			r := w.refund(OrderRefundNo(orderNo, 1))
+			if r.amount != 17600 || r.txID != "tx-"+orderNo {
+				t.Fatalf("refund %+v, want the full 17600 fen of tx-%s", r, orderNo)
+			}
+			if w.stockOf(1) != 1 || w.restored[orderNo] != 0 {
+				t.Fatalf("stock %d restored %d: nothing was deducted, nothing to restore", w.stockOf(1), w.restored[orderNo])
+			}
+			failed := tt.wantStatus == StatusRefundFailed
+			if slices.Contains(final.Flags, FlagRefundFailed) != failed {
+				t.Fatalf("flags %v", final.Flags)
+			}
+		})
+	}
+}
+
+func TestPayUpdateReturnsThePrepayAndReusesIt(t *testing.T) {
+	w := newWorld()
+	h := newHarness(t, w)
+	first := h.update(time.Minute, UpdatePay)
+	// A double tap: two pay calls in the same instant.
+	tapA := h.update(2*time.Minute, UpdatePay)
+	tapB := h.update(2*time.Minute, UpdatePay)
+	h.update(3*time.Minute, UpdateCancel)
+	h.run()
+
+	for _, u := range []*updateResult{first, tapA, tapB} {
+		if !u.done || u.err != nil {
+			t.Fatalf("%s: %v", u.name, u.err)
+		}
+	}
+	p := first.value.(PayParams)
+	if p.Package != "prepay_id=wx"+orderNo || p.SignType != "RSA" || p.PaySign == "" || p.NonceStr == "" || p.TimeStamp == "" {
+		t.Fatalf("pay params %+v", p)
+	}
+	if tapA.value.(PayParams) != p || tapB.value.(PayParams) != p {
+		t.Fatalf("pay calls answered different parameters: %+v %+v %+v", p, tapA.value, tapB.value)
+	}
+	if n := w.count(ActivityRequestPayment); n != 1 {
+		t.Fatalf("RequestPayment ran %d times; the prepay must be made once", n)
+	}
+	if n := w.count(ActivityCheckStock); n != 3 {
+		t.Fatalf("stock checked %d times, want every pay call (3)", n)
+	}
+	in := w.calls[ActivityRequestPayment][0].(RequestPaymentInput)
+	if !in.TimeExpire.Equal(h.start.Add(15*time.Minute)) || in.TotalFen != 17600 {
+		t.Fatalf("prepay input %+v: want time_expire at the deadline and 17600 fen", in)
+	}
+}
+
+func TestPayIsRefusedWhenTheOrderCannotBePaid(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(h *harness)
+		wantType string
+	}{
+		{"already paid", func(h *harness) {
+			h.update(time.Minute, UpdatePay)
+			h.signal(2*time.Minute, SignalPayment, h.payment())
+		}, ErrTypeNotPayable},
+		{"out of stock since the order was placed", func(h *harness) {
+			h.at(time.Minute, func() { h.w.setStock(1, 1) })
+		}, ErrTypeOutOfStock},
+		{"WeChat Pay does not answer", func(h *harness) {
+			h.w.failNext(ActivityRequestPayment, retryable("503"), retryable("503"), retryable("503"), retryable("503"),
+				retryable("503"), retryable("503"), retryable("503"), retryable("503"), retryable("503"), retryable("503"))
+		}, ErrTypeWechatUnavailable},
+		{"WeChat refuses the prepay", func(h *harness) {
+			h.w.failNext(ActivityRequestPayment, refused("ORDER_CLOSED"))
+		}, ErrTypeWechatRefused},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			h := newHarness(t, w)
+			tt.setup(h)
+			pay := h.update(5*time.Minute, UpdatePay)
+			h.update(6*time.Minute, UpdateRequestRefund, RefundRequest{By: ByUser})
+			h.update(7*time.Minute, UpdateCancel)
+			h.signal(8*time.Minute, SignalRefund, func() any {
+				if _, ok := w.refunds[OrderRefundNo(orderNo, 1)]; !ok {
+					return RefundNotice{OutRefundNo: "none", Status: RefundSuccess}
+				}
+				return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess)
+			})
+			h.run()
+			pay.refusedWith(t, tt.wantType)
+		})
+	}
+}
+
+func TestUserCancelClosesAPendingOrderAndIsRefusedOncePaid(t *testing.T) {
+	t.Run("pending", func(t *testing.T) {
+		w := newWorld()
+		h := newHarness(t, w)
+		h.update(time.Minute, UpdatePay)
+		cancel := h.update(2*time.Minute, UpdateCancel)
+		again := h.update(2*time.Minute, UpdateCancel) // a double tap
+		final := h.run()
+
+		if v := cancel.view(t); v.Status != StatusClosed {
+			t.Fatalf("cancel answered %s", v.Status)
+		}
+		if v := again.view(t); v.Status != StatusClosed {
+			t.Fatalf("second cancel answered %s", v.Status)
+		}
+		if final.Status != StatusClosed || final.Transitions[0].Why != "cancelled by the user" {
+			t.Fatalf("final %+v", final)
+		}
+		if h.elapsed() >= 15*time.Minute || w.trades[orderNo].state != TradeClosed || w.count(ActivityClosePayment) != 1 {
+			t.Fatalf("closed at %v, WeChat %s after %d closes", h.elapsed(), w.trades[orderNo].state, w.count(ActivityClosePayment))
+		}
+	})
+	t.Run("paid", func(t *testing.T) {
+		w := newWorld()
+		w.refundSettlesAs = RefundSuccess
+		h := newHarness(t, w)
+		h.update(time.Minute, UpdatePay)
+		h.signal(2*time.Minute, SignalPayment, h.payment())
+		cancel := h.update(3*time.Minute, UpdateCancel)
+		h.update(4*time.Minute, UpdateRequestRefund, RefundRequest{By: ByUser})
+		final := h.run()
+
+		cancel.refusedWith(t, ErrTypeNotCancellable)
+		if !cancel.rejected {
+			t.Fatalf("cancel of a paid order must be refused by the validator, before history")
+		}
+		if final.Status != StatusRefunded {
+			t.Fatalf("final %s", final.Status)
+		}
+	})
+}
+
+func TestWorkflowCancelRequestClosesAPendingOrder(t *testing.T) {
+	w := newWorld()
+	h := newHarness(t, w)
+	h.update(time.Minute, UpdatePay)
+	h.at(2*time.Minute, h.env.CancelWorkflow)
+	final := h.run()
+	if final.Status != StatusClosed || w.trades[orderNo].state != TradeClosed {
+		t.Fatalf("final %s, WeChat %s", final.Status, w.trades[orderNo].state)
+	}
+}
+
+func TestSyncAsksWeChatAtMostOncePerIntervalAndAppliesThePayment(t *testing.T) {
+	w := newWorld()
+	h := newHarness(t, w)
+	beforePrepay := h.update(30*time.Second, UpdateSync)
+	h.update(time.Minute, UpdatePay)
+	first := h.update(2*time.Minute, UpdateSync)
+	// The payer pays; WeChat's notify is lost.
+	h.at(2*time.Minute+time.Second, func() { w.pay(orderNo) })
+	throttled := h.update(2*time.Minute+2*time.Second, UpdateSync)
+	found := h.update(2*time.Minute+2*time.Second+SyncInterval, UpdateSync)
+	h.update(time.Hour, UpdateShip, ShipRequest{})
+	h.update(2*time.Hour, UpdateConfirm)
+	final := h.run()
+
+	result := func(u *updateResult) SyncResult {
+		t.Helper()
+		if !u.done || u.err != nil {
+			t.Fatalf("%s: %v", u.name, u.err)
+		}
+		return u.value.(SyncResult)
+	}
+	if r := result(beforePrepay); r.Queried || r.Confirmed {
+		t.Fatalf("sync before any prepay asked WeChat: %+v", r)
+	}
+	if r := result(first); !r.Queried || r.Confirmed || r.Order.Status != StatusPending {
+		t.Fatalf("first sync %+v", r)
+	}
+	if r := result(throttled); r.Queried {
+		t.Fatalf("sync %v after the last one asked WeChat again", 2*time.Second)
+	}
+	if r := result(found); !r.Queried || !r.Confirmed || r.Order.Status != StatusPaid {
+		t.Fatalf("sync after the payment %+v", r)
+	}
+	if w.count(ActivityQueryPayment) != 2 {
+		t.Fatalf("WeChat queried %d times, want 2", w.count(ActivityQueryPayment))
+	}
+	if final.Status != StatusCompleted || w.stockOf(1) != 8 {
+		t.Fatalf("final %s stock %d", final.Status, w.stockOf(1))
+	}
+}
+
+func TestRefundRequests(t *testing.T) {
+	tests := []struct {
+		name        string
+		shipFirst   bool
+		by          string
+		wantRefused string
+		wantStock   int64 // product 1 at the end (10 at start, 2 ordered)
+	}{
+		{"user, before shipping: refunded and restocked", false, ByUser, "", 10},
+		{"admin, before shipping: refunded and restocked", false, ByAdmin, "", 10},
+		{"admin, after shipping: refunded, the goods are gone", true, ByAdmin, "", 8},
+		{"user, after shipping: refused", true, ByUser, ErrTypeNotRefundable, 8},
+		{"nobody we know", false, "mallory", ErrTypeNotRefundable, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			h := newHarness(t, w)
+			h.update(time.Minute, UpdatePay)
+			h.signal(2*time.Minute, SignalPayment, h.payment())
+			if tt.shipFirst {
+				h.update(time.Hour, UpdateShip, ShipRequest{})
+			}
+			req := h.update(2*time.Hour, UpdateRequestRefund, RefundRequest{By: tt.by, Reason: "changed my mind"})
+			again := h.update(2*time.Hour+time.Minute, UpdateRequestRefund, RefundRequest{By: tt.by})
+			h.signal(3*time.Hour, SignalRefund, func() any {
+				if _, ok := w.refunds[OrderRefundNo(orderNo, 1)]; !ok {
+					return RefundNotice{OutRefundNo: "nothing", Status: RefundSuccess}
+				}
+				return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess)
+			})
+			if tt.wantRefused != "" { // end the order another way
+				if !tt.shipFirst {
+					h.update(4*time.Hour, UpdateShip, ShipRequest{})
+				}
+				h.update(5*time.Hour, UpdateConfirm)
+			}
+			final := h.run()
+
+			if w.stockOf(1) != tt.wantStock {
+				t.Fatalf("stock %d, want %d", w.stockOf(1), tt.wantStock)
+			}
+			if tt.wantRefused != "" {
+				req.refusedWith(t, tt.wantRefused)
+				if final.Status != StatusCompleted || w.count(ActivityRequestRefund) != 0 {
+					t.Fatalf("final %s, refunds asked %d", final.Status, w.count(ActivityRequestRefund))
+				}
+				return
+			}
+			if v := req.view(t); v.Status != StatusRefunding && v.Status != StatusRefunded {
+				t.Fatalf("refund answered %s", v.Status)
+			}
+			if v := again.view(t); v.Status != StatusRefunding && v.Status != StatusRefunded {
+				t.Fatalf("second refund request answered %s", v.Status)
+			}
+			if final.Status != StatusRefunded || w.count(ActivityRequestRefund) != 1 || w.restored[orderNo] > 1 {
+				t.Fatalf("final %s, refund requests %d, restores %d", final.Status, w.count(ActivityRequestRefund), w.restored[orderNo])
+			}
+			if got := final.Refunds; len(got) != 1 || got[0].OutRefundNo != OrderRefundNo(orderNo, 1) || got[0].Status != RefundSuccess {
+				t.Fatalf("refunds %+v", got)
+			}
+		})
+	}
+}
+
+func TestShippedOrderCompletesOnConfirmOrByItself(t *testing.T) {
+	tests := []struct {
+		name        string
+		confirmAt   time.Duration // 0 = never
+		autoConfirm time.Duration
+		wantAfter   time.Duration
+	}{
+		{"the user confirms", 48 * time.Hour, 0, 48 * time.Hour},
+		{"nobody confirms: 7 days after shipping", 0, 0, time.Hour + 7*24*time.Hour},
+		{"configured auto-confirm of 3 days", 0, 72 * time.Hour, time.Hour + 72*time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			h := newHarness(t, w)
+			h.in.AutoConfirm = tt.autoConfirm
+			h.update(time.Minute, UpdatePay)
+			h.signal(2*time.Minute, SignalPayment, h.payment())
+			early := h.update(30*time.Minute, UpdateConfirm) // not shipped yet
+			h.update(time.Hour, UpdateShip, ShipRequest{TrackingNo: "YT1"})
+			shipped := h.state(2 * time.Hour)
+			if tt.confirmAt != 0 {
+				h.update(tt.confirmAt, UpdateConfirm)
+			}
+			final := h.run()
+
+			early.refusedWith(t, ErrTypeNotConfirmable)
+			if shipped.Status != StatusShipped || final.Status != StatusCompleted {
+				t.Fatalf("shipped %s final %s", shipped.Status, final.Status)
+			}
+			if e := h.elapsed(); e < tt.wantAfter || e > tt.wantAfter+time.Minute {
+				t.Fatalf("completed after %v, want %v", e, tt.wantAfter)
+			}
+		})
+	}
+}
+
+func TestASecondPaymentOfAPaidOrderIsReturned(t *testing.T) {
+	w := newWorld()
+	w.refundSettlesAs = RefundSuccess
+	h := newHarness(t, w)
+	h.update(time.Minute, UpdatePay)
+	h.signal(2*time.Minute, SignalPayment, h.payment())
+	h.signal(3*time.Minute, SignalPayment, func() any {
+		p := w.pay(orderNo)
+		p.TransactionID = "tx-second"
+		return p
+	})
+	h.update(time.Hour, UpdateShip, ShipRequest{})
+	h.update(2*time.Hour, UpdateConfirm)
+	final := h.run()
+
+	if final.Status != StatusCompleted || final.TransactionID != "tx-"+orderNo {
+		t.Fatalf("final %s keeps %q", final.Status, final.TransactionID)
+	}
+	stray, ok := h.strays[StrayPaymentWorkflowID("tx-second")]
+	if !ok {
+		t.Fatalf("no stray payment workflow ran; ran: %v", h.strays)
+	}
+	if stray.Status != StrayRefunded || w.refund(StrayRefundNo("tx-second")).status != RefundSuccess {
+		t.Fatalf("stray %+v", stray)
+	}
+}
+
+func TestWeChatFailuresAreRetriedWithTheSameIDsAndRefusalsChangeThePath(t *testing.T) {
+	t.Run("5xx on query, close and refund are retried with the same out_trade_no and out_refund_no", func(t *testing.T) {
+		w := newWorld()
+		w.refundSettlesAs = RefundSuccess
+		w.failNext(ActivityQueryPayment, retryable("500 SYSTEM_ERROR"), retryable("timeout"))
+		w.failNext(ActivityClosePayment, retryable("502"))
+		h := newHarness(t, w)
+		h.update(time.Minute, UpdatePay)
+		final := h.run()
+		if final.Status != StatusClosed || w.count(ActivityQueryPayment) != 4 || w.count(ActivityClosePayment) != 2 {
+			t.Fatalf("final %s after %d queries %d closes", final.Status, w.count(ActivityQueryPayment), w.count(ActivityClosePayment))
+		}
+		for _, c := range append(w.calls[ActivityQueryPayment], w.calls[ActivityClosePayment]...) {
+			if c.(string) != orderNo {
+				t.Fatalf("retried with %v", c)
+			}
+		}
+
+		w = newWorld()
+		w.refundSettlesAs = RefundSuccess
+		w.failNext(ActivityRequestRefund, retryable("500"), retryable("500"), retryable("500"))
+		w.failNext(ActivityQueryRefund, retryable("429 FREQUENCY_LIMITED"))
+		h = newHarness(t, w)
+		h.update(time.Minute, UpdatePay)
+		h.at(90*time.Second, func() { w.setStock(1, 0) })
+		h.signal(2*time.Minute, SignalPayment, h.payment())
+		final = h.run()
+		if final.Status != StatusRefunded || w.count(ActivityRequestRefund) != 4 {
+			t.Fatalf("final %s after %d refund requests", final.Status, w.count(ActivityRequestRefund))
+		}
+		for _, c := range w.calls[ActivityRequestRefund] {
+			if c.(RequestRefundInput).OutRefundNo != OrderRefundNo(orderNo, 1) {
+				t.Fatalf("refund retried with another out_refund_no: %+v", c)
+			}
+		}
+	})
+	t.Run("a refund WeChat refuses is not retried: REFUND_FAILED, flagged", func(t *testing.T) {
+		w := newWorld()
+		w.failNext(ActivityRequestRefund, refused("403 USER_ACCOUNT_ABNORMAL"))
+		h := newHarness(t, w)
+		h.update(time.Minute, UpdatePay)
+		h.signal(2*time.Minute, SignalPayment, h.payment())
+		h.update(time.Hour, UpdateRequestRefund, RefundRequest{By: ByUser})
+		final := h.run()
+		if final.Status != StatusRefundFailed || w.count(ActivityRequestRefund) != 1 || !slices.Contains(final.Flags, FlagRefundFailed) {
+			t.Fatalf("final %s flags %v after %d requests", final.Status, final.Flags, w.count(ActivityRequestRefund))
+		}
+		if w.stockOf(1) != 8 {
+			t.Fatalf("stock %d: a failed refund must not restock", w.stockOf(1))
+		}
+	})
+	t.Run("the database down while placing is retried until the order is stored", func(t *testing.T) {
+		w := newWorld()
+		w.failNext(ActivityCreateOrder, retryable("connection refused"), retryable("connection refused"), retryable("connection refused"))
+		h := newHarness(t, w)
+		created := h.update(0, UpdateCreate)
+		final := h.run()
+		if v := created.view(t); v.Status != StatusPending || v.TotalFen != 17600 {
+			t.Fatalf("create answered %+v", v)
+		}
+		if final.Status != StatusClosed || w.count(ActivityCreateOrder) != 4 {
+			t.Fatalf("final %s after %d attempts", final.Status, w.count(ActivityCreateOrder))
+		}
+	})
 }
 
 func TestRefusedOrderAnswersTheCreateUpdateAndEnds(t *testing.T) {
@@ -125,57 +662,71 @@ func TestRefusedOrderAnswersTheCreateUpdateAndEnds(t *testing.T) {
 		items    []Item
 		wantType string
 	}{
-		{"out of stock", []Item{{ProductID: 1, Quantity: 2}}, ErrTypeOutOfStock},
+		{"out of stock", []Item{{ProductID: 2, Quantity: 6}}, ErrTypeOutOfStock},
 		{"unknown product", []Item{{ProductID: 99, Quantity: 1}}, ErrTypeUnknownProduct},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			shop := &fakeShop{stock: map[int64]int64{1: 1}, price: map[int64]int64{1: 3900}}
-			env := newEnv(t, shop)
-			var created createUpdate
-			sendCreate(env, &created)
-			env.ExecuteWorkflow(OrderWorkflowName, OrderInput{OrderNo: "N2", UserID: 7, Items: tt.items, PayTimeout: 15 * time.Minute})
-
-			if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
-				t.Fatalf("workflow: completed=%v err=%v", env.IsWorkflowCompleted(), env.GetWorkflowError())
-			}
-			var appErr *temporal.ApplicationError
-			if !created.done || !errorsAs(created.err, &appErr) || appErr.Type() != tt.wantType {
-				t.Fatalf("create update error = %v, want type %s", created.err, tt.wantType)
-			}
-			var final OrderView
-			_ = env.GetWorkflowResult(&final)
+			w := newWorld()
+			h := newHarness(t, w)
+			h.in.Items = tt.items
+			created := h.update(0, UpdateCreate)
+			final := h.run()
+			created.refusedWith(t, tt.wantType)
 			if final.Status != StatusRefused || final.RefusalType != tt.wantType {
 				t.Fatalf("final = %+v", final)
 			}
-			if shop.created != 0 || len(shop.closed) != 0 {
-				t.Fatalf("refused order touched the shop: created=%d closed=%v", shop.created, shop.closed)
+			if len(w.orders) != 0 || w.count(ActivityCloseOrder) != 0 {
+				t.Fatalf("refused order touched the shop: %d orders, %d closes", len(w.orders), w.count(ActivityCloseOrder))
 			}
 		})
 	}
 }
 
-func TestDatabaseOutageIsRetriedUntilTheOrderIsStored(t *testing.T) {
-	shop := &fakeShop{stock: map[int64]int64{1: 5}, price: map[int64]int64{1: 100}}
-	env := newEnv(t, shop)
-	failures := 0
-	env.OnActivity(ActivityCreateOrder, mockAny, mockAny).Return(
-		func(ctx context.Context, in CreateOrderInput) (CreatedOrder, error) {
-			if failures < 3 {
-				failures++
-				return CreatedOrder{}, temporal.NewApplicationError("connection refused", "DB_DOWN")
-			}
-			return shop.createOrder(ctx, in)
-		})
-	var created createUpdate
-	sendCreate(env, &created)
-	env.ExecuteWorkflow(OrderWorkflowName, OrderInput{OrderNo: "N3", UserID: 7, Items: []Item{{ProductID: 1, Quantity: 1}}, PayTimeout: time.Minute})
-	if created.err != nil || created.view.Status != StatusPending || failures != 3 {
-		t.Fatalf("create = %+v, %v after %d failures", created.view, created.err, failures)
+func TestStrayPaymentWorkflowReturnsOnlyMoneyNobodyKeeps(t *testing.T) {
+	tests := []struct {
+		name       string
+		order      *shopOrder
+		wantStatus string
+		wantRefund bool
+	}{
+		{"the order closed before the payment", &shopOrder{no: "S1000001", status: StatusClosed, total: 100}, StrayRefunded, true},
+		{"a late repeat of the payment the order keeps", &shopOrder{no: "S1000001", status: StatusPaid, total: 100, txID: "tx-s"}, StrayKept, false},
+		{"an order this shop never made", nil, StrayIgnored, false},
 	}
-	var final OrderView
-	_ = env.GetWorkflowResult(&final)
-	if final.Status != StatusClosed {
-		t.Fatalf("final %s", final.Status)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			if tt.order != nil {
+				w.orders[tt.order.no] = tt.order
+			}
+			w.trades["S1000001"] = &trade{state: TradeSuccess, txID: "tx-s", amount: 100}
+			var suite testsuite.WorkflowTestSuite
+			env := suite.NewTestWorkflowEnvironment()
+			w.register(env)
+			env.RegisterDelayedCallback(func() {
+				env.SignalWorkflow(SignalRefund, w.settleRefundAtWechat(StrayRefundNo("tx-s"), RefundSuccess))
+			}, time.Minute)
+			env.ExecuteWorkflow(StrayPaymentWorkflowName, StrayPaymentInput{
+				Payment: PaymentNotice{OutTradeNo: "S1000001", TransactionID: "tx-s", TradeState: TradeSuccess, AmountFen: 100, Source: "notify"},
+				Reason:  "order S1000001 has ended",
+			})
+			var v StrayPaymentView
+			if err := env.GetWorkflowResult(&v); err != nil {
+				t.Fatal(err)
+			}
+			if v.Status != tt.wantStatus {
+				t.Fatalf("status %s, want %s", v.Status, tt.wantStatus)
+			}
+			if got := w.count(ActivityRequestRefund) == 1; got != tt.wantRefund {
+				t.Fatalf("refund requested: %v, want %v", got, tt.wantRefund)
+			}
+			if tt.wantRefund {
+				in := w.calls[ActivityRequestRefund][0].(RequestRefundInput)
+				if in.OutRefundNo != StrayRefundNo("tx-s") || in.RefundFen != 100 || in.TransactionID != "tx-s" {
+					t.Fatalf("refund %+v", in)
+				}
+			}
+		})
 	}
 }

@@ -1,0 +1,228 @@
+package workflows
+
+import (
+	"fmt"
+
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/workflow"
+)
+
+// fulfil takes a PAID order to its end: its stock deducted — or, when the
+// stock ran out while it was being paid, its money returned — then shipping,
+// the user's confirmation or a refund.
+func (o *order) fulfil(ctx workflow.Context) error {
+	deducted, err := o.deductStock(ctx)
+	if err != nil {
+		return err
+	}
+	if !deducted {
+		return o.refundOverSold(ctx)
+	}
+	return o.awaitFulfilment(ctx)
+}
+
+// deductStock takes every item out of stock in one transaction, once (the
+// ledger's unique key makes a retry a no-op). False means out of stock.
+func (o *order) deductStock(ctx workflow.Context) (bool, error) {
+	o.setWaiting(ctx, "Paid: deducting the items from stock")
+	actx := workflow.WithActivityOptions(ctx, dbActivity("Deduct the stock of order "+o.in.OrderNo+" (all items, once)"))
+	err := workflow.ExecuteActivity(actx, ActivityDeductStock, o.in.OrderNo).Get(ctx, nil)
+	switch {
+	case err == nil:
+		return true, nil
+	case errorType(err) == ErrTypeOutOfStock:
+		o.logger.Warn("paid but out of stock: refunding", "reason", errorMessage(err))
+		return false, nil
+	default:
+		return false, fmt.Errorf("deduct stock of order %s: %w", o.in.OrderNo, err)
+	}
+}
+
+// refundOverSold is the compensation for an order paid after its stock ran
+// out: the full amount goes back. Nothing was deducted, so nothing is restored.
+func (o *order) refundOverSold(ctx workflow.Context) error {
+	return o.refund(ctx, RefundRequest{By: BySystem, Reason: "out of stock when the payment arrived"}, false)
+}
+
+// awaitFulfilment waits for what happens to a paid order: the shop ships
+// it, then the user confirms or the auto-confirm timer fires (COMPLETED); or
+// a refund is asked for (REFUNDED). Payments of other transactions that
+// arrive meanwhile are returned.
+func (o *order) awaitFulfilment(ctx workflow.Context) error {
+	for !o.status.Terminal() {
+		var err error
+		switch o.status {
+		case StatusPaid:
+			o.setWaiting(ctx, "Paid and stock deducted: waiting for the shop to ship (or a refund request)")
+			err = workflow.Await(ctx, func() bool {
+				return o.refundRequest != nil || o.shipRequest != nil || len(o.inbox) > 0
+			})
+		case StatusShipped:
+			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", o.in.AutoConfirm))
+			err = workflow.Await(ctx, func() bool {
+				return o.refundRequest != nil || o.confirmRequested || o.autoConfirm.IsReady() || len(o.inbox) > 0
+			})
+		default:
+			return fmt.Errorf("order %s is %s after payment: no way forward", o.in.OrderNo, o.status)
+		}
+		if err != nil {
+			return err
+		}
+		o.returnStrayPayments(ctx)
+
+		switch {
+		case o.refundRequest != nil:
+			// Goods that have not left the shop go back on the shelf.
+			restock := o.status == StatusPaid
+			err = o.refund(ctx, *o.refundRequest, restock)
+		case o.status == StatusPaid && o.shipRequest != nil:
+			err = o.ship(ctx, *o.shipRequest)
+		case o.status == StatusShipped && o.confirmRequested:
+			err = o.complete(ctx, "the user confirmed receipt")
+		case o.status == StatusShipped && o.autoConfirm.IsReady():
+			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", o.in.AutoConfirm))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
+	why := "shipped by the shop"
+	if req.TrackingNo != "" {
+		why += ", tracking number " + req.TrackingNo
+	}
+	if err := o.transition(ctx, []Status{StatusPaid}, StatusShipped, why, req.TrackingNo); err != nil {
+		return err
+	}
+	o.autoConfirm = workflow.NewTimerWithOptions(ctx, o.in.AutoConfirm,
+		workflow.TimerOptions{Summary: fmt.Sprintf("Auto-confirm %s after shipping", o.in.AutoConfirm)})
+	return nil
+}
+
+func (o *order) complete(ctx workflow.Context, why string) error {
+	return o.transition(ctx, []Status{StatusShipped}, StatusCompleted, why, "")
+}
+
+// transition moves the order row (SetOrderStatus) and then the workflow.
+func (o *order) transition(ctx workflow.Context, from []Status, to Status, why, trackingNo string) error {
+	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Mark order %s %s: %s", o.in.OrderNo, to, why)))
+	var res CloseOrderResult
+	if err := workflow.ExecuteActivity(actx, ActivitySetOrderStatus, SetOrderStatusInput{
+		OrderNo: o.in.OrderNo, From: from, To: to, TrackingNo: trackingNo, Reason: why,
+	}).Get(ctx, &res); err != nil {
+		return fmt.Errorf("mark order %s %s: %w", o.in.OrderNo, to, err)
+	}
+	o.setStatus(ctx, to, why)
+	return nil
+}
+
+// refund returns the order's money in full: REFUNDING, the refund asked of
+// WeChat with a deterministic out_refund_no (a retry never refunds twice),
+// then its result — the refund notify or, when none comes, a query with
+// backoff — REFUNDED, with the stock restored when asked; or REFUND_FAILED,
+// flagged for a person. The caller's context is already one Temporal's
+// cancellation does not reach, so a refund that has begun always finishes.
+func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock bool) error {
+	why := fmt.Sprintf("refund requested by the %s", req.By)
+	if req.Reason != "" {
+		why += ": " + req.Reason
+	}
+	if err := o.transition(ctx, []Status{o.status}, StatusRefunding, why, ""); err != nil {
+		return err
+	}
+	o.refundSeq++
+	outRefundNo := OrderRefundNo(o.in.OrderNo, o.refundSeq)
+	o.refunds = append(o.refunds, RefundView{OutRefundNo: outRefundNo, RefundFen: o.created.TotalFen, Status: RefundProcessing, Reason: why})
+
+	o.setWaiting(ctx, "Asking WeChat Pay for refund "+outRefundNo)
+	opts := wechatActivity(fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(o.created.TotalFen), o.in.OrderNo, o.transactionID))
+	// WeChat may refuse for a while (merchant balance short): keep asking
+	// for a day, then leave it to a person.
+	opts.ScheduleToCloseTimeout = refundRequestFor
+	var accepted RefundNotice
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), ActivityRequestRefund, RequestRefundInput{
+		OrderNo: o.in.OrderNo, TransactionID: o.transactionID, OutRefundNo: outRefundNo,
+		RefundFen: o.created.TotalFen, TotalFen: o.created.TotalFen, Reason: req.Reason,
+	}).Get(ctx, &accepted)
+
+	var result RefundNotice
+	if err != nil {
+		o.logger.Error("WeChat did not take the refund", "out_refund_no", outRefundNo, "error", err)
+		result = RefundNotice{OutRefundNo: outRefundNo, Status: RefundClosed, Source: "request refused: " + errorMessage(err)}
+	} else {
+		result = awaitRefundResult(ctx, o.logger, outRefundNo, accepted, o.reportedRefund, func(s string) { o.setWaiting(ctx, s) })
+	}
+	return o.settleRefund(ctx, result, restoreStock)
+}
+
+func (o *order) reportedRefund(outRefundNo string) (RefundNotice, bool) {
+	r, ok := o.refundResults[outRefundNo]
+	return r, ok
+}
+
+// settleRefund records the refund's result and moves the order to REFUNDED
+// or REFUND_FAILED.
+func (o *order) settleRefund(ctx workflow.Context, r RefundNotice, restoreStock bool) error {
+	ok := r.Status == RefundSuccess
+	next := StatusRefundFailed
+	if ok {
+		next = StatusRefunded
+	}
+	summary := fmt.Sprintf("Record refund %s as %s and mark order %s %s", r.OutRefundNo, r.Status, o.in.OrderNo, next)
+	if ok && restoreStock {
+		summary += ", restoring its stock"
+	}
+	actx := workflow.WithActivityOptions(ctx, dbActivity(summary))
+	var res CloseOrderResult
+	if err := workflow.ExecuteActivity(actx, ActivitySettleRefund, SettleRefundInput{
+		OrderNo: o.in.OrderNo, Refund: r, OrderRefund: true, RestoreStock: ok && restoreStock,
+	}).Get(ctx, &res); err != nil {
+		return fmt.Errorf("settle refund %s: %w", r.OutRefundNo, err)
+	}
+	for i := range o.refunds {
+		if o.refunds[i].OutRefundNo == r.OutRefundNo {
+			o.refunds[i].Status = r.Status
+		}
+	}
+	if ok {
+		o.setStatus(ctx, StatusRefunded, fmt.Sprintf("WeChat refunded %s (%s, %s)", yuan(o.created.TotalFen), r.OutRefundNo, r.Source))
+		return nil
+	}
+	o.flags = appendOnce(o.flags, FlagRefundFailed)
+	o.logger.Error("refund failed: a person must return the money", "out_refund_no", r.OutRefundNo, "status", r.Status, "source", r.Source)
+	o.setStatus(ctx, StatusRefundFailed, fmt.Sprintf("refund %s is %s (%s): a person must return the money", r.OutRefundNo, r.Status, r.Source))
+	return nil
+}
+
+// awaitRefundResult waits for a refund's final status: its notify, which
+// reported returns once it has arrived, or — when none comes — a query,
+// asked with backoff. WeChat settles every refund eventually, so this ends.
+func awaitRefundResult(ctx workflow.Context, logger log.Logger, outRefundNo string, accepted RefundNotice,
+	reported func(string) (RefundNotice, bool), setWaiting func(string)) RefundNotice {
+	if accepted.Final() {
+		return accepted
+	}
+	poll := refundPollFirst
+	for {
+		setWaiting(fmt.Sprintf("Refund %s is with WeChat Pay: waiting for its notify (asking after %s)", outRefundNo, poll))
+		ok, _ := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
+			Timeout:      poll,
+			TimerOptions: workflow.TimerOptions{Summary: "Wait for the notify of refund " + outRefundNo},
+		}, func() bool { _, ok := reported(outRefundNo); return ok })
+		if ok {
+			r, _ := reported(outRefundNo)
+			return r
+		}
+		actx := workflow.WithActivityOptions(ctx, wechatActivity("Ask WeChat Pay for the result of refund "+outRefundNo))
+		var r RefundNotice
+		if err := workflow.ExecuteActivity(actx, ActivityQueryRefund, outRefundNo).Get(ctx, &r); err != nil {
+			logger.Warn("refund query failed", "out_refund_no", outRefundNo, "error", err)
+		} else if r.Final() {
+			return r
+		}
+		poll = min(poll*2, refundPollMax)
+	}
+}

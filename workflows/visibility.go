@@ -1,0 +1,91 @@
+package workflows
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// What engineers see of an order in the Web UI: search attributes to find
+// it, the details line saying what it waits for, and the transitions in the
+// state query.
+
+// setStatus records a transition decided by the workflow (after the
+// activity that wrote it to the database succeeded) and makes it visible.
+func (o *order) setStatus(ctx workflow.Context, to Status, why string) {
+	if to == o.status && len(o.transitions) > 0 {
+		return
+	}
+	o.transitions = append(o.transitions, Transition{At: workflow.Now(ctx), From: o.status, To: to, Why: why})
+	o.logger.Info("order status changed", "from", o.status, "to", to, "why", why)
+	o.status = to
+	o.publish(ctx)
+}
+
+// publish upserts the search attributes, so that the Web UI can filter by
+// OrderStatus="PAID" and friends, and refreshes the details line.
+func (o *order) publish(ctx workflow.Context) {
+	updates := []temporal.SearchAttributeUpdate{
+		AttrOrderNo.ValueSet(o.in.OrderNo),
+		AttrOrderStatus.ValueSet(string(o.status)),
+		AttrOrderUserID.ValueSet(strconv.FormatInt(o.in.UserID, 10)),
+	}
+	if o.status != StatusRefused {
+		updates = append(updates, AttrOrderAmountFen.ValueSet(o.created.TotalFen))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		o.logger.Warn("upsert search attributes", "error", err)
+	}
+	o.showDetails(ctx)
+}
+
+// setWaiting says, in the Web UI's details line and the state query, what
+// the order is doing or waiting for now.
+func (o *order) setWaiting(ctx workflow.Context, what string) {
+	o.waiting = what
+	o.showDetails(ctx)
+}
+
+func (o *order) showDetails(ctx workflow.Context) {
+	details := fmt.Sprintf("**%s** · %s", o.status, yuan(o.created.TotalFen))
+	if o.transactionID != "" {
+		details += " · WeChat transaction " + o.transactionID
+	}
+	if len(o.flags) > 0 {
+		details += " · ⚠ needs a person: " + fmt.Sprint(o.flags)
+	}
+	if o.waiting != "" {
+		details += "\n\n" + o.waiting
+	}
+	workflow.SetCurrentDetails(ctx, details)
+}
+
+// flag marks the order for a person: on the row (FlagOrder), in the state
+// query and in the details line, and in the worker's error log.
+func (o *order) flag(ctx workflow.Context, flag, reason string) error {
+	o.logger.Error("order needs a person", "flag", flag, "reason", reason)
+	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Flag order %s for a person: %s", o.in.OrderNo, flag)))
+	if err := workflow.ExecuteActivity(actx, ActivityFlagOrder, FlagOrderInput{
+		OrderNo: o.in.OrderNo, Flag: flag, Reason: reason,
+	}).Get(ctx, nil); err != nil {
+		return fmt.Errorf("flag order %s: %w", o.in.OrderNo, err)
+	}
+	o.flags = appendOnce(o.flags, flag)
+	o.showDetails(ctx)
+	return nil
+}
+
+func yuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	return fmt.Sprintf("%s¥%d.%02d", sign, fen/100, fen%100)
+}
+
+func clock(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}

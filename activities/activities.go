@@ -1,7 +1,13 @@
 // Package activities holds the order's side effects: the database writes and
-// (with the saga) the WeChat Pay calls. Every activity is idempotent — Temporal
-// retries it after timeouts and crashes, so running one twice must leave the
-// database and WeChat exactly as running it once.
+// the WeChat Pay calls. Every activity is idempotent — Temporal retries it
+// after timeouts and crashes, so running one twice must leave the database and
+// WeChat exactly as running it once.
+//
+// Errors follow one rule. A failure no retry can fix (a business refusal, a
+// permanent WeChat answer) is a non-retryable ApplicationError whose Type is
+// one of the workflows.ErrType* constants. Anything else (the database
+// restarting, WeChat answering 5xx or not at all) is returned as a plain error,
+// so Temporal retries it with backoff.
 package activities
 
 import (
@@ -22,7 +28,7 @@ import (
 // Activities are registered on the worker; their dependencies are passed in.
 type Activities struct {
 	Store *store.Store
-	// Pay is the WeChat Pay client (query, close, refund).
+	// Pay is the WeChat Pay client (prepay, query, close, refund).
 	Pay    *wxpay.Client
 	Logger *slog.Logger
 	// Now is the clock for timestamps written to the database.
@@ -79,37 +85,73 @@ func (a *Activities) CreateOrder(ctx context.Context, in workflows.CreateOrderIn
 	return createdOrder(stored), nil
 }
 
-// CloseOrder moves a PENDING order to CLOSED. Closing a closed order is a
-// no-op; closing an order in any other status is a conflict the workflow must
-// not retry.
-func (a *Activities) CloseOrder(ctx context.Context, in workflows.CloseOrderInput) (workflows.CloseOrderResult, error) {
+// CloseOrder moves a PENDING order to CLOSED; with in.Flag set it also marks
+// the order for a person, in the same write. Closing a closed order is a no-op
+// (the flag is still added when missing); closing an order in any other status
+// is a conflict the workflow must not retry.
+func (a *Activities) CloseOrder(ctx context.Context, in workflows.CloseOrderInput) (workflows.OrderStatusResult, error) {
 	now := a.now()
 	changed, o, err := a.Store.TransitionOrder(ctx, in.OrderNo,
-		[]store.OrderStatus{store.StatusPending}, store.StatusClosed, store.OrderUpdate{ClosedAt: &now})
+		[]store.OrderStatus{store.StatusPending}, store.StatusClosed,
+		store.OrderUpdate{ClosedAt: &now, AddFlag: in.Flag})
 	if err != nil {
-		return workflows.CloseOrderResult{}, businessError(err)
+		return workflows.OrderStatusResult{}, businessError(err)
+	}
+	if !changed && in.Flag != "" {
+		// Closed by an earlier call, perhaps one without this flag.
+		if err := a.Store.FlagOrder(ctx, in.OrderNo, in.Flag); err != nil {
+			return workflows.OrderStatusResult{}, businessError(err)
+		}
 	}
 	if changed {
 		a.log(ctx, in.OrderNo).Info("order closed", "reason", in.Reason)
 	}
-	return workflows.CloseOrderResult{Status: workflows.Status(o.Status)}, nil
+	if in.Flag != "" {
+		a.log(ctx, in.OrderNo).Error("order flagged for a person", "flag", in.Flag, "reason", in.Reason)
+	}
+	return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nil
 }
 
 // businessError marks the failures no retry can fix as non-retryable, with the
 // stable type the workflow and the API branch on. Anything else stays
 // retryable (the database may be restarting).
+//
+// A missing row is non-retryable too: the order's workflow stored the order
+// before anything else, so an order (or refund, or user) that is not there
+// will not appear by retrying.
 func businessError(err error) error {
+	var oos *store.OutOfStockError
 	switch {
+	case errors.As(err, &oos):
+		return temporal.NewNonRetryableApplicationError(outOfStockMessage(oos), workflows.ErrTypeOutOfStock, err)
 	case errors.Is(err, store.ErrOutOfStock):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeOutOfStock, err)
 	case errors.Is(err, store.ErrUnknownProduct):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeUnknownProduct, err)
-	case errors.Is(err, store.ErrInvalidArgument):
+	case errors.Is(err, store.ErrInvalidArgument), errors.Is(err, store.ErrNotFound):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeInvalidOrder, err)
 	case errors.Is(err, store.ErrStatusConflict):
 		return temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeStatusConflict, err)
 	}
 	return err
+}
+
+// outOfStockMessage is the refusal a shopper reads:
+// "Yunnan coffee beans 500g: only 1 left, 2 ordered".
+func outOfStockMessage(e *store.OutOfStockError) string {
+	name := e.Name
+	if name == "" {
+		name = fmt.Sprintf("product %d", e.ProductID)
+	}
+	if e.Available <= 0 {
+		return fmt.Sprintf("%s: sold out, %d ordered", name, e.Requested)
+	}
+	return fmt.Sprintf("%s: only %d left, %d ordered", name, e.Available, e.Requested)
+}
+
+// nonRetryable is a business refusal of the activity itself (not of the store).
+func nonRetryable(errType, format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), errType, nil)
 }
 
 func createdOrder(o store.Order) workflows.CreatedOrder {

@@ -24,11 +24,45 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, opts sd
 // the SDK's test environment and replayer).
 func Register(r sdkworker.Registry, acts *activities.Activities) {
 	RegisterWorkflows(r)
-	r.RegisterActivityWithOptions(acts.CreateOrder, activity.RegisterOptions{Name: workflows.ActivityCreateOrder})
-	r.RegisterActivityWithOptions(acts.CloseOrder, activity.RegisterOptions{Name: workflows.ActivityCloseOrder})
+	RegisterActivities(r, acts)
 }
 
 // RegisterWorkflows registers the workflows only (for replay tests).
 func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.OrderWorkflow, workflow.RegisterOptions{Name: workflows.OrderWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.StrayPaymentWorkflow, workflow.RegisterOptions{Name: workflows.StrayPaymentWorkflowName})
+}
+
+// RegisterActivities registers every activity under the name the workflows
+// call it by (also on the SDK's TestActivityEnvironment).
+func RegisterActivities(r sdkworker.ActivityRegistry, acts *activities.Activities) {
+	for _, a := range Activities(acts) {
+		r.RegisterActivityWithOptions(a.Fn, activity.RegisterOptions{Name: a.Name})
+	}
+}
+
+// NamedActivity is an activity function and the name it is registered under.
+type NamedActivity struct {
+	Name string
+	Fn   any
+}
+
+// Activities lists the activities of the order process with their names.
+func Activities(acts *activities.Activities) []NamedActivity {
+	return []NamedActivity{
+		{workflows.ActivityCreateOrder, acts.CreateOrder},
+		{workflows.ActivityCheckStock, acts.CheckStock},
+		{workflows.ActivityRequestPayment, acts.RequestPayment},
+		{workflows.ActivityQueryPayment, acts.QueryPayment},
+		{workflows.ActivityClosePayment, acts.ClosePayment},
+		{workflows.ActivityMarkPaid, acts.MarkPaid},
+		{workflows.ActivityDeductStock, acts.DeductStock},
+		{workflows.ActivityCloseOrder, acts.CloseOrder},
+		{workflows.ActivitySetOrderStatus, acts.SetOrderStatus},
+		{workflows.ActivityFlagOrder, acts.FlagOrder},
+		{workflows.ActivityRequestRefund, acts.RequestRefund},
+		{workflows.ActivityQueryRefund, acts.QueryRefund},
+		{workflows.ActivitySettleRefund, acts.SettleRefund},
+		{workflows.ActivityExamineStrayPayment, acts.ExamineStrayPayment},
+	}
 }

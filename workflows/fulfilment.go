@@ -109,7 +109,7 @@ func (o *order) complete(ctx workflow.Context, why string) error {
 // transition moves the order row (SetOrderStatus) and then the workflow.
 func (o *order) transition(ctx workflow.Context, from []Status, to Status, why, trackingNo string) error {
 	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Mark order %s %s: %s", o.in.OrderNo, to, why)))
-	var res CloseOrderResult
+	var res OrderStatusResult
 	if err := workflow.ExecuteActivity(actx, ActivitySetOrderStatus, SetOrderStatusInput{
 		OrderNo: o.in.OrderNo, From: from, To: to, TrackingNo: trackingNo, Reason: why,
 	}).Get(ctx, &res); err != nil {
@@ -176,7 +176,7 @@ func (o *order) settleRefund(ctx workflow.Context, r RefundNotice, restoreStock 
 		summary += ", restoring its stock"
 	}
 	actx := workflow.WithActivityOptions(ctx, dbActivity(summary))
-	var res CloseOrderResult
+	var res OrderStatusResult
 	if err := workflow.ExecuteActivity(actx, ActivitySettleRefund, SettleRefundInput{
 		OrderNo: o.in.OrderNo, Refund: r, OrderRefund: true, RestoreStock: ok && restoreStock,
 	}).Get(ctx, &res); err != nil {

@@ -9,9 +9,10 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Timing of the order process. Changing one changes running orders' futures
-// only where the new value is read (a timer already started keeps its
-// length), so each is safe to tune without workflow.GetVersion.
+// Timing of the order process. A duration can be tuned without
+// workflow.GetVersion (replay does not compare a timer's length); a count
+// (userPayingRounds, closeAttempts) decides how many steps run, so changing
+// one is a change of logic and needs GetVersion.
 const (
 	// SyncInterval: the sync update asks WeChat at most this often per order,
 	// however fast the mini-program polls.

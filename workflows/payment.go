@@ -68,7 +68,7 @@ func (o *order) takePayment(ctx workflow.Context, p PaymentNotice) (bool, error)
 	o.setWaiting(ctx, fmt.Sprintf("WeChat reports the payment (%s): recording it", p.Source))
 	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf(
 		"Record payment %s (%s) and mark order %s PAID", p.TransactionID, yuan(p.AmountFen), o.in.OrderNo)))
-	var res CloseOrderResult
+	var res OrderStatusResult
 	if err := workflow.ExecuteActivity(actx, ActivityMarkPaid, MarkPaidInput{OrderNo: o.in.OrderNo, Payment: p}).Get(ctx, &res); err != nil {
 		return false, fmt.Errorf("mark order %s paid: %w", o.in.OrderNo, err)
 	}
@@ -269,7 +269,7 @@ func (o *order) closeAtWechat(ctx workflow.Context) {
 func (o *order) closeHere(ctx workflow.Context, why, flag string) error {
 	o.setWaiting(ctx, "Closing the order: "+why)
 	actx := workflow.WithActivityOptions(ctx, dbActivity("Close order "+o.in.OrderNo+": "+why))
-	var res CloseOrderResult
+	var res OrderStatusResult
 	if err := workflow.ExecuteActivity(actx, ActivityCloseOrder, CloseOrderInput{
 		OrderNo: o.in.OrderNo, Reason: why, Flag: flag,
 	}).Get(ctx, &res); err != nil {

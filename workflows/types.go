@@ -132,8 +132,9 @@ type CloseOrderInput struct {
 	Flag string `json:"flag,omitempty"`
 }
 
-// CloseOrderResult says what the order's status is after the close.
-type CloseOrderResult struct {
+// OrderStatusResult is the order's status after an activity that moves it
+// (CloseOrder, MarkPaid, SetOrderStatus, SettleRefund).
+type OrderStatusResult struct {
 	Status Status `json:"status"`
 }
 

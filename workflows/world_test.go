@@ -281,20 +281,20 @@ func (w *world) closePayment(_ context.Context, no string) error {
 	return nil
 }
 
-func (w *world) markPaid(_ context.Context, in MarkPaidInput) (CloseOrderResult, error) {
+func (w *world) markPaid(_ context.Context, in MarkPaidInput) (OrderStatusResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.enter(ActivityMarkPaid, in); err != nil {
-		return CloseOrderResult{}, err
+		return OrderStatusResult{}, err
 	}
 	o := w.orders[in.OrderNo]
 	switch {
 	case o.status == StatusPending:
 		o.status, o.txID = StatusPaid, in.Payment.TransactionID
 	case o.txID != in.Payment.TransactionID:
-		return CloseOrderResult{}, temporal.NewNonRetryableApplicationError("order is "+string(o.status), ErrTypeStatusConflict, nil)
+		return OrderStatusResult{}, temporal.NewNonRetryableApplicationError("order is "+string(o.status), ErrTypeStatusConflict, nil)
 	}
-	return CloseOrderResult{Status: o.status}, nil
+	return OrderStatusResult{Status: o.status}, nil
 }
 
 func (w *world) deductStock(_ context.Context, no string) error {
@@ -319,40 +319,40 @@ func (w *world) deductStock(_ context.Context, no string) error {
 	return nil
 }
 
-func (w *world) closeOrder(_ context.Context, in CloseOrderInput) (CloseOrderResult, error) {
+func (w *world) closeOrder(_ context.Context, in CloseOrderInput) (OrderStatusResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.enter(ActivityCloseOrder, in); err != nil {
-		return CloseOrderResult{}, err
+		return OrderStatusResult{}, err
 	}
 	o := w.orders[in.OrderNo]
 	if o.status != StatusPending && o.status != StatusClosed {
-		return CloseOrderResult{}, temporal.NewNonRetryableApplicationError("order is "+string(o.status), ErrTypeStatusConflict, nil)
+		return OrderStatusResult{}, temporal.NewNonRetryableApplicationError("order is "+string(o.status), ErrTypeStatusConflict, nil)
 	}
 	o.status = StatusClosed
 	if in.Flag != "" && !slices.Contains(o.flags, in.Flag) {
 		o.flags = append(o.flags, in.Flag)
 	}
-	return CloseOrderResult{Status: o.status}, nil
+	return OrderStatusResult{Status: o.status}, nil
 }
 
-func (w *world) setOrderStatus(_ context.Context, in SetOrderStatusInput) (CloseOrderResult, error) {
+func (w *world) setOrderStatus(_ context.Context, in SetOrderStatusInput) (OrderStatusResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.enter(ActivitySetOrderStatus, in); err != nil {
-		return CloseOrderResult{}, err
+		return OrderStatusResult{}, err
 	}
 	o := w.orders[in.OrderNo]
 	if o.status != in.To {
 		if !slices.Contains(in.From, o.status) {
-			return CloseOrderResult{}, temporal.NewNonRetryableApplicationError("order is "+string(o.status), ErrTypeStatusConflict, nil)
+			return OrderStatusResult{}, temporal.NewNonRetryableApplicationError("order is "+string(o.status), ErrTypeStatusConflict, nil)
 		}
 		o.status = in.To
 		if in.TrackingNo != "" {
 			o.tracking = in.TrackingNo
 		}
 	}
-	return CloseOrderResult{Status: o.status}, nil
+	return OrderStatusResult{Status: o.status}, nil
 }
 
 func (w *world) flagOrder(_ context.Context, in FlagOrderInput) error {
@@ -406,15 +406,15 @@ func (w *world) settleRefundAtWechat(no, status string) RefundNotice {
 	return RefundNotice{OutRefundNo: r.no, OutTradeNo: r.orderNo, TransactionID: r.txID, Status: status, RefundFen: r.amount, Source: "notify"}
 }
 
-func (w *world) settleRefund(_ context.Context, in SettleRefundInput) (CloseOrderResult, error) {
+func (w *world) settleRefund(_ context.Context, in SettleRefundInput) (OrderStatusResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.enter(ActivitySettleRefund, in); err != nil {
-		return CloseOrderResult{}, err
+		return OrderStatusResult{}, err
 	}
 	o := w.orders[in.OrderNo]
 	if !in.OrderRefund || o == nil {
-		return CloseOrderResult{}, nil
+		return OrderStatusResult{}, nil
 	}
 	if o.status == StatusRefunding {
 		if in.Refund.Status == RefundSuccess {
@@ -430,7 +430,7 @@ func (w *world) settleRefund(_ context.Context, in SettleRefundInput) (CloseOrde
 		}
 		w.restored[in.OrderNo]++
 	}
-	return CloseOrderResult{Status: o.status}, nil
+	return OrderStatusResult{Status: o.status}, nil
 }
 
 func (w *world) examineStrayPayment(_ context.Context, p PaymentNotice) (StrayDecision, error) {

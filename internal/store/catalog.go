@@ -230,7 +230,7 @@ func (s *Store) PriceItems(ctx context.Context, items []ItemQty) (_ []OrderItem,
 	for _, id := range ids {
 		p, q := products[id], qty[id]
 		if p.Stock < q {
-			return nil, 0, &OutOfStockError{ProductID: id, Requested: q, Available: p.Stock}
+			return nil, 0, &OutOfStockError{ProductID: id, Name: p.Name, Requested: q, Available: p.Stock}
 		}
 		line, ok := mulFen(p.PriceFen, q)
 		if !ok || total > math.MaxInt64-line {

@@ -185,7 +185,7 @@ func TestPriceItems(t *testing.T) {
 					if !errors.As(err, &oos) || !errors.Is(err, store.ErrOutOfStock) {
 						t.Fatalf("error = %v, want *OutOfStockError", err)
 					}
-					if *oos != (store.OutOfStockError{ProductID: tea.ID, Requested: 6, Available: 5}) {
+					if *oos != (store.OutOfStockError{ProductID: tea.ID, Name: tea.Name, Requested: 6, Available: 5}) {
 						t.Errorf("OutOfStockError = %+v", *oos)
 					}
 				}},

@@ -26,13 +26,19 @@ var (
 // OutOfStockError says a product has fewer units than asked for.
 type OutOfStockError struct {
 	ProductID int64
+	// Name is the product's name as the shopper saw it ("" when unknown).
+	Name      string
 	Requested int64
 	Available int64
 }
 
 func (e *OutOfStockError) Error() string {
-	return fmt.Sprintf("out of stock: product %d: requested %d, available %d",
-		e.ProductID, e.Requested, e.Available)
+	name := ""
+	if e.Name != "" {
+		name = fmt.Sprintf(" (%s)", e.Name)
+	}
+	return fmt.Sprintf("out of stock: product %d%s: requested %d, available %d",
+		e.ProductID, name, e.Requested, e.Available)
 }
 
 // Is makes errors.Is(err, ErrOutOfStock) true.

@@ -28,6 +28,7 @@ type migration struct {
 // migrations is the ordered list applied by Migrate.
 var migrations = []migration{
 	{Version: 1, Name: "init", Postgres: migrationSQL("0001_init.postgres.sql"), SQLite: migrationSQL("0001_init.sqlite.sql")},
+	{Version: 2, Name: "fulfilment", Postgres: migrationSQL("0002_fulfilment.postgres.sql"), SQLite: migrationSQL("0002_fulfilment.sqlite.sql")},
 }
 
 func migrationSQL(name string) string {

@@ -52,11 +52,6 @@ const (
 	RefundAbnormal   = "ABNORMAL"
 )
 
-// Order flags: why an order needs a person to look at it ("" = nothing to look at).
-const (
-	FlagAmountMismatch = "AMOUNT_MISMATCH"
-)
-
 // All times written by this package are UTC truncated to the microsecond
 // (PostgreSQL's precision), so that values read back compare equal on both
 // databases and keyset cursors are exact.
@@ -97,7 +92,11 @@ type Order struct {
 	TransactionID string      `gorm:"column:transaction_id" json:"transaction_id,omitempty"`
 	PaidAt        *time.Time  `gorm:"column:paid_at" json:"paid_at,omitempty"`
 	ClosedAt      *time.Time  `gorm:"column:closed_at" json:"closed_at,omitempty"`
-	// Flag is "" when nothing needs a person; otherwise the reason(s), e.g. "AMOUNT_MISMATCH".
+	ShippedAt     *time.Time  `gorm:"column:shipped_at" json:"shipped_at,omitempty"`
+	CompletedAt   *time.Time  `gorm:"column:completed_at" json:"completed_at,omitempty"`
+	// TrackingNo is the carrier's tracking number given when shipping ("" = none).
+	TrackingNo string `gorm:"column:tracking_no" json:"tracking_no,omitempty"`
+	// Flag is "" when nothing needs a person; otherwise the reason(s), e.g. "PAYMENT_MISMATCH".
 	Flag      string      `gorm:"column:flag" json:"flag,omitempty"`
 	CreatedAt time.Time   `gorm:"column:created_at" json:"created_at"`
 	UpdatedAt time.Time   `gorm:"column:updated_at" json:"updated_at"`
@@ -190,7 +189,14 @@ type OrderUpdate struct {
 	TransactionID *string
 	PaidAt        *time.Time
 	ClosedAt      *time.Time
-	Flag          *string
+	ShippedAt     *time.Time
+	CompletedAt   *time.Time
+	TrackingNo    *string
+	// Flag replaces the order's flags (use AddFlag to add one).
+	Flag *string
+	// AddFlag adds one reason to the order's flags in the same UPDATE, as
+	// FlagOrder does: a reason already there is not added twice.
+	AddFlag string
 }
 
 // dbTime normalises a time before it is written: UTC, microsecond precision.

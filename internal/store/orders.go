@@ -119,6 +119,8 @@ func prepareOrder(o *Order) error {
 	o.PayDeadline = dbTime(o.PayDeadline)
 	o.PaidAt = dbTimePtr(o.PaidAt)
 	o.ClosedAt = dbTimePtr(o.ClosedAt)
+	o.ShippedAt = dbTimePtr(o.ShippedAt)
+	o.CompletedAt = dbTimePtr(o.CompletedAt)
 	return nil
 }
 
@@ -219,7 +221,7 @@ func (s *Store) ListOrdersByUser(ctx context.Context, userID int64, limit int, b
 }
 
 // TransitionOrder moves an order from one of the statuses in from to the status
-// to, setting the fields in set, with one conditional UPDATE
+// to, setting the fields in set (set.AddFlag included), with one conditional UPDATE
 // (... WHERE order_no = ? AND status IN (from)). It returns changed=true and the
 // updated order when this call made the change.
 //
@@ -259,8 +261,27 @@ func (s *Store) TransitionOrder(ctx context.Context, orderNo string, from []Orde
 	if set.ClosedAt != nil {
 		upd["closed_at"] = dbTime(*set.ClosedAt)
 	}
+	if set.ShippedAt != nil {
+		upd["shipped_at"] = dbTime(*set.ShippedAt)
+	}
+	if set.CompletedAt != nil {
+		upd["completed_at"] = dbTime(*set.CompletedAt)
+	}
+	if set.TrackingNo != nil {
+		upd["tracking_no"] = *set.TrackingNo
+	}
 	if set.Flag != nil {
+		if set.AddFlag != "" {
+			return false, Order{}, invalid("both Flag and AddFlag set")
+		}
 		upd["flag"] = *set.Flag
+	}
+	if set.AddFlag != "" {
+		reason, err := flagReason(set.AddFlag)
+		if err != nil {
+			return false, Order{}, err
+		}
+		upd["flag"] = s.addFlagExpr(reason)
 	}
 
 	var (
@@ -292,15 +313,16 @@ func (s *Store) TransitionOrder(ctx context.Context, orderNo string, from []Orde
 }
 
 // SetPrepayID records the JSAPI prepay_id of a PENDING order. Setting the same
-// value again is a no-op whatever the status (a retry); a different value on an
-// order that is no longer PENDING is a *StatusConflictError.
+// value again is a no-op whatever the status (a retry: nothing is written, not
+// even updated_at); a different value on an order that is no longer PENDING is
+// a *StatusConflictError.
 func (s *Store) SetPrepayID(ctx context.Context, orderNo, prepayID string) (err error) {
 	defer annotate(&err, "set prepay_id of order %s", orderNo)
 	if prepayID == "" {
 		return invalid("empty prepay_id")
 	}
 	res := s.conn(ctx).Model(&Order{}).
-		Where("order_no = ? AND status = ?", orderNo, string(StatusPending)).
+		Where("order_no = ? AND status = ? AND prepay_id <> ?", orderNo, string(StatusPending), prepayID).
 		Updates(map[string]any{"prepay_id": prepayID, "updated_at": now()})
 	if res.Error != nil {
 		return res.Error
@@ -319,13 +341,13 @@ func (s *Store) SetPrepayID(ctx context.Context, orderNo, prepayID string) (err 
 }
 
 // FlagOrder marks an order for a person to look at, with a reason such as
-// FlagAmountMismatch. Reasons accumulate, comma separated; adding a reason that
+// "PAYMENT_MISMATCH" (workflows.Flag*). Reasons accumulate, comma separated; adding a reason that
 // is already there is a no-op. ErrNotFound if the order does not exist.
 func (s *Store) FlagOrder(ctx context.Context, orderNo, reason string) (err error) {
 	defer annotate(&err, "flag order %s", orderNo)
-	reason = strings.TrimSpace(reason)
-	if reason == "" || strings.Contains(reason, ",") {
-		return invalid("flag reason %q", reason)
+	reason, err = flagReason(reason)
+	if err != nil {
+		return err
 	}
 	return s.tx(ctx, func(tx *gorm.DB) error {
 		var o Order
@@ -361,4 +383,25 @@ func (s *Store) ListFlaggedOrders(ctx context.Context, limit int) (_ []Order, er
 		return nil, err
 	}
 	return orders, nil
+}
+
+// flagReason validates one flag reason: not empty, no comma (reasons are
+// stored comma separated).
+func flagReason(reason string) (string, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" || strings.Contains(reason, ",") {
+		return "", invalid("flag reason %q", reason)
+	}
+	return reason, nil
+}
+
+// addFlagExpr is the SQL value of orders.flag with reason added, unless it is
+// already one of the comma-separated reasons (the same rule as FlagOrder).
+func (s *Store) addFlagExpr(reason string) clause.Expr {
+	pos := "instr(',' || flag || ',', ?) > 0"
+	if s.dialect == DialectPostgres {
+		pos = "strpos(',' || flag || ',', ?) > 0"
+	}
+	return gorm.Expr("CASE WHEN flag = '' THEN ? WHEN "+pos+" THEN flag ELSE flag || ',' || ? END",
+		reason, ","+reason+",", reason)
 }

@@ -333,12 +333,12 @@ func TestFlagOrder_AccumulatesReasonsOnce(t *testing.T) {
 		o := mustOrder(t, s, u.ID, item(tea, 1))
 		clean := mustOrder(t, s, u.ID, item(tea, 1))
 
-		noErr(t, s.FlagOrder(ctx, o.OrderNo, store.FlagAmountMismatch))
-		noErr(t, s.FlagOrder(ctx, o.OrderNo, store.FlagAmountMismatch))
+		noErr(t, s.FlagOrder(ctx, o.OrderNo, "PAYMENT_MISMATCH"))
+		noErr(t, s.FlagOrder(ctx, o.OrderNo, "PAYMENT_MISMATCH"))
 		noErr(t, s.FlagOrder(ctx, o.OrderNo, "PAID_AFTER_CLOSE"))
 		got, err := s.GetOrder(ctx, o.OrderNo)
 		noErr(t, err)
-		if got.Flag != "AMOUNT_MISMATCH,PAID_AFTER_CLOSE" {
+		if got.Flag != "PAYMENT_MISMATCH,PAID_AFTER_CLOSE" {
 			t.Errorf("flag = %q", got.Flag)
 		}
 		flagged, err := s.ListFlaggedOrders(ctx, 10)

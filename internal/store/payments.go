@@ -85,21 +85,45 @@ func (s *Store) UpsertRefund(ctx context.Context, r Refund) (_ Refund, err error
 // UpdateRefundStatus records the refund's status (from a refund notify or query)
 // and WeChat's refund_id (an empty refundID leaves the stored one). A final
 // status (SUCCESS or CLOSED) is never replaced by another one: a late or
-// reordered report is ignored and nil returned. ErrNotFound if there is no
-// such refund.
+// reordered report is ignored and nil returned. A report that changes nothing
+// writes nothing (updated_at included). ErrNotFound if there is no such refund.
 func (s *Store) UpdateRefundStatus(ctx context.Context, outRefundNo, status, refundID string) (err error) {
 	defer annotate(&err, "update refund %s", outRefundNo)
 	if strings.TrimSpace(status) == "" {
 		return invalid("empty refund status")
 	}
 	set := map[string]any{"status": status, "updated_at": now()}
+	q := s.conn(ctx).Model(&Refund{}).
+		Where("out_refund_no = ? AND (status NOT IN ? OR status = ?)",
+			outRefundNo, []string{RefundSuccess, RefundClosed}, status)
 	if refundID != "" {
 		set["refund_id"] = refundID
+		q = q.Where("(status <> ? OR refund_id <> ?)", status, refundID)
+	} else {
+		q = q.Where("status <> ?", status)
+	}
+	res := q.Updates(set)
+	if res.Error != nil {
+		return res.Error
+	}
+	if res.RowsAffected > 0 {
+		return nil
+	}
+	_, err = s.GetRefund(ctx, outRefundNo)
+	return err
+}
+
+// SetRefundID records WeChat's refund_id of a refund that has none yet; a
+// refund that already has one keeps it (WeChat never changes it). Its status
+// is left alone. ErrNotFound if there is no such refund.
+func (s *Store) SetRefundID(ctx context.Context, outRefundNo, refundID string) (err error) {
+	defer annotate(&err, "set refund_id of refund %s", outRefundNo)
+	if strings.TrimSpace(refundID) == "" {
+		return invalid("empty refund_id")
 	}
 	res := s.conn(ctx).Model(&Refund{}).
-		Where("out_refund_no = ? AND (status NOT IN ? OR status = ?)",
-			outRefundNo, []string{RefundSuccess, RefundClosed}, status).
-		Updates(set)
+		Where("out_refund_no = ? AND refund_id = ''", outRefundNo).
+		Updates(map[string]any{"refund_id": refundID, "updated_at": now()})
 	if res.Error != nil {
 		return res.Error
 	}

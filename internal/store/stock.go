@@ -54,11 +54,43 @@ func (s *Store) DeductStock(ctx context.Context, orderNo string) (err error) {
 				if err := tx.Model(&Product{}).Select("stock").Where("id = ?", it.ProductID).Scan(&available).Error; err != nil {
 					return err
 				}
-				return &OutOfStockError{ProductID: it.ProductID, Requested: it.Quantity, Available: available}
+				return &OutOfStockError{ProductID: it.ProductID, Name: it.Name, Requested: it.Quantity, Available: available}
 			}
 		}
 		return nil
 	})
+}
+
+// CheckOrderStock checks that every item of the order still has stock >= its
+// quantity, reserving nothing (stock is deducted on payment). The first short
+// item, by product id, is returned as an *OutOfStockError named as the order
+// shows it (errors.Is(err, ErrOutOfStock)). ErrNotFound if the order has no
+// items (it does not exist).
+func (s *Store) CheckOrderStock(ctx context.Context, orderNo string) (err error) {
+	defer annotate(&err, "check stock for order %s", orderNo)
+	db := s.conn(ctx)
+	items, err := orderItems(db, orderNo)
+	if err != nil {
+		return err
+	}
+	ids := make([]int64, len(items))
+	for i, it := range items {
+		ids[i] = it.ProductID
+	}
+	var stock []Product
+	if err := db.Select("id", "stock").Where("id IN ?", ids).Find(&stock).Error; err != nil {
+		return err
+	}
+	available := make(map[int64]int64, len(stock))
+	for _, p := range stock {
+		available[p.ID] = p.Stock
+	}
+	for _, it := range items { // ordered by product id
+		if have := available[it.ProductID]; have < it.Quantity {
+			return &OutOfStockError{ProductID: it.ProductID, Name: it.Name, Requested: it.Quantity, Available: have}
+		}
+	}
+	return nil
 }
 
 // RestoreStock puts back what DeductStock took for this order, in one

@@ -53,7 +53,7 @@ func TestDeductStock_OutOfStockRollsBackEveryItem(t *testing.T) {
 		if !errors.As(err, &oos) || !errors.Is(err, store.ErrOutOfStock) {
 			t.Fatalf("DeductStock = %v, want *OutOfStockError", err)
 		}
-		if *oos != (store.OutOfStockError{ProductID: scarce.ID, Requested: 2, Available: 1}) {
+		if *oos != (store.OutOfStockError{ProductID: scarce.ID, Name: scarce.Name, Requested: 2, Available: 1}) {
 			t.Errorf("OutOfStockError = %+v", *oos)
 		}
 		if got := stockOf(t, s, plenty.ID); got != 10 {

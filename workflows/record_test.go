@@ -1,0 +1,322 @@
+//go:build record
+
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"ordersaga/internal/devserver"
+	"ordersaga/internal/paysim"
+	"ordersaga/internal/store"
+	"ordersaga/internal/testenv"
+	"ordersaga/workflows"
+)
+
+// TestRecordHistories runs every path of an order's life on the real stack
+// — the embedded Temporal server, PostgreSQL, the WeChat Pay simulator, the
+// real activities and the API's notify endpoint — and writes each
+// workflow's history to testdata/histories, for TestRecordedHistoriesReplay:
+//
+//	go test -tags record ./workflows -run TestRecordHistories -count=1 -v
+//
+// Record only after a change that is meant to change the recorded steps and
+// is guarded by workflow.GetVersion (README, "Changing the workflow safely"):
+// keep the old recordings too, under new names, so old runs stay covered.
+func TestRecordHistories(t *testing.T) {
+	ts, err := testenv.Temporal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Stop()
+	if err := os.MkdirAll(historiesDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range recordings {
+		t.Run(p.name, func(t *testing.T) {
+			r := newRecorder(t, ts, p.payTimeout)
+			saved := p.drive(r)
+			for name, id := range saved {
+				r.save(name, id)
+			}
+		})
+	}
+}
+
+var recordings = []struct {
+	name       string
+	payTimeout time.Duration
+	// drive runs the path and returns the histories to save: file name → workflow ID.
+	drive func(r *recorder) map[string]string
+}{
+	{"refused-out-of-stock", time.Minute, func(r *recorder) map[string]string {
+		no, err := r.place(5)
+		if workflows.ErrTypeOutOfStock != errType(err) {
+			r.t.Fatalf("placing 5 of 3: %v", err)
+		}
+		return r.ended("refused-out-of-stock", no, workflows.StatusRefused)
+	}},
+	{"closed-never-prepaid", 2 * time.Second, func(r *recorder) map[string]string {
+		no := r.mustPlace(1)
+		return r.ended("closed-never-prepaid", no, workflows.StatusClosed)
+	}},
+	{"closed-after-prepay", 3 * time.Second, func(r *recorder) map[string]string {
+		no := r.mustPlace(1)
+		r.update(no, workflows.UpdatePay, nil)
+		return r.ended("closed-after-prepay", no, workflows.StatusClosed)
+	}},
+	{"cancelled-by-user", time.Minute, func(r *recorder) map[string]string {
+		no := r.mustPlace(1)
+		r.update(no, workflows.UpdatePay, nil)
+		r.update(no, workflows.UpdateCancel, nil)
+		return r.ended("cancelled-by-user", no, workflows.StatusClosed)
+	}},
+	{"paid-shipped-confirmed", time.Minute, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF1234567890"})
+		r.update(no, workflows.UpdateConfirm, nil)
+		return r.ended("paid-shipped-confirmed", no, workflows.StatusCompleted)
+	}},
+	{"paid-refunded-by-user", time.Minute, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser, Reason: "changed my mind"})
+		return r.ended("paid-refunded-by-user", no, workflows.StatusRefunded)
+	}},
+	{"shipped-refunded-by-admin", time.Minute, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
+		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByAdmin, Reason: "parcel lost"})
+		return r.ended("shipped-refunded-by-admin", no, workflows.StatusRefunded)
+	}},
+	{"oversold-refunded", time.Minute, func(r *recorder) map[string]string {
+		first := r.mustPlace(2)
+		last := r.mustPlace(2) // stock is checked at creation, reserved by nobody
+		r.update(first, workflows.UpdatePay, nil)
+		r.update(last, workflows.UpdatePay, nil)
+		r.payerPays(first)
+		r.waitStatus(first, workflows.StatusPaid)
+		r.payerPays(last)
+		return r.ended("oversold-refunded", last, workflows.StatusRefunded)
+	}},
+	{"notify-lost-found-by-sync", time.Minute, func(r *recorder) map[string]string {
+		no := r.mustPlace(1)
+		r.update(no, workflows.UpdatePay, nil)
+		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
+		r.payerPays(no)
+		r.update(no, workflows.UpdateSync, nil)
+		r.waitStatus(no, workflows.StatusPaid)
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
+		r.update(no, workflows.UpdateConfirm, nil)
+		return r.ended("notify-lost-found-by-sync", no, workflows.StatusCompleted)
+	}},
+	{"notify-lost-found-at-deadline", 4 * time.Second, func(r *recorder) map[string]string {
+		no := r.mustPlace(1)
+		r.update(no, workflows.UpdatePay, nil)
+		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
+		r.payerPays(no)
+		r.waitStatus(no, workflows.StatusPaid)
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
+		r.update(no, workflows.UpdateConfirm, nil)
+		return r.ended("notify-lost-found-at-deadline", no, workflows.StatusCompleted)
+	}},
+	{"paid-a-moment-before-close", 3 * time.Second, func(r *recorder) map[string]string {
+		no := r.mustPlace(1)
+		r.update(no, workflows.UpdatePay, nil)
+		if _, err := r.env.Sim.PayOnClose(no); err != nil {
+			r.t.Fatal(err)
+		}
+		r.waitStatus(no, workflows.StatusPaid)
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
+		r.update(no, workflows.UpdateConfirm, nil)
+		return r.ended("paid-a-moment-before-close", no, workflows.StatusCompleted)
+	}},
+	{"refund-abnormal", time.Minute, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.faults(paysim.Faults{Refund: &paysim.RefundFaults{Abnormal: 1}})
+		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser})
+		return r.ended("refund-abnormal", no, workflows.StatusRefundFailed)
+	}},
+	{"payment-mismatch", time.Minute, func(r *recorder) map[string]string {
+		no := r.mustPlace(1)
+		r.update(no, workflows.UpdatePay, nil)
+		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
+		tx := r.payerPays(no)
+		// A payment reported under another mini-program: never this order's.
+		p := workflows.PaymentNotice{
+			OutTradeNo: no, TransactionID: tx.TransactionID, TradeState: workflows.TradeSuccess,
+			AppID: "wx-another-app", MchID: tx.MchID, AmountFen: tx.TotalFen, PayerTotalFen: tx.TotalFen,
+			Currency: "CNY", PayerOpenID: tx.PayerOpenID, SuccessTime: tx.SuccessTime, Source: "notify",
+		}
+		if err := r.env.Temporal.SignalWorkflow(r.ctx, workflows.WorkflowID(no), "", workflows.SignalPayment, p); err != nil {
+			r.t.Fatal(err)
+		}
+		saved := r.ended("payment-mismatch-closed", no, workflows.StatusClosed)
+		stray := workflows.StrayPaymentWorkflowID(tx.TransactionID)
+		var v workflows.StrayPaymentView
+		if err := r.env.Temporal.GetWorkflow(r.ctx, stray, "").Get(r.ctx, &v); err != nil || v.Status != workflows.StrayRefunded {
+			r.t.Fatalf("stray payment workflow: %+v %v", v, err)
+		}
+		saved["payment-mismatch-stray-refund"] = stray
+		return saved
+	}},
+}
+
+type recorder struct {
+	t       *testing.T
+	ctx     context.Context
+	env     *testenv.Env
+	product store.Product
+	uid     int64
+}
+
+func newRecorder(t *testing.T, ts *devserver.Server, payTimeout time.Duration) *recorder {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	env := testenv.New(t, ts, testenv.Options{PayTimeout: payTimeout})
+	ps := env.Seed(store.Product{Name: "Limited edition mug", PriceFen: 3900, Stock: 3})
+	uid, _ := env.UserToken("o-recorder-" + t.Name())
+	return &recorder{t: t, ctx: ctx, env: env, product: ps[0], uid: uid}
+}
+
+// place starts an order workflow the way the API does (update-with-start).
+func (r *recorder) place(quantity int64) (string, error) {
+	no := strconv.FormatInt(time.Now().UnixNano(), 10)[:16]
+	start := r.env.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(no),
+		TaskQueue:                r.env.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		StaticSummary:            fmt.Sprintf("Order %s · ¥%.2f · 1 item", no, float64(quantity*r.product.PriceFen)/100),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.AttrOrderNo.ValueSet(no), workflows.AttrOrderStatus.ValueSet(string(workflows.StatusPending)),
+			workflows.AttrOrderUserID.ValueSet(strconv.FormatInt(r.uid, 10))),
+	}, workflows.OrderWorkflowName, workflows.OrderInput{
+		OrderNo: no, UserID: r.uid, Items: []workflows.Item{{ProductID: r.product.ID, Quantity: quantity}},
+		PayTimeout: r.env.Config.OrderPayTimeout, AutoConfirm: r.env.Config.OrderAutoConfirm,
+		AppID: r.env.Config.WechatAppID, MchID: r.env.Config.PayMchID,
+	})
+	h, err := r.env.Temporal.UpdateWithStartWorkflow(r.ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions:          client.UpdateWorkflowOptions{UpdateName: workflows.UpdateCreate, WaitForStage: client.WorkflowUpdateStageCompleted},
+	})
+	if err != nil {
+		return no, err
+	}
+	var v workflows.OrderView
+	return no, h.Get(r.ctx, &v)
+}
+
+func (r *recorder) mustPlace(quantity int64) string {
+	no, err := r.place(quantity)
+	if err != nil {
+		r.t.Fatalf("place: %v", err)
+	}
+	return no
+}
+
+func (r *recorder) update(no, name string, arg any) {
+	opts := client.UpdateWorkflowOptions{WorkflowID: workflows.WorkflowID(no), UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted}
+	if arg != nil {
+		opts.Args = []any{arg}
+	}
+	h, err := r.env.Temporal.UpdateWorkflow(r.ctx, opts)
+	if err == nil {
+		err = h.Get(r.ctx, nil)
+	}
+	if err != nil {
+		r.t.Fatalf("%s %s: %v", name, no, err)
+	}
+}
+
+func (r *recorder) faults(f paysim.Faults) {
+	if _, err := r.env.Sim.ApplyFaults(f); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *recorder) payerPays(no string) paysim.TransactionView {
+	tx, err := r.env.Sim.Pay(no)
+	if err != nil {
+		r.t.Fatalf("pay %s at the simulator: %v", no, err)
+	}
+	return tx
+}
+
+func (r *recorder) paidOrder() string {
+	no := r.mustPlace(1)
+	r.update(no, workflows.UpdatePay, nil)
+	r.payerPays(no)
+	r.waitStatus(no, workflows.StatusPaid)
+	return no
+}
+
+func (r *recorder) state(no string) workflows.OrderView {
+	var v workflows.OrderView
+	enc, err := r.env.Temporal.QueryWorkflow(r.ctx, workflows.WorkflowID(no), "", workflows.QueryState)
+	if err == nil {
+		err = enc.Get(&v)
+	}
+	if err != nil {
+		r.t.Fatalf("query %s: %v", no, err)
+	}
+	return v
+}
+
+func (r *recorder) waitStatus(no string, want workflows.Status) {
+	testenv.Eventually(r.t, time.Minute, "order "+no+" "+string(want), func() (bool, string) {
+		s := r.state(no).Status
+		return s == want, string(s)
+	})
+}
+
+// ended waits for the order's workflow to end in status want.
+func (r *recorder) ended(name, no string, want workflows.Status) map[string]string {
+	var v workflows.OrderView
+	if err := r.env.Temporal.GetWorkflow(r.ctx, workflows.WorkflowID(no), "").Get(r.ctx, &v); err != nil {
+		r.t.Fatalf("order %s: %v", no, err)
+	}
+	if v.Status != want {
+		r.t.Fatalf("order %s ended %s, want %s (%+v)", no, v.Status, want, v.Transitions)
+	}
+	return map[string]string{name: workflows.WorkflowID(no)}
+}
+
+func (r *recorder) save(name, workflowID string) {
+	it := r.env.Temporal.GetWorkflowHistory(r.ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	data, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	path := filepath.Join(historiesDir, name+".json")
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Logf("wrote %s (%d events)", path, len(h.Events))
+}
+
+func errType(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type()
+	}
+	return ""
+}

@@ -58,7 +58,7 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 				return o.refundRequest != nil || o.shipRequest != nil || len(o.inbox) > 0
 			})
 		case StatusShipped:
-			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", o.in.AutoConfirm))
+			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.in.AutoConfirm)))
 			err = workflow.Await(ctx, func() bool {
 				return o.refundRequest != nil || o.confirmRequested || o.autoConfirm.IsReady() || len(o.inbox) > 0
 			})
@@ -80,7 +80,7 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 		case o.status == StatusShipped && o.confirmRequested:
 			err = o.complete(ctx, "the user confirmed receipt")
 		case o.status == StatusShipped && o.autoConfirm.IsReady():
-			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", o.in.AutoConfirm))
+			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", human(o.in.AutoConfirm)))
 		}
 		if err != nil {
 			return err
@@ -98,7 +98,7 @@ func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
 		return err
 	}
 	o.autoConfirm = workflow.NewTimerWithOptions(ctx, o.in.AutoConfirm,
-		workflow.TimerOptions{Summary: fmt.Sprintf("Auto-confirm %s after shipping", o.in.AutoConfirm)})
+		workflow.TimerOptions{Summary: fmt.Sprintf("Auto-confirm %s after shipping", human(o.in.AutoConfirm))})
 	return nil
 }
 

@@ -89,3 +89,15 @@ func yuan(fen int64) string {
 func clock(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
+
+// human renders a duration as a person would say it: "7 days", "36h0m0s".
+func human(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d == day:
+		return "1 day"
+	case d > 0 && d%day == 0:
+		return fmt.Sprintf("%d days", d/day)
+	}
+	return d.String()
+}

@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -90,46 +92,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("devserver: create %s: %w", opts.Dir, err)
 	}
 
-	var err error
-	if opts.FrontendPort, err = claimPort(opts.IP, opts.FrontendPort, "Temporal frontend"); err != nil {
-		return nil, err
-	}
-	if opts.UIPort != 0 {
-		if opts.UIPort, err = claimPort(opts.IP, opts.UIPort, "Temporal Web UI"); err != nil {
-			return nil, err
-		}
-	}
-
-	cfg, err := serverConfig(opts)
+	srv, opts, err := startServer(opts)
 	if err != nil {
 		return nil, err
-	}
-	sqlCfg := cfg.Persistence.DataStores[sqliteplugin.PluginName].SQL
-	if _, err := os.Stat(sqlCfg.DatabaseName); errors.Is(err, os.ErrNotExist) {
-		if err := sqliteschema.SetupSchema(sqlCfg); err != nil {
-			return nil, fmt.Errorf("devserver: create schema in %s: %w", sqlCfg.DatabaseName, err)
-		}
-	}
-	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, opts.SearchAttributes)
-	if err != nil {
-		return nil, fmt.Errorf("devserver: namespace %q: %w", opts.Namespace, err)
-	}
-	// A no-op when the namespace exists already (a restart on the same Dir).
-	if err := sqliteschema.CreateNamespaces(sqlCfg, ns); err != nil {
-		return nil, fmt.Errorf("devserver: create namespace %q: %w", opts.Namespace, err)
-	}
-
-	srv, err := temporal.NewServer(
-		temporal.WithConfig(cfg),
-		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithLogger(tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "error", Stdout: false}))),
-		temporal.WithDynamicConfigClient(dynamicConfig()),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("devserver: build server: %w", err)
-	}
-	if err := srv.Start(); err != nil {
-		return nil, fmt.Errorf("devserver: start server: %w", err)
 	}
 	s := &Server{
 		opts:         opts,
@@ -147,6 +112,76 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// startServer claims the ports, prepares the database and starts the
+// server. The internal ports (and the frontend's, when any will do) are
+// picked here and bound by the server a moment later; another process can
+// take one in between (parallel test binaries do), so a bind failure on a
+// port picked here is retried with new ones.
+func startServer(opts Options) (temporal.Server, Options, error) {
+	for attempt := 1; ; attempt++ {
+		srv, err := tryStartServer(opts)
+		if err == nil {
+			return srv.srv, srv.opts, nil
+		}
+		if attempt >= 5 || !srv.retryable || !strings.Contains(err.Error(), "address already in use") {
+			return nil, opts, err
+		}
+		opts.Logger.Warn("a port picked for the embedded Temporal server was taken meanwhile; retrying", "attempt", attempt, "error", err)
+	}
+}
+
+type started struct {
+	srv       temporal.Server
+	opts      Options // with the ports picked
+	retryable bool    // the failure came after the ports were picked
+}
+
+func tryStartServer(opts Options) (started, error) {
+	var err error
+	if opts.FrontendPort, err = claimPort(opts.IP, opts.FrontendPort, "Temporal frontend"); err != nil {
+		return started{}, err
+	}
+	if opts.UIPort != 0 {
+		if opts.UIPort, err = claimPort(opts.IP, opts.UIPort, "Temporal Web UI"); err != nil {
+			return started{}, err
+		}
+	}
+
+	cfg, err := serverConfig(opts)
+	if err != nil {
+		return started{}, err
+	}
+	sqlCfg := cfg.Persistence.DataStores[sqliteplugin.PluginName].SQL
+	if _, err := os.Stat(sqlCfg.DatabaseName); errors.Is(err, os.ErrNotExist) {
+		if err := sqliteschema.SetupSchema(sqlCfg); err != nil {
+			return started{}, fmt.Errorf("devserver: create schema in %s: %w", sqlCfg.DatabaseName, err)
+		}
+	}
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, opts.SearchAttributes)
+	if err != nil {
+		return started{}, fmt.Errorf("devserver: namespace %q: %w", opts.Namespace, err)
+	}
+	// A no-op when the namespace exists already (a restart on the same Dir).
+	if err := sqliteschema.CreateNamespaces(sqlCfg, ns); err != nil {
+		return started{}, fmt.Errorf("devserver: create namespace %q: %w", opts.Namespace, err)
+	}
+
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithLogger(tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "error", Stdout: false}))),
+		temporal.WithDynamicConfigClient(dynamicConfig()),
+	)
+	if err != nil {
+		return started{}, fmt.Errorf("devserver: build server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		_ = srv.Stop()
+		return started{retryable: true}, fmt.Errorf("devserver: start server: %w", err)
+	}
+	return started{srv: srv, opts: opts}, nil
 }
 
 // FrontendAddress is the host:port for client.Dial.
@@ -362,7 +397,17 @@ func claimPort(ip string, port int, what string) (int, error) {
 	return port, nil
 }
 
+// freePort picks a free port below Linux's ephemeral range (32768–60999),
+// where the kernel does not hand ports to outgoing connections, so the port
+// is far less likely to be taken before the server binds it.
 func freePort(ip string) (int, error) {
+	for range 50 {
+		p := 20000 + rand.IntN(12000)
+		if l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p))); err == nil {
+			_ = l.Close()
+			return p, nil
+		}
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("devserver: find a free port: %w", err)

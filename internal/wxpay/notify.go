@@ -164,6 +164,21 @@ func (h *NotifyHandler) Parse(ctx context.Context, r *http.Request) (Notificatio
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
+	// The SDK dereferences the resource without checking it is there: a signed
+	// envelope without one would panic inside it.
+	var shape struct {
+		Resource *struct {
+			Ciphertext string `json:"ciphertext"`
+			Nonce      string `json:"nonce"`
+		} `json:"resource"`
+	}
+	if err := json.Unmarshal(body, &shape); err != nil {
+		return Notification{}, fmt.Errorf("%w: envelope is not a JSON object", ErrBadBody)
+	}
+	if shape.Resource == nil || shape.Resource.Ciphertext == "" || shape.Resource.Nonce == "" {
+		return Notification{}, fmt.Errorf("%w: envelope has no encrypted resource", ErrBadBody)
+	}
+
 	var plain json.RawMessage
 	env, err := h.sdk.ParseNotifyRequest(ctx, r, &plain)
 	if err != nil {

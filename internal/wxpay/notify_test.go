@@ -3,6 +3,11 @@ package wxpay_test
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -176,6 +181,38 @@ func waitDelivered(t *testing.T, e *env, no string) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Envelopes signed with WeChat's key (so they pass the signature check) but
+// not what a notification must be are refused as bad bodies, never a panic.
+func TestNotifyHandlerRefusesSignedEnvelopesWithoutAResource(t *testing.T) {
+	h, err := wxpay.NewNotifyHandler(wxpay.Config{APIv3Key: devKeys.APIv3Key, PublicKeyID: devKeys.PublicKeyID, PublicKey: devKeys.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{
+		`{"id":"n1","event_type":"TRANSACTION.SUCCESS","resource_type":"encrypt-resource"}`,
+		`{"id":"n2","event_type":"TRANSACTION.SUCCESS","resource":null}`,
+		`{"id":"n3","event_type":"TRANSACTION.SUCCESS","resource":{"algorithm":"AEAD_AES_256_GCM"}}`,
+		`[1,2,3]`,
+	} {
+		t.Run(body, func(t *testing.T) {
+			ts, nonce := itoa(time.Now().Unix()), "nonce-"+body[:5]
+			sum := sha256.Sum256([]byte(ts + "\n" + nonce + "\n" + body + "\n"))
+			sig, err := rsa.SignPKCS1v15(rand.Reader, devKeys.PlatformPrivateKey, crypto.SHA256, sum[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodPost, "/notify", bytes.NewBufferString(body))
+			r.Header.Set("Wechatpay-Signature", base64.StdEncoding.EncodeToString(sig))
+			r.Header.Set("Wechatpay-Serial", devKeys.PublicKeyID)
+			r.Header.Set("Wechatpay-Timestamp", ts)
+			r.Header.Set("Wechatpay-Nonce", nonce)
+			if _, err := h.Parse(context.Background(), r); !errors.Is(err, wxpay.ErrBadBody) {
+				t.Fatalf("err %v, want ErrBadBody", err)
+			}
+		})
+	}
+}
 
 // A notify answered 500 twice is delivered on the third attempt at the
 // scaled schedule (15 s, 15 s) and never again after the 2xx.

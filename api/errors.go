@@ -1,25 +1,55 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"ordersaga/workflows"
 )
 
 // Error codes: stable strings clients may branch on. The HTTP status says the
-// class, the code says what exactly.
+// class, the code says what exactly. docs/openapi.yaml lists the same set
+// (ErrorCode), and a test keeps the two equal.
 const (
 	CodeInvalidArgument  = "INVALID_ARGUMENT"
 	CodeUnauthenticated  = "UNAUTHENTICATED"
 	CodePermissionDenied = "PERMISSION_DENIED"
 	CodeNotFound         = "NOT_FOUND"
+	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	CodeOutOfStock       = "OUT_OF_STOCK"
 	CodeUnknownProduct   = "UNKNOWN_PRODUCT"
-	CodeOrderNotPayable  = "ORDER_NOT_PAYABLE"
 	CodeBodyTooLarge     = "BODY_TOO_LARGE"
 	CodeUnavailable      = "UNAVAILABLE"
 	CodeInternal         = "INTERNAL"
+
+	// Refusals of order actions: the order is not in a state that allows it.
+	CodeOrderNotPayable     = workflows.ErrTypeNotPayable
+	CodeOrderNotCancellable = workflows.ErrTypeNotCancellable
+	CodeOrderNotRefundable  = workflows.ErrTypeNotRefundable
+	CodeOrderNotShippable   = workflows.ErrTypeNotShippable
+	CodeOrderNotConfirmable = workflows.ErrTypeNotConfirmable
+	// CodeWechatRefused: WeChat Pay refused the request for good (502);
+	// retrying the same request cannot help, a person should look.
+	CodeWechatRefused = workflows.ErrTypeWechatRefused
 )
+
+// errorCodes is every code the API answers with (login's are in login.go).
+var errorCodes = []string{
+	CodeInvalidArgument, CodeUnauthenticated, CodePermissionDenied, CodeNotFound,
+	CodeMethodNotAllowed, CodeOutOfStock, CodeUnknownProduct, CodeBodyTooLarge,
+	CodeUnavailable, CodeInternal,
+	CodeOrderNotPayable, CodeOrderNotCancellable, CodeOrderNotRefundable,
+	CodeOrderNotShippable, CodeOrderNotConfirmable, CodeWechatRefused,
+	CodeInvalidLoginCode, CodeLoginBlocked,
+}
 
 // ErrorBody is the one error shape of the API: {"error":{"code","message"}}.
 type ErrorBody struct {
@@ -54,4 +84,63 @@ func internalError(c *gin.Context, err error) {
 func unavailable(c *gin.Context, err error) {
 	_ = c.Error(err)
 	abortError(c, http.StatusServiceUnavailable, CodeUnavailable, "the order service is temporarily unavailable; try again")
+}
+
+// temporalUnavailable reports whether err means Temporal (or the call to it)
+// did not answer in time: the request may be retried as it is.
+func temporalUnavailable(err error) bool {
+	var (
+		unavail   *serviceerror.Unavailable
+		deadline  *serviceerror.DeadlineExceeded
+		exhausted *serviceerror.ResourceExhausted
+		canceled  *serviceerror.Canceled
+		updTO     *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	)
+	if errors.As(err, &unavail) || errors.As(err, &deadline) || errors.As(err, &exhausted) ||
+		errors.As(err, &canceled) || errors.As(err, &updTO) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	// The SDK passes some transport failures on as raw gRPC statuses
+	// ("failed reaching server: …").
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Canceled:
+		return true
+	}
+	return false
+}
+
+// workflowEnded reports whether err says the order's workflow is no longer
+// running (it completed, or never existed).
+func workflowEnded(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}
+
+// refusalStatus maps the Type of an ApplicationError a workflow returned to
+// an HTTP status and error code; ok is false for types the API does not know.
+func refusalStatus(errType string) (status int, code string, ok bool) {
+	switch errType {
+	case workflows.ErrTypeNotPayable, workflows.ErrTypeNotCancellable, workflows.ErrTypeNotRefundable,
+		workflows.ErrTypeNotShippable, workflows.ErrTypeNotConfirmable, workflows.ErrTypeOutOfStock:
+		return http.StatusConflict, errType, true
+	case workflows.ErrTypeUnknownProduct:
+		return http.StatusBadRequest, CodeUnknownProduct, true
+	case workflows.ErrTypeInvalidOrder:
+		return http.StatusBadRequest, CodeInvalidArgument, true
+	case workflows.ErrTypeWechatUnavailable:
+		return http.StatusServiceUnavailable, CodeUnavailable, true
+	case workflows.ErrTypeWechatRefused:
+		return http.StatusBadGateway, CodeWechatRefused, true
+	}
+	return 0, "", false
+}
+
+// applicationError is the workflow's business error inside err, if any.
+func applicationError(err error) (*temporal.ApplicationError, bool) {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr, true
+	}
+	return nil, false
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net/http"
 	"strconv"
@@ -48,19 +49,31 @@ type orderJSON struct {
 	PayDeadline  time.Time  `json:"pay_deadline"`
 	PaidAt       *time.Time `json:"paid_at,omitempty"`
 	ClosedAt     *time.Time `json:"closed_at,omitempty"`
+	ShippedAt    *time.Time `json:"shipped_at,omitempty"`
+	TrackingNo   string     `json:"tracking_no,omitempty"`
+	CompletedAt  *time.Time `json:"completed_at,omitempty"`
 	WechatSynced *bool      `json:"wechat_synced,omitempty"`
 }
 
 func orderFromRow(o store.Order) orderJSON {
 	out := orderJSON{
 		OrderNo: o.OrderNo, Status: string(o.Status), TotalFen: o.TotalFen, Address: o.Address,
-		CreatedAt: o.CreatedAt.UTC(), PayDeadline: o.PayDeadline.UTC(), PaidAt: o.PaidAt, ClosedAt: o.ClosedAt,
+		CreatedAt: o.CreatedAt.UTC(), PayDeadline: o.PayDeadline.UTC(), PaidAt: utc(o.PaidAt), ClosedAt: utc(o.ClosedAt),
+		ShippedAt: utc(o.ShippedAt), TrackingNo: o.TrackingNo, CompletedAt: utc(o.CompletedAt),
 		Items: make([]itemJSON, 0, len(o.Items)),
 	}
 	for _, it := range o.Items {
 		out.Items = append(out.Items, itemJSON{ProductID: it.ProductID, Name: it.Name, UnitPriceFen: it.UnitPriceFen, Quantity: it.Quantity})
 	}
 	return out
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func orderFromView(v workflows.OrderView, address string) orderJSON {
@@ -80,9 +93,28 @@ type createOrderRequest struct {
 }
 
 // decodeJSON reads exactly one JSON object into v, with messages a client
-// developer can act on.
+// developer can act on. Unknown fields are ignored (older clients may send
+// more than this version reads).
 func decodeJSON(c *gin.Context, v any) bool {
+	return decodeBody(c, v, false, false)
+}
+
+// decodeJSONStrict is decodeJSON refusing unknown fields: for the admin API,
+// where a misspelt field must not pass silently as "not given".
+func decodeJSONStrict(c *gin.Context, v any) bool {
+	return decodeBody(c, v, true, false)
+}
+
+// decodeOptionalJSON is decodeJSON for endpoints whose body may be empty.
+func decodeOptionalJSON(c *gin.Context, v any) bool {
+	return decodeBody(c, v, true, true)
+}
+
+func decodeBody(c *gin.Context, v any, strict, optional bool) bool {
 	dec := json.NewDecoder(c.Request.Body)
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		var syntax *json.SyntaxError
@@ -90,12 +122,20 @@ func decodeJSON(c *gin.Context, v any) bool {
 		switch {
 		case errors.As(err, &tooBig):
 			abortError(c, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than 64 KiB")
+		case errors.Is(err, io.EOF) && optional:
+			return true
 		case errors.Is(err, io.EOF):
 			badRequest(c, "request body is empty; expected a JSON object")
 		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 			badRequest(c, "request body is not valid JSON")
 		case errors.As(err, &typ):
-			badRequest(c, fmt.Sprintf("field %q must be a %s", typ.Field, typ.Type))
+			if typ.Field == "" {
+				badRequest(c, "request body must be a JSON object")
+			} else {
+				badRequest(c, fmt.Sprintf("field %q must be %s", typ.Field, jsonType(typ.Type.Kind().String())))
+			}
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			badRequest(c, "unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field "))
 		default:
 			badRequest(c, "request body is not a valid JSON object")
 		}
@@ -106,6 +146,25 @@ func decodeJSON(c *gin.Context, v any) bool {
 		return false
 	}
 	return true
+}
+
+// jsonType names a Go kind the way a JSON client thinks of it.
+func jsonType(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "an integer"
+	case "float32", "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	case "string":
+		return "a string"
+	}
+	return "a " + kind
 }
 
 func validateItems(items []workflows.Item) ([]workflows.Item, string) {
@@ -159,16 +218,19 @@ func (s *server) createOrder(c *gin.Context) {
 
 	// A cheap read refuses unknown products and empty shelves without
 	// creating a workflow. The workflow checks again: stock may change.
-	if refused := s.precheck(c, items); refused {
+	products, refused := s.precheck(c, items)
+	if refused {
 		return
 	}
+	summary := orderSummary(items, products)
 
 	var (
 		view workflows.OrderView
 		err  error
 	)
 	for attempt := 0; attempt < 3; attempt++ { // a fresh number if one ever collides
-		view, err = s.startOrder(ctx, newOrderNo(s.Now()), uid, items, req.Address)
+		no := newOrderNo(s.Now())
+		view, err = s.startOrder(ctx, no, uid, items, req.Address, "Order "+no+" · "+summary)
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if !errors.As(err, &started) {
 			break
@@ -182,7 +244,7 @@ func (s *server) createOrder(c *gin.Context) {
 	c.JSON(http.StatusCreated, orderFromView(view, req.Address))
 }
 
-func (s *server) precheck(c *gin.Context, items []workflows.Item) bool {
+func (s *server) precheck(c *gin.Context, items []workflows.Item) (map[int64]store.Product, bool) {
 	ids := make([]int64, 0, len(items))
 	for _, it := range items {
 		ids = append(ids, it.ProductID)
@@ -190,25 +252,51 @@ func (s *server) precheck(c *gin.Context, items []workflows.Item) bool {
 	products, err := s.Store.GetProducts(c.Request.Context(), ids)
 	if err != nil {
 		internalError(c, err)
-		return true
+		return nil, true
 	}
 	for _, it := range items {
 		p, ok := products[it.ProductID]
 		if !ok {
 			s.ordersPlaced.WithLabelValues("unknown_product").Inc()
 			abortError(c, http.StatusBadRequest, CodeUnknownProduct, fmt.Sprintf("product %d does not exist", it.ProductID))
-			return true
+			return nil, true
 		}
 		if p.Stock < it.Quantity {
 			s.ordersPlaced.WithLabelValues("out_of_stock").Inc()
 			abortError(c, http.StatusConflict, CodeOutOfStock, fmt.Sprintf("%s: only %d left, %d requested", p.Name, p.Stock, it.Quantity))
-			return true
+			return nil, true
 		}
 	}
-	return false
+	return products, false
 }
 
-func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, items []workflows.Item, address string) (workflows.OrderView, error) {
+// orderSummary reads "¥128.00 · 2 items" from the prices the precheck read;
+// the workflow prices the order again, from the database, when it stores it.
+func orderSummary(items []workflows.Item, products map[int64]store.Product) string {
+	var total, units int64
+	for _, it := range items {
+		units += it.Quantity
+		line, ok := mulFen(products[it.ProductID].PriceFen, it.Quantity)
+		if !ok || total > math.MaxInt64-line {
+			return fmt.Sprintf("%d items", units)
+		}
+		total += line
+	}
+	noun := "items"
+	if units == 1 {
+		noun = "item"
+	}
+	return fmt.Sprintf("%s · %d %s", yuan(total), units, noun)
+}
+
+func mulFen(price, qty int64) (int64, bool) {
+	if price < 0 || qty < 0 || (qty != 0 && price > math.MaxInt64/qty) {
+		return 0, false
+	}
+	return price * qty, true
+}
+
+func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, items []workflows.Item, address, summary string) (workflows.OrderView, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	start := s.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
@@ -222,10 +310,11 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 			workflows.AttrOrderUserID.ValueSet(strconv.FormatInt(uid, 10)),
 			workflows.AttrOrderStatus.ValueSet(string(workflows.StatusPending)),
 		),
-		StaticSummary: fmt.Sprintf("Order %s · user %d · %d line(s)", orderNo, uid, len(items)),
-		StaticDetails: staticDetails(items, address),
+		StaticSummary: summary,
+		StaticDetails: staticDetails(uid, items, address),
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
-		OrderNo: orderNo, UserID: uid, Items: items, Address: address, PayTimeout: s.PayTimeout,
+		OrderNo: orderNo, UserID: uid, Items: items, Address: address,
+		PayTimeout: s.PayTimeout, AutoConfirm: s.AutoConfirm, AppID: s.AppID, MchID: s.MchID,
 	})
 	handle, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
@@ -244,9 +333,9 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 	return view, nil
 }
 
-func staticDetails(items []workflows.Item, address string) string {
+func staticDetails(uid int64, items []workflows.Item, address string) string {
 	var b strings.Builder
-	b.WriteString("Items as ordered (priced by the workflow from the database):\n")
+	fmt.Fprintf(&b, "User %d ordered (priced by the workflow from the database):\n", uid)
 	for _, it := range items {
 		fmt.Fprintf(&b, "- product %d × %d\n", it.ProductID, it.Quantity)
 	}
@@ -277,23 +366,92 @@ func (s *server) orderStartFailed(c *gin.Context, err error) {
 	unavailable(c, fmt.Errorf("start order workflow: %w", err))
 }
 
+// getOrder answers one of the caller's orders from the database. With
+// ?sync=1 on a PENDING order it first asks the workflow to query WeChat (the
+// mini-program polls so right after wx.requestPayment) and says whether
+// WeChat confirmed the payment.
 func (s *server) getOrder(c *gin.Context) {
+	sync, ok := boolQuery(c, "sync")
+	if !ok {
+		return
+	}
+	o, ok := s.userOrder(c)
+	if !ok {
+		return
+	}
+	out := orderFromRow(o)
+	if !sync {
+		c.JSON(http.StatusOK, out)
+		return
+	}
+	confirmed := paidOrLater(o.Status)
+	if o.Status == store.StatusPending {
+		var res workflows.SyncResult
+		err := s.runUpdate(c.Request.Context(), o.OrderNo, workflows.UpdateSync, nil, &res, syncWait)
+		switch {
+		case err == nil:
+			confirmed = res.Confirmed
+		case workflowEnded(err):
+			// Ended meanwhile: the row below says how.
+		default:
+			// A read does not fail because WeChat or Temporal is slow: the
+			// answer says the order was not confirmed, the client asks again.
+			s.Logger.Warn("sync with WeChat failed", "request_id", c.GetString(ctxRequestID), "order_no", o.OrderNo, "error", err.Error())
+		}
+		again, err := s.Store.GetOrderForUser(c.Request.Context(), o.OrderNo, o.UserID)
+		if err != nil {
+			internalError(c, err)
+			return
+		}
+		out = orderFromRow(again)
+		confirmed = confirmed || paidOrLater(again.Status)
+	}
+	out.WechatSynced = &confirmed
+	c.JSON(http.StatusOK, out)
+}
+
+// paidOrLater reports whether an order in status st was paid at some point
+// (WeChat confirmed the money).
+func paidOrLater(st store.OrderStatus) bool {
+	switch st {
+	case store.StatusPaid, store.StatusShipped, store.StatusCompleted,
+		store.StatusRefunding, store.StatusRefunded, store.StatusRefundFailed:
+		return true
+	}
+	return false
+}
+
+// boolQuery reads an optional boolean query parameter (1/true/0/false).
+func boolQuery(c *gin.Context, name string) (value, ok bool) {
+	switch strings.ToLower(c.Query(name)) {
+	case "", "0", "false":
+		return false, true
+	case "1", "true":
+		return true, true
+	}
+	badRequest(c, name+" must be 1 or 0")
+	return false, false
+}
+
+// userOrder loads the caller's order named by the path, or answers 404:
+// someone else's order is "not found" too, so numbers do not leak. Every
+// user route does this before it talks to Temporal.
+func (s *server) userOrder(c *gin.Context) (store.Order, bool) {
 	no := c.Param("no")
 	if !validOrderNo(no) {
 		notFound(c, "order")
-		return
+		return store.Order{}, false
 	}
 	o, err := s.Store.GetOrderForUser(c.Request.Context(), no, c.GetInt64(ctxUserID))
 	if errors.Is(err, store.ErrNotFound) {
-		// Someone else's order is "not found" too: numbers must not leak.
 		notFound(c, "order")
-		return
+		return store.Order{}, false
 	}
 	if err != nil {
 		internalError(c, err)
-		return
+		return store.Order{}, false
 	}
-	c.JSON(http.StatusOK, orderFromRow(o))
+	return o, true
 }
 
 func (s *server) listOrders(c *gin.Context) {

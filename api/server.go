@@ -7,8 +7,11 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -55,6 +58,9 @@ type server struct {
 	httpRequests *prometheus.CounterVec
 	httpLatency  *prometheus.HistogramVec
 	ordersPlaced *prometheus.CounterVec
+	notifies     *prometheus.CounterVec
+	replays      *replayGuard
+	adminDigest  [32]byte
 }
 
 // Context keys set by the middleware.
@@ -63,12 +69,26 @@ const (
 	ctxUserID    = "user_id"
 )
 
-// maxBodyBytes bounds every request body: the largest legitimate one (an
-// order of 50 lines) is a few KB.
+// maxBodyBytes bounds every request body but the notify's: the largest
+// legitimate one (an order of 50 lines) is a few KB.
 const maxBodyBytes = 64 << 10
+
+// maxNotifyBodyBytes bounds WeChat Pay callbacks, as wxpay.NotifyHandler.Parse
+// does (real ones are a few KB).
+const maxNotifyBodyBytes = 1 << 20
+
+// Paths the middleware treats specially.
+const (
+	notifyPath = "/v1/wechatpay/notify"
+)
 
 // NewRouter returns the API's handler.
 func NewRouter(d Deps) http.Handler {
+	return newEngine(d)
+}
+
+// newEngine builds the gin engine; tests read its routes (Engine.Routes).
+func newEngine(d Deps) *gin.Engine {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
@@ -90,8 +110,14 @@ func NewRouter(d Deps) http.Handler {
 		ordersPlaced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordersaga_orders_placed_total", Help: "Order creation requests by outcome.",
 		}, []string{"outcome"}),
+		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordersaga_wechatpay_notifies_total",
+			Help: "WeChat Pay callbacks by event type and outcome (accepted, stray_started, unknown_order, ended, ignored, refused_<reason>, failed_<reason>).",
+		}, []string{"event", "outcome"}),
+		replays:     newReplayGuard(d.Now),
+		adminDigest: sha256.Sum256([]byte(d.AdminToken)),
 	}
-	for _, col := range []prometheus.Collector{s.httpRequests, s.httpLatency, s.ordersPlaced} {
+	for _, col := range []prometheus.Collector{s.httpRequests, s.httpLatency, s.ordersPlaced, s.notifies} {
 		if err := d.Metrics.Register(col); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
@@ -107,7 +133,7 @@ func NewRouter(d Deps) http.Handler {
 	r.Use(s.requestID, s.accessLog, s.recover, s.limitBody)
 	r.NoRoute(func(c *gin.Context) { abortError(c, http.StatusNotFound, CodeNotFound, "no such endpoint") })
 	r.NoMethod(func(c *gin.Context) {
-		abortError(c, http.StatusMethodNotAllowed, CodeInvalidArgument, "method not allowed")
+		abortError(c, http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed on this endpoint")
 	})
 
 	r.GET("/healthz", s.healthz)
@@ -117,11 +143,25 @@ func NewRouter(d Deps) http.Handler {
 	v1 := r.Group("/v1")
 	v1.GET("/products", s.listProducts)
 	v1.POST("/auth/login", s.login)
+	// WeChat Pay calls this; it authenticates by signature, not by token.
+	v1.POST("/wechatpay/notify", s.wechatpayNotify)
 
 	user := v1.Group("", s.requireUser)
 	user.POST("/orders", s.createOrder)
 	user.GET("/orders", s.listOrders)
 	user.GET("/orders/:no", s.getOrder)
+	user.POST("/orders/:no/pay", s.payOrder)
+	user.POST("/orders/:no/cancel", s.cancelOrder)
+	user.POST("/orders/:no/refund", s.refundOrder)
+	user.POST("/orders/:no/confirm", s.confirmOrder)
+
+	admin := v1.Group("/admin", s.requireAdmin)
+	admin.POST("/products", s.adminCreateProduct)
+	admin.PATCH("/products/:id", s.adminUpdateProduct)
+	admin.GET("/orders/flagged", s.adminFlaggedOrders)
+	admin.GET("/orders/:no", s.adminGetOrder)
+	admin.POST("/orders/:no/ship", s.adminShipOrder)
+	admin.POST("/orders/:no/refund", s.adminRefundOrder)
 	return r
 }
 
@@ -174,7 +214,12 @@ func (s *server) accessLog(c *gin.Context) {
 func (s *server) recover(c *gin.Context) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.Logger.Error("panic in handler", "request_id", c.GetString(ctxRequestID), "panic", r)
+			s.Logger.Error("panic in handler", "request_id", c.GetString(ctxRequestID), "route", c.FullPath(), "panic", fmt.Sprint(r))
+			if c.FullPath() == notifyPath {
+				// WeChat's shape: it retries.
+				c.AbortWithStatusJSON(http.StatusInternalServerError, notifyAnswer{Code: "FAIL", Message: "internal error"})
+				return
+			}
 			abortError(c, http.StatusInternalServerError, CodeInternal, "internal error")
 		}
 	}()
@@ -182,6 +227,17 @@ func (s *server) recover(c *gin.Context) {
 }
 
 func (s *server) limitBody(c *gin.Context) {
+	if c.FullPath() == notifyPath {
+		// WeChat's callbacks get WeChat's error shape and Parse's limit.
+		if c.Request.ContentLength > maxNotifyBodyBytes {
+			s.countNotify("", "refused_too_large")
+			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, notifyAnswer{Code: "FAIL", Message: "body larger than 1 MiB"})
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxNotifyBodyBytes)
+		c.Next()
+		return
+	}
 	if c.Request.ContentLength > maxBodyBytes {
 		abortError(c, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than 64 KiB")
 		return
@@ -206,6 +262,28 @@ func (s *server) requireUser(c *gin.Context) {
 	c.Next()
 }
 
+// requireAdmin lets through requests bearing ADMIN_TOKEN. The comparison is
+// of SHA-256 digests in constant time, so neither timing nor length leaks how
+// close a guess was.
+func (s *server) requireAdmin(c *gin.Context) {
+	if s.AdminToken == "" {
+		abortError(c, http.StatusForbidden, CodePermissionDenied, "the admin API is disabled (ADMIN_TOKEN is not set)")
+		return
+	}
+	const prefix = "Bearer "
+	h := c.GetHeader("Authorization")
+	if len(h) <= len(prefix) || h[:len(prefix)] != prefix {
+		abortError(c, http.StatusUnauthorized, CodeUnauthenticated, "missing admin bearer token")
+		return
+	}
+	got := sha256.Sum256([]byte(h[len(prefix):]))
+	if subtle.ConstantTimeCompare(got[:], s.adminDigest[:]) != 1 {
+		abortError(c, http.StatusUnauthorized, CodeUnauthenticated, "invalid admin token")
+		return
+	}
+	c.Next()
+}
+
 func (s *server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
@@ -217,13 +295,16 @@ func (s *server) readyz(c *gin.Context) {
 	defer cancel()
 	checks := gin.H{}
 	ok := true
+	// The causes go to the log, not to whoever asks: they name hosts.
 	if err := s.Store.Ping(ctx); err != nil {
-		checks["database"], ok = err.Error(), false
+		checks["database"], ok = "unreachable", false
+		s.Logger.Warn("readyz: database", "error", err.Error())
 	} else {
 		checks["database"] = "ok"
 	}
 	if _, err := s.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-		checks["temporal"], ok = err.Error(), false
+		checks["temporal"], ok = "unreachable", false
+		s.Logger.Warn("readyz: temporal", "error", err.Error())
 	} else {
 		checks["temporal"] = "ok"
 	}

@@ -1,0 +1,160 @@
+package api_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"ordersaga/internal/auth"
+	"ordersaga/internal/store"
+	"ordersaga/internal/testenv"
+	"ordersaga/workflows"
+)
+
+// forgeSubject rewrites a token's subject (its user id) and keeps the
+// signature: what someone who wants another user's orders would try.
+func forgeSubject(t *testing.T, token string, uid int64) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token is not a JWT: %s", token)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	claims["sub"] = itoa(uid)
+	b, _ := json.Marshal(claims)
+	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Every hostile request gets a clear 4xx and changes nothing: not the
+// database, not the order's workflow.
+func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
+	env := testenv.New(t, temporalServer, testenv.Options{})
+	ps := env.Seed(store.Product{Name: "Beans", PriceFen: 100, Stock: 10})
+	aliceID, alice := env.UserToken("openid-alice")
+	malloryID, mallory := env.UserToken("openid-mallory")
+	o := place(t, env, alice, item{ps[0].ID, 2})
+	no := o.OrderNo
+
+	expiredTokens, err := auth.NewTokens(env.Config.JWTSecret, time.Hour, func() time.Time { return time.Now().Add(-2 * time.Hour) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _, _ := expiredTokens.Issue(aliceID)
+	strangerTokens, err := auth.NewTokens(strings.Repeat("s", 32), time.Hour, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSecret, _, _ := strangerTokens.Issue(aliceID)
+	forged := forgeSubject(t, mallory, aliceID)
+	admin := env.Config.AdminToken
+	big := `{"reason":"` + strings.Repeat("x", 1<<20) + `"}`
+
+	type req struct {
+		name, method, path, token string
+		body                      any
+		status                    int
+		code                      string
+	}
+	var tests []req
+	orderRoutes := []struct{ method, path string }{
+		{http.MethodGet, "/v1/orders/" + no},
+		{http.MethodGet, "/v1/orders/" + no + "?sync=1"},
+		{http.MethodPost, "/v1/orders/" + no + "/pay"},
+		{http.MethodPost, "/v1/orders/" + no + "/cancel"},
+		{http.MethodPost, "/v1/orders/" + no + "/refund"},
+		{http.MethodPost, "/v1/orders/" + no + "/confirm"},
+	}
+	for _, r := range orderRoutes {
+		what := r.method + " " + strings.Replace(r.path, no, ":no", 1)
+		tests = append(tests,
+			req{"another user's order is not found: " + what, r.method, r.path, mallory, nil, http.StatusNotFound, "NOT_FOUND"},
+			req{"no token: " + what, r.method, r.path, "", nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
+			req{"expired token: " + what, r.method, r.path, expired, nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
+			req{"token signed with another secret: " + what, r.method, r.path, otherSecret, nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
+			req{"token whose user id was rewritten: " + what, r.method, r.path, forged, nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
+			req{"the admin token is no user token: " + what, r.method, r.path, admin, nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
+			req{"malformed order number: " + what, r.method, strings.Replace(r.path, no, "..%2f..%2fetc", 1), alice, nil, http.StatusNotFound, "NOT_FOUND"},
+		)
+	}
+	tests = append(tests,
+		req{"sync must be 0 or 1", http.MethodGet, "/v1/orders/" + no + "?sync=maybe", alice, nil, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"refund: malformed JSON", http.MethodPost, "/v1/orders/" + no + "/refund", alice, `{"reason":`, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"refund: unknown field", http.MethodPost, "/v1/orders/" + no + "/refund", alice, `{"amount_fen":1}`, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"refund: reason longer than WeChat takes", http.MethodPost, "/v1/orders/" + no + "/refund", alice, map[string]string{"reason": strings.Repeat("很", 81)}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"refund: 1 MB body", http.MethodPost, "/v1/orders/" + no + "/refund", alice, big, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
+		req{"confirm: 1 MB body", http.MethodPost, "/v1/orders/" + no + "/confirm", alice, big, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
+		req{"login: 1 MB body", http.MethodPost, "/v1/auth/login", "", big, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
+		req{"create: 1 MB body", http.MethodPost, "/v1/orders", alice, big, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
+		req{"create: negative quantity", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, -1}}}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"create: huge quantity", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1 << 40}}}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"create: unknown product", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID + 1000, 1}}}, http.StatusBadRequest, "UNKNOWN_PRODUCT"},
+		req{"create: more than the stock", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 11}}}, http.StatusConflict, "OUT_OF_STOCK"},
+		req{"method not allowed", http.MethodDelete, "/v1/orders/" + no, alice, nil, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED"},
+
+		req{"admin: no token", http.MethodGet, "/v1/admin/orders/" + no, "", nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
+		req{"admin: a user's token", http.MethodGet, "/v1/admin/orders/" + no, alice, nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
+		req{"admin: a wrong token", http.MethodPost, "/v1/admin/orders/" + no + "/refund", admin + "x", nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
+		req{"admin: a prefix of the token", http.MethodPost, "/v1/admin/orders/" + no + "/ship", admin[:len(admin)-1], nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
+		req{"admin: a user cannot add products", http.MethodPost, "/v1/admin/products", alice, map[string]any{"name": "Free", "price_fen": 1, "stock": 1}, http.StatusUnauthorized, "UNAUTHENTICATED"},
+		req{"admin: a user cannot change stock", http.MethodPatch, "/v1/admin/products/" + itoa(ps[0].ID), mallory, map[string]any{"stock": 0}, http.StatusUnauthorized, "UNAUTHENTICATED"},
+		req{"admin: product without a price", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "Cup", "stock": 1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: product price 0", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "Cup", "price_fen": 0, "stock": 1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: negative price", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "Cup", "price_fen": -100, "stock": 1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: price in yuan as a float", http.MethodPost, "/v1/admin/products", admin, `{"name":"Cup","price_fen":12.5,"stock":1}`, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: negative stock", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "Cup", "price_fen": 100, "stock": -1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: empty name", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "  ", "price_fen": 100, "stock": 1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: misspelt field", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "Cup", "price": 100, "price_fen": 100, "stock": 1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: 1 MB product", http.MethodPost, "/v1/admin/products", admin, big, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
+		req{"admin: update with nothing to change", http.MethodPatch, "/v1/admin/products/" + itoa(ps[0].ID), admin, `{}`, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: stock below zero", http.MethodPatch, "/v1/admin/products/" + itoa(ps[0].ID), admin, map[string]any{"stock": -5}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: unknown product", http.MethodPatch, "/v1/admin/products/999999", admin, map[string]any{"stock": 5}, http.StatusNotFound, "NOT_FOUND"},
+		req{"admin: product id not a number", http.MethodPatch, "/v1/admin/products/abc", admin, map[string]any{"stock": 5}, http.StatusNotFound, "NOT_FOUND"},
+		req{"admin: tracking number with a script", http.MethodPost, "/v1/admin/orders/" + no + "/ship", admin, map[string]any{"tracking_no": "<script>"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: unknown order", http.MethodPost, "/v1/admin/orders/20990101000000123456/refund", admin, nil, http.StatusNotFound, "NOT_FOUND"},
+		req{"admin: flagged with a bad limit", http.MethodGet, "/v1/admin/orders/flagged?limit=0", admin, nil, http.StatusBadRequest, "INVALID_ARGUMENT"},
+	)
+
+	wf := workflows.WorkflowID(no)
+	settle(t, env, wf)
+	dbBefore, tBefore := dbSnapshot(t, env), temporalSnapshot(t, env, wf)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := env.Do(tt.method, tt.path, tt.token, tt.body)
+			if resp.Status != tt.status || resp.ErrorCode() != tt.code {
+				t.Fatalf("got %d %.300s; want %d %s", resp.Status, resp.Body, tt.status, tt.code)
+			}
+			if resp.Header.Get("X-Request-Id") == "" {
+				t.Errorf("no X-Request-Id")
+			}
+		})
+	}
+	if after := dbSnapshot(t, env); after != dbBefore {
+		t.Errorf("the database changed:\nbefore %s\nafter  %s", dbBefore, after)
+	}
+	if after := temporalSnapshot(t, env, wf); after != tBefore {
+		t.Errorf("the order's workflow changed: before %s, after %s", tBefore, after)
+	}
+	if ids := env.Workflows(testenv.UserQuery(malloryID)); len(ids) != 0 {
+		t.Errorf("mallory has workflows: %v", ids)
+	}
+	var list struct {
+		Orders []orderBody `json:"orders"`
+	}
+	env.Do(http.MethodGet, "/v1/orders", mallory, nil).JSON(t, &list)
+	if len(list.Orders) != 0 {
+		t.Fatalf("mallory sees %d orders", len(list.Orders))
+	}
+}

@@ -221,14 +221,17 @@ ordersaga dev is running (Ctrl-C stops everything; data stays in %s)
   Admin token      %s
   WeChat Pay sim   %s  (stands in for WeChat Pay and jscode2session)
 
-Try it (a mini-program journey with curl):
+Try it (a mini-program journey with curl; README.md explains each step):
 
-  curl -s %[2]s/v1/products
-  TOKEN=$(curl -s -XPOST %[2]s/v1/auth/login -d '{"code":"demo"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
-  curl -s -XPOST %[2]s/v1/orders -H "Authorization: Bearer $TOKEN" -d '{"items":[{"product_id":1,"quantity":2}]}'
-  curl -s %[2]s/v1/orders -H "Authorization: Bearer $TOKEN"
+  API=%[2]s SIM=%[7]s
+  TOKEN=$(curl -s -XPOST $API/v1/auth/login -d '{"code":"my-phone"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  curl -s $API/v1/products
+  ORDER=$(curl -s -XPOST $API/v1/orders -H "Authorization: Bearer $TOKEN" -d '{"items":[{"product_id":1,"quantity":2}]}' | grep -o '"order_no":"[^"]*"' | cut -d'"' -f4)
+  curl -s -XPOST $API/v1/orders/$ORDER/pay -H "Authorization: Bearer $TOKEN"
+  curl -s -XPOST $SIM/sim/transactions/$ORDER/pay >/dev/null   # the payer pays; WeChat's notify follows
+  curl -s "$API/v1/orders/$ORDER?sync=1" -H "Authorization: Bearer $TOKEN"
 
-Then open the Web UI (%[3]s) and filter: OrderStatus="PENDING"
+Then open the Web UI (%[3]s) and filter: OrderNo="<order_no>" or OrderStatus="PAID"
 Unpaid orders close after ORDER_PAY_TIMEOUT (%[8]s).
 `, opts.DataDir, apiURL, uiURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.AdminToken, simURL, cfg.OrderPayTimeout)
 }

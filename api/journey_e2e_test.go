@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -167,9 +168,33 @@ func TestJourneyFromLoginToPaidThroughTheNotify(t *testing.T) {
 	expectError(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/pay", token, nil), http.StatusConflict, "ORDER_NOT_PAYABLE")
 	expectError(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/cancel", token, nil), http.StatusConflict, "ORDER_NOT_CANCELLABLE")
 	metrics := string(env.Do(http.MethodGet, "/metrics", "", nil).Body)
-	if !strings.Contains(metrics, `ordersaga_wechatpay_notifies_total{event="TRANSACTION.SUCCESS",outcome="accepted"} 1`) {
-		t.Errorf("/metrics does not count the accepted notify")
+	for _, line := range []string{
+		`ordersaga_wechatpay_notifies_total{event="TRANSACTION.SUCCESS",outcome="accepted"} 1`,
+		// The worker's side: WeChat calls by outcome, the workflow's own
+		// counters, the Temporal SDK's metrics (one registry in this env, as in dev).
+		`ordersaga_wechatpay_calls_total{op="prepay",outcome="ok"} 1`,
+		`temporal_workflow_task_execution_latency_seconds_count`,
+		`temporal_activity_execution_latency_seconds_count`,
+	} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("/metrics lacks %s", line)
+		}
 	}
+	// The SDK adds namespace, task queue and workflow type to the labels.
+	paidOnce := regexp.MustCompile(`(?m)^ordersaga_order_transitions_total\{[^}]*from="PENDING",[^}]*to="PAID",[^}]*workflow_type="OrderWorkflow"[^}]*\} 1$`)
+	if !paidOnce.MatchString(metrics) {
+		t.Errorf("/metrics does not count one PENDING→PAID transition:\n%s", grepLines(metrics, "ordersaga_order_transitions_total"))
+	}
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // A double tap on "pay" makes one prepay: both answers carry the same package.

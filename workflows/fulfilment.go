@@ -191,7 +191,7 @@ func (o *order) settleRefund(ctx workflow.Context, r RefundNotice, restoreStock 
 		o.setStatus(ctx, StatusRefunded, fmt.Sprintf("WeChat refunded %s (%s, %s)", yuan(o.created.TotalFen), r.OutRefundNo, r.Source))
 		return nil
 	}
-	o.flags = appendOnce(o.flags, FlagRefundFailed)
+	o.addFlag(ctx, FlagRefundFailed)
 	o.logger.Error("refund failed: a person must return the money", "out_refund_no", r.OutRefundNo, "status", r.Status, "source", r.Source)
 	o.setStatus(ctx, StatusRefundFailed, fmt.Sprintf("refund %s is %s (%s): a person must return the money", r.OutRefundNo, r.Status, r.Source))
 	return nil

@@ -91,6 +91,20 @@ const (
 	ErrTypeWechatUnavailable = "WECHAT_UNAVAILABLE"
 )
 
+// Metrics the workflows emit (workflow.GetMetricsHandler: the worker's
+// Prometheus /metrics, counters suffixed _total). Operators alert on
+// flagged orders and failed stray refunds.
+const (
+	// MetricOrderTransitions counts status changes, labelled from and to.
+	MetricOrderTransitions = "ordersaga_order_transitions"
+	// MetricOrdersFlagged counts orders flagged for a person, labelled flag
+	// (PAYMENT_MISMATCH, REFUND_FAILED, CLOSE_UNCONFIRMED, UNEXPECTED_REFUND).
+	MetricOrdersFlagged = "ordersaga_orders_flagged"
+	// MetricStrayPayments counts stray payments by outcome (REFUNDED,
+	// REFUND_FAILED, KEPT, IGNORED).
+	MetricStrayPayments = "ordersaga_stray_payments"
+)
+
 // WorkflowID is the ID of an order's workflow: one order, one workflow, found
 // in the Web UI by its number.
 func WorkflowID(orderNo string) string { return "order-" + orderNo }

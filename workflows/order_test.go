@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/testsuite"
+
+	"ordersaga/internal/metrics"
 )
 
 // Each test drives one order through a path of its life in the SDK's
@@ -191,6 +193,11 @@ func TestPaymentNotifyMarksPaidAndDeductsStockOnce(t *testing.T) {
 	if got := statuses(final); !slices.Equal(got, want) {
 		t.Fatalf("transitions %v, want %v", got, want)
 	}
+	for _, to := range want {
+		if n := h.counted(MetricOrderTransitions, map[string]string{"to": string(to)}); n != 1 {
+			t.Errorf("%s transitions counted %v, want 1", to, n)
+		}
+	}
 	if len(h.strayInputs) != 0 {
 		t.Fatalf("repeats of the kept payment were treated as stray money: %v", h.strayInputs)
 	}
@@ -227,6 +234,9 @@ func TestPaymentThatDoesNotMatchTheOrderIsNeverPaidAndIsReturned(t *testing.T) {
 			}
 			if !slices.Contains(final.Flags, FlagPaymentMismatch) || !slices.Contains(w.order(orderNo).flags, FlagPaymentMismatch) {
 				t.Fatalf("flags: workflow %v, row %v", final.Flags, w.order(orderNo).flags)
+			}
+			if n := h.counted(MetricOrdersFlagged, map[string]string{"flag": FlagPaymentMismatch}); n != 1 {
+				t.Errorf("mismatch counted %v times, want 1 (operators alert on it)", n)
 			}
 			// The order ends at once; its stray payment workflow (abandoned
 			// by design) finishes after it, so its input and effects are checked.
@@ -287,6 +297,9 @@ func TestPaidOrderOutOfStockIsRefunded(t *testing.T) {
 			failed := tt.wantStatus == StatusRefundFailed
 			if slices.Contains(final.Flags, FlagRefundFailed) != failed {
 				t.Fatalf("flags %v", final.Flags)
+			}
+			if n := h.counted(MetricOrdersFlagged, map[string]string{"flag": FlagRefundFailed}); (n == 1) != failed {
+				t.Errorf("REFUND_FAILED counted %v times", n)
 			}
 		})
 	}
@@ -701,7 +714,9 @@ func TestStrayPaymentWorkflowReturnsOnlyMoneyNobodyKeeps(t *testing.T) {
 				w.orders[tt.order.no] = tt.order
 			}
 			w.trades["S1000001"] = &trade{state: TradeSuccess, txID: "tx-s", amount: 100}
+			m := metrics.NewTemporal()
 			var suite testsuite.WorkflowTestSuite
+			suite.SetMetricsHandler(m.Handler())
 			env := suite.NewTestWorkflowEnvironment()
 			w.register(env)
 			env.RegisterDelayedCallback(func() {
@@ -717,6 +732,9 @@ func TestStrayPaymentWorkflowReturnsOnlyMoneyNobodyKeeps(t *testing.T) {
 			}
 			if v.Status != tt.wantStatus {
 				t.Fatalf("status %s, want %s", v.Status, tt.wantStatus)
+			}
+			if n := m.Sum(MetricStrayPayments+"_total", map[string]string{"outcome": tt.wantStatus}); n != 1 {
+				t.Errorf("stray outcome %s counted %v times, want 1", tt.wantStatus, n)
 			}
 			if got := w.count(ActivityRequestRefund) == 1; got != tt.wantRefund {
 				t.Fatalf("refund requested: %v, want %v", got, tt.wantRefund)

@@ -277,7 +277,7 @@ func (o *order) closeHere(ctx workflow.Context, why, flag string) error {
 	}
 	if flag != "" {
 		o.logger.Error("order closed and flagged for a person", "flag", flag, "why", why)
-		o.flags = appendOnce(o.flags, flag)
+		o.addFlag(ctx, flag)
 	}
 	o.setStatus(ctx, res.Status, why)
 	return nil
@@ -376,13 +376,4 @@ func (o *order) sync(ctx workflow.Context) (SyncResult, error) {
 		}
 	}
 	return SyncResult{Confirmed: st.Paid(), Queried: true, Order: o.view()}, nil
-}
-
-func appendOnce(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }

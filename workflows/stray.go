@@ -49,6 +49,10 @@ func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaym
 	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrOrderNo.ValueSet(p.OutTradeNo)); err != nil {
 		logger.Warn("upsert search attributes", "error", err)
 	}
+	done := func(status string) {
+		v.Status = status
+		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": status}).Counter(MetricStrayPayments).Inc(1)
+	}
 	show := func(what string) {
 		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %s · transaction %s of order %s\n\n%s\n\nWhy: %s",
 			v.Status, yuan(p.AmountFen), p.TransactionID, p.OutTradeNo, what, in.Reason))
@@ -61,9 +65,10 @@ func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaym
 		return *v, fmt.Errorf("examine payment %s: %w", p.TransactionID, err)
 	}
 	if !d.Refund {
-		v.Status = StrayIgnored
 		if d.OrderKnown {
-			v.Status = StrayKept
+			done(StrayKept)
+		} else {
+			done(StrayIgnored)
 		}
 		logger.Info("payment needs no refund", "why", d.Why)
 		show("Nothing to return: " + d.Why)
@@ -96,11 +101,11 @@ func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaym
 		return *v, fmt.Errorf("settle refund %s: %w", result.OutRefundNo, err)
 	}
 	if result.Status == RefundSuccess {
-		v.Status = StrayRefunded
+		done(StrayRefunded)
 		show("Returned to the payer")
 		return *v, nil
 	}
-	v.Status = StrayRefundFailed
+	done(StrayRefundFailed)
 	logger.Error("stray payment refund failed: a person must return the money", "status", result.Status, "source", result.Source)
 	show(fmt.Sprintf("The refund is %s (%s): a person must return the money", result.Status, result.Source))
 	return *v, nil

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -21,8 +22,21 @@ func (o *order) setStatus(ctx workflow.Context, to Status, why string) {
 	}
 	o.transitions = append(o.transitions, Transition{At: workflow.Now(ctx), From: o.status, To: to, Why: why})
 	o.logger.Info("order status changed", "from", o.status, "to", to, "why", why)
+	// Counted once per transition: the SDK does not emit metrics on replay.
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"from": string(o.status), "to": string(to)}).
+		Counter(MetricOrderTransitions).Inc(1)
 	o.status = to
 	o.publish(ctx)
+}
+
+// addFlag records that the order needs a person, once per flag, and counts
+// it: operators alert on MetricOrdersFlagged.
+func (o *order) addFlag(ctx workflow.Context, flag string) {
+	if slices.Contains(o.flags, flag) {
+		return
+	}
+	o.flags = append(o.flags, flag)
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"flag": flag}).Counter(MetricOrdersFlagged).Inc(1)
 }
 
 // publish upserts the search attributes, so that the Web UI can filter by
@@ -73,7 +87,7 @@ func (o *order) flag(ctx workflow.Context, flag, reason string) error {
 	}).Get(ctx, nil); err != nil {
 		return fmt.Errorf("flag order %s: %w", o.in.OrderNo, err)
 	}
-	o.flags = appendOnce(o.flags, flag)
+	o.addFlag(ctx, flag)
 	o.showDetails(ctx)
 	return nil
 }

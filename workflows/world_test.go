@@ -13,6 +13,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/metrics"
 )
 
 // world stands in for the shop's database and WeChat Pay in the workflow
@@ -483,14 +485,18 @@ type harness struct {
 	strays map[string]StrayPaymentView
 	// strayInputs are the inputs they were started with.
 	strayInputs map[string]StrayPaymentInput
+	// metrics is what the workflows emitted through GetMetricsHandler.
+	metrics *metrics.Temporal
 }
 
 func newHarness(t *testing.T, w *world) *harness {
 	t.Helper()
+	m := metrics.NewTemporal()
 	var suite testsuite.WorkflowTestSuite
+	suite.SetMetricsHandler(m.Handler())
 	env := suite.NewTestWorkflowEnvironment()
 	w.register(env)
-	h := &harness{t: t, env: env, w: w, start: env.Now(), strays: map[string]StrayPaymentView{}, strayInputs: map[string]StrayPaymentInput{}, in: OrderInput{
+	h := &harness{t: t, env: env, w: w, metrics: m, start: env.Now(), strays: map[string]StrayPaymentView{}, strayInputs: map[string]StrayPaymentInput{}, in: OrderInput{
 		OrderNo: orderNo, UserID: 7, Items: []Item{{ProductID: 1, Quantity: 2}},
 		PayTimeout: 15 * time.Minute, AppID: shopAppID, MchID: shopMchID,
 	}}
@@ -615,4 +621,9 @@ func retryable(msg string) error { return temporal.NewApplicationError(msg, "WEC
 
 func refused(msg string) error {
 	return temporal.NewNonRetryableApplicationError(msg, ErrTypeWechatRefused, nil)
+}
+
+// counted is the value of a counter the workflows emitted.
+func (h *harness) counted(name string, match map[string]string) float64 {
+	return h.metrics.Sum(name+"_total", match)
 }

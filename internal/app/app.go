@@ -23,6 +23,7 @@ import (
 	"ordersaga/api"
 	"ordersaga/internal/auth"
 	"ordersaga/internal/config"
+	"ordersaga/internal/metrics"
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxlogin"
 	"ordersaga/internal/wxpay"
@@ -65,12 +66,13 @@ func RunAPI(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer st.Close()
-	tc, err := dialTemporal(ctx, cfg, log)
+	reg, sdkMetrics := NewMetrics()
+	tc, err := dialTemporal(ctx, cfg, log, sdkMetrics)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	handler, err := NewAPIHandler(cfg, st, tc, prometheus.NewRegistry(), log)
+	handler, err := NewAPIHandler(cfg, st, tc, reg, log)
 	if err != nil {
 		return err
 	}
@@ -122,13 +124,14 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer st.Close()
-	tc, err := dialTemporal(ctx, cfg, log)
+	reg, sdkMetrics := NewMetrics()
+	tc, err := dialTemporal(ctx, cfg, log, sdkMetrics)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
 
-	pay, err := NewWechatPay(cfg)
+	pay, err := NewWechatPay(cfg, WithCallMetrics(reg))
 	if err != nil {
 		return err
 	}
@@ -139,7 +142,6 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer w.Stop() // waits for running activities to finish or time out
 	log.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
 
-	reg := prometheus.NewRegistry()
 	registerProcessMetrics(reg)
 	return serveHTTP(ctx, cfg.HTTPAddr, healthHandler(st, tc, reg), cfg.ShutdownTimeout, log)
 }
@@ -168,13 +170,14 @@ func openStore(ctx context.Context, url string, log *slog.Logger) (*store.Store,
 
 // dialTemporal connects, retrying while the server starts (containers come
 // up in any order), until ctx ends.
-func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
+func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger, m *metrics.Temporal) (client.Client, error) {
 	backoff := 500 * time.Millisecond
 	for {
 		c, err := client.DialContext(ctx, client.Options{
-			HostPort:  cfg.TemporalAddress,
-			Namespace: cfg.TemporalNamespace,
-			Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+			HostPort:       cfg.TemporalAddress,
+			Namespace:      cfg.TemporalNamespace,
+			Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+			MetricsHandler: m.Handler(),
 		})
 		if err == nil {
 			return c, nil
@@ -187,6 +190,17 @@ func dialTemporal(ctx context.Context, cfg config.Config, log *slog.Logger) (cli
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+// NewMetrics is a process's registry (served on /metrics) with the Temporal
+// SDK's metrics in it — and, in the worker, the workflows' own counters,
+// which the SDK reports through the same handler: dial Temporal with
+// client.Options{MetricsHandler: m.Handler()}.
+func NewMetrics() (*prometheus.Registry, *metrics.Temporal) {
+	reg := prometheus.NewRegistry()
+	m := metrics.NewTemporal()
+	reg.MustRegister(m)
+	return reg, m
 }
 
 func registerProcessMetrics(reg *prometheus.Registry) {

@@ -2,6 +2,9 @@ package app
 
 import (
 	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"ordersaga/internal/config"
 	"ordersaga/internal/wxpay"
@@ -31,12 +34,44 @@ func wechatPayConfig(cfg config.Config) (wxpay.Config, error) {
 	return wc, nil
 }
 
+// PayOption adjusts the WeChat Pay client NewWechatPay builds.
+type PayOption func(*wxpay.Config)
+
+// WithCallMetrics counts every WeChat Pay call by operation and outcome
+// (ordersaga_wechatpay_calls_total) and times it
+// (ordersaga_wechatpay_call_duration_seconds), in reg.
+func WithCallMetrics(reg prometheus.Registerer) PayOption {
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ordersaga_wechatpay_calls_total",
+		Help: "WeChat Pay API calls by operation (prepay, query, close, refund, refund_query) and outcome (ok, retryable, permanent, unknown).",
+	}, []string{"op", "outcome"})
+	took := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ordersaga_wechatpay_call_duration_seconds",
+		Help:    "WeChat Pay API call latency by operation.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"op"})
+	reg.MustRegister(calls, took)
+	return func(c *wxpay.Config) {
+		c.OnCall = func(op string, kind wxpay.ErrorKind, d time.Duration) {
+			outcome := kind.String()
+			if kind == wxpay.KindNone {
+				outcome = "ok"
+			}
+			calls.WithLabelValues(op, outcome).Inc()
+			took.WithLabelValues(op).Observe(d.Seconds())
+		}
+	}
+}
+
 // NewWechatPay builds the WeChat Pay client (no network at construction), so
 // a worker with a bad key stops at start-up rather than at the first payment.
-func NewWechatPay(cfg config.Config) (*wxpay.Client, error) {
+func NewWechatPay(cfg config.Config, opts ...PayOption) (*wxpay.Client, error) {
 	wc, err := wechatPayConfig(cfg)
 	if err != nil {
 		return nil, err
+	}
+	for _, o := range opts {
+		o(&wc)
 	}
 	c, err := wxpay.NewClient(wc)
 	if err != nil {

@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -161,14 +160,17 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 		ShutdownTimeout:   5 * time.Second,
 		HTTPClientTimeout: 5 * time.Second,
 	}
-	pay, err := app.NewWechatPay(cfg)
+	// One registry, as in `ordersaga dev`: the API's /metrics shows the
+	// worker's WeChat calls, the SDK's metrics and the workflows' counters.
+	reg, sdkMetrics := app.NewMetrics()
+	pay, err := app.NewWechatPay(cfg, app.WithCallMetrics(reg))
 	if err != nil {
 		t.Fatalf("wechat pay client: %v", err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tc, err := ts.Dial(ctx, client.Options{Logger: sdklog.NewStructuredLogger(log)})
+	tc, err := ts.Dial(ctx, client.Options{Logger: sdklog.NewStructuredLogger(log), MetricsHandler: sdkMetrics.Handler()})
 	if err != nil {
 		t.Fatalf("dial temporal: %v", err)
 	}
@@ -179,7 +181,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	e.StartWorker()
 	t.Cleanup(e.StopWorker)
 
-	h, err := app.NewAPIHandler(cfg, st, tc, prometheus.NewRegistry(), log)
+	h, err := app.NewAPIHandler(cfg, st, tc, reg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

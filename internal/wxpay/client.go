@@ -125,8 +125,9 @@ type PayParams struct {
 
 // Prepay creates (or, for the same out_trade_no and parameters, re-obtains)
 // the JSAPI prepay and returns the signed wx.requestPayment parameters.
-func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (PayParams, error) {
+func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (_ PayParams, err error) {
 	const op = "prepay"
+	defer c.observe(op, time.Now(), &err)
 	if err := validOutTradeNo(req.OutTradeNo); err != nil {
 		return PayParams{}, permanent(op, err)
 	}
@@ -212,8 +213,9 @@ type Transaction struct {
 }
 
 // QueryOrder asks WeChat for the state of an order by out_trade_no.
-func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (Transaction, error) {
+func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (_ Transaction, err error) {
 	const op = "query"
+	defer c.observe(op, time.Now(), &err)
 	if err := validOutTradeNo(outTradeNo); err != nil {
 		return Transaction{}, permanent(op, err)
 	}
@@ -270,8 +272,9 @@ func transactionFrom(tx *payments.Transaction) (Transaction, error) {
 // CloseOrder closes an unpaid order. WeChat's answer for an order that was
 // paid meanwhile is not settled (an error, or 204 with the order still paid):
 // always query after closing and decide from trade_state.
-func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) error {
+func (c *Client) CloseOrder(ctx context.Context, outTradeNo string) (err error) {
 	const op = "close"
+	defer c.observe(op, time.Now(), &err)
 	if err := validOutTradeNo(outTradeNo); err != nil {
 		return permanent(op, err)
 	}
@@ -315,8 +318,9 @@ type RefundResult struct {
 
 // CreateRefund submits a refund. Success means accepted (usually
 // PROCESSING); the outcome arrives by notify or QueryRefund.
-func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (RefundResult, error) {
+func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (_ RefundResult, err error) {
 	const op = "refund"
+	defer c.observe(op, time.Now(), &err)
 	switch {
 	case req.OutTradeNo == "" && req.TransactionID == "":
 		return RefundResult{}, permanent(op, errors.New("out_trade_no or transaction_id is required"))
@@ -359,8 +363,9 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (RefundRes
 }
 
 // QueryRefund asks WeChat for the state of a refund.
-func (c *Client) QueryRefund(ctx context.Context, outRefundNo string) (RefundResult, error) {
+func (c *Client) QueryRefund(ctx context.Context, outRefundNo string) (_ RefundResult, err error) {
 	const op = "refund_query"
+	defer c.observe(op, time.Now(), &err)
 	if outRefundNo == "" || len(outRefundNo) > 64 {
 		return RefundResult{}, permanent(op, fmt.Errorf("out_refund_no must be 1..64 chars, got %q", outRefundNo))
 	}
@@ -405,6 +410,13 @@ func refundFrom(r *refunddomestic.Refund) (RefundResult, error) {
 		return RefundResult{}, errors.New("answer has no status or out_refund_no")
 	}
 	return out, nil
+}
+
+// observe reports one call to Config.OnCall (metrics).
+func (c *Client) observe(op string, start time.Time, err *error) {
+	if c.cfg.OnCall != nil {
+		c.cfg.OnCall(op, Classify(*err), time.Since(start))
+	}
 }
 
 // wrap turns an SDK failure into *Error with its kind decided.

@@ -47,6 +47,10 @@ type Config struct {
 	// Transport, when set, is the base RoundTripper under the host rewriting
 	// (tests, instrumentation). nil means a tuned clone of http.DefaultTransport.
 	Transport http.RoundTripper
+	// OnCall, when set, is told of every API call: the operation ("prepay",
+	// "query", "close", "refund", "refund_query"), how it ended (KindNone on
+	// success) and how long it took. For metrics.
+	OnCall func(op string, outcome ErrorKind, took time.Duration)
 }
 
 // ConfigFromEnv reads the WeChat Pay settings with lookup (os.Getenv in

@@ -5,10 +5,23 @@ package config
 // parsed and checked. Each check returns the problems it finds; TestComposeFile
 // runs them on the real files and TestComposeChecksCatchMistakes proves each one
 // fails on a realistic mistake.
+//
+// The demo (`docker compose --env-file deploy/demo.env --profile demo up`) is
+// checked the same way: deploy/demo.env against config.Vars() and the file, the
+// public demo keys of deploy/demo/keys against the values in deploy/demo.env
+// (loaded with paysim and wxpay), and the paysim service against the api and
+// worker it plays WeChat for.
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"maps"
 	"net"
@@ -19,11 +32,16 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"ordersaga/internal/paysim"
+	"ordersaga/internal/wxpay"
 )
 
 const (
@@ -34,7 +52,28 @@ const (
 	composeSecretsDir = "secrets"    // user-provided key files, never in the repository
 	composeTemporalFE = "7233"       // Temporal frontend gRPC port (server default)
 	composeHealthURL  = "http://127.0.0.1:8080/healthz"
+
+	composeDemoEnv     = "deploy/demo.env" // the demo's --env-file
+	composeDemoProfile = "demo"
+	composeDemoLabel   = "PUBLIC DEMO KEY"      // heads every PEM file of the demo keys
+	composeNotifyPath  = "/v1/wechatpay/notify" // the API's WeChat Pay notify route
+	composeOpenAPI     = "docs/openapi.yaml"    // the API contract, kept equal to the router
 )
+
+// composeModePaysim is the simulator's subcommand (not a config.Mode: paysim
+// reads flags, not config.Load).
+const composeModePaysim Mode = "paysim"
+
+// composeDemoServices exist only in the demo profile.
+var composeDemoServices = []string{"paysim"}
+
+// composeDemoKeyFiles make a paysim key directory (paysim.EnsureDevKeys).
+var composeDemoKeyFiles = []string{
+	paysim.FileMchPrivateKey, paysim.FileMchPublicKey, paysim.FilePlatformPrivateKey, paysim.FilePublicKey, paysim.FileKeysMeta,
+}
+
+// composeCLIVars are read from an --env-file by the Compose CLI itself.
+var composeCLIVars = []string{"COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES"}
 
 // composeSubcommands are the subcommands of the ordersaga binary (main.go).
 var composeSubcommands = []string{"dev", "api", "worker", "migrate", "paysim", "healthcheck"}
@@ -67,6 +106,7 @@ var composeSearchAttributes = map[string]string{
 // The compose file, in small structs of our own.
 
 type composeFile struct {
+	Name     string                     `yaml:"name"`
 	Services map[string]*composeService `yaml:"services"`
 	Volumes  map[string]any             `yaml:"volumes"`
 	Secrets  map[string]composeSecret   `yaml:"secrets"`
@@ -93,6 +133,9 @@ type composeService struct {
 	ContainerName   string              `yaml:"container_name"`
 	Restart         string              `yaml:"restart"`
 	StopGracePeriod string              `yaml:"stop_grace_period"`
+	Profiles        []string            `yaml:"profiles"`
+	Tmpfs           composeStrings      `yaml:"tmpfs"`
+	User            string              `yaml:"user"`
 }
 
 type composeBuild struct {
@@ -434,6 +477,8 @@ type composeProject struct {
 	file    composeFile
 	scalars []string           // every scalar value in the compose file (no comments)
 	overlay map[string]*string // path -> replaced content (nil = deleted), for mutation tests
+	tmp     string             // for copies of repository files that code reads by path
+	tmpN    int
 }
 
 func loadComposeProject(t *testing.T) *composeProject {
@@ -442,7 +487,7 @@ func loadComposeProject(t *testing.T) *composeProject {
 	if err != nil {
 		t.Fatalf("read %s: %v", composeFilePath, err)
 	}
-	p := &composeProject{root: composeRepoRoot, overlay: map[string]*string{}}
+	p := &composeProject{root: composeRepoRoot, overlay: map[string]*string{}, tmp: t.TempDir()}
 	if err := yaml.Unmarshal(data, &p.file); err != nil {
 		t.Fatalf("parse %s: %v", composeFilePath, err)
 	}
@@ -511,6 +556,24 @@ func (p *composeProject) listDir(rel string) []string {
 	}
 	sort.Strings(files)
 	return files
+}
+
+// copyDir makes a new empty directory for copies of repository files.
+func (p *composeProject) copyDir() (string, error) {
+	p.tmpN++
+	dir := filepath.Join(p.tmp, fmt.Sprintf("copy%d", p.tmpN))
+	return dir, os.MkdirAll(dir, 0o700)
+}
+
+// copyTo writes a repository file (as the overlay has it) into dir, for code
+// that reads files by path (paysim.EnsureDevKeys, wxpay, config.Load).
+func (p *composeProject) copyTo(dir, rel string) (string, error) {
+	text, err := p.readFile(rel)
+	if err != nil {
+		return "", err
+	}
+	f := filepath.Join(dir, path.Base(rel))
+	return f, os.WriteFile(f, []byte(text), 0o600)
 }
 
 func (p *composeProject) serviceNames() []string {
@@ -774,10 +837,13 @@ var composeChecks = []composeCheck{
 	{"secrets", checkComposeSecrets},
 	{"env-example", checkComposeEnvExample},
 	{"stop-grace", checkComposeStopGrace},
+	{"demo-env", checkComposeDemoEnv},
+	{"demo-keys", checkComposeDemoKeys},
+	{"demo-paysim", checkComposeDemoPaysim},
 }
 
 func checkComposeServices(p *composeProject) (problems []string) {
-	for _, n := range composeRequiredServices {
+	for _, n := range slices.Concat(composeRequiredServices, composeDemoServices) {
 		if p.file.Services[n] == nil {
 			problems = append(problems, fmt.Sprintf("service %s is missing", n))
 		}
@@ -907,7 +973,7 @@ func checkComposeCommands(p *composeProject) (problems []string) {
 		if !slices.Contains(composeSubcommands, s.Command[0]) {
 			problems = append(problems, fmt.Sprintf("%s: command %q is not a subcommand of ordersaga %v", n, s.Command[0], composeSubcommands))
 		}
-		if slices.Contains([]string{"api", "worker", "migrate"}, n) && s.Command[0] != n {
+		if slices.Contains([]string{"api", "worker", "migrate", "paysim"}, n) && s.Command[0] != n {
 			problems = append(problems, fmt.Sprintf("service %s runs %q, not %q", n, s.Command[0], n))
 		}
 		if h := s.Healthcheck; h.active() && len(h.Test) > 1 && h.Test[0] == "CMD" && h.Test[1] == composeBinary {
@@ -1093,7 +1159,17 @@ func (p *composeProject) ports(s *composeService) (out [][2]string) {
 	return out
 }
 
+// httpPort is the container port the service listens on: HTTP_ADDR, or
+// paysim's -addr.
 func (p *composeProject) httpPort(s *composeService) string {
+	if composeModeOf(s) == composeModePaysim {
+		settings, _ := p.paysimSettings(s, composeVars{dummyRequired: true})
+		_, port, err := net.SplitHostPort(settings["addr"])
+		if err != nil {
+			return "invalid -addr " + settings["addr"]
+		}
+		return port
+	}
 	addr := p.checkEnv(s)["HTTP_ADDR"]
 	if addr == "" {
 		for _, v := range Vars() {
@@ -1126,16 +1202,19 @@ func composeHealthURLOf(test []string) string {
 func checkComposePorts(p *composeProject) (problems []string) {
 	for _, n := range p.appServices() {
 		s := p.file.Services[n]
-		port := p.httpPort(s)
+		port, listener := p.httpPort(s), "HTTP_ADDR"
+		if composeModeOf(s) == composeModePaysim {
+			listener = "paysim -addr"
+		}
 		for _, pp := range p.ports(s) {
 			if pp[1] != port {
-				problems = append(problems, fmt.Sprintf("%s: publishes container port %s, but HTTP_ADDR listens on %s", n, pp[1], port))
+				problems = append(problems, fmt.Sprintf("%s: publishes container port %s, but %s listens on %s", n, pp[1], listener, port))
 			}
 		}
 		if h := s.Healthcheck; h.active() && slices.Contains(h.Test, "healthcheck") {
 			u, err := url.Parse(composeHealthURLOf(h.Test))
 			if err != nil || u.Port() != port {
-				problems = append(problems, fmt.Sprintf("%s: health check URL %q does not reach HTTP_ADDR port %s", n, composeHealthURLOf(h.Test), port))
+				problems = append(problems, fmt.Sprintf("%s: health check URL %q does not reach %s port %s", n, composeHealthURLOf(h.Test), listener, port))
 			}
 		}
 		if composeModeOf(s) == ModeWorker {
@@ -1300,8 +1379,9 @@ func checkComposeHealthchecks(p *composeProject) (problems []string) {
 		"temporal": "", // any probe
 		"api":      "healthcheck",
 		"worker":   "healthcheck",
+		"paysim":   "healthcheck",
 	}
-	for _, n := range []string{"postgres", "temporal", "api", "worker"} {
+	for _, n := range []string{"postgres", "temporal", "api", "worker", "paysim"} {
 		s := p.file.Services[n]
 		if s == nil {
 			continue
@@ -1361,8 +1441,13 @@ func checkComposeSecrets(p *composeProject) (problems []string) {
 		if sec.File == "" {
 			continue
 		}
-		if rel := p.clean(sec.File); rel == "" || !strings.HasPrefix(rel, composeSecretsDir+"/") {
-			problems = append(problems, fmt.Sprintf("secret %s: file %q is not under ./%s/", name, sec.File, composeSecretsDir))
+		// As a production .env leaves it: SECRETS_DIR unset.
+		file, err := composeVars{dummyRequired: true}.interpolate(sec.File)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("secret %s: file: %v", name, err))
+		}
+		if rel := p.clean(file); rel == "" || !strings.HasPrefix(rel, composeSecretsDir+"/") {
+			problems = append(problems, fmt.Sprintf("secret %s: file %q is not under ./%s/ when .env does not move it", name, file, composeSecretsDir))
 		}
 	}
 	for _, n := range p.serviceNames() {
@@ -1445,6 +1530,592 @@ func checkComposeStopGrace(p *composeProject) (problems []string) {
 		}
 	}
 	return problems
+}
+
+// ---------------------------------------------------------------------------
+// The demo profile: paysim plays WeChat Pay and jscode2session for api and
+// worker, with the public demo keys; deploy/demo.env is the --env-file.
+
+// composeDemo is deploy/demo.env, as Compose reads it for interpolation.
+type composeDemo struct {
+	vars   map[string]string
+	names  []string // in file order
+	interp composeVars
+}
+
+// composeParseEnvFile reads KEY=value lines. The demo file keeps values plain
+// (no quotes, $, spaces, # or backslashes), so that Compose's dotenv reader
+// and this one cannot disagree.
+func composeParseEnvFile(name, text string) (vars map[string]string, names []string, problems []string) {
+	vars = map[string]string{}
+	for i, line := range strings.Split(text, "\n") {
+		l := strings.TrimSpace(line)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || composeVarName.FindString(k) != k {
+			problems = append(problems, fmt.Sprintf("%s:%d: %q is not NAME=value", name, i+1, l))
+			continue
+		}
+		if strings.ContainsAny(v, "\"'`$ #\\") {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s: keep demo values plain (no quotes, $, spaces, # or backslashes)", name, i+1, k))
+		}
+		if _, dup := vars[k]; dup {
+			problems = append(problems, fmt.Sprintf("%s:%d: %s is set twice", name, i+1, k))
+		}
+		vars[k] = v
+		names = append(names, k)
+	}
+	return vars, names, problems
+}
+
+func (p *composeProject) demo() (*composeDemo, []string) {
+	text, err := p.readFile(composeDemoEnv)
+	if err != nil {
+		return nil, []string{fmt.Sprintf("%s: %v", composeDemoEnv, err)}
+	}
+	vars, names, problems := composeParseEnvFile(composeDemoEnv, text)
+	return &composeDemo{vars: vars, names: names, interp: composeVars{set: vars}}, problems
+}
+
+// composePaysimFlag is a flag of `ordersaga paysim`.
+type composePaysimFlag struct {
+	isBool bool
+	def    string
+}
+
+// composePaysimFlags reads the simulator's own flag set from `paysim -h`, so
+// that a flag it renames or drops is noticed here.
+var composePaysimFlags = sync.OnceValues(func() (map[string]composePaysimFlag, error) {
+	var out bytes.Buffer
+	if err := paysim.RunCommand(context.Background(), []string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
+		return nil, fmt.Errorf("ordersaga paysim -h: %v", err)
+	}
+	flags := map[string]composePaysimFlag{}
+	defaultRe := regexp.MustCompile(`\(default "?(.*?)"?\)$`)
+	last := ""
+	for _, line := range strings.Split(out.String(), "\n") {
+		head, usage, _ := strings.Cut(line, "\t")
+		if f := strings.Fields(head); strings.HasPrefix(line, "  -") && len(f) > 0 {
+			last = strings.TrimPrefix(f[0], "-")
+			flags[last] = composePaysimFlag{isBool: len(f) == 1}
+		}
+		if m := defaultRe.FindStringSubmatch(strings.TrimSpace(usage)); m != nil && last != "" {
+			fl := flags[last]
+			fl.def = m[1]
+			flags[last] = fl
+		}
+	}
+	for _, want := range []string{"addr", "keys", "appid", "mchid", "secret", "notify-url"} {
+		if _, ok := flags[want]; !ok {
+			return nil, fmt.Errorf("ordersaga paysim -h lists no -%s:\n%s", want, out.String())
+		}
+	}
+	return flags, nil
+})
+
+// paysimService is the service that runs `ordersaga paysim`.
+func (p *composeProject) paysimService() (string, *composeService, []string) {
+	var names []string
+	for _, n := range p.appServices() {
+		if composeModeOf(p.file.Services[n]) == composeModePaysim {
+			names = append(names, n)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return "", nil, []string{"no service runs `ordersaga paysim`: the demo profile has no simulator"}
+	case 1:
+		return names[0], p.file.Services[names[0]], nil
+	}
+	return "", nil, []string{fmt.Sprintf("services %v all run `ordersaga paysim`; the demo needs one", names)}
+}
+
+// paysimSettings are the simulator's effective settings with .env = vars:
+// a flag, else (appid, mchid, secret) the environment variable paysim reads
+// as its default, else paysim's default.
+func (p *composeProject) paysimSettings(s *composeService, vars composeVars) (map[string]string, []string) {
+	defs, err := composePaysimFlags()
+	if err != nil {
+		return map[string]string{}, []string{err.Error()}
+	}
+	var args []string
+	var problems []string
+	for _, a := range s.Command[1:] {
+		v, err := vars.interpolate(a)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("paysim command: %v", err))
+		}
+		args = append(args, v)
+	}
+	got := map[string]string{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {
+			problems = append(problems, fmt.Sprintf("paysim argument %q is not a flag (ordersaga paysim takes none)", a))
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		def, ok := defs[name]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("-%s is not a flag of ordersaga paysim", name))
+		case hasVal:
+			got[name] = val
+		case def.isBool:
+			got[name] = "true"
+		case i+1 < len(args):
+			i++
+			got[name] = args[i]
+		default:
+			problems = append(problems, fmt.Sprintf("paysim flag -%s has no value", name))
+		}
+	}
+	env, _ := p.env(s, vars)
+	fallback := map[string][2]string{
+		"appid":  {"WECHAT_APPID", paysim.DefaultAppID},
+		"mchid":  {"WECHATPAY_MCHID", paysim.DefaultMchID},
+		"secret": {"WECHAT_APP_SECRET", paysim.DefaultLoginSecret},
+	}
+	for name, def := range defs {
+		if _, set := got[name]; set {
+			continue
+		}
+		if fb, ok := fallback[name]; ok {
+			got[name] = fb[1]
+			if v := strings.TrimSpace(env[fb[0]]); v != "" {
+				got[name] = v
+			}
+			continue
+		}
+		got[name] = def.def
+	}
+	return got, problems
+}
+
+// secretFile is the repository file behind a /run/secrets/... path of the
+// service, with .env = vars ("" when it is not a file of the repository).
+func (p *composeProject) secretFile(s *composeService, inContainer string, vars composeVars) (string, error) {
+	for _, ref := range s.Secrets {
+		if ref.path() != inContainer {
+			continue
+		}
+		sec, ok := p.file.Secrets[ref.Source]
+		if !ok || sec.File == "" {
+			return "", fmt.Errorf("secret %s is not a file", ref.Source)
+		}
+		file, err := vars.interpolate(sec.File)
+		if err != nil {
+			return "", err
+		}
+		rel := p.clean(file)
+		if rel == "" || !p.exists(rel) {
+			return "", fmt.Errorf("secret %s: %s is not a file of the repository", ref.Source, file)
+		}
+		return rel, nil
+	}
+	return "", errors.New("no secret is mounted there")
+}
+
+// demoServices are the api and worker services: what the demo configures.
+func (p *composeProject) demoServices() (names []string) {
+	for _, n := range p.appServices() {
+		if m := composeModeOf(p.file.Services[n]); m == ModeAPI || m == ModeWorker {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// checkNotifyURL: the simulator, in the compose network, reaches the api
+// service's notify route.
+func (p *composeProject) checkNotifyURL(where, raw string) (problems []string) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return []string{fmt.Sprintf("%s: notify URL %q is not a URL", where, raw)}
+	}
+	target := p.file.Services[u.Hostname()]
+	switch {
+	case target == nil || composeModeOf(target) != ModeAPI:
+		problems = append(problems, fmt.Sprintf("%s: notify URL %q: host %q is not the api service (the simulator posts over the compose network)", where, raw, u.Hostname()))
+	case u.Scheme != "http":
+		problems = append(problems, fmt.Sprintf("%s: notify URL %q: the api service serves plain http inside the compose network", where, raw))
+	default:
+		port := u.Port()
+		if port == "" {
+			port = "80"
+		}
+		if want := p.httpPort(target); port != want {
+			problems = append(problems, fmt.Sprintf("%s: notify URL %q: port %s is not the api's HTTP_ADDR port %s", where, raw, port, want))
+		}
+	}
+	if u.Path != composeNotifyPath || u.RawQuery != "" {
+		problems = append(problems, fmt.Sprintf("%s: notify URL %q: path %q is not the notify route %s", where, raw, u.Path, composeNotifyPath))
+	}
+	if spec, err := p.readFile(composeOpenAPI); err != nil || !strings.Contains(spec, "\n  "+composeNotifyPath+":") {
+		problems = append(problems, fmt.Sprintf("%s has no route %s (%v)", composeOpenAPI, composeNotifyPath, err))
+	}
+	return problems
+}
+
+// checkComposeDemoEnv: deploy/demo.env names only variables that do
+// something, sets every variable the file requires, turns the profile on in a
+// project of its own, passes config.Load in every mode with the real demo key
+// files, and points api and worker at the simulator and the simulator at api.
+func checkComposeDemoEnv(p *composeProject) []string {
+	d, problems := p.demo()
+	if d == nil {
+		return problems
+	}
+	known, read := map[string]bool{}, map[string]bool{}
+	for _, v := range Vars() {
+		known[v.Name] = true
+	}
+	for _, s := range p.scalars {
+		for _, name := range composeRefs(s) {
+			read[name] = true
+		}
+	}
+	for _, k := range d.names {
+		switch {
+		case slices.Contains(composeCLIVars, k):
+		case !known[k] && !read[k]:
+			problems = append(problems, fmt.Sprintf("%s: %s is neither a variable of config.Vars() nor read by docker-compose.yml", composeDemoEnv, k))
+		case !read[k]:
+			problems = append(problems, fmt.Sprintf("%s: %s is a variable of config.Vars(), but docker-compose.yml passes it to no service: setting it changes nothing", composeDemoEnv, k))
+		}
+	}
+	// Complete: `docker compose --env-file deploy/demo.env` needs nothing else.
+	missing := map[string]bool{}
+	for _, s := range p.scalars {
+		var m *composeMissingError
+		if _, err := d.interp.interpolate(s); errors.As(err, &m) {
+			missing[m.name] = true
+		} else if err != nil {
+			problems = append(problems, fmt.Sprintf("docker-compose.yml with %s: %v", composeDemoEnv, err))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(missing)) {
+		problems = append(problems, fmt.Sprintf("%s does not set %s, which docker-compose.yml requires", composeDemoEnv, name))
+	}
+	// Compose: the profile on, and a project of its own.
+	if got := d.vars["COMPOSE_PROFILES"]; got != composeDemoProfile {
+		problems = append(problems, fmt.Sprintf("%s: COMPOSE_PROFILES=%q; want %q, so that the simulator runs whenever the demo settings do", composeDemoEnv, got, composeDemoProfile))
+	}
+	if name := d.vars["COMPOSE_PROJECT_NAME"]; name == "" || name == p.file.Name || !regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`).MatchString(name) {
+		problems = append(problems, fmt.Sprintf("%s: COMPOSE_PROJECT_NAME=%q: give the demo a valid project name other than %q (the same project would share production's containers and database volume)", composeDemoEnv, name, p.file.Name))
+	}
+	simName, sim, simProblems := p.paysimService()
+	problems = append(problems, simProblems...)
+	// Every ordersaga process accepts its demo environment.
+	for _, n := range p.appServices() {
+		s := p.file.Services[n]
+		mode := composeModeOf(s)
+		if mode != ModeAPI && mode != ModeWorker && mode != ModeMigrate {
+			continue
+		}
+		env, err := p.env(s, d.interp)
+		if err != nil {
+			continue // reported above
+		}
+		dir, err := p.copyDir()
+		if err != nil {
+			return append(problems, err.Error())
+		}
+		for k, v := range env {
+			if !strings.HasPrefix(v, "/run/secrets/") {
+				continue
+			}
+			rel, err := p.secretFile(s, v, d.interp)
+			if err == nil {
+				env[k], err = p.copyTo(dir, rel)
+			}
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s (demo): %s=%s: %v", n, k, v, err))
+			}
+		}
+		cfg, err := Load(mode, func(k string) string { return env[k] })
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: config.Load(%s) rejects the demo environment:\n%v", n, mode, err))
+			continue
+		}
+		if mode == ModeMigrate || sim == nil {
+			continue
+		}
+		want := "http://" + net.JoinHostPort(simName, p.httpPort(sim))
+		urls := map[string]string{"WECHATPAY_BASE_URL": cfg.PayBaseURL}
+		if mode == ModeAPI {
+			urls["WECHAT_API_BASE_URL"] = cfg.WechatAPIBaseURL
+		}
+		for _, k := range slices.Sorted(maps.Keys(urls)) {
+			if got := strings.TrimSuffix(urls[k], "/"); got != want {
+				problems = append(problems, fmt.Sprintf("%s (demo): %s=%q is not the simulator %s", n, k, urls[k], want))
+			}
+		}
+		if mode == ModeWorker {
+			problems = append(problems, p.checkNotifyURL(n+" (demo) WECHATPAY_NOTIFY_URL", cfg.PayNotifyURL)...)
+		}
+	}
+	return problems
+}
+
+// checkComposeDemoKeys: paysim loads the demo keys from its -keys directory
+// (a tmpfs it can lock, every file mounted from one directory of the
+// repository, loudly labelled), and the values and key files api and worker
+// get in the demo are the same keys.
+func checkComposeDemoKeys(p *composeProject) []string {
+	d, problems := p.demo()
+	if d == nil {
+		return problems
+	}
+	simName, sim, simProblems := p.paysimService()
+	if sim == nil {
+		return append(problems, simProblems...)
+	}
+	settings, _ := p.paysimSettings(sim, d.interp)
+	keysDir := settings["keys"]
+	if !path.IsAbs(keysDir) {
+		return append(problems, fmt.Sprintf("%s: -keys %q: give the key directory as an absolute path in the container", simName, keysDir))
+	}
+	problems = append(problems, p.checkKeysTmpfs(simName, sim, keysDir)...)
+	dir, err := p.copyDir()
+	if err != nil {
+		return append(problems, err.Error())
+	}
+	srcDir, complete := "", true
+	for _, f := range composeDemoKeyFiles {
+		inContainer := path.Join(keysDir, f)
+		host, ok := p.hostFileFor(sim, inContainer)
+		if !ok || host == "" || !p.exists(host) {
+			problems = append(problems, fmt.Sprintf("%s: %s is not mounted from a file of the repository (paysim needs all of %v, or it generates new keys)", simName, inContainer, composeDemoKeyFiles))
+			complete = false
+			continue
+		}
+		switch {
+		case path.Base(host) != f:
+			problems = append(problems, fmt.Sprintf("%s: %s is mounted from %s; keep the names of paysim.EnsureDevKeys", simName, inContainer, host))
+		case srcDir == "":
+			srcDir = path.Dir(host)
+		case path.Dir(host) != srcDir:
+			problems = append(problems, fmt.Sprintf("%s: the demo keys come from both %s and %s; keep them in one directory", simName, srcDir, path.Dir(host)))
+		}
+		text, _ := p.readFile(host)
+		if before, _, isPEM := strings.Cut(text, "-----BEGIN"); isPEM && !strings.Contains(before, composeDemoLabel) {
+			problems = append(problems, fmt.Sprintf("%s does not start with %q: say in the file that it is a published demo key", host, composeDemoLabel))
+		}
+		if f == paysim.FileKeysMeta {
+			var meta struct{ Note string }
+			note := ""
+			if json.Unmarshal([]byte(text), &meta) == nil {
+				note = strings.ToLower(meta.Note)
+			}
+			if !strings.Contains(note, "public") || !strings.Contains(note, "never") {
+				problems = append(problems, fmt.Sprintf("%s: its note must say the keys are public and never for a real merchant", host))
+			}
+		}
+		if _, err := p.copyTo(dir, host); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if !complete {
+		return problems
+	}
+	keys, err := paysim.EnsureDevKeys(dir)
+	if err != nil {
+		return append(problems, fmt.Sprintf("%s cannot load the demo keys of %s: %s", simName, srcDir, strings.ReplaceAll(err.Error(), dir, srcDir)))
+	}
+	// api and worker: the values of keys.json, the key files of the same pairs.
+	for _, n := range p.demoServices() {
+		s := p.file.Services[n]
+		env, _ := p.env(s, d.interp)
+		values := map[string]string{
+			"WECHATPAY_APIV3_KEY":       keys.APIv3Key,
+			"WECHATPAY_PUBLIC_KEY_ID":   keys.PublicKeyID,
+			"WECHATPAY_MCH_CERT_SERIAL": keys.MchCertSerial,
+		}
+		for _, k := range slices.Sorted(maps.Keys(values)) {
+			if got, set := env[k]; set && got != values[k] {
+				problems = append(problems, fmt.Sprintf("%s (demo): %s differs from %s/%s: paysim would refuse the shop", n, k, srcDir, paysim.FileKeysMeta))
+			}
+		}
+		if len(env["WECHATPAY_APIV3_KEY"]) != 32 {
+			problems = append(problems, fmt.Sprintf("%s (demo): WECHATPAY_APIV3_KEY is %d bytes, not 32", n, len(env["WECHATPAY_APIV3_KEY"])))
+		}
+		keyDir, err := p.copyDir()
+		if err != nil {
+			return append(problems, err.Error())
+		}
+		load := func(k string) (string, bool) {
+			v, set := env[k]
+			if !set {
+				return "", false
+			}
+			rel, err := p.secretFile(s, v, d.interp)
+			var f string
+			if err == nil {
+				f, err = p.copyTo(keyDir, rel)
+			}
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s (demo): %s=%s: %v", n, k, v, err))
+				return "", false
+			}
+			return f, true
+		}
+		if f, ok := load("WECHATPAY_MCH_PRIVATE_KEY_FILE"); ok {
+			priv, err := wxpay.LoadPrivateKeyFile(f)
+			switch {
+			case err != nil:
+				problems = append(problems, fmt.Sprintf("%s (demo): WECHATPAY_MCH_PRIVATE_KEY_FILE: %v", n, err))
+			case !priv.PublicKey.Equal(keys.MchPublicKey):
+				problems = append(problems, fmt.Sprintf("%s (demo): the merchant private key does not match %s/%s, the key paysim verifies requests with", n, srcDir, paysim.FileMchPublicKey))
+			}
+		}
+		if f, ok := load("WECHATPAY_PUBLIC_KEY_FILE"); ok {
+			pub, err := wxpay.LoadPublicKeyFile(f)
+			switch {
+			case err != nil:
+				problems = append(problems, fmt.Sprintf("%s (demo): WECHATPAY_PUBLIC_KEY_FILE: %v", n, err))
+			case !pub.Equal(keys.PublicKey):
+				problems = append(problems, fmt.Sprintf("%s (demo): the WeChat Pay public key is not %s/%s, the public half of the key paysim signs with", n, srcDir, paysim.FilePublicKey))
+			}
+		}
+	}
+	return problems
+}
+
+// checkKeysTmpfs: paysim takes a lock file in its key directory and the root
+// file system is read-only, so the directory is a tmpfs the image's user can
+// write; the key files are mounted into it.
+func (p *composeProject) checkKeysTmpfs(n string, s *composeService, dir string) []string {
+	opts, found := "", false
+	for _, t := range s.Tmpfs {
+		target, o, _ := strings.Cut(t, ":")
+		if path.Clean(target) == path.Clean(dir) {
+			opts, found = o, true
+		}
+	}
+	if !found {
+		return []string{fmt.Sprintf("%s: -keys %s is not a tmpfs: paysim takes a lock file there and the root file system is read-only (mount the key files into a tmpfs)", n, dir)}
+	}
+	user := s.User
+	if user == "" {
+		if _, stages, err := p.dockerfile(); err == nil && len(stages) > 0 {
+			for _, in := range stages[len(stages)-1].instrs {
+				if in[0] == "USER" {
+					user = in[1]
+				}
+			}
+		}
+	}
+	uid, gid, hasGID := strings.Cut(user, ":")
+	if !hasGID {
+		gid = uid
+	}
+	mode, owner, group := uint64(0o1777), "0", "0" // a tmpfs's defaults
+	for _, o := range strings.Split(opts, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "mode":
+			m, err := strconv.ParseUint(v, 8, 32)
+			if err != nil {
+				return []string{fmt.Sprintf("%s: tmpfs %s: mode %q is not octal", n, dir, v)}
+			}
+			mode = m
+		case "uid":
+			owner = v
+		case "gid":
+			group = v
+		}
+	}
+	if mode&0o002 == 0 && (owner != uid || mode&0o200 == 0) && (group != gid || mode&0o020 == 0) {
+		return []string{fmt.Sprintf("%s: tmpfs %s (%q) is not writable by the image's user %s; paysim takes a lock file there", n, dir, opts, user)}
+	}
+	return nil
+}
+
+// checkComposeDemoPaysim: the simulator exists only in the demo profile, runs
+// the api's image, is reachable from the host on loopback only, and plays the
+// merchant api and worker are configured for (appid, mchid, AppSecret, notify
+// URL); production services have no profile and never see the demo keys.
+func checkComposeDemoPaysim(p *composeProject) []string {
+	simName, sim, problems := p.paysimService()
+	if sim == nil {
+		return problems
+	}
+	if !slices.Equal(sim.Profiles, []string{composeDemoProfile}) {
+		problems = append(problems, fmt.Sprintf("%s: profiles %v; want [%s]: the simulator runs in the demo only", simName, sim.Profiles, composeDemoProfile))
+	}
+	demoDir := ""
+	if settings, _ := p.paysimSettings(sim, composeVars{dummyRequired: true}); path.IsAbs(settings["keys"]) {
+		if host, ok := p.hostFileFor(sim, path.Join(settings["keys"], paysim.FileKeysMeta)); ok && host != "" {
+			demoDir = path.Dir(host)
+		}
+	}
+	for _, n := range p.serviceNames() {
+		s := p.file.Services[n]
+		if n == simName {
+			continue
+		}
+		switch {
+		case slices.Contains(composeRequiredServices, n) && len(s.Profiles) > 0:
+			problems = append(problems, fmt.Sprintf("%s: profiles %v: production services run without a profile", n, s.Profiles))
+		case len(s.Profiles) > 0 && !slices.Equal(s.Profiles, []string{composeDemoProfile}):
+			problems = append(problems, fmt.Sprintf("%s: profiles %v; the only profile is %s", n, s.Profiles, composeDemoProfile))
+		}
+		if len(s.Profiles) > 0 || demoDir == "" {
+			continue
+		}
+		for _, m := range p.mounts(s) {
+			if rel := p.clean(m.source); m.bind && (rel == demoDir || strings.HasPrefix(rel, demoDir+"/") || strings.HasPrefix(demoDir, rel+"/")) {
+				problems = append(problems, fmt.Sprintf("%s mounts %s: only the demo profile sees the public demo keys of %s", n, m.source, demoDir))
+			}
+		}
+	}
+	vars := composeVars{dummyRequired: true}
+	if api := p.file.Services["api"]; api != nil {
+		want, _ := vars.interpolate(api.Image)
+		if got, _ := vars.interpolate(sim.Image); got != want {
+			problems = append(problems, fmt.Sprintf("%s: image %q, but api runs %q: the simulator is `ordersaga paysim` of the same image", simName, got, want))
+		}
+	}
+	for _, port := range sim.Ports {
+		host := port.HostIP
+		if port.Raw != "" {
+			raw, _ := vars.interpolate(port.Raw)
+			if parts := strings.Split(raw, ":"); len(parts) == 3 {
+				host = parts[0]
+			} else {
+				host = ""
+			}
+		}
+		if ip := net.ParseIP(strings.Trim(host, "[]")); ip == nil || !ip.IsLoopback() {
+			problems = append(problems, fmt.Sprintf("%s: publishes %q beyond loopback; its control API pays orders without a login: bind it to 127.0.0.1", simName, port.Raw+port.Published))
+		}
+	}
+	d, demoProblems := p.demo()
+	if d == nil {
+		return append(problems, demoProblems...)
+	}
+	settings, flagProblems := p.paysimSettings(sim, d.interp)
+	for _, pr := range flagProblems {
+		problems = append(problems, simName+": "+pr)
+	}
+	pairs := []struct{ flag, env, why string }{
+		{"appid", "WECHAT_APPID", "prepay and jscode2session would refuse the shop's appid"},
+		{"mchid", "WECHATPAY_MCHID", "every WeChat Pay call would fail with MCH_NOT_EXISTS"},
+		{"secret", "WECHAT_APP_SECRET", "every login would fail (errcode 40125)"},
+		{"notify-url", "WECHATPAY_NOTIFY_URL", "the simulator suggests another notify URL than the worker sends"},
+	}
+	for _, n := range p.demoServices() {
+		env, _ := p.env(p.file.Services[n], d.interp)
+		for _, pair := range pairs {
+			if want, set := env[pair.env]; set && settings[pair.flag] != want {
+				problems = append(problems, fmt.Sprintf("%s: -%s is %q, but %s (demo) has %s=%q: %s", simName, pair.flag, settings[pair.flag], n, pair.env, want, pair.why))
+			}
+		}
+	}
+	return append(problems, p.checkNotifyURL(simName+" -notify-url", settings["notify-url"])...)
 }
 
 // ---------------------------------------------------------------------------
@@ -1599,6 +2270,28 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 		text = strings.Replace(text, old, new, 1)
 		p.overlay[rel] = &text
 	}
+	// copyOverlay replaces the file dst by the content of src.
+	copyOverlay := func(p *composeProject, src, dst string) {
+		text, err := p.readFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.overlay[dst] = &text
+	}
+	// setPaysimFlag replaces paysim's argument that starts with prefix
+	// (removes it when arg is "").
+	setPaysimFlag := func(p *composeProject, prefix, arg string) {
+		s := svc(p, "paysim")
+		i := slices.IndexFunc(s.Command, func(a string) bool { return strings.HasPrefix(a, prefix) })
+		if i < 0 {
+			t.Fatalf("paysim command %v has no %s", s.Command, prefix)
+		}
+		if arg == "" {
+			s.Command = slices.Delete(slices.Clone(s.Command), i, i+1)
+		} else {
+			s.Command[i] = arg
+		}
+	}
 	tests := []struct {
 		name, check, want string
 		mutate            func(p *composeProject)
@@ -1715,6 +2408,153 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			func(p *composeProject) { replaceFile(p, composeEnvExample, "\nJWT_SECRET=", "\nJWT=") }},
 		{"grace shorter than shutdown", "stop-grace", "is not longer than SHUTDOWN_TIMEOUT",
 			func(p *composeProject) { svc(p, "worker").StopGracePeriod = "" }},
+		// The demo profile.
+		{"demo env names an unknown variable", "demo-env", "ADMIN_PASSWORD is neither a variable of config.Vars() nor read by docker-compose.yml",
+			func(p *composeProject) { replaceFile(p, composeDemoEnv, "\nADMIN_TOKEN=", "\nADMIN_PASSWORD=") }},
+		{"demo env sets a variable no service gets", "demo-env", "WECHATPAY_MCH_PRIVATE_KEY_FILE is a variable of config.Vars(), but docker-compose.yml passes it to no service",
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nSECRETS_DIR=", "\nWECHATPAY_MCH_PRIVATE_KEY_FILE=/keys/apiclient_key.pem\nSECRETS_DIR=")
+			}},
+		{"demo env lacks a required variable", "demo-env", "does not set JWT_SECRET, which docker-compose.yml requires",
+			func(p *composeProject) { replaceFile(p, composeDemoEnv, "\nJWT_SECRET=", "\n# JWT_SECRET=") }},
+		{"demo env value quoted", "demo-env", "WECHAT_APPID: keep demo values plain",
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nWECHAT_APPID=wx0000000000demo01", "\nWECHAT_APPID=\"wx0000000000demo01\"")
+			}},
+		{"demo without its profile", "demo-env", `COMPOSE_PROFILES=""`,
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nCOMPOSE_PROFILES=demo", "\nCOMPOSE_PROFILES=")
+			}},
+		{"demo in the production project", "demo-env", `COMPOSE_PROJECT_NAME="ordersaga"`,
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nCOMPOSE_PROJECT_NAME=ordersaga-demo", "\nCOMPOSE_PROJECT_NAME=ordersaga")
+			}},
+		{"demo env refused by config.Load", "demo-env", "config.Load(api) rejects the demo environment",
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nADMIN_TOKEN=demo-admin-token-not-for-production", "\nADMIN_TOKEN=demo")
+			}},
+		{"demo pays at real WeChat", "demo-env", `WECHATPAY_BASE_URL="https://api.mch.weixin.qq.com" is not the simulator http://paysim:8091`,
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nWECHATPAY_BASE_URL=http://paysim:8091", "\nWECHATPAY_BASE_URL=https://api.mch.weixin.qq.com")
+			}},
+		{"demo logs in on the wrong port", "demo-env", `WECHAT_API_BASE_URL="http://paysim:8092" is not the simulator`,
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nWECHAT_API_BASE_URL=http://paysim:8091", "\nWECHAT_API_BASE_URL=http://paysim:8092")
+			}},
+		{"simulator moves, demo URLs do not", "demo-env", "is not the simulator http://paysim:9091",
+			func(p *composeProject) { setPaysimFlag(p, "-addr=", "-addr=:9091") }},
+		{"demo notify URL on the host's loopback", "demo-env", `host "localhost" is not the api service`,
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nWECHATPAY_NOTIFY_URL=http://api:8080", "\nWECHATPAY_NOTIFY_URL=http://localhost:8080")
+			}},
+		{"demo notify URL over https", "demo-env", "serves plain http inside the compose network",
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nWECHATPAY_NOTIFY_URL=http://api:8080", "\nWECHATPAY_NOTIFY_URL=https://api:8080")
+			}},
+		{"demo notify URL wrong path", "demo-env", `path "/v1/wechat/notify" is not the notify route`,
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "8080/v1/wechatpay/notify", "8080/v1/wechat/notify")
+			}},
+		{"api moves, demo notify URL does not", "demo-env", "port 8080 is not the api's HTTP_ADDR port 9090",
+			func(p *composeProject) { svc(p, "api").Environment["HTTP_ADDR"] = ":9090" }},
+		{"demo APIv3 key not the simulator's", "demo-keys", "WECHATPAY_APIV3_KEY differs from deploy/demo/keys/keys.json",
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nWECHATPAY_APIV3_KEY=", "\nWECHATPAY_APIV3_KEY=0")
+			}},
+		{"demo public key id not the simulator's", "demo-keys", "WECHATPAY_PUBLIC_KEY_ID differs from deploy/demo/keys/keys.json",
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nWECHATPAY_PUBLIC_KEY_ID=PUB_KEY_ID_0000", "\nWECHATPAY_PUBLIC_KEY_ID=PUB_KEY_ID_0001")
+			}},
+		{"demo cert serial not the simulator's", "demo-keys", "worker (demo): WECHATPAY_MCH_CERT_SERIAL differs",
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nWECHATPAY_MCH_CERT_SERIAL=", "\nWECHATPAY_MCH_CERT_SERIAL=0")
+			}},
+		{"keys.json APIv3 key too short", "demo-keys", "paysim cannot load the demo keys of deploy/demo/keys: paysim: keys.json is incomplete",
+			func(p *composeProject) {
+				replaceFile(p, "deploy/demo/keys/keys.json", `"apiv3_key": "`, `"apiv3_key": "x`)
+			}},
+		{"merchant public key not the private key's", "demo-keys", "apiclient_pub.pem does not match apiclient_key.pem",
+			func(p *composeProject) {
+				copyOverlay(p, "deploy/demo/keys/pub_key.pem", "deploy/demo/keys/apiclient_pub.pem")
+			}},
+		{"simulator's public key is the merchant's", "demo-keys", "pub_key.pem does not match paysim_platform_key.pem",
+			func(p *composeProject) {
+				copyOverlay(p, "deploy/demo/keys/apiclient_pub.pem", "deploy/demo/keys/pub_key.pem")
+			}},
+		{"private key file holds a public key", "demo-keys", "deploy/demo/keys/apiclient_key.pem: want a PKCS#8 PEM private key",
+			func(p *composeProject) {
+				copyOverlay(p, "deploy/demo/keys/apiclient_pub.pem", "deploy/demo/keys/apiclient_key.pem")
+			}},
+		{"demo secrets are the production ones", "demo-keys", "secrets/apiclient_key.pem is not a file of the repository",
+			func(p *composeProject) {
+				replaceFile(p, composeDemoEnv, "\nSECRETS_DIR=./deploy/demo/keys", "\nSECRETS_DIR=./secrets")
+			}},
+		{"demo secrets are other keys", "demo-keys", "the merchant private key does not match deploy/demo/keys/apiclient_pub.pem",
+			func(p *composeProject) {
+				key, err := rsa.GenerateKey(rand.Reader, 2048)
+				if err != nil {
+					t.Fatal(err)
+				}
+				der, _ := x509.MarshalPKCS8PrivateKey(key)
+				pubDER, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+				priv := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+				pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))
+				p.overlay["deploy/other/apiclient_key.pem"], p.overlay["deploy/other/pub_key.pem"] = &priv, &pub
+				replaceFile(p, composeDemoEnv, "\nSECRETS_DIR=./deploy/demo/keys", "\nSECRETS_DIR=./deploy/other")
+			}},
+		{"key file not mounted into paysim", "demo-keys", "/keys/keys.json is not mounted from a file of the repository",
+			func(p *composeProject) {
+				s := svc(p, "paysim")
+				s.Volumes = slices.DeleteFunc(s.Volumes, func(m composeMount) bool { return strings.Contains(m.Raw, "keys.json") })
+			}},
+		{"paysim key directory read-only", "demo-keys", "-keys /keys is not a tmpfs",
+			func(p *composeProject) { svc(p, "paysim").Tmpfs = composeStrings{"/tmp"} }},
+		{"paysim key directory root's", "demo-keys", "is not writable by the image's user 65532:65532",
+			func(p *composeProject) { svc(p, "paysim").Tmpfs = composeStrings{"/tmp", "/keys:mode=0755"} }},
+		{"demo key unlabelled", "demo-keys", `apiclient_key.pem does not start with "PUBLIC DEMO KEY"`,
+			func(p *composeProject) {
+				replaceFile(p, "deploy/demo/keys/apiclient_key.pem", composeDemoLabel, "DEMO KEY")
+			}},
+		{"paysim in no profile", "demo-paysim", "paysim: profiles []; want [demo]",
+			func(p *composeProject) { svc(p, "paysim").Profiles = nil }},
+		{"api only in the demo", "demo-paysim", "api: profiles [demo]: production services run without a profile",
+			func(p *composeProject) { svc(p, "api").Profiles = []string{"demo"} }},
+		{"production mounts the demo keys", "demo-paysim", "worker mounts ./deploy/demo/keys",
+			func(p *composeProject) {
+				svc(p, "worker").Volumes = append(svc(p, "worker").Volumes, composeMount{Raw: "./deploy/demo/keys:/keys:ro"})
+			}},
+		{"paysim another image", "demo-paysim", `paysim: image "ordersaga:demo", but api runs "ordersaga:local"`,
+			func(p *composeProject) { svc(p, "paysim").Image = "ordersaga:demo" }},
+		{"paysim control API on all interfaces", "demo-paysim", "beyond loopback",
+			func(p *composeProject) { svc(p, "paysim").Ports = []composePort{{Raw: "${PAYSIM_PORT:-8091}:8091"}} }},
+		{"paysim other appid", "demo-paysim", `-appid is "wx0000000000other"`,
+			func(p *composeProject) { setPaysimFlag(p, "-appid=", "-appid=wx0000000000other") }},
+		{"paysim default mchid", "demo-paysim", `-mchid is "1900000001", but api (demo) has WECHATPAY_MCHID="1900000109"`,
+			func(p *composeProject) { setPaysimFlag(p, "-mchid=", "") }},
+		{"paysim other AppSecret", "demo-paysim", "-secret is \"other-secret\"",
+			func(p *composeProject) { svc(p, "paysim").Environment["WECHAT_APP_SECRET"] = "other-secret" }},
+		{"paysim suggests another notify URL", "demo-paysim", "-notify-url is \"http://127.0.0.1:8080/v1/wechatpay/notify\"",
+			func(p *composeProject) { setPaysimFlag(p, "-notify-url=", "") }},
+		{"paysim flag misspelt", "demo-paysim", "-notify is not a flag of ordersaga paysim",
+			func(p *composeProject) {
+				setPaysimFlag(p, "-notify-url=", "-notify=http://api:8080/v1/wechatpay/notify")
+			}},
+		{"paysim publishes another port", "ports", "paysim: publishes container port 8092, but paysim -addr listens on 8091",
+			func(p *composeProject) { svc(p, "paysim").Ports = []composePort{{Raw: "127.0.0.1:8091:8092"}} }},
+		{"paysim health check elsewhere", "ports", "does not reach paysim -addr port 8091",
+			func(p *composeProject) { svc(p, "paysim").Healthcheck.Test[4] = "http://127.0.0.1:8080/healthz" }},
+		{"paysim without health check", "healthchecks", "paysim: no health check",
+			func(p *composeProject) { svc(p, "paysim").Healthcheck = nil }},
+		{"paysim service missing", "services", "service paysim is missing",
+			func(p *composeProject) { delete(p.file.Services, "paysim") }},
+		{"paysim service runs the api", "commands", `service paysim runs "api"`,
+			func(p *composeProject) { svc(p, "paysim").Command = composeStrings{"api"} }},
+		{"production secrets default to the demo keys", "secrets", "is not under ./secrets/",
+			func(p *composeProject) {
+				p.file.Secrets["wechatpay_public_key"] = composeSecret{File: "${SECRETS_DIR:-./deploy/demo/keys}/pub_key.pem"}
+			}},
+		{"undocumented demo variable", "env-example", "PAYSIM_PORT (read by docker-compose.yml) is not documented",
+			func(p *composeProject) { replaceFile(p, composeEnvExample, "# PAYSIM_PORT=", "# PAYSIM=") }},
 	}
 	checks := map[string]composeCheck{}
 	for _, c := range composeChecks {

@@ -230,7 +230,7 @@ func (s *server) createOrder(c *gin.Context) {
 	)
 	for attempt := 0; attempt < 3; attempt++ { // a fresh number if one ever collides
 		no := newOrderNo(s.Now())
-		view, err = s.startOrder(ctx, no, uid, items, req.Address, "Order "+no+" · "+summary)
+		view, err = s.startOrder(ctx, no, uid, items, req.Address, "Order "+no+" · "+summary, staticDetails(uid, items, products, req.Address))
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if !errors.As(err, &started) {
 			break
@@ -296,7 +296,7 @@ func mulFen(price, qty int64) (int64, bool) {
 	return price * qty, true
 }
 
-func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, items []workflows.Item, address, summary string) (workflows.OrderView, error) {
+func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, items []workflows.Item, address, summary, details string) (workflows.OrderView, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	start := s.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
@@ -311,7 +311,7 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 			workflows.AttrOrderStatus.ValueSet(string(workflows.StatusPending)),
 		),
 		StaticSummary: summary,
-		StaticDetails: staticDetails(uid, items, address),
+		StaticDetails: details,
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
 		OrderNo: orderNo, UserID: uid, Items: items, Address: address,
 		PayTimeout: s.PayTimeout, AutoConfirm: s.AutoConfirm, AppID: s.AppID, MchID: s.MchID,
@@ -333,11 +333,11 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 	return view, nil
 }
 
-func staticDetails(uid int64, items []workflows.Item, address string) string {
+func staticDetails(uid int64, items []workflows.Item, products map[int64]store.Product, address string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "User %d ordered (priced by the workflow from the database):\n", uid)
 	for _, it := range items {
-		fmt.Fprintf(&b, "- product %d × %d\n", it.ProductID, it.Quantity)
+		fmt.Fprintf(&b, "- %s (product %d) × %d\n", products[it.ProductID].Name, it.ProductID, it.Quantity)
 	}
 	if address != "" {
 		fmt.Fprintf(&b, "\nShip to: %s\n", address)

@@ -15,12 +15,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"golang.org/x/sync/errgroup"
 
 	"ordersaga/internal/config"
+	"ordersaga/internal/demo"
 	"ordersaga/internal/devserver"
 	"ordersaga/internal/paysim"
 	"ordersaga/internal/store"
@@ -115,17 +115,21 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 		return fmt.Errorf("seed demo products: %w", err)
 	}
 
+	// One process, one /metrics: the API's, the worker's WeChat calls, the
+	// Temporal SDK's and the workflows' own counters.
+	reg, sdkMetrics := NewMetrics()
 	tc, err := client.DialContext(ctx, client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		MetricsHandler: sdkMetrics.Handler(),
 	})
 	if err != nil {
 		return fmt.Errorf("dial embedded temporal: %w", err)
 	}
 	defer tc.Close()
 
-	pay, err := NewWechatPay(cfg)
+	pay, err := NewWechatPay(cfg, WithCallMetrics(reg))
 	if err != nil {
 		return err
 	}
@@ -135,7 +139,13 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	}
 	defer w.Stop()
 
-	handler, err := NewAPIHandler(cfg, st, tc, prometheus.NewRegistry(), log)
+	apiHandler, err := NewAPIHandler(cfg, st, tc, reg, log)
+	if err != nil {
+		return err
+	}
+	// The demo page (and its proxy to the simulator's control API) exists in
+	// dev only; `ordersaga api` serves the bare API handler.
+	handler, err := demo.NewHandler(apiHandler, simURL, ts.UIURL(), cfg.TemporalNamespace)
 	if err != nil {
 		return err
 	}
@@ -216,6 +226,7 @@ func printDevBanner(out io.Writer, cfg config.Config, opts DevOptions, uiURL, ap
 ordersaga dev is running (Ctrl-C stops everything; data stays in %s)
 
   API              %s
+  Demo page        %[2]s/demo/  (the mini-program in a browser: log in, order, pay, refund)
   Temporal Web UI  %s/namespaces/%s/workflows
   Temporal gRPC    %s
   Admin token      %s

@@ -55,12 +55,12 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 		case StatusPaid:
 			o.setWaiting(ctx, "Paid and stock deducted: waiting for the shop to ship (or a refund request)")
 			err = workflow.Await(ctx, func() bool {
-				return o.refundRequest != nil || o.shipRequest != nil || len(o.inbox) > 0
+				return pending(o.refundRequest) || pending(o.shipRequest) || len(o.inbox) > 0
 			})
 		case StatusShipped:
 			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.in.AutoConfirm)))
 			err = workflow.Await(ctx, func() bool {
-				return o.refundRequest != nil || o.confirmRequested || o.autoConfirm.IsReady() || len(o.inbox) > 0
+				return pending(o.refundRequest) || pending(o.confirmRequest) || o.autoConfirm.IsReady() || len(o.inbox) > 0
 			})
 		default:
 			return fmt.Errorf("order %s is %s after payment: no way forward", o.in.OrderNo, o.status)
@@ -70,14 +70,15 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 		}
 		o.returnStrayPayments(ctx)
 
+		// Each step's transition decides the requests it answers (setStatus).
 		switch {
-		case o.refundRequest != nil:
+		case pending(o.refundRequest):
 			// Goods that have not left the shop go back on the shelf.
 			restock := o.status == StatusPaid
-			err = o.refund(ctx, *o.refundRequest, restock)
-		case o.status == StatusPaid && o.shipRequest != nil:
-			err = o.ship(ctx, *o.shipRequest)
-		case o.status == StatusShipped && o.confirmRequested:
+			err = o.refund(ctx, o.refundRequest.arg, restock)
+		case o.status == StatusPaid && pending(o.shipRequest):
+			err = o.ship(ctx, o.shipRequest.arg)
+		case o.status == StatusShipped && pending(o.confirmRequest):
 			err = o.complete(ctx, "the user confirmed receipt")
 		case o.status == StatusShipped && o.autoConfirm.IsReady():
 			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", human(o.in.AutoConfirm)))
@@ -88,6 +89,8 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 	}
 	return nil
 }
+
+func pending[T any](r *request[T]) bool { return r != nil && !r.done }
 
 func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
 	why := "shipped by the shop"

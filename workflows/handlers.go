@@ -114,31 +114,64 @@ func (o *order) handleCancel(ctx workflow.Context) (OrderView, error) {
 	return o.awaitLeaving(ctx, StatusPending)
 }
 
-func (o *order) validateRefund(ctx workflow.Context, req RefundRequest) error {
-	switch req.By {
+// request is a refund, ship or confirm the main loop has yet to act on.
+// The update that made it answers once the loop decided: done, or refused
+// because the order moved on meanwhile (a ship, an auto-confirm or an
+// oversold refund that was already under way when the request came).
+type request[T any] struct {
+	arg     T
+	done    bool
+	refused error
+}
+
+func (r *request[T]) decide(refused error) { r.done, r.refused = true, refused }
+
+// await answers the update that made r (or joined it: a double tap).
+func (o *order) await(ctx workflow.Context, done func() bool, refused func() error) (OrderView, error) {
+	if err := workflow.Await(ctx, done); err != nil {
+		return OrderView{}, err
+	}
+	return o.view(), refused()
+}
+
+// refundRefusal says why the order, as it is now, cannot be refunded at
+// the request of by (nil: it can).
+func (o *order) refundRefusal(by string) error {
+	switch by {
 	case ByUser:
 		switch o.status {
-		case StatusPaid, StatusRefunding, StatusRefunded:
-			return nil // asking twice answers the same
+		case StatusPaid:
+			return nil
 		case StatusShipped:
 			return refusal(ErrTypeNotRefundable, "order %s has shipped: ask the shop to refund it", o.in.OrderNo)
 		}
 	case ByAdmin:
 		switch o.status {
-		case StatusPaid, StatusShipped, StatusRefunding, StatusRefunded:
+		case StatusPaid, StatusShipped:
 			return nil
 		}
 	default:
-		return refusal(ErrTypeNotRefundable, "a refund is asked by %q; want %q or %q", req.By, ByUser, ByAdmin)
+		return refusal(ErrTypeNotRefundable, "a refund is asked by %q; want %q or %q", by, ByUser, ByAdmin)
 	}
 	return refusal(ErrTypeNotRefundable, "order %s is %s", o.in.OrderNo, o.status)
 }
 
-func (o *order) handleRefund(ctx workflow.Context, req RefundRequest) (OrderView, error) {
-	if (o.status == StatusPaid || o.status == StatusShipped) && o.refundRequest == nil {
-		o.refundRequest = &req
+func (o *order) validateRefund(ctx workflow.Context, req RefundRequest) error {
+	if (req.By == ByUser || req.By == ByAdmin) && (o.status == StatusRefunding || o.status == StatusRefunded) {
+		return nil // asking twice answers the same
 	}
-	return o.awaitLeaving(ctx, StatusPaid, StatusShipped)
+	return o.refundRefusal(req.By)
+}
+
+func (o *order) handleRefund(ctx workflow.Context, req RefundRequest) (OrderView, error) {
+	if o.status == StatusRefunding || o.status == StatusRefunded {
+		return o.view(), nil
+	}
+	if o.refundRequest == nil {
+		o.refundRequest = &request[RefundRequest]{arg: req}
+	}
+	r := o.refundRequest
+	return o.await(ctx, func() bool { return r.done }, func() error { return r.refused })
 }
 
 func (o *order) validateShip(ctx workflow.Context, _ ShipRequest) error {
@@ -150,10 +183,14 @@ func (o *order) validateShip(ctx workflow.Context, _ ShipRequest) error {
 }
 
 func (o *order) handleShip(ctx workflow.Context, req ShipRequest) (OrderView, error) {
-	if o.status == StatusPaid && o.shipRequest == nil {
-		o.shipRequest = &req
+	if o.status == StatusShipped {
+		return o.view(), nil // shipped already: the same answer
 	}
-	return o.awaitLeaving(ctx, StatusPaid)
+	if o.shipRequest == nil {
+		o.shipRequest = &request[ShipRequest]{arg: req}
+	}
+	r := o.shipRequest
+	return o.await(ctx, func() bool { return r.done }, func() error { return r.refused })
 }
 
 func (o *order) validateConfirm(ctx workflow.Context) error {
@@ -165,6 +202,41 @@ func (o *order) validateConfirm(ctx workflow.Context) error {
 }
 
 func (o *order) handleConfirm(ctx workflow.Context) (OrderView, error) {
-	o.confirmRequested = o.confirmRequested || o.status == StatusShipped
-	return o.awaitLeaving(ctx, StatusShipped)
+	if o.status == StatusCompleted {
+		return o.view(), nil
+	}
+	if o.confirmRequest == nil {
+		o.confirmRequest = &request[struct{}]{}
+	}
+	r := o.confirmRequest
+	return o.await(ctx, func() bool { return r.done }, func() error { return r.refused })
+}
+
+// settleRequests decides the pending requests the order, as it is now, can
+// no longer act on: one that came while another step was already under way
+// is refused rather than answered as if it had happened. Requests the
+// current status still allows stay for the main loop.
+func (o *order) settleRequests() {
+	if r := o.refundRequest; r != nil && !r.done {
+		switch {
+		case o.status == StatusRefunding || o.status == StatusRefunded:
+			r.decide(nil) // the money is on its way back anyway
+		case o.refundRefusal(r.arg.By) != nil:
+			r.decide(o.refundRefusal(r.arg.By))
+		}
+	}
+	if r := o.shipRequest; r != nil && !r.done && o.status != StatusPaid {
+		if o.status == StatusShipped {
+			r.decide(nil)
+		} else {
+			r.decide(refusal(ErrTypeNotShippable, "order %s is %s; it was not shipped", o.in.OrderNo, o.status))
+		}
+	}
+	if r := o.confirmRequest; r != nil && !r.done && o.status != StatusShipped {
+		if o.status == StatusCompleted {
+			r.decide(nil)
+		} else {
+			r.decide(refusal(ErrTypeNotConfirmable, "order %s is %s; it was not confirmed", o.in.OrderNo, o.status))
+		}
+	}
 }

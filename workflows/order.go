@@ -73,14 +73,14 @@ type order struct {
 	cancelRequested bool
 	lastSync        time.Time
 
-	// After payment.
-	refundRequest    *RefundRequest
-	shipRequest      *ShipRequest
-	confirmRequested bool
-	refundSeq        int
-	refunds          []RefundView
-	refundResults    map[string]RefundNotice // by out_refund_no: the latest final result reported
-	autoConfirm      workflow.Future
+	// After payment: requests the main loop decides on (see request).
+	refundRequest  *request[RefundRequest]
+	shipRequest    *request[ShipRequest]
+	confirmRequest *request[struct{}]
+	refundSeq      int
+	refunds        []RefundView
+	refundResults  map[string]RefundNotice // by out_refund_no: the latest final result reported
+	autoConfirm    workflow.Future
 
 	flags       []string
 	transitions []Transition
@@ -155,6 +155,7 @@ func (o *order) place(ctx workflow.Context) error {
 // the final view is the result.
 func (o *order) end(ctx workflow.Context, err error) (OrderView, error) {
 	o.returnStrayPayments(ctx)
+	o.refusePending(err)
 	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 	// A signal accepted by the server while the last task ran makes Temporal
 	// replay that task with it; handle what the replay delivered.
@@ -167,6 +168,25 @@ func (o *order) end(ctx workflow.Context, err error) (OrderView, error) {
 		o.setWaiting(ctx, fmt.Sprintf("Ended: **%s**", o.status))
 	}
 	return o.view(), err
+}
+
+// refusePending answers the requests nobody will act on any more: the
+// workflow is ending (after an error, in whatever status it is in).
+func (o *order) refusePending(cause error) {
+	o.settleRequests()
+	why := fmt.Sprintf("order %s is %s and no longer takes requests", o.in.OrderNo, o.status)
+	if cause != nil {
+		why = fmt.Sprintf("order %s could not go on: %v", o.in.OrderNo, cause)
+	}
+	if r := o.refundRequest; pending(r) {
+		r.decide(refusal(ErrTypeNotRefundable, "%s", why))
+	}
+	if r := o.shipRequest; pending(r) {
+		r.decide(refusal(ErrTypeNotShippable, "%s", why))
+	}
+	if r := o.confirmRequest; pending(r) {
+		r.decide(refusal(ErrTypeNotConfirmable, "%s", why))
+	}
 }
 
 func (o *order) view() OrderView {

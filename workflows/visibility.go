@@ -26,6 +26,9 @@ func (o *order) setStatus(ctx workflow.Context, to Status, why string) {
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"from": string(o.status), "to": string(to)}).
 		Counter(MetricOrderTransitions).Inc(1)
 	o.status = to
+	// Requests made while this step was under way are answered now: done if
+	// this transition fulfils them, refused if the order can no longer.
+	o.settleRequests()
 	o.publish(ctx)
 }
 

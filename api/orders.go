@@ -141,7 +141,9 @@ func decodeBody(c *gin.Context, v any, strict, optional bool) bool {
 		}
 		return false
 	}
-	if dec.More() {
+	// Nothing but white space may follow the object (dec.More alone lets a
+	// stray "]" or "}" through).
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		badRequest(c, "request body must hold a single JSON object")
 		return false
 	}

@@ -164,8 +164,9 @@ func (h *NotifyHandler) Parse(ctx context.Context, r *http.Request) (Notificatio
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
-	// The SDK dereferences the resource without checking it is there: a signed
-	// envelope without one would panic inside it.
+	// The SDK dereferences the resource without checking it is there, and
+	// its AES-GCM panics on a nonce of the wrong size: a signed envelope of
+	// either kind would panic inside it.
 	var shape struct {
 		Resource *struct {
 			Ciphertext string `json:"ciphertext"`
@@ -177,6 +178,11 @@ func (h *NotifyHandler) Parse(ctx context.Context, r *http.Request) (Notificatio
 	}
 	if shape.Resource == nil || shape.Resource.Ciphertext == "" || shape.Resource.Nonce == "" {
 		return Notification{}, fmt.Errorf("%w: envelope has no encrypted resource", ErrBadBody)
+	}
+	// AES-GCM nonces are 12 bytes; the SDK's decryption panics on any other
+	// length.
+	if len(shape.Resource.Nonce) != 12 {
+		return Notification{}, fmt.Errorf("%w: resource nonce is %d bytes, want 12", ErrBadBody, len(shape.Resource.Nonce))
 	}
 
 	var plain json.RawMessage

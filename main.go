@@ -6,6 +6,7 @@
 //	ordersaga migrate      apply database migrations
 //	ordersaga paysim       the WeChat Pay simulator alone
 //	ordersaga healthcheck  exit 0 when a health URL answers 2xx (container health checks)
+//	ordersaga chaos        many orders through the real stack under injected faults, then invariant checks
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"ordersaga/internal/app"
+	"ordersaga/internal/chaos"
 	"ordersaga/internal/config"
 	"ordersaga/internal/paysim"
 )
@@ -33,6 +35,7 @@ commands:
   migrate      apply database migrations
   paysim       run the WeChat Pay simulator alone (see docs/PAYSIM.md)
   healthcheck  probe a health URL (for container health checks)
+  chaos        drive orders through the stack under faults and check money and stock (see docs/RELIABILITY.md)
 
 Configuration is read from the environment; see README.md.
 `
@@ -73,6 +76,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return paysim.RunCommand(ctx, args, os.Stdout)
 	case "healthcheck":
 		return healthcheck(args)
+	case "chaos":
+		return chaos.RunCommand(ctx, args, os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

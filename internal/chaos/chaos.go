@@ -1,0 +1,501 @@
+package chaos
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"ordersaga/internal/devserver"
+	"ordersaga/internal/paysim"
+	"ordersaga/workflows"
+)
+
+// Identities of the shop at the simulator during a run.
+const (
+	chaosAppID     = "wx00000000000chaos1"
+	chaosAppSecret = "chaos-app-secret"
+	chaosMchID     = "1900000777"
+	chaosQueue     = "orders-chaos"
+)
+
+// harness is one run.
+type harness struct {
+	opts  Options
+	start time.Time
+	dir   string
+
+	pg      *postgres
+	sim     *paysim.Sim
+	simURL  string
+	ts      *devserver.Server
+	tc      client.Client
+	db      *sql.DB
+	api     *proc
+	workers []*proc
+	apiURL  string
+	client  *http.Client
+
+	adminToken string
+	users      []payerUser
+	common     []int64         // well-stocked products
+	initial    map[int64]int64 // stock of every product at the start
+
+	started, finished atomic.Int64 // orders
+	mu                sync.Mutex
+	orders            map[string]*orderRecord
+	counters          map[string]int
+	restarts          restartCounts
+	logMu             sync.Mutex
+	keep              atomic.Bool // keep the run directory (the run failed)
+}
+
+func (h *harness) logf(format string, args ...any) {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	fmt.Fprintf(h.opts.Log, "[%6.1fs] %s\n", time.Since(h.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (h *harness) vlogf(format string, args ...any) {
+	if h.opts.Verbose {
+		h.logf(format, args...)
+	}
+}
+
+func (h *harness) count(what string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.counters[what]++
+}
+
+// Run runs the chaos test described by opts and returns its report. The error
+// is for a run that could not be carried out (setup failed, interrupted);
+// invariant breaks are in the report (Report.OK).
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	h := &harness{opts: opts, start: time.Now(), orders: map[string]*orderRecord{}, counters: map[string]int{},
+		initial: map[int64]int64{}}
+	cleanup, err := h.setup(ctx)
+	defer cleanup()
+	if err != nil {
+		h.keep.Store(parent.Err() == nil)
+		return nil, err
+	}
+	r, err := h.run(ctx)
+	// The logs and databases say what happened — unless the run was
+	// interrupted (Ctrl-C): then nobody wants them.
+	if (err != nil && parent.Err() == nil) || (r != nil && !r.OK()) {
+		h.keep.Store(true)
+	}
+	if r != nil {
+		// With the logs, for the post-mortem of a kept directory.
+		if f, ferr := os.Create(filepath.Join(h.dir, "report.json")); ferr == nil {
+			_ = r.WriteJSON(f)
+			f.Close()
+		}
+	}
+	if r != nil && !h.opts.Keep && r.OK() {
+		r.Dir = ""
+	}
+	return r, err
+}
+
+// setup brings the stack up: PostgreSQL, the simulator, Temporal, migrate,
+// the API and two workers. The returned cleanup stops whatever was started,
+// also after a failure.
+func (h *harness) setup(ctx context.Context) (func(), error) {
+	var undo []func()
+	cleanup := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	o := h.opts
+	pgBin, err := lookPG(o.PGBin)
+	if err != nil {
+		return cleanup, err
+	}
+	h.dir = o.Dir
+	if h.dir == "" {
+		if h.dir, err = os.MkdirTemp("", "ordersaga-chaos-"); err != nil {
+			return cleanup, err
+		}
+		undo = append(undo, func() {
+			if o.Keep || h.keep.Load() {
+				h.logf("run directory kept: %s", h.dir)
+				return
+			}
+			_ = os.RemoveAll(h.dir)
+		})
+	} else if err := os.MkdirAll(h.dir, 0o755); err != nil {
+		return cleanup, err
+	}
+	// PostgreSQL runs as another user (as root): it must get through to its
+	// own directory.
+	if err := os.Chmod(h.dir, 0o711); err != nil {
+		return cleanup, err
+	}
+	logDir := filepath.Join(h.dir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return cleanup, err
+	}
+	h.logf("run directory %s; seed %d; %d orders, %d payers at once; faults: %s",
+		h.dir, o.Seed, o.Orders, o.Concurrency, strings.Join(o.Faults, ","))
+
+	h.pg, err = startPostgres(ctx, pgBin, filepath.Join(h.dir, "pg"))
+	if err != nil {
+		return cleanup, err
+	}
+	undo = append(undo, func() { _ = h.pg.stop(syscall.SIGINT) })
+	h.logf("postgres %s on 127.0.0.1:%d", pgBin, h.pg.port)
+	if h.db, err = sql.Open("pgx", h.pg.url(chaosDatabase)); err != nil {
+		return cleanup, err
+	}
+	undo = append(undo, func() { h.db.Close() })
+
+	keys, err := paysim.EnsureDevKeys(filepath.Join(h.dir, "keys"))
+	if err != nil {
+		return cleanup, err
+	}
+	apiPort, err := freePort()
+	if err != nil {
+		return cleanup, err
+	}
+	h.apiURL = "http://127.0.0.1:" + strconv.Itoa(apiPort)
+	simLog, err := os.Create(filepath.Join(logDir, "paysim.log"))
+	if err != nil {
+		return cleanup, err
+	}
+	undo = append(undo, func() { simLog.Close() })
+	simOpts := keys.SimOptions(chaosAppID, chaosMchID)
+	simOpts.LoginSecret = chaosAppSecret
+	simOpts.NotifyScale = o.NotifyScale
+	simOpts.RefundDelay = o.RefundDelay
+	simOpts.Logger = slog.New(slog.NewTextHandler(simLog, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	h.sim = paysim.New(simOpts)
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return cleanup, err
+	}
+	h.simURL = "http://" + simLn.Addr().String()
+	simSrv := &http.Server{Handler: h.sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = simSrv.Serve(simLn) }()
+	undo = append(undo, func() {
+		h.sim.Close() // stops notify retries first
+		_ = simSrv.Close()
+	})
+
+	tempLog, err := os.Create(filepath.Join(logDir, "temporal.log"))
+	if err != nil {
+		return cleanup, err
+	}
+	undo = append(undo, func() { tempLog.Close() })
+	h.ts, err = devserver.Start(ctx, devserver.Options{
+		Dir:              filepath.Join(h.dir, "temporal"),
+		FrontendPort:     -1,
+		UIPort:           o.UIPort,
+		SearchAttributes: workflows.SearchAttributes(),
+		Logger:           slog.New(slog.NewTextHandler(tempLog, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return cleanup, err
+	}
+	undo = append(undo, func() { _ = h.ts.Stop() })
+	if h.ts.UIURL() != "" {
+		h.logf("Temporal Web UI %s", h.ts.UIURL())
+	}
+	h.tc, err = h.ts.Dial(ctx, client.Options{Logger: sdklog.NewStructuredLogger(
+		slog.New(slog.NewTextHandler(tempLog, &slog.HandlerOptions{Level: slog.LevelWarn})))})
+	if err != nil {
+		return cleanup, err
+	}
+	undo = append(undo, h.tc.Close)
+
+	h.adminToken = "chaos-admin-token-" + strconv.FormatInt(o.Seed&0xffff, 16)
+	settings := map[string]string{
+		"DATABASE_URL":        h.pg.url(chaosDatabase),
+		"TEMPORAL_ADDRESS":    h.ts.FrontendAddress(),
+		"TEMPORAL_NAMESPACE":  h.ts.Namespace(),
+		"TEMPORAL_TASK_QUEUE": chaosQueue,
+		"WECHAT_APPID":        chaosAppID,
+		"WECHAT_APP_SECRET":   chaosAppSecret,
+		"WECHAT_API_BASE_URL": h.simURL,
+		"WECHATPAY_MCHID":     chaosMchID,
+		"ORDER_PAY_TIMEOUT":   o.PayTimeout.String(),
+		"ORDER_AUTO_CONFIRM":  o.AutoConfirm.String(),
+		"JWT_SECRET":          strings.Repeat("chaos-jwt-", 4),
+		"ADMIN_TOKEN":         h.adminToken,
+		"LOG_LEVEL":           "warn",
+		"SHUTDOWN_TIMEOUT":    "5s",
+	}
+	for k, v := range keys.Env(h.simURL, h.apiURL+"/v1/wechatpay/notify") {
+		settings[k] = v
+	}
+	if err := runOnce(ctx, o.Spawn, RoleMigrate, settings, logDir); err != nil {
+		return cleanup, err
+	}
+
+	with := func(addr string) map[string]string {
+		m := make(map[string]string, len(settings)+1)
+		for k, v := range settings {
+			m[k] = v
+		}
+		m["HTTP_ADDR"] = addr
+		return m
+	}
+	h.api = &proc{name: "api", role: RoleAPI, settings: with("127.0.0.1:" + strconv.Itoa(apiPort)),
+		healthz: h.apiURL + "/readyz", spawn: o.Spawn, logPath: filepath.Join(logDir, "api.log"), h: h}
+	procs := []*proc{h.api}
+	for i := 1; i <= 2; i++ {
+		port, err := freePort()
+		if err != nil {
+			return cleanup, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		w := &proc{name: "worker-" + strconv.Itoa(i), role: RoleWorker, settings: with(addr),
+			healthz: "http://" + addr + "/readyz", spawn: o.Spawn, logPath: filepath.Join(logDir, fmt.Sprintf("worker-%d.log", i)), h: h}
+		h.workers = append(h.workers, w)
+		procs = append(procs, w)
+	}
+	undo = append(undo, func() {
+		var wg sync.WaitGroup
+		for _, p := range procs {
+			wg.Go(p.shutdown)
+		}
+		wg.Wait()
+	})
+	for _, p := range procs {
+		if err := p.start(); err != nil {
+			return cleanup, err
+		}
+	}
+	for _, p := range procs {
+		if err := p.waitReady(ctx, 2*time.Minute); err != nil {
+			return cleanup, err
+		}
+	}
+	h.client = &http.Client{
+		Timeout:   40 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 4 * o.Concurrency, IdleConnTimeout: 30 * time.Second},
+	}
+	h.logf("stack up: api %s, 2 workers, simulator %s, temporal %s", h.apiURL, h.simURL, h.ts.FrontendAddress())
+	return cleanup, nil
+}
+
+// run seeds the shop, plays the orders with the faults on, waits for the
+// stack to settle and checks it.
+func (h *harness) run(ctx context.Context) (*Report, error) {
+	o := h.opts
+	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0))
+	jobs := plan(o.Orders, rng)
+	if err := h.seed(ctx, jobs, rng); err != nil {
+		return nil, err
+	}
+
+	h.logf("playing %d orders (%d jobs)", o.Orders, len(jobs))
+	driveStart := time.Now()
+	driveCtx, stopDrive := context.WithTimeout(ctx, o.MaxDrive)
+	defer stopDrive()
+	chaosCtx, stopChaos := context.WithCancel(driveCtx)
+	wire := newWireFaults(h)
+	procFaults := &processFaults{h: h, rng: rand.New(rand.NewPCG(uint64(o.Seed), 1<<41))}
+	var chaosWG sync.WaitGroup
+	chaosWG.Go(func() { wire.run(chaosCtx) })
+	chaosWG.Go(func() { h.progress(chaosCtx) })
+	// The process faults are planned at points of the orders played: all of
+	// them happen before the drive ends (the last at 90%).
+	procDone := make(chan struct{})
+	go func() {
+		defer close(procDone)
+		procFaults.run(driveCtx, o.Orders)
+	}()
+
+	queue := make(chan job)
+	var payers sync.WaitGroup
+	for range o.Concurrency {
+		payers.Go(func() {
+			for j := range queue {
+				h.play(driveCtx, j)
+			}
+		})
+	}
+	for _, j := range jobs {
+		select {
+		case queue <- j:
+		case <-driveCtx.Done():
+		}
+		if driveCtx.Err() != nil {
+			break
+		}
+	}
+	close(queue)
+	payers.Wait()
+	<-procDone
+	stopChaos()
+	chaosWG.Wait()
+	wire.stop()
+	driveTook := time.Since(driveStart)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("chaos: interrupted while playing the orders: %w", context.Cause(ctx))
+	}
+	truncated := driveCtx.Err() != nil
+	if truncated {
+		h.logf("the drive hit its bound (%v): settling what was placed", o.MaxDrive)
+	}
+	h.logf("all payers done in %v; faults cleared; making sure every process is up", driveTook.Round(time.Second))
+	if err := h.ensureUp(ctx); err != nil {
+		return nil, err
+	}
+
+	settleStart := time.Now()
+	settled, pending := h.settle(ctx)
+	settleTook := time.Since(settleStart)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("chaos: interrupted while settling: %w", context.Cause(ctx))
+	}
+	if settled {
+		h.logf("settled in %v; checking", settleTook.Round(100*time.Millisecond))
+	} else {
+		h.logf("not settled after %v (%s); checking anyway", o.SettleTimeout, pending)
+	}
+	r, err := h.check(ctx)
+	if err != nil {
+		return nil, err
+	}
+	txs := h.sim.Transactions()
+	r.Faults = wire.injected(txs)
+	for k, v := range h.restarts.get() {
+		r.Faults[k] = v
+	}
+	r.FaultsAsked = wire.asked
+	r.CloseOnPaidFlips = wire.flips
+	r.Restarts = Restarts{
+		WorkerKills:      r.Faults[FaultWorkerKill],
+		APIRestarts:      r.Faults[FaultAPIRestart],
+		PostgresRestarts: r.Faults[FaultPostgresRestart],
+	}
+	for _, p := range append([]*proc{h.api}, h.workers...) {
+		p.mu.Lock()
+		r.Restarts.UnexpectedExits += p.unexpected
+		p.mu.Unlock()
+	}
+	r.Seed, r.OrdersAsked = o.Seed, o.Orders
+	r.Concurrency, r.FaultKinds = o.Concurrency, o.Faults
+	r.PayTimeout, r.NotifyScale = o.PayTimeout.String(), o.NotifyScale
+	r.DriveSeconds = driveTook.Seconds()
+	r.SettleSeconds = settleTook.Seconds()
+	r.Settled = settled
+	r.DriveTruncated = truncated
+	if !settled {
+		r.Pending = pending
+	}
+	r.TotalSeconds = time.Since(h.start).Seconds()
+	r.Dir = h.dir
+	h.mu.Lock()
+	r.Counters = h.counters
+	h.mu.Unlock()
+	return r, nil
+}
+
+// seed creates the products and logs the payers in, through the API.
+func (h *harness) seed(ctx context.Context, jobs []job, rng *rand.Rand) error {
+	product := func(name string, price, stock int64) (int64, error) {
+		a, err := h.callRetry(ctx, http.MethodPost, "/v1/admin/products", h.adminToken,
+			map[string]any{"name": name, "price_fen": price, "stock": stock})
+		if err != nil {
+			return 0, err
+		}
+		var p struct {
+			ID int64 `json:"id"`
+		}
+		if a.status != http.StatusCreated || json.Unmarshal(a.body, &p) != nil || p.ID == 0 {
+			return 0, fmt.Errorf("chaos: create product: %d %s", a.status, a.body)
+		}
+		h.initial[p.ID] = stock
+		return p.ID, nil
+	}
+	for i := range 6 {
+		id, err := product(fmt.Sprintf("Chaos staple %d", i+1), 100+rng.Int64N(20000), 1_000_000)
+		if err != nil {
+			return err
+		}
+		h.common = append(h.common, id)
+	}
+	for i := range jobs {
+		if jobs[i].behaviour != BehaviourScarce {
+			continue
+		}
+		// Fewer in stock than the group orders: somebody is oversold.
+		stock := 1 + rng.Int64N(int64(jobs[i].group-1))
+		id, err := product(fmt.Sprintf("Chaos limited edition %d", i+1), 500+rng.Int64N(5000), stock)
+		if err != nil {
+			return err
+		}
+		jobs[i].scarce = id
+	}
+	for i := range min(40, max(8, h.opts.Concurrency)) {
+		code := fmt.Sprintf("chaos-payer-%d-%d", h.opts.Seed&0xffffff, i)
+		a, err := h.callRetry(ctx, http.MethodPost, "/v1/auth/login", "", map[string]string{"code": code})
+		if err != nil {
+			return err
+		}
+		var t struct {
+			Token string `json:"token"`
+		}
+		if a.status != http.StatusOK || json.Unmarshal(a.body, &t) != nil || t.Token == "" {
+			return fmt.Errorf("chaos: login: %d %s", a.status, a.body)
+		}
+		h.users = append(h.users, payerUser{code: code, token: t.Token})
+	}
+	h.logf("seeded %d products (%d scarce), %d payers logged in", len(h.initial), len(h.initial)-len(h.common), len(h.users))
+	return nil
+}
+
+func (h *harness) progress(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.logf("orders: %d started, %d done; restarts so far: %v", h.started.Load(), h.finished.Load(), h.restarts.get())
+		}
+	}
+}
+
+// ensureUp starts any process of the stack that is down and waits for all
+// of them to be ready.
+func (h *harness) ensureUp(ctx context.Context) error {
+	for _, p := range append([]*proc{h.api}, h.workers...) {
+		if !p.running() {
+			if err := p.start(); err != nil {
+				return err
+			}
+		}
+		if err := p.waitReady(ctx, 2*time.Minute); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,755 @@
+package chaos
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"ordersaga/internal/paysim"
+	"ordersaga/workflows"
+)
+
+// Checks, as named in a Break.
+const (
+	CheckMoney     = "money"     // every fen WeChat took is kept by one order or returned in full
+	CheckStock     = "stock"     // stock moved only for orders that keep their goods, never below zero
+	CheckStuck     = "stuck"     // every order ended or legitimately waits, its workflow with it
+	CheckAgreement = "agreement" // the database and WeChat (the simulator) tell the same story
+	CheckPromise   = "promise"   // what the API told a payer came true
+)
+
+// Break is one invariant that does not hold.
+type Break struct {
+	Check  string `json:"check"`
+	Order  string `json:"order,omitempty"`
+	Detail string `json:"detail"`
+	// History is an excerpt of the order workflow's history (for the first
+	// few broken orders).
+	History []string `json:"history,omitempty"`
+}
+
+type orderRow struct {
+	no, status, txID, flag string
+	total                  int64
+	shipped                bool
+	items                  map[int64]int64 // product → quantity
+}
+
+type ledgerRow struct {
+	id           int64
+	order, kind  string
+	product, qty int64
+	committed    sql.NullTime
+}
+
+type paymentRow struct {
+	txID, order string
+	amount      int64
+}
+
+type refundRow struct {
+	outRefundNo, order, txID, status string
+	amount                           int64
+}
+
+type checker struct {
+	h        *harness
+	r        *Report
+	rows     map[string]*orderRow
+	stock    map[int64]int64
+	ledger   []ledgerRow
+	payments map[string]paymentRow
+	refunds  map[string]refundRow
+	sim      map[string]paysim.TransactionView
+}
+
+func (c *checker) fail(check, order, format string, args ...any) {
+	c.r.Breaks = append(c.r.Breaks, Break{Check: check, Order: order, Detail: fmt.Sprintf(format, args...)})
+}
+
+func kept(status string) bool { return workflows.Status(status).Kept() }
+
+// check takes the settled stack's state — database, simulator, Temporal —
+// and checks every invariant.
+func (h *harness) check(ctx context.Context) (*Report, error) {
+	c := &checker{h: h, r: &Report{ByStatus: map[string]int{}, ByBehaviour: map[string]map[string]int{}, StrayPayments: map[string]int{},
+		Breaks: []Break{}, Stuck: []string{}}}
+	if err := c.load(ctx); err != nil {
+		return nil, err
+	}
+	c.summarise()
+	c.money()
+	c.agreement()
+	c.stockCheck()
+	if err := c.workflows(ctx); err != nil {
+		return nil, err
+	}
+	c.promises()
+	c.attachHistories(ctx, 5)
+	return c.r, nil
+}
+
+func (c *checker) load(ctx context.Context) error {
+	db := c.h.db
+	query := func(q string, scan func(*sql.Rows) error) error {
+		rows, err := db.QueryContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("chaos: %s: %w", q, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	c.rows = map[string]*orderRow{}
+	if err := query(`SELECT order_no, status, total_fen, transaction_id, flag, shipped_at IS NOT NULL FROM orders`, func(r *sql.Rows) error {
+		o := &orderRow{items: map[int64]int64{}}
+		if err := r.Scan(&o.no, &o.status, &o.total, &o.txID, &o.flag, &o.shipped); err != nil {
+			return err
+		}
+		c.rows[o.no] = o
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := query(`SELECT order_no, product_id, quantity FROM order_items`, func(r *sql.Rows) error {
+		var no string
+		var p, q int64
+		if err := r.Scan(&no, &p, &q); err != nil {
+			return err
+		}
+		if o := c.rows[no]; o != nil {
+			o.items[p] += q
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	c.stock = map[int64]int64{}
+	if err := query(`SELECT id, stock FROM products`, func(r *sql.Rows) error {
+		var id, s int64
+		if err := r.Scan(&id, &s); err != nil {
+			return err
+		}
+		c.stock[id] = s
+		return nil
+	}); err != nil {
+		return err
+	}
+	// In commit order: a deduction that inserted its ledger row first may
+	// have waited for the product's row lock and committed after a later one.
+	// PostgreSQL records commit times (track_commit_timestamp) and a
+	// transaction waiting for a row lock commits after the one holding it.
+	if err := query(`SELECT id, order_no, product_id, kind, quantity, pg_xact_commit_timestamp(xmin)
+		FROM stock_ledger ORDER BY pg_xact_commit_timestamp(xmin) NULLS LAST, id`, func(r *sql.Rows) error {
+		var l ledgerRow
+		if err := r.Scan(&l.id, &l.order, &l.product, &l.kind, &l.qty, &l.committed); err != nil {
+			return err
+		}
+		c.ledger = append(c.ledger, l)
+		return nil
+	}); err != nil {
+		return err
+	}
+	c.payments = map[string]paymentRow{}
+	if err := query(`SELECT transaction_id, order_no, amount_fen FROM payments`, func(r *sql.Rows) error {
+		var p paymentRow
+		if err := r.Scan(&p.txID, &p.order, &p.amount); err != nil {
+			return err
+		}
+		c.payments[p.txID] = p
+		return nil
+	}); err != nil {
+		return err
+	}
+	c.refunds = map[string]refundRow{}
+	if err := query(`SELECT out_refund_no, order_no, transaction_id, refund_fen, status FROM refunds`, func(r *sql.Rows) error {
+		var x refundRow
+		if err := r.Scan(&x.outRefundNo, &x.order, &x.txID, &x.amount, &x.status); err != nil {
+			return err
+		}
+		c.refunds[x.outRefundNo] = x
+		return nil
+	}); err != nil {
+		return err
+	}
+	c.sim = map[string]paysim.TransactionView{}
+	for _, t := range c.h.sim.Transactions() {
+		c.sim[t.OutTradeNo] = t
+	}
+	return nil
+}
+
+func (c *checker) behaviourOf(no string) string {
+	c.h.mu.Lock()
+	defer c.h.mu.Unlock()
+	if o := c.h.orders[no]; o != nil {
+		return o.Behaviour
+	}
+	return behaviourUnknownAnswer
+}
+
+func (c *checker) summarise() {
+	r := c.r
+	r.Orders = len(c.rows)
+	c.h.mu.Lock()
+	r.Placed = len(c.h.orders)
+	for k, v := range c.h.counters {
+		if strings.HasPrefix(k, "create_refused_out_of_stock") {
+			r.RefusedAtCreation += v
+		}
+	}
+	c.h.mu.Unlock()
+	for no, o := range c.rows {
+		b := c.behaviourOf(no)
+		if b == behaviourUnknownAnswer {
+			r.AnswerLost++
+		}
+		if r.ByBehaviour[b] == nil {
+			r.ByBehaviour[b] = map[string]int{}
+		}
+		r.ByBehaviour[b][o.status]++
+		r.ByStatus[o.status]++
+	}
+}
+
+// money: every transaction WeChat took is kept by exactly one order in
+// PAID/SHIPPED/COMPLETED, or refunded in full exactly once; and
+// sum(taken) − sum(refunded) = sum(totals of kept orders).
+func (c *checker) money() {
+	m := &c.r.Money
+	byTx := map[string]string{}
+	for no, o := range c.rows {
+		if o.txID == "" {
+			continue
+		}
+		if other, dup := byTx[o.txID]; dup {
+			c.fail(CheckMoney, no, "transaction %s is also order %s's", o.txID, other)
+		}
+		byTx[o.txID] = no
+	}
+	for _, no := range sortedKeys(c.sim) {
+		t := c.sim[no]
+		o := c.rows[no]
+		if o == nil {
+			c.fail(CheckMoney, no, "WeChat has a transaction (%s) for an order the shop has no row for", t.TradeState)
+			continue
+		}
+		if t.TotalFen != o.total {
+			c.fail(CheckMoney, no, "the prepay asked %s, the order is %s", fen(t.TotalFen), fen(o.total))
+		}
+		paid := t.TransactionID != ""
+		var refunded int64
+		successes := 0
+		for _, rf := range t.Refunds {
+			m.Refunds++
+			if !paid {
+				c.fail(CheckMoney, no, "refund %s of an order WeChat never took money for", rf.OutRefundNo)
+			}
+			switch rf.Status {
+			case paysim.RefundSuccess:
+				refunded += rf.RefundFen
+				successes++
+			default:
+				c.fail(CheckMoney, no, "refund %s is %s after the run settled", rf.OutRefundNo, rf.Status)
+			}
+		}
+		if successes > 1 {
+			c.fail(CheckMoney, no, "refunded %d times (%s in all)", successes, fen(refunded))
+		}
+		if !paid {
+			if kept(o.status) {
+				c.fail(CheckMoney, no, "the order is %s but WeChat never took its money (trade_state %s)", o.status, t.TradeState)
+			}
+			continue
+		}
+		m.Transactions++
+		m.TakenFen += t.TotalFen
+		m.RefundedFen += refunded
+		switch {
+		case kept(o.status):
+			if refunded != 0 {
+				c.fail(CheckMoney, no, "the order keeps transaction %s (%s) but %s of it was refunded", t.TransactionID, o.status, fen(refunded))
+			}
+			if o.txID != t.TransactionID {
+				c.fail(CheckMoney, no, "the order (%s) keeps transaction %q, WeChat took %s", o.status, o.txID, t.TransactionID)
+			}
+		case refunded != t.TotalFen:
+			c.fail(CheckMoney, no, "WeChat took %s (transaction %s); the order is %s and %s was refunded: the money is neither kept nor returned",
+				fen(t.TotalFen), t.TransactionID, o.status, fen(refunded))
+		}
+	}
+	for no, o := range c.rows {
+		if kept(o.status) {
+			m.KeptFen += o.total
+			if _, ok := c.sim[no]; !ok {
+				c.fail(CheckMoney, no, "the order is %s but WeChat never heard of it", o.status)
+			}
+		}
+	}
+	if m.TakenFen-m.RefundedFen != m.KeptFen {
+		c.fail(CheckMoney, "", "taken %s − refunded %s = %s, but the kept orders total %s",
+			fen(m.TakenFen), fen(m.RefundedFen), fen(m.TakenFen-m.RefundedFen), fen(m.KeptFen))
+	}
+}
+
+// agreement: the database's payment state of every order is WeChat's.
+func (c *checker) agreement() {
+	for _, no := range sortedKeys(c.rows) {
+		o := c.rows[no]
+		t, atWechat := c.sim[no]
+		var refunded int64
+		for _, rf := range t.Refunds {
+			if rf.Status == paysim.RefundSuccess {
+				refunded += rf.RefundFen
+			}
+		}
+		switch {
+		case kept(o.status):
+			if !atWechat || t.TradeState != paysim.StateSuccess || t.TransactionID != o.txID {
+				c.fail(CheckAgreement, no, "the shop says %s (transaction %q), WeChat says %s (transaction %q)", o.status, o.txID, t.TradeState, t.TransactionID)
+			}
+		case o.status == "REFUNDED":
+			if !atWechat || t.TradeState != paysim.StateRefund || refunded != t.TotalFen || t.TransactionID != o.txID {
+				c.fail(CheckAgreement, no, "the shop says REFUNDED (transaction %q), WeChat says %s with %s of %s refunded (transaction %q)",
+					o.txID, t.TradeState, fen(refunded), fen(t.TotalFen), t.TransactionID)
+			}
+		case o.status == "CLOSED":
+			switch {
+			case !atWechat, t.TradeState == paysim.StateClosed:
+			case t.TradeState == paysim.StateRefund && refunded == t.TotalFen:
+				// Money that came as it closed, returned by a stray-payment workflow.
+			default:
+				c.fail(CheckAgreement, no, "the shop says CLOSED, WeChat says %s (%s refunded of %s)", t.TradeState, fen(refunded), fen(t.TotalFen))
+			}
+		case o.status == "REFUND_FAILED":
+			c.fail(CheckMoney, no, "REFUND_FAILED (flag %q): WeChat says %s, %s of %s refunded — no refund was made to fail in this run",
+				o.flag, t.TradeState, fen(refunded), fen(t.TotalFen))
+		}
+		if o.flag != "" {
+			c.fail(CheckStuck, no, "flagged %q: needs a person (status %s)", o.flag, o.status)
+		}
+	}
+	// Every payment WeChat took is recorded, and nothing else is.
+	for _, no := range sortedKeys(c.sim) {
+		t := c.sim[no]
+		if t.TransactionID == "" {
+			continue
+		}
+		p, ok := c.payments[t.TransactionID]
+		switch {
+		case !ok:
+			c.fail(CheckAgreement, no, "WeChat took transaction %s; the shop has no payment row for it", t.TransactionID)
+		case p.order != no || p.amount != t.TotalFen:
+			c.fail(CheckAgreement, no, "payment %s is recorded for order %s, %s; WeChat: order %s, %s", t.TransactionID, p.order, fen(p.amount), no, fen(t.TotalFen))
+		}
+		for _, rf := range t.Refunds {
+			row, ok := c.refunds[rf.OutRefundNo]
+			switch {
+			case !ok:
+				c.fail(CheckAgreement, no, "WeChat has refund %s; the shop has no row for it", rf.OutRefundNo)
+			case row.status != rf.Status || row.amount != rf.RefundFen || row.order != no:
+				c.fail(CheckAgreement, no, "refund %s: the shop says %s %s for order %s, WeChat says %s %s",
+					rf.OutRefundNo, row.status, fen(row.amount), row.order, rf.Status, fen(rf.RefundFen))
+			}
+		}
+	}
+	for _, txID := range sortedKeys(c.payments) {
+		p := c.payments[txID]
+		if t, ok := c.sim[p.order]; !ok || t.TransactionID != txID {
+			c.fail(CheckAgreement, p.order, "the shop recorded payment %s that WeChat does not know", txID)
+		}
+	}
+	simRefunds := map[string]bool{}
+	for _, t := range c.sim {
+		for _, rf := range t.Refunds {
+			simRefunds[rf.OutRefundNo] = true
+		}
+	}
+	for _, no := range sortedKeys(c.refunds) {
+		if x := c.refunds[no]; !simRefunds[no] {
+			c.fail(CheckAgreement, x.order, "the shop has refund %s (%s) that WeChat does not know", no, x.status)
+		}
+	}
+}
+
+// stockCheck: for each product, initial − current = the quantities of the
+// orders whose goods left the shelf (kept orders, and orders refunded after
+// they shipped); the ledger, replayed in commit order, never takes stock
+// below zero and ends at the current stock; every order's ledger rows match
+// its fate.
+func (c *checker) stockCheck() {
+	out := map[int64]int64{}
+	for _, o := range c.rows {
+		if kept(o.status) || (o.status == "REFUNDED" && o.shipped) {
+			for p, q := range o.items {
+				out[p] += q
+			}
+		}
+	}
+	for p, initial := range c.h.initial {
+		cur, ok := c.stock[p]
+		if !ok {
+			c.fail(CheckStock, "", "product %d is gone", p)
+			continue
+		}
+		if initial-cur != out[p] {
+			c.fail(CheckStock, "", "product %d: %d at the start, %d now (%d out), but the orders that keep goods hold %d",
+				p, initial, cur, initial-cur, out[p])
+		}
+	}
+	// Replay.
+	level := map[int64]int64{}
+	for p, s := range c.h.initial {
+		level[p] = s
+	}
+	perOrder := map[string]map[string]map[int64]int64{} // order → kind → product → qty
+	for _, l := range c.ledger {
+		if !l.committed.Valid {
+			c.fail(CheckStock, l.order, "ledger row %d has no commit time (track_commit_timestamp off?)", l.id)
+		}
+		switch l.kind {
+		case "DEDUCT":
+			level[l.product] -= l.qty
+			if level[l.product] < 0 {
+				c.fail(CheckStock, l.order, "ledger row %d takes product %d to %d", l.id, l.product, level[l.product])
+			}
+		case "RESTORE":
+			level[l.product] += l.qty
+		default:
+			c.fail(CheckStock, l.order, "ledger row %d has kind %q", l.id, l.kind)
+		}
+		if perOrder[l.order] == nil {
+			perOrder[l.order] = map[string]map[int64]int64{}
+		}
+		if perOrder[l.order][l.kind] == nil {
+			perOrder[l.order][l.kind] = map[int64]int64{}
+		}
+		perOrder[l.order][l.kind][l.product] += l.qty
+	}
+	for p, cur := range c.stock {
+		if level[p] != cur {
+			c.fail(CheckStock, "", "product %d: the ledger replayed ends at %d, the stock is %d", p, level[p], cur)
+		}
+	}
+	same := func(a, b map[int64]int64) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for k, v := range a {
+			if b[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	for _, no := range sortedKeys(c.rows) {
+		o := c.rows[no]
+		d, r := perOrder[no]["DEDUCT"], perOrder[no]["RESTORE"]
+		ok := true
+		switch {
+		case kept(o.status), o.status == "REFUNDED" && o.shipped:
+			ok = same(d, o.items) && len(r) == 0
+		case o.status == "REFUNDED":
+			// Refunded before shipping: deducted and put back — or, oversold,
+			// never deducted.
+			ok = (same(d, o.items) && same(r, o.items)) || (len(d) == 0 && len(r) == 0)
+			if len(d) == 0 {
+				c.r.Oversold++
+			}
+		case o.status == "CLOSED":
+			ok = len(d) == 0 && len(r) == 0
+		}
+		if !ok {
+			c.fail(CheckStock, no, "%s order (shipped %v) of %v has ledger deductions %v and restorations %v", o.status, o.shipped, o.items, d, r)
+		}
+	}
+	for no := range perOrder {
+		if c.rows[no] == nil {
+			c.fail(CheckStock, no, "ledger rows of an order that does not exist")
+		}
+	}
+}
+
+// workflows: every order ended with its workflow, or is PAID with its
+// workflow running; the OrderStatus search attribute is the row's status;
+// workflows without a row were refused at creation; stray payments ended.
+func (c *checker) workflows(ctx context.Context) error {
+	tc := c.h.tc
+	for _, no := range sortedKeys(c.rows) {
+		o := c.rows[no]
+		st := workflows.Status(o.status)
+		if !st.Terminal() && st != workflows.StatusPaid {
+			c.r.Stuck = append(c.r.Stuck, no)
+			c.fail(CheckStuck, no, "still %s after the run settled", o.status)
+		}
+		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
+		if err != nil {
+			c.fail(CheckStuck, no, "no workflow: %v", err)
+			continue
+		}
+		info := d.GetWorkflowExecutionInfo()
+		want := enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+		if !st.Terminal() {
+			want = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+		}
+		if info.GetStatus() != want {
+			c.fail(CheckStuck, no, "the order is %s, its workflow %s (want %s)", o.status, info.GetStatus(), want)
+		}
+		if sa := keyword(info.GetSearchAttributes(), workflows.AttrOrderStatus.GetName()); sa != o.status {
+			c.fail(CheckStuck, no, "OrderStatus search attribute is %q, the row says %s", sa, o.status)
+		}
+		if st == workflows.StatusPaid && (len(d.GetPendingActivities()) > 0 || d.GetPendingWorkflowTask() != nil) {
+			c.fail(CheckStuck, no, "PAID but its workflow is still busy (%d activities pending)", len(d.GetPendingActivities()))
+		}
+	}
+
+	// Visibility (what operators filter on) catches up asynchronously: give
+	// it a few seconds before calling a difference a break.
+	var orphans, mismatched []Break
+	for attempt := 0; attempt < 6; attempt++ {
+		orphans, mismatched = nil, nil
+		refused := 0
+		err := c.list(ctx, `WorkflowType="`+workflows.OrderWorkflowName+`"`, func(id string, status enumspb.WorkflowExecutionStatus, sa *commonpb.SearchAttributes) {
+			no := strings.TrimPrefix(id, "order-")
+			got := keyword(sa, workflows.AttrOrderStatus.GetName())
+			o := c.rows[no]
+			switch {
+			case o == nil && got == string(workflows.StatusRefused) && status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+				refused++
+			case o == nil:
+				orphans = append(orphans, Break{Check: CheckStuck, Order: no, Detail: fmt.Sprintf("workflow %s (%s, OrderStatus %q) has no order row", id, status, got)})
+			case got != o.status:
+				mismatched = append(mismatched, Break{Check: CheckStuck, Order: no, Detail: fmt.Sprintf("visibility: OrderStatus %q, the row says %s", got, o.status)})
+			}
+		})
+		if err != nil {
+			return err
+		}
+		c.r.RefusedByWorkflow = refused
+		if len(orphans)+len(mismatched) == 0 {
+			break
+		}
+		sleep(ctx, 5*time.Second)
+	}
+	c.r.Breaks = append(c.r.Breaks, orphans...)
+	c.r.Breaks = append(c.r.Breaks, mismatched...)
+
+	var strays []string
+	if err := c.list(ctx, `WorkflowType="`+workflows.StrayPaymentWorkflowName+`"`, func(id string, status enumspb.WorkflowExecutionStatus, _ *commonpb.SearchAttributes) {
+		if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			c.fail(CheckStuck, "", "%s is %s", id, status)
+			return
+		}
+		strays = append(strays, id)
+	}); err != nil {
+		return err
+	}
+	for _, id := range strays {
+		var v workflows.StrayPaymentView
+		if err := tc.GetWorkflow(ctx, id, "").Get(ctx, &v); err != nil {
+			c.fail(CheckStuck, "", "%s: %v", id, err)
+			continue
+		}
+		c.r.StrayPayments[v.Status]++
+		switch v.Status {
+		case workflows.StrayRefunded, workflows.StrayKept:
+		default:
+			c.fail(CheckMoney, v.Payment.OutTradeNo, "%s ended %s", id, v.Status)
+		}
+	}
+	return nil
+}
+
+func (c *checker) list(ctx context.Context, query string, each func(string, enumspb.WorkflowExecutionStatus, *commonpb.SearchAttributes)) error {
+	var token []byte
+	for {
+		resp, err := c.h.tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: c.h.ts.Namespace(), Query: query, PageSize: 1000, NextPageToken: token,
+		})
+		if err != nil {
+			return fmt.Errorf("chaos: list workflows %s: %w", query, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			each(e.GetExecution().GetWorkflowId(), e.GetStatus(), e.GetSearchAttributes())
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return nil
+		}
+	}
+}
+
+func keyword(sa *commonpb.SearchAttributes, name string) string {
+	p := sa.GetIndexedFields()[name]
+	if p == nil {
+		return ""
+	}
+	var s string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		var ss []string
+		if converter.GetDefaultDataConverter().FromPayload(p, &ss) == nil && len(ss) == 1 {
+			return ss[0]
+		}
+		return "?" + err.Error()
+	}
+	return s
+}
+
+// promises: what the API told the payers came true.
+func (c *checker) promises() {
+	c.h.mu.Lock()
+	records := make([]*orderRecord, 0, len(c.h.orders))
+	for _, o := range c.h.orders {
+		records = append(records, o)
+	}
+	c.h.mu.Unlock()
+	slices.SortFunc(records, func(a, b *orderRecord) int { return strings.Compare(a.No, b.No) })
+	for _, rec := range records {
+		rec.mu.Lock()
+		no := rec.No
+		row := c.rows[no]
+		if row == nil {
+			c.fail(CheckPromise, no, "created (201) but there is no row")
+			rec.mu.Unlock()
+			continue
+		}
+		t := c.sim[no]
+		if t.TransactionID != "" && row.status == "CLOSED" {
+			c.fail(CheckPromise, no, "WeChat took the payment (transaction %s) before the order closed, yet it is CLOSED", t.TransactionID)
+		}
+		if rec.SimPaid && t.TransactionID == "" {
+			c.fail(CheckPromise, no, "the payer's payment was taken but WeChat has no transaction")
+		}
+		if rec.CancelledTo == "CLOSED" && row.status != "CLOSED" {
+			c.fail(CheckPromise, no, "cancel answered CLOSED; the order is %s", row.status)
+		}
+		if rec.RefundAsked && row.status != "REFUNDED" {
+			c.fail(CheckPromise, no, "a refund was taken (200/202); the order is %s", row.status)
+		}
+		if rec.Shipped && row.status != "COMPLETED" && row.status != "REFUNDED" {
+			c.fail(CheckPromise, no, "shipped; the order is %s", row.status)
+		}
+		if len(rec.Packages) > 1 {
+			for _, p := range rec.Packages[1:] {
+				if p != rec.Packages[0] {
+					c.fail(CheckPromise, no, "pay answered two prepays: %s and %s", rec.Packages[0], p)
+					break
+				}
+			}
+		}
+		rec.mu.Unlock()
+	}
+}
+
+// attachHistories adds an excerpt of the workflow history to the first
+// breaks of up to n orders: what happened to the order, step by step.
+func (c *checker) attachHistories(ctx context.Context, n int) {
+	seen := map[string]bool{}
+	for i := range c.r.Breaks {
+		b := &c.r.Breaks[i]
+		if b.Order == "" || seen[b.Order] {
+			continue
+		}
+		if len(seen) == n {
+			return
+		}
+		seen[b.Order] = true
+		b.History = historyExcerpt(ctx, c.h.tc, workflows.WorkflowID(b.Order))
+	}
+}
+
+// historyExcerpt reads a workflow's history as one line per event: the time
+// since the start, the event, and what it was about (activity, signal,
+// update, timer, failure).
+func historyExcerpt(ctx context.Context, tc client.Client, workflowID string) []string {
+	it := tc.GetWorkflowHistory(ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var out []string
+	var start time.Time
+	scheduled := map[int64]string{}
+	for it.HasNext() {
+		e, err := it.Next()
+		if err != nil {
+			return append(out, "history: "+err.Error())
+		}
+		at := e.GetEventTime().AsTime()
+		if start.IsZero() {
+			start = at
+		}
+		what := ""
+		switch a := e.GetAttributes().(type) {
+		case *historypb.HistoryEvent_ActivityTaskScheduledEventAttributes:
+			what = a.ActivityTaskScheduledEventAttributes.GetActivityType().GetName()
+			scheduled[e.GetEventId()] = what
+		case *historypb.HistoryEvent_ActivityTaskStartedEventAttributes:
+			x := a.ActivityTaskStartedEventAttributes
+			what = fmt.Sprintf("%s attempt %d", scheduled[x.GetScheduledEventId()], x.GetAttempt())
+			if f := x.GetLastFailure(); f != nil {
+				what += ", last failure: " + f.GetMessage()
+			}
+		case *historypb.HistoryEvent_ActivityTaskCompletedEventAttributes:
+			what = scheduled[a.ActivityTaskCompletedEventAttributes.GetScheduledEventId()]
+		case *historypb.HistoryEvent_ActivityTaskFailedEventAttributes:
+			x := a.ActivityTaskFailedEventAttributes
+			what = scheduled[x.GetScheduledEventId()] + ": " + x.GetFailure().GetMessage()
+		case *historypb.HistoryEvent_ActivityTaskTimedOutEventAttributes:
+			x := a.ActivityTaskTimedOutEventAttributes
+			what = scheduled[x.GetScheduledEventId()] + ": " + x.GetFailure().GetMessage()
+		case *historypb.HistoryEvent_WorkflowExecutionSignaledEventAttributes:
+			what = a.WorkflowExecutionSignaledEventAttributes.GetSignalName() + " " + payloadText(a.WorkflowExecutionSignaledEventAttributes.GetInput())
+		case *historypb.HistoryEvent_WorkflowExecutionUpdateAcceptedEventAttributes:
+			what = a.WorkflowExecutionUpdateAcceptedEventAttributes.GetAcceptedRequest().GetInput().GetName()
+		case *historypb.HistoryEvent_WorkflowExecutionUpdateCompletedEventAttributes:
+			x := a.WorkflowExecutionUpdateCompletedEventAttributes.GetOutcome()
+			if f := x.GetFailure(); f != nil {
+				what = "refused: " + f.GetMessage()
+			}
+		case *historypb.HistoryEvent_TimerStartedEventAttributes:
+			what = a.TimerStartedEventAttributes.GetStartToFireTimeout().AsDuration().String()
+		case *historypb.HistoryEvent_UpsertWorkflowSearchAttributesEventAttributes:
+			what = "OrderStatus=" + keyword(a.UpsertWorkflowSearchAttributesEventAttributes.GetSearchAttributes(), workflows.AttrOrderStatus.GetName())
+		case *historypb.HistoryEvent_WorkflowTaskFailedEventAttributes:
+			what = a.WorkflowTaskFailedEventAttributes.GetFailure().GetMessage()
+		case *historypb.HistoryEvent_WorkflowExecutionCompletedEventAttributes:
+			what = payloadText(a.WorkflowExecutionCompletedEventAttributes.GetResult())
+		case *historypb.HistoryEvent_StartChildWorkflowExecutionInitiatedEventAttributes:
+			what = a.StartChildWorkflowExecutionInitiatedEventAttributes.GetWorkflowId()
+		}
+		switch e.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+			continue // the noise between the steps
+		}
+		line := fmt.Sprintf("%7.2fs %3d %s", at.Sub(start).Seconds(), e.GetEventId(), e.GetEventType())
+		if what != "" {
+			line += "  " + what
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// payloadText is a short text of payloads (JSON), for history excerpts.
+func payloadText(p *commonpb.Payloads) string {
+	var parts []string
+	for _, x := range p.GetPayloads() {
+		s := string(x.GetData())
+		if len(s) > 300 {
+			s = s[:300] + "…"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " ")
+}

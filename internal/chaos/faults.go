@@ -1,0 +1,426 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"ordersaga/internal/paysim"
+)
+
+// wireFaults injects the simulator's faults while the payers play: every
+// moment one more, of a kind picked at random among those switched on.
+type wireFaults struct {
+	h   *harness
+	rng *rand.Rand
+
+	mu sync.Mutex
+	// Windows during which every new notify is delayed / held for
+	// reordering: the simulator's records are matched against them.
+	delayWindows, reorderWindows []window
+	delayUntil, reorderUntil     time.Time
+	delayMS, holdMS              int
+	// Endpoint faults set, per endpoint: each is set only once the previous
+	// one is used up, so that used = set - left at the end is exact.
+	endpoints map[string]*endpointFault
+	asked     map[string]int // what was asked for, by kind
+	flips     int            // close_on_paid switches
+}
+
+type window struct{ from, to time.Time }
+
+type endpointFault struct {
+	kind string
+	used int // of faults replaced after they were used up
+	last int // count of the one set last
+}
+
+var wechatEndpoints = []string{
+	paysim.EndpointPrepay, paysim.EndpointQuery, paysim.EndpointClose, paysim.EndpointRefund, paysim.EndpointRefundQuery,
+}
+
+func newWireFaults(h *harness) *wireFaults {
+	return &wireFaults{
+		h:         h,
+		rng:       rand.New(rand.NewPCG(uint64(h.opts.Seed), 1<<40)),
+		endpoints: map[string]*endpointFault{},
+		asked:     map[string]int{},
+	}
+}
+
+func (w *wireFaults) kinds() []string {
+	var out []string
+	for _, k := range []string{FaultNotifyDrop, FaultNotifyDuplicate, FaultNotifyDelay, FaultNotifyReorder,
+		FaultNotifyTamper, FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer} {
+		if w.h.opts.faultOn(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// run injects until ctx ends.
+func (w *wireFaults) run(ctx context.Context) {
+	kinds := w.kinds()
+	// Every kind once first, in a random order, then at random.
+	first := w.rng.Perm(len(kinds))
+	for i := 0; ctx.Err() == nil; i++ {
+		sleep(ctx, 300*time.Millisecond+time.Duration(w.rng.Int64N(int64(900*time.Millisecond))))
+		if ctx.Err() != nil {
+			return
+		}
+		w.mu.Lock()
+		switch {
+		case i < len(first):
+			w.inject(kinds[first[i]])
+		case len(kinds) > 0:
+			w.inject(kinds[w.rng.IntN(len(kinds))])
+		}
+		// WeChat's answer to closing a paid order is unverified: the shop
+		// must be right under both.
+		if w.rng.IntN(15) == 0 {
+			mode := paysim.CloseRefuse
+			if w.h.sim.Settings().CloseOnPaid == paysim.CloseRefuse {
+				mode = paysim.CloseOK204
+			}
+			_ = w.h.sim.SetCloseOnPaid(mode)
+			w.flips++
+		}
+		w.applyNotify(nil)
+		w.mu.Unlock()
+	}
+}
+
+func (w *wireFaults) inject(kind string) {
+	now := time.Now()
+	switch kind {
+	case FaultNotifyDrop:
+		n := 1 + w.rng.IntN(2)
+		w.asked[kind] += n
+		w.applyNotify(func(f *paysim.NotifyFaults) { f.Drop += n })
+	case FaultNotifyDuplicate:
+		n := 1 + w.rng.IntN(3)
+		w.asked[kind] += n
+		w.applyNotify(func(f *paysim.NotifyFaults) { f.Duplicate += n })
+	case FaultNotifyTamper:
+		kinds := []string{paysim.TamperFlipSignature, paysim.TamperStaleTimestamp, paysim.TamperWrongSerial,
+			paysim.TamperWrongKey, paysim.TamperCorruptCiphertext}
+		t := kinds[w.rng.IntN(len(kinds))]
+		n := 1 + w.rng.IntN(2)
+		w.applyNotify(func(f *paysim.NotifyFaults) {
+			if f.TamperCount == 0 {
+				f.Tamper, f.TamperCount = t, n
+				w.asked[kind] += n
+			}
+		})
+	case FaultNotifyDelay:
+		if now.Before(w.delayUntil) {
+			return
+		}
+		d := 1500*time.Millisecond + time.Duration(w.rng.Int64N(int64(3*time.Second)))
+		w.delayUntil, w.delayMS = now.Add(d), 300+w.rng.IntN(2200)
+		w.delayWindows = append(w.delayWindows, window{now, w.delayUntil})
+		w.asked[kind]++
+	case FaultNotifyReorder:
+		if now.Before(w.reorderUntil) {
+			return
+		}
+		d := 1500*time.Millisecond + time.Duration(w.rng.Int64N(int64(3*time.Second)))
+		w.reorderUntil, w.holdMS = now.Add(d), 500+w.rng.IntN(2500)
+		w.reorderWindows = append(w.reorderWindows, window{now, w.reorderUntil})
+		w.asked[kind]++
+	case FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer:
+		w.injectEndpoint(kind)
+	}
+}
+
+func (w *wireFaults) injectEndpoint(kind string) {
+	candidates := wechatEndpoints
+	if kind == FaultWechatLostAnswer {
+		// A lost answer matters where the request changes something.
+		candidates = []string{paysim.EndpointPrepay, paysim.EndpointClose, paysim.EndpointRefund}
+	}
+	// An endpoint whose previous fault is not used up yet is skipped.
+	busy := w.h.sim.CurrentFaults().Endpoints
+	name := ""
+	for _, i := range w.rng.Perm(len(candidates)) {
+		if _, ok := busy[candidates[i]]; !ok {
+			name = candidates[i]
+			break
+		}
+	}
+	if name == "" {
+		return
+	}
+	f := paysim.EndpointFault{Count: 1 + w.rng.IntN(3)}
+	switch kind {
+	case FaultWechat5xx:
+		f.Status = []int{500, 502, 503, 504}[w.rng.IntN(4)]
+	case FaultWechatLostAnswer:
+		f.Status, f.After, f.Count = 500, true, 1
+	case FaultWechatSlow:
+		f.DelayMS = 500 + w.rng.IntN(3500)
+		if w.rng.IntN(6) == 0 {
+			f.DelayMS = 11_000 // longer than the client waits (10 s): the call times out
+			f.Count = 1
+		}
+	}
+	if _, err := w.h.sim.ApplyFaults(paysim.Faults{Endpoints: map[string]*paysim.EndpointFault{name: &f}}); err != nil {
+		w.h.logf("inject %s on %s: %v", kind, name, err)
+		return
+	}
+	key := kind + "/" + name
+	e := w.endpoints[key]
+	if e == nil {
+		e = &endpointFault{kind: kind}
+		w.endpoints[key] = e
+	}
+	e.used += e.last // the one set before on this endpoint and kind was used up
+	e.last = f.Count
+	// A fault on this endpoint of another kind, set before, was used up too.
+	for k, other := range w.endpoints {
+		if k != key && other.last > 0 && endpointOf(k) == name {
+			other.used += other.last
+			other.last = 0
+		}
+	}
+	w.asked[kind] += f.Count
+}
+
+func endpointOf(key string) string {
+	for i := len(key) - 1; i >= 0; i-- {
+		if key[i] == '/' {
+			return key[i+1:]
+		}
+	}
+	return key
+}
+
+// applyNotify sets the notify faults: what is left of the counted ones
+// (changed by mod), and the delay and reorder of the current windows.
+func (w *wireFaults) applyNotify(mod func(*paysim.NotifyFaults)) {
+	cur := w.h.sim.CurrentFaults()
+	var n paysim.NotifyFaults
+	if cur.Notify != nil {
+		n = *cur.Notify
+	}
+	now := time.Now()
+	n.DelayMS, n.Reorder, n.ReorderHoldMS = 0, false, 0
+	if now.Before(w.delayUntil) {
+		n.DelayMS = w.delayMS
+	}
+	if now.Before(w.reorderUntil) {
+		n.Reorder, n.ReorderHoldMS = true, w.holdMS
+	}
+	if mod != nil {
+		mod(&n)
+	}
+	if n.Tamper == "" {
+		n.TamperCount = 0
+	}
+	if _, err := w.h.sim.ApplyFaults(paysim.Faults{Notify: &n}); err != nil {
+		w.h.logf("set notify faults: %v", err)
+	}
+}
+
+// stop clears every fault and accounts for the endpoint faults left unused.
+func (w *wireFaults) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	left := w.h.sim.CurrentFaults().Endpoints
+	for key, e := range w.endpoints {
+		if e.last == 0 {
+			continue
+		}
+		if f, ok := left[endpointOf(key)]; ok && f.Count > 0 {
+			e.used += e.last - f.Count
+		} else {
+			e.used += e.last
+		}
+		e.last = 0
+	}
+	now := time.Now()
+	w.delayUntil, w.reorderUntil = now, now
+	for _, ws := range [][]window{w.delayWindows, w.reorderWindows} {
+		if len(ws) > 0 && ws[len(ws)-1].to.After(now) {
+			ws[len(ws)-1].to = now
+		}
+	}
+	w.h.sim.ClearFaults()
+}
+
+// injected counts the faults that happened, by kind, from the simulator's
+// own records where it keeps them.
+func (w *wireFaults) injected(txs []paysim.TransactionView) map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]int{}
+	in := func(ws []window, t time.Time) bool {
+		for _, x := range ws {
+			if !t.Before(x.from) && t.Before(x.to) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tx := range txs {
+		for _, n := range tx.Notifies {
+			if n.State == paysim.NotifyDropped {
+				out[FaultNotifyDrop]++
+			}
+			if in(w.delayWindows, n.CreatedAt) {
+				out[FaultNotifyDelay]++
+			}
+			if in(w.reorderWindows, n.CreatedAt) {
+				out[FaultNotifyReorder]++
+			}
+			for _, a := range n.Attempts {
+				if a.Duplicate {
+					out[FaultNotifyDuplicate]++
+				}
+				if a.Tamper != "" {
+					out[FaultNotifyTamper]++
+				}
+			}
+		}
+	}
+	for _, e := range w.endpoints {
+		out[e.kind] += e.used
+	}
+	for k, v := range out {
+		if v == 0 {
+			delete(out, k)
+		}
+	}
+	return out
+}
+
+// processFaults kills and restarts the stack's processes at points of the
+// run's progress (orders played), so that they hit orders in every state.
+type processFaults struct {
+	h   *harness
+	rng *rand.Rand
+}
+
+type processAction struct {
+	at   float64 // fraction of the orders played to their end
+	kind string
+}
+
+func (p *processFaults) plan() []processAction {
+	o := p.h.opts
+	var acts []processAction
+	add := func(kind string, n int) {
+		if !o.faultOn(kind) {
+			return
+		}
+		for i := range n {
+			// Spread evenly over 5%..90% of the run, with jitter.
+			slot := 0.85 / float64(n)
+			acts = append(acts, processAction{at: 0.05 + slot*float64(i) + slot*p.rng.Float64(), kind: kind})
+		}
+	}
+	add(FaultWorkerKill, o.WorkerKills)
+	add(FaultAPIRestart, o.APIRestarts)
+	add(FaultPostgresRestart, o.PostgresRestarts)
+	sort.Slice(acts, func(i, j int) bool { return acts[i].at < acts[j].at })
+	return acts
+}
+
+func (p *processFaults) run(ctx context.Context, total int) {
+	for _, a := range p.plan() {
+		for float64(p.h.finished.Load()) < a.at*float64(total) {
+			if ctx.Err() != nil {
+				return
+			}
+			sleep(ctx, 100*time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		p.do(ctx, a.kind)
+	}
+}
+
+func (p *processFaults) do(ctx context.Context, kind string) {
+	h := p.h
+	switch kind {
+	case FaultWorkerKill:
+		w := h.workers[p.rng.IntN(len(h.workers))]
+		down := 300*time.Millisecond + time.Duration(p.rng.Int64N(int64(2700*time.Millisecond)))
+		w.kill(syscall.SIGKILL, 0)
+		h.restarts.add(kind)
+		h.logf("%s killed (SIGKILL); starting it again in %v", w.name, down.Round(time.Millisecond))
+		sleep(ctx, down)
+		if err := w.start(); err != nil {
+			h.logf("start %s: %v", w.name, err)
+		}
+	case FaultAPIRestart:
+		sig, how := syscall.SIGTERM, "SIGTERM"
+		if p.rng.IntN(2) == 0 {
+			sig, how = syscall.SIGKILL, "SIGKILL"
+		}
+		h.api.kill(sig, 10*time.Second)
+		h.restarts.add(kind)
+		down := 200*time.Millisecond + time.Duration(p.rng.Int64N(int64(1300*time.Millisecond)))
+		h.logf("api stopped (%s); starting it again in %v", how, down.Round(time.Millisecond))
+		sleep(ctx, down)
+		if err := h.api.start(); err != nil {
+			h.logf("start api: %v", err)
+			return
+		}
+		if err := h.api.waitReady(ctx, 2*time.Minute); err != nil {
+			h.logf("%v", err)
+		}
+	case FaultPostgresRestart:
+		down := time.Second + time.Duration(p.rng.Int64N(int64(2*time.Second)))
+		h.logf("postgres crashed (immediate shutdown); starting it again in %v", down.Round(time.Millisecond))
+		h.restarts.add(kind)
+		if err := h.pg.restart(ctx, down); err != nil {
+			h.logf("restart postgres: %v", err)
+		} else {
+			h.logf("postgres is back")
+		}
+	}
+}
+
+// restartCounts counts the process faults done.
+type restartCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (r *restartCounts) add(kind string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n = map[string]int{}
+	}
+	r.n[kind]++
+}
+
+func (r *restartCounts) get() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range r.n {
+		out[k] = v
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func fen(v int64) string { return fmt.Sprintf("¥%d.%02d", v/100, v%100) }

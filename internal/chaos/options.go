@@ -1,0 +1,286 @@
+// Package chaos drives many orders through the real stack — the API and two
+// workers as separate processes, one Temporal server, a PostgreSQL server of
+// its own and the WeChat Pay simulator — with random payer behaviour and
+// injected faults (lost, repeated, late and reordered notifies, WeChat 5xx,
+// slow and lost answers, SIGKILLed workers, API and PostgreSQL restarts), waits
+// until everything has settled, and then checks that no money and no stock
+// was lost or made up and that no order is stuck.
+//
+// `ordersaga chaos` runs it from the command line (RunCommand);
+// internal/chaos's own test runs a small one in CI.
+package chaos
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Fault kinds. Every kind can be switched on and off (Options.Faults).
+const (
+	// Notifies (the simulator's callbacks to the API).
+	FaultNotifyDrop      = "notify_drop"      // never sent: the order settles by query
+	FaultNotifyDuplicate = "notify_duplicate" // sent once more after its 2xx
+	FaultNotifyDelay     = "notify_delay"     // first attempt held back
+	FaultNotifyReorder   = "notify_reorder"   // a newer notify goes first
+	FaultNotifyTamper    = "notify_tamper"    // a spoiled delivery (bad signature, stale, undecryptable): refused, then the genuine retry
+	// WeChat Pay API answers (prepay, query, close, refund, refund query).
+	FaultWechat5xx        = "wechat_5xx"         // 5xx instead of the answer
+	FaultWechatSlow       = "wechat_slow"        // the answer comes late (sometimes after the client gave up)
+	FaultWechatLostAnswer = "wechat_lost_answer" // the request is done, the answer is a 5xx: the shop does not know
+	// Processes.
+	FaultWorkerKill      = "worker_kill"      // SIGKILL a worker, start it again
+	FaultAPIRestart      = "api_restart"      // stop the API (SIGTERM or SIGKILL), start it again
+	FaultPostgresRestart = "postgres_restart" // crash PostgreSQL (immediate shutdown), start it again
+)
+
+// AllFaults lists every fault kind.
+var AllFaults = []string{
+	FaultNotifyDrop, FaultNotifyDuplicate, FaultNotifyDelay, FaultNotifyReorder, FaultNotifyTamper,
+	FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer,
+	FaultWorkerKill, FaultAPIRestart, FaultPostgresRestart,
+}
+
+// Roles a process of the stack runs as; the same names as the ordersaga
+// subcommands.
+const (
+	RoleAPI     = "api"
+	RoleWorker  = "worker"
+	RoleMigrate = "migrate"
+)
+
+// Spawn says how to start a process of the stack in a role: the program, its
+// arguments and environment variables to add (the stack's configuration is
+// added by the harness). For `ordersaga chaos` it is the ordersaga binary
+// itself with the role as subcommand; a test re-executes its own binary.
+type Spawn func(role string) (path string, args []string, env []string)
+
+// SpawnSelf starts the running ordersaga binary with the role as subcommand.
+func SpawnSelf() (Spawn, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("chaos: find own executable: %w", err)
+	}
+	return func(role string) (string, []string, []string) { return exe, []string{role}, nil }, nil
+}
+
+// Options configure a run. Zero values take the defaults of Defaults.
+type Options struct {
+	Orders      int   // orders to place (some come in groups competing for scarce stock)
+	Concurrency int   // payers acting at once
+	Seed        int64 // behaviour and fault choices; 0 = from the clock
+	// Faults are the fault kinds to inject (nil = all; empty = none).
+	Faults []string
+
+	// Timing of the stack under test.
+	PayTimeout  time.Duration // ORDER_PAY_TIMEOUT
+	AutoConfirm time.Duration // ORDER_AUTO_CONFIRM
+	NotifyScale float64       // the simulator's notify retry schedule × this
+	RefundDelay time.Duration // the simulator settles a refund after this
+
+	// Process faults: how many of each (when the kind is on).
+	WorkerKills      int
+	APIRestarts      int
+	PostgresRestarts int
+
+	// Bounds.
+	MaxDrive      time.Duration // placing and playing the orders
+	SettleTimeout time.Duration // waiting for every deadline and retry to pass
+	// Hard stop of the whole run (setup, drive, settle, checks).
+	Timeout time.Duration
+
+	Spawn Spawn  // how to start api/worker/migrate processes (required)
+	PGBin string // directory of initdb and postgres; "" = look for them
+	Dir   string // run directory; "" = a new temporary one
+	Keep  bool   // keep the run directory (logs, databases) afterwards
+	// UIPort serves the Temporal Web UI of the run (0 = none), to watch it.
+	UIPort int
+
+	// Log receives progress lines (nil = discard); Verbose adds detail.
+	Log     io.Writer
+	Verbose bool
+}
+
+// Defaults returns the options of a full run (`ordersaga chaos`).
+func Defaults() Options {
+	return Options{
+		Orders:           2000,
+		Concurrency:      64,
+		PayTimeout:       10 * time.Second,
+		AutoConfirm:      4 * time.Second,
+		NotifyScale:      0.0005, // WeChat's ~24 h of retries in ~45 s
+		RefundDelay:      300 * time.Millisecond,
+		WorkerKills:      8,
+		APIRestarts:      3,
+		PostgresRestarts: 1,
+		MaxDrive:         30 * time.Minute,
+		SettleTimeout:    5 * time.Minute,
+		Timeout:          45 * time.Minute,
+	}
+}
+
+func (o *Options) fill() error {
+	d := Defaults()
+	if o.Orders <= 0 {
+		o.Orders = d.Orders
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = d.Concurrency
+	}
+	if o.Seed == 0 {
+		o.Seed = time.Now().UnixNano()
+	}
+	if o.Faults == nil {
+		o.Faults = slices.Clone(AllFaults)
+	}
+	for _, f := range o.Faults {
+		if !slices.Contains(AllFaults, f) {
+			return fmt.Errorf("chaos: unknown fault kind %q (known: %s)", f, strings.Join(AllFaults, ", "))
+		}
+	}
+	if o.PayTimeout <= 0 {
+		o.PayTimeout = d.PayTimeout
+	}
+	if o.PayTimeout < 3*time.Second {
+		return errors.New("chaos: the pay timeout must be at least 3s (payers pay late, but before it)")
+	}
+	if o.AutoConfirm <= 0 {
+		o.AutoConfirm = d.AutoConfirm
+	}
+	if o.NotifyScale <= 0 {
+		o.NotifyScale = d.NotifyScale
+	}
+	if o.RefundDelay <= 0 {
+		o.RefundDelay = d.RefundDelay
+	}
+	if o.MaxDrive <= 0 {
+		o.MaxDrive = d.MaxDrive
+	}
+	if o.SettleTimeout <= 0 {
+		o.SettleTimeout = d.SettleTimeout
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = o.MaxDrive + o.SettleTimeout + 5*time.Minute
+	}
+	if o.WorkerKills < 0 || o.APIRestarts < 0 || o.PostgresRestarts < 0 {
+		return errors.New("chaos: restart counts must not be negative")
+	}
+	if o.Spawn == nil {
+		return errors.New("chaos: Options.Spawn is required (how to start the api and worker processes)")
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return nil
+}
+
+func (o *Options) faultOn(kind string) bool { return slices.Contains(o.Faults, kind) }
+
+// ParseFaults reads a -faults value: "all", "none", or a comma-separated list
+// of kinds, each optionally prefixed with "-" to leave it out of "all"
+// ("all,-postgres_restart").
+func ParseFaults(s string) ([]string, error) {
+	s = strings.TrimSpace(s)
+	switch s {
+	case "", "all":
+		return slices.Clone(AllFaults), nil
+	case "none":
+		return []string{}, nil
+	}
+	set := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		switch {
+		case part == "all":
+			for _, f := range AllFaults {
+				set[f] = true
+			}
+		case strings.HasPrefix(part, "-") && slices.Contains(AllFaults, part[1:]):
+			delete(set, part[1:])
+		case slices.Contains(AllFaults, part):
+			set[part] = true
+		default:
+			return nil, fmt.Errorf("unknown fault kind %q (known: all, none, %s)", part, strings.Join(AllFaults, ", "))
+		}
+	}
+	out := make([]string, 0, len(set))
+	for f := range set {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// lookPG finds the directory holding initdb and postgres.
+func lookPG(hint string) (string, error) {
+	has := func(dir string) bool {
+		for _, b := range []string{"initdb", "postgres"} {
+			if st, err := os.Stat(dir + "/" + b); err != nil || st.IsDir() {
+				return false
+			}
+		}
+		return true
+	}
+	if hint != "" {
+		if has(hint) {
+			return hint, nil
+		}
+		return "", fmt.Errorf("chaos: %s holds no initdb and postgres", hint)
+	}
+	if v := os.Getenv("PG_BIN"); v != "" && has(v) {
+		return v, nil
+	}
+	// Debian/Ubuntu keep them out of PATH, one directory per major version:
+	// take the newest.
+	dirs, _ := listDirs("/usr/lib/postgresql")
+	sort.Slice(dirs, func(i, j int) bool { return versionLess(dirs[j], dirs[i]) })
+	for _, d := range dirs {
+		if bin := "/usr/lib/postgresql/" + d + "/bin"; has(bin) {
+			return bin, nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		dir := p[:strings.LastIndex(p, "/")]
+		if has(dir) {
+			return dir, nil
+		}
+	}
+	return "", errors.New("chaos: no PostgreSQL server binaries (initdb, postgres) found; install PostgreSQL or pass -pg-bin")
+}
+
+// PostgresAvailable reports whether the PostgreSQL server binaries a run needs
+// can be found (tests skip without them).
+func PostgresAvailable() bool {
+	_, err := lookPG("")
+	return err == nil
+}
+
+func listDirs(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+func versionLess(a, b string) bool {
+	var x, y int
+	_, errA := fmt.Sscanf(a, "%d", &x)
+	_, errB := fmt.Sscanf(b, "%d", &y)
+	if errA == nil && errB == nil && x != y {
+		return x < y
+	}
+	return a < b
+}

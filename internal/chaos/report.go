@@ -1,0 +1,171 @@
+package chaos
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Report is what a run did and found.
+type Report struct {
+	Seed        int64    `json:"seed"`
+	OrdersAsked int      `json:"orders_asked"`
+	Concurrency int      `json:"concurrency"`
+	FaultKinds  []string `json:"fault_kinds"`
+	PayTimeout  string   `json:"pay_timeout"`
+	NotifyScale float64  `json:"notify_scale"`
+
+	// Orders in the database at the end; Placed of them were answered 201
+	// to a payer, AnswerLost never were (the API went away mid-request).
+	Orders            int `json:"orders"`
+	Placed            int `json:"placed"`
+	AnswerLost        int `json:"answer_lost"`
+	RefusedAtCreation int `json:"refused_at_creation"` // 409 OUT_OF_STOCK
+	RefusedByWorkflow int `json:"refused_by_workflow"` // workflows that refused their order (no row)
+	Oversold          int `json:"oversold"`            // paid after the stock ran out: refunded automatically
+
+	ByStatus      map[string]int            `json:"by_status"`
+	ByBehaviour   map[string]map[string]int `json:"by_behaviour"` // behaviour → final status → orders
+	StrayPayments map[string]int            `json:"stray_payments"`
+	Money         Money                     `json:"money"`
+
+	// Faults that happened, by kind (from the simulator's records where it
+	// keeps them); FaultsAsked is what the harness asked the simulator for.
+	Faults           map[string]int `json:"faults"`
+	FaultsAsked      map[string]int `json:"faults_asked"`
+	CloseOnPaidFlips int            `json:"close_on_paid_flips"`
+	Restarts         Restarts       `json:"restarts"`
+
+	Breaks   []Break        `json:"breaks"`
+	Stuck    []string       `json:"stuck"`
+	Counters map[string]int `json:"counters,omitempty"`
+
+	DriveSeconds   float64 `json:"drive_seconds"`
+	SettleSeconds  float64 `json:"settle_seconds"` // time to settle: from the last payer to nothing left to happen
+	TotalSeconds   float64 `json:"total_seconds"`
+	Settled        bool    `json:"settled"`
+	DriveTruncated bool    `json:"drive_truncated,omitempty"`
+	Pending        string  `json:"pending,omitempty"`
+	Dir            string  `json:"dir,omitempty"`
+}
+
+// Money sums what WeChat took and returned.
+type Money struct {
+	Transactions int   `json:"transactions"`
+	Refunds      int   `json:"refunds"`
+	TakenFen     int64 `json:"taken_fen"`
+	RefundedFen  int64 `json:"refunded_fen"`
+	KeptFen      int64 `json:"kept_fen"` // totals of the orders in PAID, SHIPPED, COMPLETED
+}
+
+// Restarts counts the process faults and what followed them.
+type Restarts struct {
+	WorkerKills      int `json:"worker_kills"`
+	APIRestarts      int `json:"api_restarts"`
+	PostgresRestarts int `json:"postgres_restarts"`
+	// A process that exited by itself (e.g. a worker started while
+	// PostgreSQL was down) and was started again.
+	UnexpectedExits int `json:"unexpected_exits"`
+}
+
+// OK reports whether the run settled and every invariant held.
+func (r *Report) OK() bool {
+	return r.Settled && !r.DriveTruncated && len(r.Breaks) == 0 && len(r.Stuck) == 0
+}
+
+// WriteJSON writes the report as one JSON document.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes the report for people.
+func (r *Report) WriteText(w io.Writer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	verdict := "PASS"
+	if !r.OK() {
+		verdict = "FAIL"
+	}
+	p("")
+	p("chaos run %s — seed %d, %d orders asked, %d payers at once, pay timeout %s, notify retries ×%g",
+		verdict, r.Seed, r.OrdersAsked, r.Concurrency, r.PayTimeout, r.NotifyScale)
+	p("orders: %d in the database (%d answered to a payer, %d whose answer was lost); %d refused at creation (out of stock); %d oversold and refunded",
+		r.Orders, r.Placed, r.AnswerLost, r.RefusedAtCreation, r.Oversold)
+
+	statuses := sortedKeys(r.ByStatus)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "behaviour\t%s\ttotal\t\n", strings.Join(statuses, "\t"))
+	for _, b := range sortedKeys(r.ByBehaviour) {
+		row := []string{b}
+		total := 0
+		for _, s := range statuses {
+			row = append(row, fmt.Sprint(r.ByBehaviour[b][s]))
+			total += r.ByBehaviour[b][s]
+		}
+		fmt.Fprintf(tw, "%s\t%d\t\n", strings.Join(row, "\t"), total)
+	}
+	row := []string{"all"}
+	for _, s := range statuses {
+		row = append(row, fmt.Sprint(r.ByStatus[s]))
+	}
+	fmt.Fprintf(tw, "%s\t%d\t\n", strings.Join(row, "\t"), r.Orders)
+	tw.Flush()
+
+	m := r.Money
+	p("money: %d payments taken %s, %d refunds %s returned, kept %s (taken − refunded − kept = %s)",
+		m.Transactions, fen(m.TakenFen), m.Refunds, fen(m.RefundedFen), fen(m.KeptFen), fen(m.TakenFen-m.RefundedFen-m.KeptFen))
+	if len(r.StrayPayments) > 0 {
+		p("stray payments: %s", kv(r.StrayPayments))
+	}
+	if len(r.Counters) > 0 {
+		p("payers saw: %s", kv(r.Counters))
+	}
+	p("faults injected: %s", kv(r.Faults))
+	if len(r.FaultsAsked) > 0 {
+		p("  (asked of the simulator: %s; close-on-paid answer switched %d times)", kv(r.FaultsAsked), r.CloseOnPaidFlips)
+	}
+	p("restarts: %d worker kills (SIGKILL), %d API restarts, %d PostgreSQL restarts, %d unexpected exits (restarted)",
+		r.Restarts.WorkerKills, r.Restarts.APIRestarts, r.Restarts.PostgresRestarts, r.Restarts.UnexpectedExits)
+	settled := fmt.Sprintf("settled in %.1fs", r.SettleSeconds)
+	if !r.Settled {
+		settled = fmt.Sprintf("NOT settled after %.1fs (%s)", r.SettleSeconds, r.Pending)
+	}
+	p("time: orders played in %.1fs, %s, %.1fs in all", r.DriveSeconds, settled, r.TotalSeconds)
+	if r.DriveTruncated {
+		p("the drive hit its time bound: not every order was played")
+	}
+	p("invariant breaks: %d; stuck orders: %d", len(r.Breaks), len(r.Stuck))
+	const show = 50
+	for i, b := range r.Breaks {
+		if i == show {
+			p("  … and %d more", len(r.Breaks)-show)
+			break
+		}
+		order := b.Order
+		if order == "" {
+			order = "-"
+		}
+		p("  BREAK %-9s order %s: %s", b.Check, order, b.Detail)
+		for _, l := range b.History {
+			p("      | %s", l)
+		}
+	}
+	if r.Dir != "" {
+		p("run directory (logs, databases): %s", r.Dir)
+	}
+}
+
+func kv(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := sortedKeys(m)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}

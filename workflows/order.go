@@ -50,8 +50,10 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	return o.end(ctx, nil)
 }
 
-// order is the workflow's state. Update handlers only record requests in it;
-// the main loop acts on them, so that one coroutine at a time changes the order.
+// order is the workflow's state. The main loop changes the order's status;
+// update handlers record requests for it (cancel, refund, ship, confirm) and
+// answer once it acted. pay and sync run their own activities — a person
+// waits on them — and hand anything that changes the status to the loop.
 type order struct {
 	in       OrderInput
 	status   Status

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,7 @@ var (
 	keyOrderNo     = temporal.NewSearchAttributeKeyKeyword("OrderNo")
 	keyOrderStatus = temporal.NewSearchAttributeKeyKeyword("OrderStatus")
 	keyAmount      = temporal.NewSearchAttributeKeyInt64("OrderAmountFen")
+	keyOrderUserID = temporal.NewSearchAttributeKeyKeyword("OrderUserID")
 )
 
 func orderAttributes() map[string]enumspb.IndexedValueType {
@@ -110,6 +113,18 @@ func TestServerKeepsWorkflowsAndSearchAttributesAcrossRestart(t *testing.T) {
 	}
 	waitVisible(t, ctx, c, `OrderNo="T1"`, "order-T1")
 
+	// The attribute added at this start is usable at once.
+	run2, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        "order-T2",
+		TaskQueue: "devserver-test",
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			keyOrderNo.ValueSet("T2"), keyOrderUserID.ValueSet("42")),
+	}, waitForDone)
+	if err != nil {
+		t.Fatalf("start a workflow with the added attribute: %v", err)
+	}
+	waitVisible(t, ctx, c, `OrderUserID="42"`, run2.GetID())
+
 	// The restarted server still runs it to completion.
 	w := worker.New(c, "devserver-test", worker.Options{})
 	w.RegisterWorkflow(waitForDone)
@@ -123,6 +138,77 @@ func TestServerKeepsWorkflowsAndSearchAttributesAcrossRestart(t *testing.T) {
 	var got string
 	if err := c.GetWorkflow(ctx, "order-T1", "").Get(ctx, &got); err != nil || got != "paid" {
 		t.Fatalf("workflow result = %q, %v; want paid", got, err)
+	}
+}
+
+// Dev data made before the tuning — 4 history shards, the workflow lists in
+// temporal.db — keeps working as it is: the stored shard count wins over the
+// one asked for (it is fixed when a database is created), and the lists stay
+// where they are. A new directory gets visibility.db.
+func TestDatabaseMadeBeforeTheTuningKeepsItsShardsAndLists(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	old, err := Start(ctx, Options{Dir: dir, FrontendPort: -1, SearchAttributes: orderAttributes(), Revert: RevertAll, HistoryShards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := old.Dial(ctx, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: "order-OLD", TaskQueue: "devserver-test",
+		TypedSearchAttributes: temporal.NewSearchAttributes(keyOrderNo.ValueSet("OLD")),
+	}, waitForDone); err != nil {
+		t.Fatal(err)
+	}
+	waitVisible(t, ctx, c, `OrderNo="OLD"`, "order-OLD")
+	c.Close()
+	if err := old.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, visibilityFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the layout before the tuning made %s: %v", visibilityFile, err)
+	}
+
+	s, err := Start(ctx, Options{Dir: dir, FrontendPort: -1, SearchAttributes: orderAttributes(), HistoryShards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	st, err := s.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.HistoryShards != 4 || st.VisibilityDB != "temporal.db" {
+		t.Fatalf("settings of the old database: %d shards, lists in %s; want 4, temporal.db", st.HistoryShards, st.VisibilityDB)
+	}
+	c, err = s.Dial(ctx, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitVisible(t, ctx, c, `OrderNo="OLD"`, "order-OLD")
+	w := worker.New(c, "devserver-test", worker.Options{})
+	w.RegisterWorkflow(waitForDone)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if err := c.SignalWorkflow(ctx, "order-OLD", "", "done", "paid"); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := c.GetWorkflow(ctx, "order-OLD", "").Get(ctx, &got); err != nil || got != "paid" {
+		t.Fatalf("workflow of the old database = %q, %v; want paid", got, err)
+	}
+	waitVisible(t, ctx, c, `OrderNo="OLD" AND ExecutionStatus="Completed"`, "order-OLD")
+
+	fresh := start(t, t.TempDir(), orderAttributes())
+	defer fresh.Stop()
+	if st, err := fresh.Settings(ctx); err != nil || st.HistoryShards != DefaultHistoryShards || st.VisibilityDB != visibilityFile {
+		t.Fatalf("settings of a new database: %+v, %v; want %d shards, lists in %s", st, err, DefaultHistoryShards, visibilityFile)
 	}
 }
 

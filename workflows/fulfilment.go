@@ -25,8 +25,7 @@ func (o *order) fulfil(ctx workflow.Context) error {
 // ledger's unique key makes a retry a no-op). False means out of stock.
 func (o *order) deductStock(ctx workflow.Context) (bool, error) {
 	o.setWaiting(ctx, "Paid: deducting the items from stock")
-	actx := workflow.WithActivityOptions(ctx, dbActivity("Deduct the stock of order "+o.in.OrderNo+" (all items, once)"))
-	err := workflow.ExecuteActivity(actx, ActivityDeductStock, o.in.OrderNo).Get(ctx, nil)
+	err := o.runDB(ctx, dbActivity("Deduct the stock of order "+o.in.OrderNo+" (all items, once)"), ActivityDeductStock, o.in.OrderNo, nil)
 	switch {
 	case err == nil:
 		return true, nil

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -112,4 +113,63 @@ func errorMessage(err error) string {
 // refusal is the error an update returns to the API for a business reason.
 func refusal(errType, format string, args ...any) error {
 	return temporal.NewApplicationError(fmt.Sprintf(format, args...), errType)
+}
+
+// ChangeLocalDB is the change (workflow.GetVersion) after which an order
+// runs the database steps of its busy path as local activities: orders
+// started before it keep regular activities until they end. (A worker's
+// PreferredVersionProvider can still choose the old path for new orders:
+// `ordersaga bench -baseline` does, to measure it.)
+const ChangeLocalDB = "local-db-activities"
+
+// localDBActivities are the steps an order started since ChangeLocalDB runs
+// as local activities — in the worker, inside the workflow task that asks
+// for them, recorded as a marker — instead of regular ones (scheduled by
+// the server, dispatched through matching, started and completed in
+// history, then another workflow task to go on). Each is a short,
+// idempotent write to (or read of) our own database whose retry needs
+// nothing of its own: the same call again, after a backoff, until the
+// database answers — which the SDK does locally (backoffs beyond the
+// workflow task timeout become a timer), and a worker that dies mid-call
+// has its workflow task retried elsewhere, which runs the step again.
+//
+//   - CreateOrder: the insert the create update waits for; local, the order
+//     is placed and the update answered in the first workflow task.
+//   - CheckStock: a read, while the user waits on pay; local, the prepay is
+//     scheduled in the same workflow task.
+//   - MarkPaid, DeductStock: the two writes after the payment notify; local,
+//     both run in the workflow task the signal starts.
+//   - CloseOrder: the write at the deadline; local, an expiring order takes
+//     one workflow task.
+//
+// The WeChat Pay calls stay regular activities: they take seconds when
+// WeChat is slow (a local activity holds its workflow task that long), and
+// their longer retries (up to a minute apart, a day for a refund) are best
+// kept by the server and shown, attempt by attempt, in the Web UI. So do
+// the database steps of rarer paths (ship, confirm, refund, flag), where
+// seeing a pending step in the Web UI is worth more than a round trip.
+var localDBActivities = []string{
+	ActivityCreateOrder, ActivityCheckStock, ActivityMarkPaid, ActivityDeductStock, ActivityCloseOrder,
+}
+
+// LocalActivities lists the activities a new order runs as local
+// activities; the others are regular activities. Benchmarks give their
+// no-op workflow the same shape.
+func LocalActivities() []string { return slices.Clone(localDBActivities) }
+
+// runDB runs one of the localDBActivities: locally for an order started
+// since ChangeLocalDB, as a regular activity for one started before (its
+// recorded history must replay). The options are the regular activity's,
+// as they apply to a local one.
+func (o *order) runDB(ctx workflow.Context, opts workflow.ActivityOptions, name string, arg, out any) error {
+	if !o.localDB {
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), name, arg).Get(ctx, out)
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    opts.StartToCloseTimeout,
+		ScheduleToCloseTimeout: opts.ScheduleToCloseTimeout,
+		RetryPolicy:            opts.RetryPolicy,
+		Summary:                opts.Summary,
+	})
+	return workflow.ExecuteLocalActivity(lctx, name, arg).Get(ctx, out)
 }

@@ -26,6 +26,9 @@ import (
 // which returns it.
 func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	o := newOrder(ctx, in)
+	// Orders started since this change run their busy database steps as
+	// local activities (localDBActivities); older ones replay as they ran.
+	o.localDB = workflow.GetVersion(ctx, ChangeLocalDB, workflow.DefaultVersion, 1) >= 1
 	// The order's work runs on a context that Temporal's cancellation does not
 	// interrupt: a refund or a close that has begun must finish. A cancel
 	// request (e.g. from the Web UI) is taken as the user's cancel instead.
@@ -62,6 +65,7 @@ type order struct {
 	placed   bool  // the create activity has finished, one way or the other
 	refusal  error // why the order was refused, when it was
 	logger   log.Logger
+	localDB  bool // runs localDBActivities locally (ChangeLocalDB)
 
 	// Payment.
 	inbox           []PaymentNotice // payments reported and not yet handled
@@ -126,14 +130,13 @@ func (o *order) place(ctx workflow.Context) error {
 	defer func() { o.placed = true }()
 	o.setWaiting(ctx, "Placing the order: pricing the items and checking stock")
 
-	actx := workflow.WithActivityOptions(ctx, dbActivity("Price the items, check stock and store order "+o.in.OrderNo))
-	err := workflow.ExecuteActivity(actx, ActivityCreateOrder, CreateOrderInput{
+	err := o.runDB(ctx, dbActivity("Price the items, check stock and store order "+o.in.OrderNo), ActivityCreateOrder, CreateOrderInput{
 		OrderNo:     o.in.OrderNo,
 		UserID:      o.in.UserID,
 		Items:       o.in.Items,
 		Address:     o.in.Address,
 		PayDeadline: o.deadline,
-	}).Get(ctx, &o.created)
+	}, &o.created)
 	if err != nil {
 		if t := errorType(err); isRefusal(t) {
 			var appErr *temporal.ApplicationError

@@ -66,10 +66,9 @@ func (o *order) takePayment(ctx workflow.Context, p PaymentNotice) (bool, error)
 	}
 
 	o.setWaiting(ctx, fmt.Sprintf("WeChat reports the payment (%s): recording it", p.Source))
-	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf(
-		"Record payment %s (%s) and mark order %s PAID", p.TransactionID, yuan(p.AmountFen), o.in.OrderNo)))
+	opts := dbActivity(fmt.Sprintf("Record payment %s (%s) and mark order %s PAID", p.TransactionID, yuan(p.AmountFen), o.in.OrderNo))
 	var res OrderStatusResult
-	if err := workflow.ExecuteActivity(actx, ActivityMarkPaid, MarkPaidInput{OrderNo: o.in.OrderNo, Payment: p}).Get(ctx, &res); err != nil {
+	if err := o.runDB(ctx, opts, ActivityMarkPaid, MarkPaidInput{OrderNo: o.in.OrderNo, Payment: p}, &res); err != nil {
 		return false, fmt.Errorf("mark order %s paid: %w", o.in.OrderNo, err)
 	}
 	o.transactionID = p.TransactionID
@@ -268,11 +267,10 @@ func (o *order) closeAtWechat(ctx workflow.Context) {
 // is set.
 func (o *order) closeHere(ctx workflow.Context, why, flag string) error {
 	o.setWaiting(ctx, "Closing the order: "+why)
-	actx := workflow.WithActivityOptions(ctx, dbActivity("Close order "+o.in.OrderNo+": "+why))
 	var res OrderStatusResult
-	if err := workflow.ExecuteActivity(actx, ActivityCloseOrder, CloseOrderInput{
+	if err := o.runDB(ctx, dbActivity("Close order "+o.in.OrderNo+": "+why), ActivityCloseOrder, CloseOrderInput{
 		OrderNo: o.in.OrderNo, Reason: why, Flag: flag,
-	}).Get(ctx, &res); err != nil {
+	}, &res); err != nil {
 		return fmt.Errorf("close order %s: %w", o.in.OrderNo, err)
 	}
 	if flag != "" {
@@ -320,8 +318,7 @@ func (o *order) pay(ctx workflow.Context) (PayParams, error) {
 	o.paying = true
 	defer func() { o.paying = false }()
 
-	actx := workflow.WithActivityOptions(ctx, userWaitsActivity("Check that order "+o.in.OrderNo+"'s items are still in stock"))
-	if err := workflow.ExecuteActivity(actx, ActivityCheckStock, o.in.OrderNo).Get(ctx, nil); err != nil {
+	if err := o.runDB(ctx, userWaitsActivity("Check that order "+o.in.OrderNo+"'s items are still in stock"), ActivityCheckStock, o.in.OrderNo, nil); err != nil {
 		if errorType(err) == ErrTypeOutOfStock {
 			return PayParams{}, refusal(ErrTypeOutOfStock, "%s", errorMessage(err))
 		}
@@ -332,7 +329,7 @@ func (o *order) pay(ctx workflow.Context) (PayParams, error) {
 	}
 
 	o.prepayAttempted = true
-	actx = workflow.WithActivityOptions(ctx, userWaitsActivity(fmt.Sprintf(
+	actx := workflow.WithActivityOptions(ctx, userWaitsActivity(fmt.Sprintf(
 		"Create the WeChat Pay prepay of order %s (%s, expires %s)", o.in.OrderNo, yuan(o.created.TotalFen), clock(o.deadline))))
 	var params PayParams
 	if err := workflow.ExecuteActivity(actx, ActivityRequestPayment, RequestPaymentInput{

@@ -35,6 +35,9 @@ import (
 // Record only after a change that is meant to change the recorded steps and
 // is guarded by workflow.GetVersion (README, "Changing the workflow safely"):
 // keep the old recordings too, under new names, so old runs stay covered.
+// The histories are written as <path>.<recordVersion>.json: set
+// recordVersion to the new change's name (and add it to recordedVersions)
+// before recording.
 func TestRecordHistories(t *testing.T) {
 	ts, err := testenv.Temporal()
 	if err != nil {
@@ -306,7 +309,7 @@ func (r *recorder) save(name, workflowID string) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	path := filepath.Join(historiesDir, name+".json")
+	path := filepath.Join(historiesDir, historyFile(name, recordVersion))
 	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
 		r.t.Fatal(err)
 	}

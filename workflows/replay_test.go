@@ -4,10 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -20,9 +21,29 @@ import (
 // runs on the real stack.
 const historiesDir = "testdata/histories"
 
-// recordedPaths are the histories that must exist: every path the order
-// saga takes. Record again after a deliberate, versioned change (README,
-// "Changing the workflow safely").
+// recordedVersions are the versions of the order workflow whose histories
+// must exist: "" for orders started before any versioned change, then the
+// workflow.GetVersion change of each since (newest last). Orders of every
+// one may still be running somewhere, so every one must replay.
+var recordedVersions = []string{
+	"",
+	"local-db", // workflows.ChangeLocalDB: the busy path's database steps as local activities
+}
+
+// recordVersion is the version TestRecordHistories records (the newest).
+var recordVersion = recordedVersions[len(recordedVersions)-1]
+
+// historyFile is the file of a path's history recorded at a version.
+func historyFile(path, version string) string {
+	if version == "" {
+		return path + ".json"
+	}
+	return path + "." + version + ".json"
+}
+
+// recordedPaths are the histories that must exist, at every recorded
+// version: every path the order saga takes. Record again after a
+// deliberate, versioned change (README, "Changing the workflow safely").
 var recordedPaths = []string{
 	"refused-out-of-stock",
 	"closed-never-prepaid",
@@ -51,11 +72,13 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 	}
 	var have []string
 	for _, f := range files {
-		have = append(have, strings.TrimSuffix(filepath.Base(f), ".json"))
+		have = append(have, filepath.Base(f))
 	}
-	for _, p := range recordedPaths {
-		if !slices.Contains(have, p) {
-			t.Errorf("no recorded history for path %q (record with: go test -tags record ./workflows -run TestRecordHistories)", p)
+	for _, v := range recordedVersions {
+		for _, p := range recordedPaths {
+			if !slices.Contains(have, historyFile(p, v)) {
+				t.Errorf("no recorded history for path %q at version %q (record with: go test -tags record ./workflows -run TestRecordHistories)", p, v)
+			}
 		}
 	}
 	for _, f := range files {
@@ -86,5 +109,54 @@ func TestReplayRefusesAWorkflowThatTakesOtherSteps(t *testing.T) {
 	replayer.RegisterWorkflowWithOptions(workflows.StrayPaymentWorkflow, workflow.RegisterOptions{Name: workflows.StrayPaymentWorkflowName})
 	if err := replayer.ReplayWorkflowHistoryFromJSONFile(nil, f); err == nil {
 		t.Fatal("a workflow that skips the recorded steps replayed without error")
+	}
+}
+
+// Orders started before workflows.ChangeLocalDB ran every step as a regular activity;
+// orders started since run the steps workflows.LocalActivities names as
+// local activities (a marker in history), and only those.
+func TestRecordedHistoriesRunEachStepAsItsVersionDoes(t *testing.T) {
+	local := workflows.LocalActivities()
+	for _, v := range recordedVersions {
+		for _, p := range recordedPaths {
+			f := filepath.Join(historiesDir, historyFile(p, v))
+			data, err := os.Open(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := client.HistoryFromJSON(data, client.HistoryJSONOptions{})
+			data.Close()
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			evs := h.GetEvents()
+			if evs[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName() != workflows.OrderWorkflowName {
+				continue
+			}
+			var markers []string
+			for _, ev := range evs {
+				if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil && v != "" && slices.Contains(local, a.GetActivityType().GetName()) {
+					t.Errorf("%s: %s ran as a regular activity", f, a.GetActivityType().GetName())
+				}
+				if m := ev.GetMarkerRecordedEventAttributes(); m != nil && m.GetMarkerName() == "LocalActivity" {
+					var d struct{ ActivityType string }
+					if err := converter.GetDefaultDataConverter().FromPayloads(m.GetDetails()["data"], &d); err != nil {
+						t.Fatalf("%s: marker: %v", f, err)
+					}
+					markers = append(markers, d.ActivityType)
+				}
+			}
+			switch {
+			case v == "" && len(markers) > 0:
+				t.Errorf("%s: local activities %v in a history of before %s", f, markers, workflows.ChangeLocalDB)
+			case v != "" && !slices.Contains(markers, workflows.ActivityCreateOrder):
+				t.Errorf("%s: CreateOrder did not run locally (local activities: %v)", f, markers)
+			}
+			for _, m := range markers {
+				if !slices.Contains(local, m) {
+					t.Errorf("%s: %s ran as a local activity", f, m)
+				}
+			}
+		}
 	}
 }

@@ -148,12 +148,36 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 // NewWorker builds (does not start) the order worker.
 func NewWorker(cfg config.Config, tc client.Client, st *store.Store, pay *wxpay.Client, log *slog.Logger) sdkworker.Worker {
+	return NewWorkerWithOptions(cfg, tc, st, pay, log, WorkerOptions(cfg))
+}
+
+// NewWorkerWithOptions is NewWorker with other worker options (benchmarks
+// compare them).
+func NewWorkerWithOptions(cfg config.Config, tc client.Client, st *store.Store, pay *wxpay.Client, log *slog.Logger, opts sdkworker.Options) sdkworker.Worker {
 	acts := &activities.Activities{Store: st, Pay: pay, Logger: log, Now: time.Now}
-	return worker.New(tc, cfg.TemporalTaskQueue, acts, sdkworker.Options{
+	return worker.New(tc, cfg.TemporalTaskQueue, acts, opts)
+}
+
+// WorkerOptions are the options of the order worker (also of the no-op
+// worker `ordersaga bench` compares it with, so both run alike).
+func WorkerOptions(cfg config.Config) sdkworker.Options {
+	return sdkworker.Options{
 		// On stop, give running activities this long to finish before their
 		// context is cancelled; Temporal retries whatever did not finish.
 		WorkerStopTimeout: cfg.ShutdownTimeout,
-	})
+		// Pollers that scale with the work instead of the SDK's fixed two
+		// per kind. With two workflow-task pollers, the SDK sends both to
+		// the sticky queue whenever it has a backlog, so under load a new
+		// order's first workflow task (which only the normal queue carries)
+		// waited in matching: `ordersaga bench` measured 740 ms of the
+		// 750 ms a no-op create took at the median, and 31 orders/s. The
+		// autoscaling pollers keep the normal queue covered: create 125 ms
+		// at the median, and with the other changes 2.4× the orders per
+		// second (docs/BENCHMARKS.md). Sixteen fixed pollers did as well for
+		// throughput, with a slower create.
+		WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+	}
 }
 
 func openStore(ctx context.Context, url string, log *slog.Logger) (*store.Store, error) {

@@ -201,6 +201,15 @@ func finishOpen(ctx context.Context, db *gorm.DB, sqlDB *sql.DB, dialect string)
 	return s, nil
 }
 
+// PoolSizes reports the connection pool a Store of this dialect opens
+// (benchmark reports show it).
+func PoolSizes(dialect string) map[string]int {
+	if dialect == DialectSQLite {
+		return map[string]int{"max_open": sqliteMaxOpenConns, "max_idle": sqliteMaxOpenConns}
+	}
+	return map[string]int{"max_open": pgMaxOpenConns, "max_idle": pgMaxIdleConns}
+}
+
 // Close closes the connection pool.
 func (s *Store) Close() error { return s.sqlDB.Close() }
 

@@ -7,6 +7,7 @@
 //	ordersaga paysim       the WeChat Pay simulator alone
 //	ordersaga healthcheck  exit 0 when a health URL answers 2xx (container health checks)
 //	ordersaga chaos        many orders through the real stack under injected faults, then invariant checks
+//	ordersaga bench        throughput and latency of the saga against the bare Temporal ceiling
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"ordersaga/internal/app"
+	"ordersaga/internal/bench"
 	"ordersaga/internal/chaos"
 	"ordersaga/internal/config"
 	"ordersaga/internal/paysim"
@@ -36,6 +38,7 @@ commands:
   paysim       run the WeChat Pay simulator alone (see docs/PAYSIM.md)
   healthcheck  probe a health URL (for container health checks)
   chaos        drive orders through the stack under faults and check money and stock (see docs/RELIABILITY.md)
+  bench        measure the saga against the bare Temporal ceiling on this machine (see docs/BENCHMARKS.md)
 
 Configuration is read from the environment; see README.md.
 `
@@ -78,6 +81,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return healthcheck(args)
 	case "chaos":
 		return chaos.RunCommand(ctx, args, os.Stdout, os.Stderr)
+	case "bench":
+		return bench.RunCommand(ctx, args, os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

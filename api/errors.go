@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -143,4 +144,16 @@ func applicationError(err error) (*temporal.ApplicationError, bool) {
 		return appErr, true
 	}
 	return nil, false
+}
+
+// isRefusal reports whether err is a workflow's refusal of type errType.
+func isRefusal(err error, errType string) bool {
+	appErr, ok := applicationError(err)
+	return ok && appErr.Type() == errType
+}
+
+// hasControl reports whether s holds a control character (NUL, newline,
+// DEL, …): free text the shop stores and shows is one line of print.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }

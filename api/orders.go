@@ -395,6 +395,10 @@ func (s *server) getOrder(c *gin.Context) {
 			confirmed = res.Confirmed
 		case workflowEnded(err):
 			// Ended meanwhile: the row below says how.
+		case isRefusal(err, workflows.ErrTypeSyncNotNeeded):
+			// Nothing to ask WeChat now (asked a moment ago, not sent to
+			// WeChat yet, or no longer PENDING): the row below says where
+			// the order stands.
 		default:
 			// A read does not fail because WeChat or Temporal is slow: the
 			// answer says the order was not confirmed, the client asks again.

@@ -55,7 +55,7 @@ func (o *order) registerHandlers(ctx workflow.Context) error {
 		{UpdateCancel, o.handleCancel, workflow.UpdateHandlerOptions{
 			Validator: o.validateCancel, Description: "closes a PENDING order; answers once it is CLOSED (or found PAID)"}},
 		{UpdateSync, o.sync, workflow.UpdateHandlerOptions{
-			Description: "asks WeChat now whether a PENDING order was paid"}},
+			Validator: o.validateSync, Description: "asks WeChat now whether a PENDING order was paid"}},
 		{UpdateRequestRefund, o.handleRefund, workflow.UpdateHandlerOptions{
 			Validator: o.validateRefund, Description: "refunds a paid order in full"}},
 		{UpdateShip, o.handleShip, workflow.UpdateHandlerOptions{

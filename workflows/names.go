@@ -81,6 +81,12 @@ const (
 	ErrTypeNotRefundable  = "ORDER_NOT_REFUNDABLE"
 	ErrTypeNotShippable   = "ORDER_NOT_SHIPPABLE"
 	ErrTypeNotConfirmable = "ORDER_NOT_CONFIRMABLE"
+	// ErrTypeSyncNotNeeded: the sync validator's refusal when there is
+	// nothing to ask WeChat (not PENDING, no prepay yet, being closed) or it
+	// was asked less than SyncInterval ago. Not an error for the caller: the
+	// order row says where it stands. Refused before history, so a
+	// mini-program polling fast writes nothing.
+	ErrTypeSyncNotNeeded = "SYNC_NOT_NEEDED"
 
 	// WeChat Pay failures as the workflow sees them.
 	// ErrTypeWechatRefused: WeChat answered a permanent error (4xx other than

@@ -183,9 +183,8 @@ func TestPaymentNotifyMarksPaidAndDeductsStockOnce(t *testing.T) {
 	if n := w.count(ActivityDeductStock); n != 1 || w.stockOf(1) != 8 {
 		t.Fatalf("DeductStock ran %d times, stock %d", n, w.stockOf(1))
 	}
-	if r, ok := sync.value.(SyncResult); !ok || !r.Confirmed || r.Order.Status != StatusPaid {
-		t.Fatalf("sync after PAID answered %+v", sync.value)
-	}
+	// Nothing left to ask WeChat once PAID: the API reads PAID from the row.
+	sync.refusedWith(t, ErrTypeSyncNotNeeded)
 	if final.Status != StatusCompleted || w.order(orderNo).tracking != "SF123" {
 		t.Fatalf("final %s, tracking %q", final.Status, w.order(orderNo).tracking)
 	}
@@ -215,6 +214,7 @@ func TestPaymentThatDoesNotMatchTheOrderIsNeverPaidAndIsReturned(t *testing.T) {
 		{"amount", func(p *PaymentNotice) { p.AmountFen = 1 }, "amount is 1 fen"},
 		{"appid", func(p *PaymentNotice) { p.AppID = "wx-someone-else" }, "appid"},
 		{"mchid", func(p *PaymentNotice) { p.MchID = "1999999999" }, "mchid"},
+		{"currency", func(p *PaymentNotice) { p.Currency = "USD" }, "currency"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -443,6 +443,7 @@ func TestSyncAsksWeChatAtMostOncePerIntervalAndAppliesThePayment(t *testing.T) {
 	h.at(2*time.Minute+time.Second, func() { w.pay(orderNo) })
 	throttled := h.update(2*time.Minute+2*time.Second, UpdateSync)
 	found := h.update(2*time.Minute+2*time.Second+SyncInterval, UpdateSync)
+	afterPaid := h.update(10*time.Minute, UpdateSync)
 	h.update(time.Hour, UpdateShip, ShipRequest{})
 	h.update(2*time.Hour, UpdateConfirm)
 	final := h.run()
@@ -454,14 +455,18 @@ func TestSyncAsksWeChatAtMostOncePerIntervalAndAppliesThePayment(t *testing.T) {
 		}
 		return u.value.(SyncResult)
 	}
-	if r := result(beforePrepay); r.Queried || r.Confirmed {
-		t.Fatalf("sync before any prepay asked WeChat: %+v", r)
+	// Nothing to ask WeChat: refused by the validator, so nothing is
+	// written to history however often the mini-program polls.
+	for name, u := range map[string]*updateResult{
+		"before any prepay": beforePrepay, "within SyncInterval of the last": throttled, "once PAID": afterPaid,
+	} {
+		u.refusedWith(t, ErrTypeSyncNotNeeded)
+		if !u.rejected {
+			t.Errorf("sync %s was taken into history, not refused by its validator", name)
+		}
 	}
 	if r := result(first); !r.Queried || r.Confirmed || r.Order.Status != StatusPending {
 		t.Fatalf("first sync %+v", r)
-	}
-	if r := result(throttled); r.Queried {
-		t.Fatalf("sync %v after the last one asked WeChat again", 2*time.Second)
 	}
 	if r := result(found); !r.Queried || !r.Confirmed || r.Order.Status != StatusPaid {
 		t.Fatalf("sync after the payment %+v", r)
@@ -471,6 +476,34 @@ func TestSyncAsksWeChatAtMostOncePerIntervalAndAppliesThePayment(t *testing.T) {
 	}
 	if final.Status != StatusCompleted || w.stockOf(1) != 8 {
 		t.Fatalf("final %s stock %d", final.Status, w.stockOf(1))
+	}
+}
+
+// A payment the sync finds that does not match the order is returned, and
+// the mini-program is not told the order was paid.
+func TestSyncDoesNotConfirmAPaymentTheOrderRefuses(t *testing.T) {
+	w := newWorld()
+	w.refundSettlesAs = RefundSuccess
+	h := newHarness(t, w)
+	h.update(time.Minute, UpdatePay)
+	h.at(2*time.Minute, func() {
+		w.pay(orderNo)
+		w.mu.Lock()
+		w.trades[orderNo].amount = 1 // WeChat took 1 fen for this out_trade_no
+		w.mu.Unlock()
+	})
+	synced := h.update(3*time.Minute, UpdateSync)
+	final := h.run()
+
+	if !synced.done || synced.err != nil {
+		t.Fatalf("sync: %v", synced.err)
+	}
+	r := synced.value.(SyncResult)
+	if !r.Queried || r.Confirmed || r.Order.Status != StatusClosed {
+		t.Fatalf("sync answered %+v; want queried, not confirmed, CLOSED", r)
+	}
+	if final.Status != StatusClosed || !slices.Contains(final.Flags, FlagPaymentMismatch) || w.count(ActivityMarkPaid) != 0 {
+		t.Fatalf("final %s flags %v, MarkPaid %d", final.Status, final.Flags, w.count(ActivityMarkPaid))
 	}
 }
 

@@ -348,17 +348,37 @@ func (o *order) pay(ctx workflow.Context) (PayParams, error) {
 	return params, nil
 }
 
+// validateSync refuses a sync that would not ask WeChat — the order is
+// not PENDING, has no prepay yet or is being closed, or WeChat was asked
+// less than SyncInterval ago — before anything is written to history: a
+// mini-program polling every second for the whole payment window would
+// otherwise add an update per poll, and Temporal limits the updates of one
+// workflow (history.maxTotalUpdates, 2000 by default).
+func (o *order) validateSync(ctx workflow.Context) error {
+	switch {
+	case !o.placed || o.status != StatusPending:
+		return refusal(ErrTypeSyncNotNeeded, "order %s is %s", o.in.OrderNo, o.status)
+	case o.closing:
+		return refusal(ErrTypeSyncNotNeeded, "order %s is being closed", o.in.OrderNo)
+	case !o.prepayAttempted:
+		return refusal(ErrTypeSyncNotNeeded, "order %s was never sent to WeChat Pay", o.in.OrderNo)
+	case !o.lastSync.IsZero() && workflow.Now(ctx).Sub(o.lastSync) < SyncInterval:
+		return refusal(ErrTypeSyncNotNeeded, "WeChat was asked about order %s less than %s ago", o.in.OrderNo, SyncInterval)
+	}
+	return nil
+}
+
 // sync asks WeChat, at most once per SyncInterval, whether the order was
 // paid — for the mini-program polling right after wx.requestPayment, when
 // the notify may be late or lost — and answers once a payment it found has
-// been applied.
+// been applied. Confirmed means the order keeps a payment: money WeChat
+// took that does not match the order is returned, not confirmed.
 func (o *order) sync(ctx workflow.Context) (SyncResult, error) {
-	now := workflow.Now(ctx)
-	if o.status != StatusPending || o.closing || !o.prepayAttempted ||
-		(!o.lastSync.IsZero() && now.Sub(o.lastSync) < SyncInterval) {
+	// Updates accepted before validateSync existed replay here unvalidated.
+	if err := o.validateSync(ctx); err != nil {
 		return SyncResult{Confirmed: o.transactionID != "", Order: o.view()}, nil
 	}
-	o.lastSync = now
+	o.lastSync = workflow.Now(ctx)
 	actx := workflow.WithActivityOptions(ctx, userWaitsActivity("Ask WeChat Pay whether order "+o.in.OrderNo+" was paid (the mini-program asked)"))
 	var st PaymentNotice
 	if err := workflow.ExecuteActivity(actx, ActivityQueryPayment, o.in.OrderNo).Get(ctx, &st); err != nil {
@@ -372,5 +392,5 @@ func (o *order) sync(ctx workflow.Context) (SyncResult, error) {
 			return SyncResult{}, err
 		}
 	}
-	return SyncResult{Confirmed: st.Paid(), Queried: true, Order: o.view()}, nil
+	return SyncResult{Confirmed: o.transactionID != "", Queried: true, Order: o.view()}, nil
 }

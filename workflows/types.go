@@ -335,8 +335,9 @@ type StrayPaymentView struct {
 }
 
 // OrderRefundNo is the out_refund_no of an order's n-th full refund (n from
-// 1): deterministic, so a retried request never refunds twice, and different
-// per attempt, so an admin can retry a refund WeChat closed.
+// 1): deterministic, so a retried request never refunds twice. (An order is
+// refunded once, so n is 1 today; the number leaves room for partial
+// refunds without a change of format.)
 func OrderRefundNo(orderNo string, n int) string {
 	return orderNo + "-R" + strconv.Itoa(n)
 }

@@ -79,7 +79,7 @@ func (a *Activities) CreateOrder(ctx context.Context, in workflows.CreateOrderIn
 		Items:       items,
 	})
 	if err != nil {
-		return workflows.CreatedOrder{}, fmt.Errorf("store order %s: %w", in.OrderNo, err)
+		return workflows.CreatedOrder{}, businessError(fmt.Errorf("store order %s: %w", in.OrderNo, err))
 	}
 	a.log(ctx, in.OrderNo).Info("order stored", "status", stored.Status, "total_fen", stored.TotalFen)
 	return createdOrder(stored), nil

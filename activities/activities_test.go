@@ -90,17 +90,21 @@ func TestCreateOrderRefusalsAreNonRetryableWithStableTypes(t *testing.T) {
 		tests := []struct {
 			name     string
 			items    []workflows.Item
+			address  string
 			wantType string
 			wantMsg  string
 		}{
-			{"out of stock", []workflows.Item{line(p, 2)}, workflows.ErrTypeOutOfStock, "Mug: only 1 left, 2 ordered"},
-			{"unknown product", []workflows.Item{{ProductID: p.ID + 1000, Quantity: 1}}, workflows.ErrTypeUnknownProduct, ""},
-			{"zero quantity", []workflows.Item{line(p, 0)}, workflows.ErrTypeInvalidOrder, ""},
+			{"out of stock", []workflows.Item{line(p, 2)}, "", workflows.ErrTypeOutOfStock, "Mug: only 1 left, 2 ordered"},
+			{"unknown product", []workflows.Item{{ProductID: p.ID + 1000, Quantity: 1}}, "", workflows.ErrTypeUnknownProduct, ""},
+			{"zero quantity", []workflows.Item{line(p, 0)}, "", workflows.ErrTypeInvalidOrder, ""},
+			// PostgreSQL refuses a NUL in text: refused before the insert,
+			// not retried for ever.
+			{"NUL in the address", []workflows.Item{line(p, 1)}, "Room 1\x00", workflows.ErrTypeInvalidOrder, ""},
 		}
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				_, err := f.run(workflows.ActivityCreateOrder, workflows.CreateOrderInput{
-					OrderNo: "R" + string(rune('0'+i)) + "000000", UserID: u.ID, Items: tt.items, PayDeadline: time.Now(),
+					OrderNo: "R" + string(rune('0'+i)) + "000000", UserID: u.ID, Items: tt.items, Address: tt.address, PayDeadline: time.Now(),
 				})
 				appErr := wantNonRetryable(t, err, tt.wantType)
 				if tt.wantMsg != "" && appErr.Message() != tt.wantMsg {

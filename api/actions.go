@@ -234,7 +234,7 @@ func checkReason(c *gin.Context, reason string) (string, bool) {
 		badRequest(c, fmt.Sprintf("reason must be at most %d characters", maxReasonLen))
 		return "", false
 	}
-	if strings.ContainsFunc(reason, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if hasControl(reason) {
 		badRequest(c, "reason must not contain control characters")
 		return "", false
 	}

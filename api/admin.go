@@ -52,7 +52,7 @@ func (r *productRequest) validate(create bool) string {
 		if name == "" || len([]rune(name)) > maxProductName {
 			return fmt.Sprintf("name must be 1 to %d characters", maxProductName)
 		}
-		if strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		if hasControl(name) {
 			return "name must not contain control characters"
 		}
 	}

@@ -215,6 +215,12 @@ func (s *server) createOrder(c *gin.Context) {
 		badRequest(c, fmt.Sprintf("address must be at most %d characters", maxAddressLen))
 		return
 	}
+	if hasControl(req.Address) {
+		// PostgreSQL refuses a NUL in text: it must not get as far as the
+		// workflow's insert.
+		badRequest(c, "address must not contain control characters")
+		return
+	}
 	ctx := c.Request.Context()
 	uid := c.GetInt64(ctxUserID)
 

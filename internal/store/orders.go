@@ -86,6 +86,10 @@ func prepareOrder(o *Order) error {
 	if o.PayDeadline.IsZero() {
 		return invalid("order %s: no pay deadline", o.OrderNo)
 	}
+	if strings.ContainsRune(o.Address, 0) {
+		// PostgreSQL refuses NUL in text; say so rather than fail the insert.
+		return invalid("order %s: the address contains a NUL character", o.OrderNo)
+	}
 	if len(o.Items) == 0 {
 		return invalid("order %s: no items", o.OrderNo)
 	}

@@ -393,6 +393,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		WorkerKills:      r.Faults[FaultWorkerKill],
 		APIRestarts:      r.Faults[FaultAPIRestart],
 		PostgresRestarts: r.Faults[FaultPostgresRestart],
+		Failed:           h.restarts.failures(),
 	}
 	for _, p := range append([]*proc{h.api}, h.workers...) {
 		p.mu.Lock()

@@ -349,50 +349,79 @@ func (p *processFaults) run(ctx context.Context, total int) {
 
 func (p *processFaults) do(ctx context.Context, kind string) {
 	h := p.h
+	// A restart is counted only once the process was really stopped and is
+	// back (ready again): a report that counted attempts would claim faults
+	// the run never went through. One that did not happen is counted apart.
 	switch kind {
 	case FaultWorkerKill:
 		w := h.workers[p.rng.IntN(len(h.workers))]
 		down := 300*time.Millisecond + time.Duration(p.rng.Int64N(int64(2700*time.Millisecond)))
-		w.kill(syscall.SIGKILL, 0)
-		h.restarts.add(kind)
+		if !w.kill(syscall.SIGKILL, 0) {
+			h.restarts.fail(kind, w.name+" was not running: nothing to kill")
+			h.logf("%s was not running: no kill", w.name)
+			return
+		}
 		h.logf("%s killed (SIGKILL); starting it again in %v", w.name, down.Round(time.Millisecond))
 		sleep(ctx, down)
 		if err := w.start(); err != nil {
+			h.restarts.fail(kind, fmt.Sprintf("start %s: %v", w.name, err))
 			h.logf("start %s: %v", w.name, err)
+			return
 		}
+		if err := w.waitReady(ctx, 2*time.Minute); err != nil {
+			h.restarts.fail(kind, err.Error())
+			h.logf("%v", err)
+			return
+		}
+		h.restarts.add(kind)
 	case FaultAPIRestart:
 		sig, how := syscall.SIGTERM, "SIGTERM"
 		if p.rng.IntN(2) == 0 {
 			sig, how = syscall.SIGKILL, "SIGKILL"
 		}
-		h.api.kill(sig, 10*time.Second)
-		h.restarts.add(kind)
+		if !h.api.kill(sig, 10*time.Second) {
+			h.restarts.fail(kind, "api was not running: nothing to stop")
+			h.logf("api was not running: no restart")
+			return
+		}
 		down := 200*time.Millisecond + time.Duration(p.rng.Int64N(int64(1300*time.Millisecond)))
 		h.logf("api stopped (%s); starting it again in %v", how, down.Round(time.Millisecond))
 		sleep(ctx, down)
 		if err := h.api.start(); err != nil {
+			h.restarts.fail(kind, "start api: "+err.Error())
 			h.logf("start api: %v", err)
 			return
 		}
 		if err := h.api.waitReady(ctx, 2*time.Minute); err != nil {
+			h.restarts.fail(kind, err.Error())
 			h.logf("%v", err)
+			return
 		}
+		h.restarts.add(kind)
 	case FaultPostgresRestart:
+		if !h.pg.running() {
+			h.restarts.fail(kind, "postgres was not running: nothing to crash")
+			h.logf("postgres was not running: no crash")
+			return
+		}
 		down := time.Second + time.Duration(p.rng.Int64N(int64(2*time.Second)))
 		h.logf("postgres crashed (immediate shutdown); starting it again in %v", down.Round(time.Millisecond))
-		h.restarts.add(kind)
 		if err := h.pg.restart(ctx, down); err != nil {
+			h.restarts.fail(kind, "restart postgres: "+err.Error())
 			h.logf("restart postgres: %v", err)
-		} else {
-			h.logf("postgres is back")
+			return
 		}
+		h.restarts.add(kind)
+		h.logf("postgres is back")
 	}
 }
 
-// restartCounts counts the process faults done.
+// restartCounts counts the process faults done (the process went down and
+// came back) and, apart, those that did not happen as planned.
 type restartCounts struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu     sync.Mutex
+	n      map[string]int
+	failed map[string][]string // kind → what went wrong, one per failure
 }
 
 func (r *restartCounts) add(kind string) {
@@ -404,12 +433,34 @@ func (r *restartCounts) add(kind string) {
 	r.n[kind]++
 }
 
+func (r *restartCounts) fail(kind, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failed == nil {
+		r.failed = map[string][]string{}
+	}
+	r.failed[kind] = append(r.failed[kind], why)
+}
+
 func (r *restartCounts) get() map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := map[string]int{}
 	for k, v := range r.n {
 		out[k] = v
+	}
+	return out
+}
+
+// failures lists the restarts that did not happen, as "kind: why".
+func (r *restartCounts) failures() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, k := range sortedKeys(r.failed) {
+		for _, why := range r.failed[k] {
+			out = append(out, k+": "+why)
+		}
 	}
 	return out
 }

@@ -146,6 +146,21 @@ func (p *postgres) waitReady(ctx context.Context, done chan struct{}) error {
 	}
 }
 
+// running reports whether the postmaster is up (started and not exited).
+func (p *postgres) running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // crash stops the server the hard way (immediate shutdown: no checkpoint,
 // recovery from the WAL at the next start) and waits for it to exit.
 func (p *postgres) crash() error { return p.stop(syscall.SIGQUIT) }

@@ -136,18 +136,19 @@ func (p *proc) wait(cmd *exec.Cmd, done chan struct{}, logf *os.File) {
 }
 
 // kill stops the process with sig and waits for it to exit (SIGKILL after
-// grace). It is not restarted by itself: call start.
-func (p *proc) kill(sig syscall.Signal, grace time.Duration) {
+// grace). It is not restarted by itself: call start. It reports whether
+// there was a running process to stop (a restart fault counts only then).
+func (p *proc) kill(sig syscall.Signal, grace time.Duration) bool {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
 	p.intended = true
 	p.mu.Unlock()
 	if cmd == nil {
-		return
+		return false
 	}
 	select {
 	case <-done:
-		return
+		return false
 	default:
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, sig) // the group: anything it started too
@@ -157,6 +158,7 @@ func (p *proc) kill(sig syscall.Signal, grace time.Duration) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
+	return true
 }
 
 // shutdown stops the process for good.

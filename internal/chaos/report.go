@@ -68,6 +68,10 @@ type Restarts struct {
 	// A process that exited by itself (e.g. a worker started while
 	// PostgreSQL was down) and was started again.
 	UnexpectedExits int `json:"unexpected_exits"`
+	// Failed are the planned restarts that did not happen (the process was
+	// not running, or did not come back ready), as "kind: why"; the counts
+	// above leave them out.
+	Failed []string `json:"failed,omitempty"`
 }
 
 // OK reports whether the run settled and every invariant held.
@@ -129,6 +133,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	p("restarts: %d worker kills (SIGKILL), %d API restarts, %d PostgreSQL restarts, %d unexpected exits (restarted)",
 		r.Restarts.WorkerKills, r.Restarts.APIRestarts, r.Restarts.PostgresRestarts, r.Restarts.UnexpectedExits)
+	for _, f := range r.Restarts.Failed {
+		p("  restart that did not happen: %s", f)
+	}
 	settled := fmt.Sprintf("settled in %.1fs", r.SettleSeconds)
 	if !r.Settled {
 		settled = fmt.Sprintf("NOT settled after %.1fs (%s)", r.SettleSeconds, r.Pending)

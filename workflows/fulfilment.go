@@ -155,7 +155,12 @@ func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock boo
 		o.logger.Error("WeChat did not take the refund", "out_refund_no", outRefundNo, "error", err)
 		result = RefundNotice{OutRefundNo: outRefundNo, Status: RefundClosed, Source: "request refused: " + errorMessage(err)}
 	} else {
-		result = awaitRefundResult(ctx, o.logger, outRefundNo, accepted, o.reportedRefund, func(s string) { o.setWaiting(ctx, s) })
+		result = awaitRefundResult(ctx, o.logger, outRefundNo, accepted, o.reportedRefund, func(s string) { o.setWaiting(ctx, s) },
+			func() {
+				// Still REFUNDING: the order keeps waiting for WeChat, and a
+				// person is told. (An error here is the workflow ending.)
+				_ = o.flag(ctx, FlagRefundStalled, fmt.Sprintf("refund %s has been with WeChat Pay for over %s", outRefundNo, human(refundStallAfter)))
+			})
 	}
 	return o.settleRefund(ctx, result, restoreStock)
 }
@@ -201,12 +206,16 @@ func (o *order) settleRefund(ctx workflow.Context, r RefundNotice, restoreStock 
 
 // awaitRefundResult waits for a refund's final status: its notify, which
 // reported returns once it has arrived, or — when none comes — a query,
-// asked with backoff. WeChat settles every refund eventually, so this ends.
+// asked with backoff. WeChat settles refunds within days; one still
+// PROCESSING after refundStallAfter calls stalled (once) so that a person
+// looks, and the waiting goes on.
 func awaitRefundResult(ctx workflow.Context, logger log.Logger, outRefundNo string, accepted RefundNotice,
-	reported func(string) (RefundNotice, bool), setWaiting func(string)) RefundNotice {
+	reported func(string) (RefundNotice, bool), setWaiting func(string), stalled func()) RefundNotice {
 	if accepted.Final() {
 		return accepted
 	}
+	began := workflow.Now(ctx)
+	warned := false
 	poll := refundPollFirst
 	for {
 		setWaiting(fmt.Sprintf("Refund %s is with WeChat Pay: waiting for its notify (asking after %s)", outRefundNo, poll))
@@ -224,6 +233,14 @@ func awaitRefundResult(ctx workflow.Context, logger log.Logger, outRefundNo stri
 			logger.Warn("refund query failed", "out_refund_no", outRefundNo, "error", err)
 		} else if r.Final() {
 			return r
+		}
+		if !warned && workflow.Now(ctx).Sub(began) >= refundStallAfter {
+			warned = true
+			// Refunds that began before this step existed replay without it.
+			if workflow.GetVersion(ctx, ChangeRefundStall, workflow.DefaultVersion, 1) >= 1 {
+				logger.Error("refund still not settled by WeChat: a person should look", "out_refund_no", outRefundNo, "since", began)
+				stalled()
+			}
 		}
 		poll = min(poll*2, refundPollMax)
 	}

@@ -33,7 +33,14 @@ const (
 	refundPollFirst  = 10 * time.Second
 	refundPollMax    = 30 * time.Minute
 	refundRequestFor = 24 * time.Hour
+	// refundStallAfter: a refund still PROCESSING at WeChat this long after
+	// it was accepted flags the order REFUND_STALLED (the waiting goes on).
+	refundStallAfter = 3 * 24 * time.Hour
 )
+
+// ChangeRefundStall is the change (workflow.GetVersion) after which a
+// refund WeChat leaves PROCESSING for refundStallAfter is flagged.
+const ChangeRefundStall = "refund-stall-flag"
 
 // The error types no retry can fix: an activity failing with one of them is
 // not retried, whatever its own error says.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/testsuite"
 
 	"ordersaga/internal/metrics"
@@ -305,6 +306,115 @@ func TestPaidOrderOutOfStockIsRefunded(t *testing.T) {
 	}
 }
 
+// A refund WeChat leaves PROCESSING: the order asks with backoff (not every
+// few seconds for days), is flagged for a person once it has waited
+// refundStallAfter, stays REFUNDING, and ends REFUNDED when WeChat settles.
+func TestRefundWeChatLeavesProcessingIsAskedWithBackoffAndFlaggedOnce(t *testing.T) {
+	w := newWorld()
+	h := newHarness(t, w)
+	h.update(time.Minute, UpdatePay)
+	h.signal(2*time.Minute, SignalPayment, h.payment())
+	h.update(time.Hour, UpdateRequestRefund, RefundRequest{By: ByUser, Reason: "changed my mind"})
+	stalled := h.state(time.Hour + refundStallAfter + time.Hour)
+	h.at(time.Hour+4*24*time.Hour, func() {
+		w.mu.Lock()
+		w.refundSettlesAs = RefundSuccess
+		w.mu.Unlock()
+	})
+	final := h.run()
+
+	if stalled.Status != StatusRefunding || !slices.Contains(stalled.Flags, FlagRefundStalled) {
+		t.Fatalf("%s after the stall: %s, flags %v; want REFUNDING flagged %s", human(refundStallAfter), stalled.Status, stalled.Flags, FlagRefundStalled)
+	}
+	if final.Status != StatusRefunded || w.stockOf(1) != 10 {
+		t.Fatalf("final %s, stock %d; want REFUNDED and the stock back", final.Status, w.stockOf(1))
+	}
+	if n := h.counted(MetricOrdersFlagged, map[string]string{"flag": FlagRefundStalled}); n != 1 {
+		t.Errorf("REFUND_STALLED counted %v times, want 1", n)
+	}
+	// 10 s doubling to 30 min over 4 days is about 200 queries; a fixed
+	// 10 s poll would be over 30 000.
+	if n := w.count(ActivityQueryRefund); n < 150 || n > 250 {
+		t.Errorf("WeChat asked %d times about the refund in 4 days; want ~200 (backoff to %s)", n, refundPollMax)
+	}
+}
+
+// A cancel request for the workflow (the Web UI's Cancel, the CLI) while
+// a refund is with WeChat does not stop the compensation: the refund is
+// still awaited and settled, and the stock restored.
+func TestCancellingTheWorkflowMidRefundStillFinishesTheRefund(t *testing.T) {
+	w := newWorld()
+	h := newHarness(t, w)
+	h.update(time.Minute, UpdatePay)
+	h.signal(2*time.Minute, SignalPayment, h.payment())
+	h.update(time.Hour, UpdateRequestRefund, RefundRequest{By: ByUser})
+	h.at(time.Hour+time.Minute, func() { h.env.CancelWorkflow() })
+	h.signal(time.Hour+20*time.Minute, SignalRefund, func() any {
+		return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess)
+	})
+	final := h.run()
+
+	if final.Status != StatusRefunded || w.order(orderNo).status != StatusRefunded || w.stockOf(1) != 10 {
+		t.Fatalf("final %s, row %s, stock %d; want REFUNDED with the stock back", final.Status, w.order(orderNo).status, w.stockOf(1))
+	}
+	if w.restored[orderNo] != 1 {
+		t.Fatalf("stock restored %d times, want once", w.restored[orderNo])
+	}
+}
+
+// workflowMetadataQuery is the built-in query the Web UI reads a workflow's
+// summary and details with (the SDK exports no name for it).
+const workflowMetadataQuery = "__temporal_workflow_metadata"
+
+// The Web UI's details line (workflow.SetCurrentDetails, read through the
+// built-in metadata query as the UI does) says the status, the amount and
+// what the order waits for, at each stage.
+func TestDetailsLineSaysWhatTheOrderWaitsFor(t *testing.T) {
+	w := newWorld()
+	h := newHarness(t, w)
+	details := func(at time.Duration) *string {
+		got := new(string)
+		h.at(at, func() {
+			enc, err := h.env.QueryWorkflow(workflowMetadataQuery)
+			if err != nil {
+				t.Errorf("metadata query at %v: %v", at, err)
+				return
+			}
+			var md sdkpb.WorkflowMetadata
+			if err := enc.Get(&md); err != nil {
+				t.Errorf("decode metadata: %v", err)
+				return
+			}
+			*got = md.GetCurrentDetails()
+		})
+		return got
+	}
+	pending := details(30 * time.Second)
+	h.update(time.Minute, UpdatePay)
+	h.signal(2*time.Minute, SignalPayment, h.payment())
+	paid := details(3 * time.Minute)
+	h.update(time.Hour, UpdateShip, ShipRequest{})
+	shipped := details(2 * time.Hour)
+	h.update(3*time.Hour, UpdateConfirm)
+	h.run()
+
+	for _, tt := range []struct {
+		name string
+		got  *string
+		want []string
+	}{
+		{"pending", pending, []string{"**PENDING** · ¥176.00", "Waiting for payment until"}},
+		{"paid", paid, []string{"**PAID** · ¥176.00", "WeChat transaction tx-" + orderNo, "waiting for the shop to ship"}},
+		{"shipped", shipped, []string{"**SHIPPED**", "confirm"}},
+	} {
+		for _, want := range tt.want {
+			if !strings.Contains(*tt.got, want) {
+				t.Errorf("%s: details %q lack %q", tt.name, *tt.got, want)
+			}
+		}
+	}
+}
+
 func TestPayUpdateReturnsThePrepayAndReusesIt(t *testing.T) {
 	w := newWorld()
 	h := newHarness(t, w)
@@ -344,21 +454,24 @@ func TestPayIsRefusedWhenTheOrderCannotBePaid(t *testing.T) {
 		name     string
 		setup    func(h *harness)
 		wantType string
+		// byValidator: refused before history (the order's status says no);
+		// otherwise the update ran and its steps refused.
+		byValidator bool
 	}{
 		{"already paid", func(h *harness) {
 			h.update(time.Minute, UpdatePay)
 			h.signal(2*time.Minute, SignalPayment, h.payment())
-		}, ErrTypeNotPayable},
+		}, ErrTypeNotPayable, true},
 		{"out of stock since the order was placed", func(h *harness) {
 			h.at(time.Minute, func() { h.w.setStock(1, 1) })
-		}, ErrTypeOutOfStock},
+		}, ErrTypeOutOfStock, false},
 		{"WeChat Pay does not answer", func(h *harness) {
 			h.w.failNext(ActivityRequestPayment, retryable("503"), retryable("503"), retryable("503"), retryable("503"),
 				retryable("503"), retryable("503"), retryable("503"), retryable("503"), retryable("503"), retryable("503"))
-		}, ErrTypeWechatUnavailable},
+		}, ErrTypeWechatUnavailable, false},
 		{"WeChat refuses the prepay", func(h *harness) {
 			h.w.failNext(ActivityRequestPayment, refused("ORDER_CLOSED"))
-		}, ErrTypeWechatRefused},
+		}, ErrTypeWechatRefused, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -376,6 +489,9 @@ func TestPayIsRefusedWhenTheOrderCannotBePaid(t *testing.T) {
 			})
 			h.run()
 			pay.refusedWith(t, tt.wantType)
+			if pay.rejected != tt.byValidator {
+				t.Errorf("refused by the validator: %v, want %v", pay.rejected, tt.byValidator)
+			}
 		})
 	}
 }

@@ -49,7 +49,7 @@ func TestRecordHistories(t *testing.T) {
 	}
 	for _, p := range recordings {
 		t.Run(p.name, func(t *testing.T) {
-			r := newRecorder(t, ts, p.payTimeout)
+			r := newRecorder(t, ts, testenv.Options{PayTimeout: p.payTimeout, AutoConfirm: p.autoConfirm})
 			saved := p.drive(r)
 			for name, id := range saved {
 				r.save(name, id)
@@ -59,51 +59,52 @@ func TestRecordHistories(t *testing.T) {
 }
 
 var recordings = []struct {
-	name       string
-	payTimeout time.Duration
+	name        string
+	payTimeout  time.Duration
+	autoConfirm time.Duration // 0 = the default (7 days)
 	// drive runs the path and returns the histories to save: file name → workflow ID.
 	drive func(r *recorder) map[string]string
 }{
-	{"refused-out-of-stock", time.Minute, func(r *recorder) map[string]string {
+	{"refused-out-of-stock", time.Minute, 0, func(r *recorder) map[string]string {
 		no, err := r.place(5)
 		if workflows.ErrTypeOutOfStock != errType(err) {
 			r.t.Fatalf("placing 5 of 3: %v", err)
 		}
 		return r.ended("refused-out-of-stock", no, workflows.StatusRefused)
 	}},
-	{"closed-never-prepaid", 2 * time.Second, func(r *recorder) map[string]string {
+	{"closed-never-prepaid", 2 * time.Second, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		return r.ended("closed-never-prepaid", no, workflows.StatusClosed)
 	}},
-	{"closed-after-prepay", 3 * time.Second, func(r *recorder) map[string]string {
+	{"closed-after-prepay", 3 * time.Second, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		return r.ended("closed-after-prepay", no, workflows.StatusClosed)
 	}},
-	{"cancelled-by-user", time.Minute, func(r *recorder) map[string]string {
+	{"cancelled-by-user", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.update(no, workflows.UpdateCancel, nil)
 		return r.ended("cancelled-by-user", no, workflows.StatusClosed)
 	}},
-	{"paid-shipped-confirmed", time.Minute, func(r *recorder) map[string]string {
+	{"paid-shipped-confirmed", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF1234567890"})
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("paid-shipped-confirmed", no, workflows.StatusCompleted)
 	}},
-	{"paid-refunded-by-user", time.Minute, func(r *recorder) map[string]string {
+	{"paid-refunded-by-user", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser, Reason: "changed my mind"})
 		return r.ended("paid-refunded-by-user", no, workflows.StatusRefunded)
 	}},
-	{"shipped-refunded-by-admin", time.Minute, func(r *recorder) map[string]string {
+	{"shipped-refunded-by-admin", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByAdmin, Reason: "parcel lost"})
 		return r.ended("shipped-refunded-by-admin", no, workflows.StatusRefunded)
 	}},
-	{"oversold-refunded", time.Minute, func(r *recorder) map[string]string {
+	{"oversold-refunded", time.Minute, 0, func(r *recorder) map[string]string {
 		first := r.mustPlace(2)
 		last := r.mustPlace(2) // stock is checked at creation, reserved by nobody
 		r.update(first, workflows.UpdatePay, nil)
@@ -113,7 +114,7 @@ var recordings = []struct {
 		r.payerPays(last)
 		return r.ended("oversold-refunded", last, workflows.StatusRefunded)
 	}},
-	{"notify-lost-found-by-sync", time.Minute, func(r *recorder) map[string]string {
+	{"notify-lost-found-by-sync", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
@@ -124,7 +125,7 @@ var recordings = []struct {
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("notify-lost-found-by-sync", no, workflows.StatusCompleted)
 	}},
-	{"notify-lost-found-at-deadline", 4 * time.Second, func(r *recorder) map[string]string {
+	{"notify-lost-found-at-deadline", 4 * time.Second, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
@@ -134,7 +135,7 @@ var recordings = []struct {
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("notify-lost-found-at-deadline", no, workflows.StatusCompleted)
 	}},
-	{"paid-a-moment-before-close", 3 * time.Second, func(r *recorder) map[string]string {
+	{"paid-a-moment-before-close", 3 * time.Second, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		if _, err := r.env.Sim.PayOnClose(no); err != nil {
@@ -145,13 +146,13 @@ var recordings = []struct {
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("paid-a-moment-before-close", no, workflows.StatusCompleted)
 	}},
-	{"refund-abnormal", time.Minute, func(r *recorder) map[string]string {
+	{"refund-abnormal", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.faults(paysim.Faults{Refund: &paysim.RefundFaults{Abnormal: 1}})
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser})
 		return r.ended("refund-abnormal", no, workflows.StatusRefundFailed)
 	}},
-	{"payment-mismatch", time.Minute, func(r *recorder) map[string]string {
+	{"payment-mismatch", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
@@ -174,6 +175,66 @@ var recordings = []struct {
 		saved["payment-mismatch-stray-refund"] = stray
 		return saved
 	}},
+	{"shipped-auto-confirmed", time.Minute, 2 * time.Second, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF2000000001"})
+		return r.ended("shipped-auto-confirmed", no, workflows.StatusCompleted)
+	}},
+	{"refund-settled-by-query", time.Minute, 0, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		// The refund's notify is lost: the workflow asks WeChat after its first poll interval.
+		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
+		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser, Reason: "wrong size"})
+		return r.ended("refund-settled-by-query", no, workflows.StatusRefunded)
+	}},
+	{"refund-refused-by-wechat", time.Minute, 0, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.faults(paysim.Faults{Endpoints: map[string]*paysim.EndpointFault{
+			"refund": {Status: 403, Code: "USER_ACCOUNT_ABNORMAL", Message: "the payer's account is abnormal"},
+		}})
+		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByAdmin, Reason: "out of season"})
+		return r.ended("refund-refused-by-wechat", no, workflows.StatusRefundFailed)
+	}},
+	{"cancelled-from-temporal", time.Minute, 0, func(r *recorder) map[string]string {
+		no := r.mustPlace(1)
+		r.update(no, workflows.UpdatePay, nil)
+		// An operator cancels the workflow (Web UI, CLI): taken as the user's cancel.
+		if err := r.env.Temporal.CancelWorkflow(r.ctx, workflows.WorkflowID(no), ""); err != nil {
+			r.t.Fatal(err)
+		}
+		return r.ended("cancelled-from-temporal", no, workflows.StatusClosed)
+	}},
+	{"paid-after-close-stray-refund", time.Minute, 0, func(r *recorder) map[string]string {
+		no := r.mustPlace(1)
+		r.update(no, workflows.UpdatePay, nil)
+		// WeChat's queries do not see the payment yet and its notify is
+		// late: the user's cancel closes the order, then the notify comes
+		// for an ended workflow and the API starts the stray workflow.
+		r.faults(paysim.Faults{
+			Endpoints: map[string]*paysim.EndpointFault{"query": {Status: 404, Code: "ORDER_NOT_EXIST", Count: 2}},
+			Notify:    &paysim.NotifyFaults{DelayMS: 4000},
+		})
+		tx := r.payerPays(no)
+		r.update(no, workflows.UpdateCancel, nil)
+		r.ended("order", no, workflows.StatusClosed)
+		stray := workflows.StrayPaymentWorkflowID(tx.TransactionID)
+		testenv.Eventually(r.t, time.Minute, "the stray payment workflow refunded", func() (bool, string) {
+			var v workflows.StrayPaymentView
+			enc, err := r.env.Temporal.QueryWorkflow(r.ctx, stray, "", workflows.QueryState)
+			if err == nil {
+				err = enc.Get(&v)
+			}
+			if err != nil {
+				return false, err.Error()
+			}
+			return v.Status == workflows.StrayRefunded, v.Status
+		})
+		var v workflows.StrayPaymentView
+		if err := r.env.Temporal.GetWorkflow(r.ctx, stray, "").Get(r.ctx, &v); err != nil || v.Status != workflows.StrayRefunded {
+			r.t.Fatalf("stray payment workflow: %+v %v", v, err)
+		}
+		return map[string]string{"paid-after-close-stray-refund": stray}
+	}},
 }
 
 type recorder struct {
@@ -184,10 +245,10 @@ type recorder struct {
 	uid     int64
 }
 
-func newRecorder(t *testing.T, ts *devserver.Server, payTimeout time.Duration) *recorder {
+func newRecorder(t *testing.T, ts *devserver.Server, opts testenv.Options) *recorder {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	env := testenv.New(t, ts, testenv.Options{PayTimeout: payTimeout})
+	env := testenv.New(t, ts, opts)
 	ps := env.Seed(store.Product{Name: "Limited edition mug", PriceFen: 3900, Stock: 3})
 	uid, _ := env.UserToken("o-recorder-" + t.Name())
 	return &recorder{t: t, ctx: ctx, env: env, product: ps[0], uid: uid}

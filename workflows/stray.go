@@ -15,6 +15,9 @@ const (
 	StrayRefundFailed = "REFUND_FAILED"
 	StrayKept         = "KEPT"    // it was its order's own payment after all
 	StrayIgnored      = "IGNORED" // not the shop's order, or not a payment
+	// StrayRefundStalled is not a status: the outcome counted (metric) when
+	// WeChat has left the refund PROCESSING for refundStallAfter.
+	StrayRefundStalled = "REFUND_STALLED"
 )
 
 // StrayPaymentWorkflow returns a payment that no order keeps: money WeChat
@@ -91,7 +94,11 @@ func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaym
 		result = RefundNotice{OutRefundNo: v.OutRefundNo, Status: RefundClosed, Source: "request refused: " + errorMessage(err)}
 	} else {
 		result = awaitRefundResult(ctx, logger, v.OutRefundNo, accepted,
-			func(no string) (RefundNotice, bool) { r, ok := results[no]; return r, ok }, show)
+			func(no string) (RefundNotice, bool) { r, ok := results[no]; return r, ok }, show,
+			func() {
+				// Operators alert on this outcome (the refund goes on).
+				workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": StrayRefundStalled}).Counter(MetricStrayPayments).Inc(1)
+			})
 	}
 
 	actx = workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Record refund %s as %s", result.OutRefundNo, result.Status)))

@@ -259,6 +259,9 @@ const (
 	FlagRefundFailed     = "REFUND_FAILED"
 	FlagCloseUnconfirmed = "CLOSE_UNCONFIRMED"
 	FlagUnexpectedRefund = "UNEXPECTED_REFUND"
+	// FlagRefundStalled: WeChat has not settled the order's refund for
+	// refundStallAfter; the order stays REFUNDING and keeps asking.
+	FlagRefundStalled = "REFUND_STALLED"
 )
 
 // SyncResult is the sync update's answer.

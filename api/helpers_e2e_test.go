@@ -285,6 +285,9 @@ func newNotifier(t *testing.T, env *testenv.Env) *notifier {
 type callback struct {
 	body    []byte
 	headers map[string]string
+	// chunked sends the body without a Content-Length (Transfer-Encoding:
+	// chunked), so only reading it can tell how long it is.
+	chunked bool
 }
 
 func randText(n int) string {
@@ -372,7 +375,12 @@ func payment(appID, mchID, orderNo, transactionID string, totalFen int64) map[st
 // send posts a callback; it answers the status and body.
 func (n *notifier) send(t *testing.T, cb callback) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, n.url, bytes.NewReader(cb.body))
+	var body io.Reader = bytes.NewReader(cb.body)
+	if cb.chunked {
+		// A reader http.NewRequest cannot take the length of.
+		body = io.MultiReader(body)
+	}
+	req, err := http.NewRequest(http.MethodPost, n.url, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,6 +88,8 @@ func TestUnverifiedCallbacksAreRefusedAndChangeNothing(t *testing.T) {
 		{"genuinely signed, not JSON", n.sign(t, []byte("this is not json"), now, nil), http.StatusBadRequest},
 		{"genuinely signed, 1 MB envelope naming another algorithm", n.sign(t, []byte(`{"id":"`+strings.Repeat("x", 1_000_000)+`","resource":{"algorithm":"ROT13"}}`), now, nil), http.StatusBadRequest},
 		{"a body over 1 MiB", n.sign(t, []byte(strings.Repeat(" ", 2<<20)), now, nil), http.StatusRequestEntityTooLarge},
+		{"a chunked body over 1 MiB (no Content-Length)", chunked(n.sign(t, []byte(strings.Repeat(" ", 2<<20)), now, nil)), http.StatusRequestEntityTooLarge},
+		{"a chunked body of 1 MiB and a byte", chunked(n.sign(t, []byte(strings.Repeat(" ", 1<<20+1)), now, nil)), http.StatusRequestEntityTooLarge},
 	}
 	ids := []string{workflows.WorkflowID(o.OrderNo), workflows.StrayPaymentWorkflowID(txID)}
 	settle(t, env, ids[0])
@@ -126,6 +128,12 @@ func TestUnverifiedCallbacksAreRefusedAndChangeNothing(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// chunked is cb sent without a Content-Length.
+func chunked(cb callback) callback {
+	cb.chunked = true
+	return cb
 }
 
 // settle waits until a workflow's history stops growing (its last task is
@@ -176,11 +184,17 @@ func TestCallbacksForUnknownOrdersAndEventsAreAcknowledged(t *testing.T) {
 			}
 		})
 	}
+	// A body of unknown length is read by the endpoint itself and handed on
+	// to verification and decryption all the same.
+	if status, body := n.send(t, chunked(n.sign(t, n.envelope(t, "TRANSACTION.SUCCESS", "transaction",
+		payment(env.Config.WechatAppID, env.Config.PayMchID, "20990101000000123458", tx+"3", 100)), time.Now(), nil))); status != http.StatusNoContent {
+		t.Errorf("chunked callback: status %d (%s), want 204", status, body)
+	}
 	if after := dbSnapshot(t, env); after != dbBefore {
 		t.Errorf("the database changed:\nbefore %s\nafter  %s", dbBefore, after)
 	}
 	for _, id := range []string{workflows.StrayPaymentWorkflowID(tx), workflows.StrayPaymentWorkflowID(tx + "1"),
-		workflows.WorkflowID("20990101000000123456")} {
+		workflows.StrayPaymentWorkflowID(tx + "3"), workflows.WorkflowID("20990101000000123456")} {
 		if n := historyLength(t, env, id); n != -1 {
 			t.Errorf("workflow %s exists (%d events)", id, n)
 		}

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -228,14 +230,7 @@ func (s *server) recover(c *gin.Context) {
 
 func (s *server) limitBody(c *gin.Context) {
 	if c.FullPath() == notifyPath {
-		// WeChat's callbacks get WeChat's error shape and Parse's limit.
-		if c.Request.ContentLength > maxNotifyBodyBytes {
-			s.countNotify("", "refused_too_large")
-			c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, notifyAnswer{Code: "FAIL", Message: "body larger than 1 MiB"})
-			return
-		}
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxNotifyBodyBytes)
-		c.Next()
+		s.limitNotifyBody(c)
 		return
 	}
 	if c.Request.ContentLength > maxBodyBytes {
@@ -243,6 +238,34 @@ func (s *server) limitBody(c *gin.Context) {
 		return
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+	c.Next()
+}
+
+// limitNotifyBody gives WeChat's callbacks WeChat's error shape and Parse's
+// limit. The body is read here, in full, because a chunked one has no
+// Content-Length to refuse it by, and Parse reports a failed read as a bad
+// body (400) without saying it was the limit; Parse reads the copy left in
+// its place.
+func (s *server) limitNotifyBody(c *gin.Context) {
+	tooLarge := func() {
+		s.countNotify("", "refused_too_large")
+		c.AbortWithStatusJSON(http.StatusRequestEntityTooLarge, notifyAnswer{Code: "FAIL", Message: "body larger than 1 MiB"})
+	}
+	if c.Request.ContentLength > maxNotifyBodyBytes {
+		tooLarge()
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxNotifyBodyBytes))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		tooLarge()
+		return
+	case err != nil:
+		s.notifyRefuse(c, "", "refused_body", http.StatusBadRequest, "body could not be read", fmt.Errorf("read notify body: %w", err))
+		return
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
 	c.Next()
 }
 

@@ -249,6 +249,17 @@ func temporalSnapshot(t *testing.T, env *testenv.Env, workflowIDs ...string) str
 	return b.String()
 }
 
+// metricsText is what the env's /metrics serves (the API's, the worker's and
+// the SDK's collectors share one registry in testenv).
+func metricsText(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	resp := env.Do(http.MethodGet, "/metrics", "", nil)
+	if resp.Status != http.StatusOK {
+		t.Fatalf("/metrics: %d", resp.Status)
+	}
+	return string(resp.Body)
+}
+
 // ---- WeChat Pay callbacks made by the test ----
 
 // notifier signs callbacks as WeChat Pay (the simulator's platform key, from

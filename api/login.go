@@ -25,6 +25,36 @@ const (
 	CodeLoginBlocked     = "LOGIN_BLOCKED"
 )
 
+// Outcomes of a jscode2session call, the label of
+// ordersaga_wechat_login_calls_total: a rise of busy or error means WeChat (or
+// the way to it) fails the shop's logins, of rate_limited that the AppID's
+// quota is spent, of invalid_code a client bug or someone replaying codes.
+const (
+	loginOK          = "ok"
+	loginInvalidCode = "invalid_code"
+	loginBlocked     = "blocked"
+	loginBusy        = "busy" // WeChat busy, unreachable, timed out or 5xx: retryable
+	loginRateLimited = "rate_limited"
+	loginError       = "error"
+)
+
+// loginOutcome classifies the answer of Code2Session.
+func loginOutcome(err error) string {
+	switch {
+	case err == nil:
+		return loginOK
+	case errors.Is(err, wxlogin.ErrInvalidCode):
+		return loginInvalidCode
+	case errors.Is(err, wxlogin.ErrHighRisk):
+		return loginBlocked
+	case errors.Is(err, wxlogin.ErrRateLimited):
+		return loginRateLimited
+	case wxlogin.Retryable(err):
+		return loginBusy
+	}
+	return loginError
+}
+
 type loginRequest struct {
 	Code string `json:"code"`
 }
@@ -49,17 +79,19 @@ func (s *server) login(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 	defer cancel()
 	sess, err := s.Login.Code2Session(ctx, req.Code)
-	switch {
-	case errors.Is(err, wxlogin.ErrInvalidCode):
+	outcome := loginOutcome(err)
+	s.logins.WithLabelValues(outcome).Inc()
+	switch outcome {
+	case loginInvalidCode:
 		abortError(c, http.StatusUnauthorized, CodeInvalidLoginCode, "the login code is invalid or already used; call wx.login() again")
 		return
-	case errors.Is(err, wxlogin.ErrHighRisk):
+	case loginBlocked:
 		abortError(c, http.StatusForbidden, CodeLoginBlocked, "WeChat blocked this login as high-risk")
 		return
-	case err != nil && wxlogin.Retryable(err), errors.Is(err, wxlogin.ErrRateLimited):
+	case loginBusy, loginRateLimited:
 		unavailable(c, fmt.Errorf("jscode2session: %w", err))
 		return
-	case err != nil:
+	case loginError:
 		internalError(c, fmt.Errorf("jscode2session: %w", err))
 		return
 	}

@@ -24,6 +24,7 @@ func TestLoginExchangesTheCodeForATokenAndMapsWeChatErrors(t *testing.T) {
 		{"high-risk user", map[string]string{"code": "errcode:40226"}, http.StatusForbidden, "LOGIN_BLOCKED"},
 		{"WeChat busy", map[string]string{"code": "errcode:-1"}, http.StatusServiceUnavailable, "UNAVAILABLE"},
 		{"rate limited", map[string]string{"code": "errcode:45011"}, http.StatusServiceUnavailable, "UNAVAILABLE"},
+		{"the shop's AppSecret is refused", map[string]string{"code": "errcode:40125"}, http.StatusInternalServerError, "INTERNAL"},
 		{"no code", map[string]string{"code": "  "}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"malformed JSON", `{"code":`, http.StatusBadRequest, "INVALID_ARGUMENT"},
 	}
@@ -60,5 +61,19 @@ func TestLoginExchangesTheCodeForATokenAndMapsWeChatErrors(t *testing.T) {
 	var n int64
 	if err := env.Store.DB().WithContext(context.Background()).Table("users").Count(&n).Error; err != nil || n != 1 {
 		t.Fatalf("users after two logins of one person: %d (%v)", n, err)
+	}
+
+	// Each call to jscode2session is counted by its outcome; the requests
+	// refused before it (no code, malformed JSON) are not.
+	want := strings.Join([]string{
+		`ordersaga_wechat_login_calls_total{outcome="blocked"} 1`,
+		`ordersaga_wechat_login_calls_total{outcome="busy"} 1`,
+		`ordersaga_wechat_login_calls_total{outcome="error"} 1`,
+		`ordersaga_wechat_login_calls_total{outcome="invalid_code"} 1`,
+		`ordersaga_wechat_login_calls_total{outcome="ok"} 2`,
+		`ordersaga_wechat_login_calls_total{outcome="rate_limited"} 1`,
+	}, "\n")
+	if got := grepLines(metricsText(t, env), "ordersaga_wechat_login_calls_total{"); got != want {
+		t.Errorf("/metrics login calls:\n%s\nwant\n%s", got, want)
 	}
 }

@@ -61,6 +61,7 @@ type server struct {
 	httpLatency  *prometheus.HistogramVec
 	ordersPlaced *prometheus.CounterVec
 	notifies     *prometheus.CounterVec
+	logins       *prometheus.CounterVec
 	replays      *replayGuard
 	adminDigest  [32]byte
 }
@@ -116,10 +117,14 @@ func newEngine(d Deps) *gin.Engine {
 			Name: "ordersaga_wechatpay_notifies_total",
 			Help: "WeChat Pay callbacks by event type and outcome (accepted, stray_started, unknown_order, ended, ignored, refused_<reason>, failed_<reason>).",
 		}, []string{"event", "outcome"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordersaga_wechat_login_calls_total",
+			Help: "WeChat login exchanges (jscode2session) by outcome (ok, invalid_code, blocked, busy, rate_limited, error).",
+		}, []string{"outcome"}),
 		replays:     newReplayGuard(d.Now),
 		adminDigest: sha256.Sum256([]byte(d.AdminToken)),
 	}
-	for _, col := range []prometheus.Collector{s.httpRequests, s.httpLatency, s.ordersPlaced, s.notifies} {
+	for _, col := range []prometheus.Collector{s.httpRequests, s.httpLatency, s.ordersPlaced, s.notifies, s.logins} {
 		if err := d.Metrics.Register(col); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {

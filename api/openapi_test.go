@@ -23,6 +23,7 @@ type openAPIDoc struct {
 
 type openAPIOp struct {
 	OperationID string         `yaml:"operationId"`
+	RequestBody any            `yaml:"requestBody"`
 	Responses   map[string]any `yaml:"responses"`
 }
 
@@ -69,6 +70,15 @@ func TestOpenAPIDocumentsExactlyTheRoutesTheRouterServes(t *testing.T) {
 			opIDs[op.OperationID] = key
 			if len(op.Responses) == 0 {
 				t.Errorf("%s: no responses documented", key)
+			}
+			// A route that reads a body refuses a malformed one (400) and
+			// one over the limit (413): clients must be told both.
+			if op.RequestBody != nil {
+				for _, code := range []string{"400", "413"} {
+					if _, ok := op.Responses[code]; !ok {
+						t.Errorf("%s: takes a request body but documents no %s", key, code)
+					}
+				}
 			}
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	"ordersaga/internal/app"
@@ -258,6 +260,96 @@ func metricsText(t *testing.T, env *testenv.Env) string {
 		t.Fatalf("/metrics: %d", resp.Status)
 	}
 	return string(resp.Body)
+}
+
+// ---- what Temporal's visibility lists ----
+
+// markerPrefix names the workflows waitVisibility starts; snapshots leave
+// them out.
+const markerPrefix = "visibility-marker-"
+
+// waitVisibility starts a workflow no worker runs and waits until visibility
+// lists it, then terminates it. Visibility is indexed after the fact, so a
+// list taken right after a request may not show a workflow the request
+// started: once a workflow started later is listed, the earlier ones are
+// (each history shard indexes in order and the shards keep up with each other
+// within milliseconds; checks that must see nothing also hold for a while).
+func waitVisibility(t *testing.T, env *testenv.Env) {
+	t.Helper()
+	ctx := context.Background()
+	id := markerPrefix + randText(16)
+	run, err := env.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: id, TaskQueue: markerPrefix + "no-worker", WorkflowExecutionTimeout: time.Minute,
+	}, "VisibilityMarker")
+	if err != nil {
+		t.Fatalf("start visibility marker: %v", err)
+	}
+	testenv.Eventually(t, 30*time.Second, "visibility lists "+id, func() (bool, string) {
+		resp, err := env.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: fmt.Sprintf("WorkflowId=%q", id)})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(resp.GetExecutions()) == 1, fmt.Sprintf("%d listed", len(resp.GetExecutions()))
+	})
+	if err := env.Temporal.TerminateWorkflow(ctx, id, run.GetRunID(), "visibility caught up"); err != nil {
+		t.Fatalf("terminate visibility marker: %v", err)
+	}
+}
+
+// consistently fails the test if cond is false at any poll within d.
+func consistently(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if ok, state := cond(); !ok {
+			t.Fatalf("%s: not true (%s)", what, state)
+		}
+	}
+}
+
+// namespaceSnapshot is every workflow of the namespace (an empty visibility
+// query: every test's, not only this env's task queue), as a count and one
+// "id run status" line each, once visibility has caught up and the list has
+// stopped changing. Equal snapshots mean no workflow was started, ended or
+// replaced meanwhile.
+func namespaceSnapshot(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	waitVisibility(t, env)
+	var last string
+	same := 0
+	testenv.Eventually(t, 30*time.Second, "the namespace's workflow list settles", func() (bool, string) {
+		s := listNamespace(t, env)
+		if s == last {
+			same++
+		} else {
+			last, same = s, 0
+		}
+		return same >= 3, ""
+	})
+	return last
+}
+
+func listNamespace(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	var lines []string
+	var token []byte
+	for {
+		resp, err := env.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "", PageSize: 1000, NextPageToken: token,
+		})
+		if err != nil {
+			t.Fatalf("list the namespace's workflows: %v", err)
+		}
+		for _, ex := range resp.GetExecutions() {
+			if id := ex.GetExecution().GetWorkflowId(); !strings.HasPrefix(id, markerPrefix) {
+				lines = append(lines, id+" "+ex.GetExecution().GetRunId()+" "+ex.GetStatus().String())
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			break
+		}
+	}
+	sort.Strings(lines)
+	return fmt.Sprintf("%d workflows\n%s", len(lines), strings.Join(lines, "\n"))
 }
 
 // ---- WeChat Pay callbacks made by the test ----

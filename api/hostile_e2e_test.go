@@ -36,10 +36,28 @@ func forgeSubject(t *testing.T, token string, uid int64) string {
 	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
 }
 
+// tamperSignature gives a token a signature of other bytes (its first byte
+// flipped): it can never verify. Rewriting the last characters instead may
+// leave the decoded bytes as they were, since the last base64 character
+// carries bits the decoder drops.
+func tamperSignature(t *testing.T, token string) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token is not a JWT: %s", token)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) == 0 {
+		t.Fatalf("token signature %q: %v", parts[2], err)
+	}
+	sig[0] ^= 0xff
+	return parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // Every hostile request gets a clear 4xx and changes nothing: not the
-// database, not the order's workflow.
+// database, not the order's workflow, no workflow anywhere in the namespace.
 func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 	env := testenv.New(t, temporalServer, testenv.Options{})
 	ps := env.Seed(store.Product{Name: "Beans", PriceFen: 100, Stock: 10})
@@ -69,6 +87,10 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 		code                      string
 	}
 	var tests []req
+	// reachHandler are the tests whose path the router matches: the order
+	// handler's own check of the number answers them ("order not found"),
+	// not the router's "no such endpoint".
+	reachHandler := map[string]bool{}
 	orderRoutes := []struct{ method, path string }{
 		{http.MethodGet, "/v1/orders/" + no},
 		{http.MethodGet, "/v1/orders/" + no + "?sync=1"},
@@ -88,6 +110,18 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 			req{"the admin token is no user token: " + what, r.method, r.path, admin, nil, http.StatusUnauthorized, "UNAUTHENTICATED"},
 			req{"malformed order number: " + what, r.method, strings.Replace(r.path, no, "..%2f..%2fetc", 1), alice, nil, http.StatusNotFound, "NOT_FOUND"},
 		)
+		for _, bad := range []struct{ what, no string }{
+			{"letters", "abc"},
+			{"too short", "123"},
+			{"too long", strings.Repeat("9", 33)},
+			{"a space", "2026%20123456"},
+			// PostgreSQL refuses a NUL in text: unchecked, it would be a 500.
+			{"a NUL", "20261123%00123456"},
+		} {
+			name := "malformed order number (" + bad.what + "): " + what
+			tests = append(tests, req{name, r.method, strings.Replace(r.path, no, bad.no, 1), alice, nil, http.StatusNotFound, "NOT_FOUND"})
+			reachHandler[name] = true
+		}
 	}
 	tests = append(tests,
 		req{"sync must be 0 or 1", http.MethodGet, "/v1/orders/" + no + "?sync=maybe", alice, nil, http.StatusBadRequest, "INVALID_ARGUMENT"},
@@ -101,6 +135,9 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 		req{"create: negative quantity", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, -1}}}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"create: huge quantity", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1 << 40}}}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"create: unknown product", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID + 1000, 1}}}, http.StatusBadRequest, "UNKNOWN_PRODUCT"},
+		req{"create: NUL in the address", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1}}, "address": "Room 1\x00; DROP TABLE orders"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"create: newline in the address", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1}}, "address": "Room 1\nX-Injected: yes"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"create: escape sequence in the address", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1}}, "address": "\x1b[31mRoom 1"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"create: more than the stock", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 11}}}, http.StatusConflict, "OUT_OF_STOCK"},
 		req{"method not allowed", http.MethodDelete, "/v1/orders/" + no, alice, nil, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED"},
 
@@ -129,7 +166,7 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 
 	wf := workflows.WorkflowID(no)
 	settle(t, env, wf)
-	dbBefore, tBefore := dbSnapshot(t, env), temporalSnapshot(t, env, wf)
+	dbBefore, tBefore, nsBefore := dbSnapshot(t, env), temporalSnapshot(t, env, wf), namespaceSnapshot(t, env)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := env.Do(tt.method, tt.path, tt.token, tt.body)
@@ -139,7 +176,14 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 			if resp.Header.Get("X-Request-Id") == "" {
 				t.Errorf("no X-Request-Id")
 			}
+			if reachHandler[tt.name] && !strings.Contains(string(resp.Body), "order not found") {
+				t.Errorf("answered by the router, not the order's check: %s", resp.Body)
+			}
 		})
+	}
+	// Last, as it waits for visibility to catch up with every request above.
+	if after := namespaceSnapshot(t, env); after != nsBefore {
+		t.Errorf("the namespace's workflows changed:\nbefore %s\nafter  %s", nsBefore, after)
 	}
 	if after := dbSnapshot(t, env); after != dbBefore {
 		t.Errorf("the database changed:\nbefore %s\nafter  %s", dbBefore, after)

@@ -2,17 +2,24 @@ package api_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"ordersaga/internal/app"
 	"ordersaga/internal/devserver"
 	"ordersaga/internal/store"
+	"ordersaga/internal/store/storetest"
 	"ordersaga/internal/testenv"
 	"ordersaga/workflows"
 )
@@ -244,3 +251,197 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 }
 
+// GET /v1/orders pages through the caller's orders newest first: following
+// next_cursor visits each once, with no repeat and no gap, and never another
+// user's.
+func TestOrderListPagesNewestFirstWithoutRepeatsOrGaps(t *testing.T) {
+	env := testenv.New(t, temporalServer, testenv.Options{})
+	ps := env.Seed(store.Product{Name: "Beans", PriceFen: 100, Stock: 100})
+	_, alice := env.UserToken("openid-alice")
+	_, bob := env.UserToken("openid-bob")
+	var placed []string // alice's, oldest first
+	for i := range 7 {
+		if i == 3 { // bob orders between alice's third and fourth
+			place(t, env, bob, item{ps[0].ID, 1})
+		}
+		placed = append(placed, place(t, env, alice, item{ps[0].ID, int64(i + 1)}).OrderNo)
+	}
+	newestFirst := slices.Clone(placed)
+	slices.Reverse(newestFirst)
+
+	type page struct {
+		Orders     []orderBody `json:"orders"`
+		NextCursor *string     `json:"next_cursor"`
+	}
+	list := func(token, query string) page {
+		t.Helper()
+		resp := env.Do(http.MethodGet, "/v1/orders"+query, token, nil)
+		if resp.Status != http.StatusOK {
+			t.Fatalf("GET /v1/orders%s: %d %s", query, resp.Status, resp.Body)
+		}
+		var p page
+		resp.JSON(t, &p)
+		return p
+	}
+	numbers := func(os []orderBody) []string {
+		out := make([]string, 0, len(os))
+		for _, o := range os {
+			out = append(out, o.OrderNo)
+		}
+		return out
+	}
+
+	if p := list(alice, ""); !slices.Equal(numbers(p.Orders), newestFirst) || p.NextCursor != nil {
+		t.Errorf("default page: %v (next %v), want %v and no cursor", numbers(p.Orders), p.NextCursor, newestFirst)
+	}
+	var walked []string
+	var sizes []int
+	query := "?limit=3"
+	for {
+		p := list(alice, query)
+		walked = append(walked, numbers(p.Orders)...)
+		sizes = append(sizes, len(p.Orders))
+		if p.NextCursor == nil {
+			break
+		}
+		if len(sizes) > len(placed) {
+			t.Fatalf("more pages than orders: %v", walked)
+		}
+		query = "?limit=3&cursor=" + url.QueryEscape(*p.NextCursor)
+	}
+	if !slices.Equal(walked, newestFirst) || !slices.Equal(sizes, []int{3, 3, 1}) {
+		t.Errorf("walked %v in pages of %v, want %v in pages of [3 3 1]", walked, sizes, newestFirst)
+	}
+	// A limit equal to the number of orders leaves no cursor to an empty page.
+	if p := list(alice, "?limit=7"); len(p.Orders) != 7 || p.NextCursor != nil {
+		t.Errorf("limit=7: %d orders, next %v", len(p.Orders), p.NextCursor)
+	}
+	// Bob sees his one order, also through a cursor of alice's list.
+	first := list(alice, "?limit=3")
+	for _, q := range []string{"", "?limit=3&cursor=" + url.QueryEscape(*first.NextCursor)} {
+		p := list(bob, q)
+		if len(p.Orders) != 1 || slices.Contains(placed, p.Orders[0].OrderNo) || p.NextCursor != nil {
+			t.Errorf("bob's list%s: %v (next %v), want his one order", q, numbers(p.Orders), p.NextCursor)
+		}
+	}
+
+	b64 := func(s string) string { return url.QueryEscape(base64.RawURLEncoding.EncodeToString([]byte(s))) }
+	for _, tt := range []struct{ name, query string }{
+		{"limit 0", "?limit=0"},
+		{"limit 101", "?limit=101"},
+		{"limit not a number", "?limit=x"},
+		{"negative limit", "?limit=-1"},
+		{"cursor not base64", "?cursor=%25%25%25"},
+		{"cursor without an order number", "?cursor=" + b64("1700000000000000")},
+		{"cursor whose time is not a number", "?cursor=" + b64("yesterday:"+placed[0])},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := env.Do(http.MethodGet, "/v1/orders"+tt.query, alice, nil)
+			if resp.Status != http.StatusBadRequest || resp.ErrorCode() != "INVALID_ARGUMENT" {
+				t.Fatalf("got %d %s; want 400 INVALID_ARGUMENT", resp.Status, resp.Body)
+			}
+		})
+	}
+}
+
+// Every answer carries X-Request-Id: the caller's (up to 64 characters), or
+// one generated for the request.
+func TestRequestIDIsEchoedOrGenerated(t *testing.T) {
+	env := testenv.New(t, temporalServer, testenv.Options{})
+	get := func(path, id string) string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, env.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != "" {
+			req.Header.Set("X-Request-Id", id)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Request-Id")
+	}
+	generated := regexp.MustCompile(`^[0-9a-f]{16}$`)
+	long := strings.Repeat("r", 65)
+	for _, path := range []string{"/healthz", "/v1/orders" /* 401 */, "/v1/nope" /* 404 */} {
+		if got := get(path, "trace-4f2a-from-the-caller"); got != "trace-4f2a-from-the-caller" {
+			t.Errorf("%s: X-Request-Id %q, want the caller's", path, got)
+		}
+		a, b := get(path, ""), get(path, "")
+		if !generated.MatchString(a) || !generated.MatchString(b) || a == b {
+			t.Errorf("%s without an id: %q and %q, want two different generated ids", path, a, b)
+		}
+		if got := get(path, long); !generated.MatchString(got) {
+			t.Errorf("%s with a 65-character id: %q, want a generated one", path, got)
+		}
+	}
+}
+
+// An API started without ADMIN_TOKEN refuses every admin route with 403
+// PERMISSION_DENIED, whatever token is sent, and changes nothing.
+func TestAdminAPIIsDisabledWithoutAdminToken(t *testing.T) {
+	env := testenv.New(t, temporalServer, testenv.Options{})
+	ps := env.Seed(store.Product{Name: "Beans", PriceFen: 100, Stock: 10})
+	_, token := env.UserToken("openid-alice")
+	o := place(t, env, token, item{ps[0].ID, 1})
+	cfg := env.Config
+	cfg.AdminToken = ""
+	h, err := app.NewAPIHandler(cfg, env.Store, env.Temporal, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := newTestServer(t, h)
+	wf := workflows.WorkflowID(o.OrderNo)
+	settle(t, env, wf)
+	dbBefore, tBefore := dbSnapshot(t, env), temporalSnapshot(t, env, wf)
+	for _, r := range []struct{ method, path string }{
+		{http.MethodPost, "/v1/admin/products"},
+		{http.MethodPatch, "/v1/admin/products/" + itoa(ps[0].ID)},
+		{http.MethodGet, "/v1/admin/orders/flagged"},
+		{http.MethodGet, "/v1/admin/orders/" + o.OrderNo},
+		{http.MethodPost, "/v1/admin/orders/" + o.OrderNo + "/ship"},
+		{http.MethodPost, "/v1/admin/orders/" + o.OrderNo + "/refund"},
+	} {
+		for _, bearer := range []string{"", env.Config.AdminToken, "anything"} {
+			if resp := doAt(t, base, r.method, r.path, bearer); resp.Status != http.StatusForbidden || resp.ErrorCode() != "PERMISSION_DENIED" {
+				t.Errorf("%s %s with token %q: %d %s, want 403 PERMISSION_DENIED", r.method, r.path, bearer, resp.Status, resp.Body)
+			}
+		}
+	}
+	if after := dbSnapshot(t, env); after != dbBefore {
+		t.Errorf("the database changed:\nbefore %s\nafter  %s", dbBefore, after)
+	}
+	if after := temporalSnapshot(t, env, wf); after != tBefore {
+		t.Errorf("the order's workflow changed: before %s, after %s", tBefore, after)
+	}
+}
+
+// With its database gone the API is alive but not ready: /readyz answers 503
+// naming the database, /healthz still 200.
+func TestReadinessFailsWhenTheDatabaseIsGone(t *testing.T) {
+	env := testenv.New(t, temporalServer, testenv.Options{})
+	gone := storetest.NewSQLite(t)
+	if err := gone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := app.NewAPIHandler(env.Config, gone, env.Temporal, prometheus.NewRegistry(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := newTestServer(t, h)
+	resp := doAt(t, base, http.MethodGet, "/readyz", "")
+	var ready struct {
+		Ready  bool              `json:"ready"`
+		Checks map[string]string `json:"checks"`
+	}
+	resp.JSON(t, &ready)
+	if resp.Status != http.StatusServiceUnavailable || ready.Ready || ready.Checks["database"] != "unreachable" || ready.Checks["temporal"] != "ok" {
+		t.Errorf("readyz with the database closed: %d %s", resp.Status, resp.Body)
+	}
+	if resp := doAt(t, base, http.MethodGet, "/healthz", ""); resp.Status != http.StatusOK {
+		t.Errorf("healthz with the database closed: %d %s", resp.Status, resp.Body)
+	}
+}

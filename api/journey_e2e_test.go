@@ -350,9 +350,13 @@ func TestUnpaidOrderExpiresAndWeChatRefusesALatePayment(t *testing.T) {
 		t.Errorf("the simulator let the payer pay a closed order")
 	}
 	expectError(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/pay", token, nil), http.StatusConflict, "ORDER_NOT_PAYABLE")
-	waitStock(t, env, ps[0].ID, 5)
 	if st := waitWorkflowClosed(t, env, workflows.WorkflowID(o.OrderNo)); st != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		t.Errorf("workflow %v", st)
+	}
+	// The workflow has ended, so nothing can move the stock any more: it is
+	// as seeded, and no deduction was ever written.
+	if s, l := stock(t, env, ps[0].ID), ledgerRows(t, env, o.OrderNo, store.LedgerDeduct); s != 5 || l != 0 {
+		t.Errorf("an order nobody paid: stock %d, deductions %d; want 5 and 0", s, l)
 	}
 }
 
@@ -541,7 +545,11 @@ func TestPaymentForAnEndedOrderIsReturnedByTheStrayWorkflow(t *testing.T) {
 	if st := row(t, env, o.OrderNo).Status; st != store.StatusClosed {
 		t.Errorf("order is %s, want CLOSED", st)
 	}
-	waitStock(t, env, ps[0].ID, 5)
+	// The order's workflow ended before the money came: the stock is as
+	// seeded and was never deducted.
+	if s, l := stock(t, env, ps[0].ID), ledgerRows(t, env, o.OrderNo, store.LedgerDeduct); s != 5 || l != 0 {
+		t.Errorf("stock %d, deductions %d; want 5 and 0", s, l)
+	}
 	// WeChat's later repeats of the notify start nothing new.
 	n := newNotifier(t, env)
 	status, body := n.send(t, n.sign(t, n.envelope(t, "TRANSACTION.SUCCESS", "transaction",
@@ -767,10 +775,12 @@ func TestAdminRefundsAShippedOrder(t *testing.T) {
 	_, token := env.UserToken("openid-alice")
 	admin := env.Config.AdminToken
 	o := place(t, env, token, item{ps[0].ID, 1})
-	historyOnFailure(t, env, workflows.WorkflowID(o.OrderNo))
+	wf := workflows.WorkflowID(o.OrderNo)
+	historyOnFailure(t, env, wf)
 	pay(t, env, token, o.OrderNo)
 	simPay(t, env, o.OrderNo)
 	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	waitStock(t, env, ps[0].ID, 4) // 5 → 4: the payment deducted it
 	if r := env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", admin, nil); r.Status != http.StatusOK {
 		t.Fatalf("ship: %d %s", r.Status, r.Body)
 	}
@@ -781,7 +791,18 @@ func TestAdminRefundsAShippedOrder(t *testing.T) {
 		t.Fatalf("admin refund: %d %s", resp.Status, resp.Body)
 	}
 	waitStatus(t, env, o.OrderNo, store.StatusRefunded)
-	waitStock(t, env, ps[0].ID, 4)
+	// Once the workflow has ended nothing can restore the stock any more:
+	// it stays as the payment left it, with no restore in the ledger.
+	waitWorkflowClosed(t, env, wf)
+	if s := stock(t, env, ps[0].ID); s != 4 {
+		t.Errorf("stock %d after refunding a shipped order, want 4 (the goods are not back)", s)
+	}
+	if d, r := ledgerRows(t, env, o.OrderNo, store.LedgerDeduct), ledgerRows(t, env, o.OrderNo, store.LedgerRestore); d != 1 || r != 0 {
+		t.Errorf("ledger: %d deductions, %d restores; want 1 and 0", d, r)
+	}
+	if r, ok := env.Sim.Refund(workflows.OrderRefundNo(o.OrderNo, 1)); !ok || r.Status != "SUCCESS" || r.RefundFen != o.TotalFen {
+		t.Errorf("refund at WeChat: %+v", r)
+	}
 }
 
 // Nobody confirms: the order completes by itself ORDER_AUTO_CONFIRM after

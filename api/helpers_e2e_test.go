@@ -42,6 +42,7 @@ import (
 	"ordersaga/internal/paysim"
 	"ordersaga/internal/store"
 	"ordersaga/internal/testenv"
+	"ordersaga/workflows"
 )
 
 // ---- the shop as the mini-program sees it ----
@@ -249,6 +250,38 @@ func temporalSnapshot(t *testing.T, env *testenv.Env, workflowIDs ...string) str
 		fmt.Fprintf(&b, "%s=%d ", id, historyLength(t, env, id))
 	}
 	return b.String()
+}
+
+// updatesAccepted counts the updates of a name the workflow accepted (a
+// validator's refusal leaves no event).
+func updatesAccepted(t *testing.T, env *testenv.Env, workflowID, name string) int {
+	t.Helper()
+	it := env.Temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	n := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", workflowID, err)
+		}
+		if a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil && a.GetAcceptedRequest().GetInput().GetName() == name {
+			n++
+		}
+	}
+	return n
+}
+
+// orderState is the order workflow's state query answer.
+func orderState(t *testing.T, env *testenv.Env, orderNo string) workflows.OrderView {
+	t.Helper()
+	v, err := env.Temporal.QueryWorkflow(context.Background(), workflows.WorkflowID(orderNo), "", workflows.QueryState)
+	if err != nil {
+		t.Fatalf("state of order %s: %v", orderNo, err)
+	}
+	var view workflows.OrderView
+	if err := v.Get(&view); err != nil {
+		t.Fatal(err)
+	}
+	return view
 }
 
 // metricsText is what the env's /metrics serves (the API's, the worker's and

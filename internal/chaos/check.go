@@ -42,6 +42,7 @@ type orderRow struct {
 	no, status, txID, flag string
 	total                  int64
 	shipped                bool
+	deadline               time.Time
 	items                  map[int64]int64 // product → quantity
 }
 
@@ -62,15 +63,45 @@ type refundRow struct {
 	amount                           int64
 }
 
+// workflowFact is an order workflow as Temporal describes it.
+type workflowFact struct {
+	missing     string // why it could not be described ("" when it was)
+	status      enumspb.WorkflowExecutionStatus
+	orderStatus string // its OrderStatus search attribute
+	pending     int    // activities pending
+	taskPending bool   // a workflow task scheduled or running
+}
+
+// listedWorkflow is a row of a visibility listing (what the Web UI filters).
+type listedWorkflow struct {
+	id          string
+	status      enumspb.WorkflowExecutionStatus
+	orderStatus string
+}
+
+// checker holds what the checks read: load and describeWorkflows fill it
+// from the settled stack (h), and the checks — money, agreement,
+// stockCheck, orderWorkflows, visibilityBreaks, strayChecks, promises —
+// read only these plain fields, so a test can feed them a state made by
+// hand.
 type checker struct {
 	h        *harness
 	r        *Report
+	now      time.Time
 	rows     map[string]*orderRow
 	stock    map[int64]int64
+	initial  map[int64]int64 // stock of every product at the start
 	ledger   []ledgerRow
 	payments map[string]paymentRow
 	refunds  map[string]refundRow
 	sim      map[string]paysim.TransactionView
+	wf       map[string]workflowFact // order no → its workflow
+	records  []*orderRecord          // what the payers did and were told, by order no
+}
+
+func newChecker() *checker {
+	return &checker{r: &Report{ByStatus: map[string]int{}, ByBehaviour: map[string]map[string]int{}, StrayPayments: map[string]int{},
+		Breaks: []Break{}, Stuck: []string{}}}
 }
 
 func (c *checker) fail(check, order, format string, args ...any) {
@@ -82,16 +113,23 @@ func kept(status string) bool { return workflows.Status(status).Kept() }
 // check takes the settled stack's state — database, simulator, Temporal —
 // and checks every invariant.
 func (h *harness) check(ctx context.Context) (*Report, error) {
-	c := &checker{h: h, r: &Report{ByStatus: map[string]int{}, ByBehaviour: map[string]map[string]int{}, StrayPayments: map[string]int{},
-		Breaks: []Break{}, Stuck: []string{}}}
+	c := newChecker()
+	c.h = h
 	if err := c.load(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.describeWorkflows(ctx); err != nil {
 		return nil, err
 	}
 	c.summarise()
 	c.money()
 	c.agreement()
 	c.stockCheck()
-	if err := c.workflows(ctx); err != nil {
+	c.orderWorkflows()
+	if err := c.visibility(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.strays(ctx); err != nil {
 		return nil, err
 	}
 	c.promises()
@@ -101,6 +139,7 @@ func (h *harness) check(ctx context.Context) (*Report, error) {
 
 func (c *checker) load(ctx context.Context) error {
 	db := c.h.db
+	c.now = time.Now()
 	query := func(q string, scan func(*sql.Rows) error) error {
 		rows, err := db.QueryContext(ctx, q)
 		if err != nil {
@@ -115,9 +154,9 @@ func (c *checker) load(ctx context.Context) error {
 		return rows.Err()
 	}
 	c.rows = map[string]*orderRow{}
-	if err := query(`SELECT order_no, status, total_fen, transaction_id, flag, shipped_at IS NOT NULL FROM orders`, func(r *sql.Rows) error {
+	if err := query(`SELECT order_no, status, total_fen, transaction_id, flag, shipped_at IS NOT NULL, pay_deadline FROM orders`, func(r *sql.Rows) error {
 		o := &orderRow{items: map[int64]int64{}}
-		if err := r.Scan(&o.no, &o.status, &o.total, &o.txID, &o.flag, &o.shipped); err != nil {
+		if err := r.Scan(&o.no, &o.status, &o.total, &o.txID, &o.flag, &o.shipped, &o.deadline); err != nil {
 			return err
 		}
 		c.rows[o.no] = o
@@ -190,6 +229,36 @@ func (c *checker) load(ctx context.Context) error {
 	for _, t := range c.h.sim.Transactions() {
 		c.sim[t.OutTradeNo] = t
 	}
+	c.initial = c.h.initial
+	c.h.mu.Lock()
+	for _, o := range c.h.orders {
+		c.records = append(c.records, o)
+	}
+	c.h.mu.Unlock()
+	slices.SortFunc(c.records, func(a, b *orderRecord) int { return strings.Compare(a.No, b.No) })
+	return nil
+}
+
+// describeWorkflows asks Temporal for the workflow of every order row.
+func (c *checker) describeWorkflows(ctx context.Context) error {
+	c.wf = map[string]workflowFact{}
+	for _, no := range sortedKeys(c.rows) {
+		d, err := c.h.tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("chaos: describe %s: %w", workflows.WorkflowID(no), err)
+			}
+			c.wf[no] = workflowFact{missing: err.Error()}
+			continue
+		}
+		info := d.GetWorkflowExecutionInfo()
+		c.wf[no] = workflowFact{
+			status:      info.GetStatus(),
+			orderStatus: keyword(info.GetSearchAttributes(), workflows.AttrOrderStatus.GetName()),
+			pending:     len(d.GetPendingActivities()),
+			taskPending: d.GetPendingWorkflowTask() != nil,
+		}
+	}
 	return nil
 }
 
@@ -232,12 +301,14 @@ func (c *checker) summarise() {
 func (c *checker) money() {
 	m := &c.r.Money
 	byTx := map[string]string{}
-	for no, o := range c.rows {
+	for _, no := range sortedKeys(c.rows) {
+		o := c.rows[no]
 		if o.txID == "" {
 			continue
 		}
 		if other, dup := byTx[o.txID]; dup {
 			c.fail(CheckMoney, no, "transaction %s is also order %s's", o.txID, other)
+			continue
 		}
 		byTx[o.txID] = no
 	}
@@ -292,8 +363,8 @@ func (c *checker) money() {
 				fen(t.TotalFen), t.TransactionID, o.status, fen(refunded))
 		}
 	}
-	for no, o := range c.rows {
-		if kept(o.status) {
+	for _, no := range sortedKeys(c.rows) {
+		if o := c.rows[no]; kept(o.status) {
 			m.KeptFen += o.total
 			if _, ok := c.sim[no]; !ok {
 				c.fail(CheckMoney, no, "the order is %s but WeChat never heard of it", o.status)
@@ -400,7 +471,7 @@ func (c *checker) stockCheck() {
 			}
 		}
 	}
-	for p, initial := range c.h.initial {
+	for p, initial := range c.initial {
 		cur, ok := c.stock[p]
 		if !ok {
 			c.fail(CheckStock, "", "product %d is gone", p)
@@ -413,7 +484,7 @@ func (c *checker) stockCheck() {
 	}
 	// Replay.
 	level := map[int64]int64{}
-	for p, s := range c.h.initial {
+	for p, s := range c.initial {
 		level[p] = s
 	}
 	perOrder := map[string]map[string]map[int64]int64{} // order → kind → product → qty
@@ -484,86 +555,122 @@ func (c *checker) stockCheck() {
 	}
 }
 
-// workflows: every order ended with its workflow, or is PAID with its
-// workflow running; the OrderStatus search attribute is the row's status;
-// workflows without a row were refused at creation; stray payments ended.
-func (c *checker) workflows(ctx context.Context) error {
-	tc := c.h.tc
+// orderWorkflows: every order ended with its workflow, or is PAID with its
+// workflow running and idle; the OrderStatus search attribute of the
+// execution is the row's status.
+func (c *checker) orderWorkflows() {
 	for _, no := range sortedKeys(c.rows) {
 		o := c.rows[no]
 		st := workflows.Status(o.status)
 		if !st.Terminal() && st != workflows.StatusPaid {
 			c.r.Stuck = append(c.r.Stuck, no)
-			c.fail(CheckStuck, no, "still %s after the run settled", o.status)
+			if st == workflows.StatusPending && !o.deadline.IsZero() && c.now.After(o.deadline) {
+				c.fail(CheckStuck, no, "still PENDING %v past its payment deadline (%s)",
+					c.now.Sub(o.deadline).Round(time.Second), o.deadline.UTC().Format(time.RFC3339))
+			} else {
+				c.fail(CheckStuck, no, "still %s after the run settled", o.status)
+			}
 		}
-		d, err := tc.DescribeWorkflowExecution(ctx, workflows.WorkflowID(no), "")
-		if err != nil {
-			c.fail(CheckStuck, no, "no workflow: %v", err)
+		d, ok := c.wf[no]
+		if !ok || d.missing != "" {
+			c.fail(CheckStuck, no, "no workflow: %s", d.missing)
 			continue
 		}
-		info := d.GetWorkflowExecutionInfo()
 		want := enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
 		if !st.Terminal() {
 			want = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 		}
-		if info.GetStatus() != want {
-			c.fail(CheckStuck, no, "the order is %s, its workflow %s (want %s)", o.status, info.GetStatus(), want)
+		if d.status != want {
+			c.fail(CheckStuck, no, "the order is %s, its workflow %s (want %s)", o.status, d.status, want)
 		}
-		if sa := keyword(info.GetSearchAttributes(), workflows.AttrOrderStatus.GetName()); sa != o.status {
-			c.fail(CheckStuck, no, "OrderStatus search attribute is %q, the row says %s", sa, o.status)
+		if d.orderStatus != o.status {
+			c.fail(CheckStuck, no, "OrderStatus search attribute is %q, the row says %s", d.orderStatus, o.status)
 		}
-		if st == workflows.StatusPaid && (len(d.GetPendingActivities()) > 0 || d.GetPendingWorkflowTask() != nil) {
-			c.fail(CheckStuck, no, "PAID but its workflow is still busy (%d activities pending)", len(d.GetPendingActivities()))
+		if st == workflows.StatusPaid && (d.pending > 0 || d.taskPending) {
+			c.fail(CheckStuck, no, "PAID but its workflow is still busy (%d activities pending)", d.pending)
 		}
 	}
+}
 
-	// Visibility (what operators filter on) catches up asynchronously: give
-	// it a few seconds before calling a difference a break.
-	var orphans, mismatched []Break
+// visibility: the order workflows as listed (what operators filter on) have
+// the rows' statuses; workflows without a row are orders refused at
+// creation. Visibility catches up asynchronously: it gets a few seconds
+// before a difference is a break.
+func (c *checker) visibility(ctx context.Context) error {
+	var breaks []Break
 	for attempt := 0; attempt < 6; attempt++ {
-		orphans, mismatched = nil, nil
-		refused := 0
+		var listed []listedWorkflow
 		err := c.list(ctx, `WorkflowType="`+workflows.OrderWorkflowName+`"`, func(id string, status enumspb.WorkflowExecutionStatus, sa *commonpb.SearchAttributes) {
-			no := strings.TrimPrefix(id, "order-")
-			got := keyword(sa, workflows.AttrOrderStatus.GetName())
-			o := c.rows[no]
-			switch {
-			case o == nil && got == string(workflows.StatusRefused) && status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-				refused++
-			case o == nil:
-				orphans = append(orphans, Break{Check: CheckStuck, Order: no, Detail: fmt.Sprintf("workflow %s (%s, OrderStatus %q) has no order row", id, status, got)})
-			case got != o.status:
-				mismatched = append(mismatched, Break{Check: CheckStuck, Order: no, Detail: fmt.Sprintf("visibility: OrderStatus %q, the row says %s", got, o.status)})
-			}
+			listed = append(listed, listedWorkflow{id: id, status: status, orderStatus: keyword(sa, workflows.AttrOrderStatus.GetName())})
 		})
 		if err != nil {
 			return err
 		}
-		c.r.RefusedByWorkflow = refused
-		if len(orphans)+len(mismatched) == 0 {
+		breaks, c.r.RefusedByWorkflow = c.visibilityBreaks(listed)
+		if len(breaks) == 0 {
 			break
 		}
 		sleep(ctx, 5*time.Second)
 	}
-	c.r.Breaks = append(c.r.Breaks, orphans...)
-	c.r.Breaks = append(c.r.Breaks, mismatched...)
+	c.r.Breaks = append(c.r.Breaks, breaks...)
+	return nil
+}
 
-	var strays []string
+// visibilityBreaks checks one listing of the order workflows against the
+// rows; it returns the breaks and the number of orders refused at creation.
+func (c *checker) visibilityBreaks(listed []listedWorkflow) ([]Break, int) {
+	var orphans, mismatched []Break
+	refused := 0
+	for _, l := range listed {
+		no := strings.TrimPrefix(l.id, "order-")
+		o := c.rows[no]
+		switch {
+		case o == nil && l.orderStatus == string(workflows.StatusRefused) && l.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+			refused++
+		case o == nil:
+			orphans = append(orphans, Break{Check: CheckStuck, Order: no, Detail: fmt.Sprintf("workflow %s (%s, OrderStatus %q) has no order row", l.id, l.status, l.orderStatus)})
+		case l.orderStatus != o.status:
+			mismatched = append(mismatched, Break{Check: CheckStuck, Order: no, Detail: fmt.Sprintf("visibility: OrderStatus %q, the row says %s", l.orderStatus, o.status)})
+		}
+	}
+	return append(orphans, mismatched...), refused
+}
+
+// strays: every stray-payment workflow completed, and returned the money or
+// found that its order keeps it.
+func (c *checker) strays(ctx context.Context) error {
+	var ids []string
+	running := map[string]enumspb.WorkflowExecutionStatus{}
 	if err := c.list(ctx, `WorkflowType="`+workflows.StrayPaymentWorkflowName+`"`, func(id string, status enumspb.WorkflowExecutionStatus, _ *commonpb.SearchAttributes) {
 		if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-			c.fail(CheckStuck, "", "%s is %s", id, status)
+			running[id] = status
 			return
 		}
-		strays = append(strays, id)
+		ids = append(ids, id)
 	}); err != nil {
 		return err
 	}
-	for _, id := range strays {
+	for _, id := range sortedKeys(running) {
+		c.fail(CheckStuck, "", "%s is %s", id, running[id])
+	}
+	views := map[string]workflows.StrayPaymentView{}
+	for _, id := range ids {
 		var v workflows.StrayPaymentView
-		if err := tc.GetWorkflow(ctx, id, "").Get(ctx, &v); err != nil {
+		if err := c.h.tc.GetWorkflow(ctx, id, "").Get(ctx, &v); err != nil {
 			c.fail(CheckStuck, "", "%s: %v", id, err)
 			continue
 		}
+		views[id] = v
+	}
+	c.strayChecks(views)
+	return nil
+}
+
+// strayChecks: each completed stray-payment workflow (by id) ended REFUNDED
+// or KEPT.
+func (c *checker) strayChecks(views map[string]workflows.StrayPaymentView) {
+	for _, id := range sortedKeys(views) {
+		v := views[id]
 		c.r.StrayPayments[v.Status]++
 		switch v.Status {
 		case workflows.StrayRefunded, workflows.StrayKept:
@@ -571,7 +678,6 @@ func (c *checker) workflows(ctx context.Context) error {
 			c.fail(CheckMoney, v.Payment.OutTradeNo, "%s ended %s", id, v.Status)
 		}
 	}
-	return nil
 }
 
 func (c *checker) list(ctx context.Context, query string, each func(string, enumspb.WorkflowExecutionStatus, *commonpb.SearchAttributes)) error {
@@ -611,14 +717,7 @@ func keyword(sa *commonpb.SearchAttributes, name string) string {
 
 // promises: what the API told the payers came true.
 func (c *checker) promises() {
-	c.h.mu.Lock()
-	records := make([]*orderRecord, 0, len(c.h.orders))
-	for _, o := range c.h.orders {
-		records = append(records, o)
-	}
-	c.h.mu.Unlock()
-	slices.SortFunc(records, func(a, b *orderRecord) int { return strings.Compare(a.No, b.No) })
-	for _, rec := range records {
+	for _, rec := range c.records {
 		rec.mu.Lock()
 		no := rec.No
 		row := c.rows[no]

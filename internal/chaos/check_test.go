@@ -1,0 +1,394 @@
+package chaos
+
+import (
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"ordersaga/internal/paysim"
+	"ordersaga/workflows"
+)
+
+// The invariant checker on hand-made states: a small settled run that holds
+// every invariant, then the same state corrupted one way at a time. Each
+// corruption must give a Break of the right check naming the order it was
+// done to — and no break naming another order. No database, no Temporal:
+// the checks read plain data.
+
+const (
+	pCoffee int64 = 1
+	pTea    int64 = 2
+)
+
+var (
+	completed = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	running   = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+)
+
+// checkState is a checker with its inputs, plus what the Temporal-backed
+// parts list (order workflows in visibility, completed stray payments).
+type checkState struct {
+	*checker
+	listed []listedWorkflow
+	strays map[string]workflows.StrayPaymentView
+}
+
+// settledState is a run after it settled, every invariant holding:
+//
+//	paid      PAID, waits for the shop (its workflow running, idle)
+//	completed shipped and COMPLETED
+//	refunded  REFUNDED before shipping: stock deducted and restored
+//	oversold  paid after the tea ran out: REFUNDED, stock never deducted
+//	shipref   shipped, then REFUNDED by the shop: the goods left
+//	closed    CLOSED unpaid at WeChat
+//	noprepay  CLOSED before it ever asked WeChat
+//	late      CLOSED; its late payment returned by a stray-payment workflow
+//
+// and one order the workflow refused at creation (no row).
+func settledState() *checkState {
+	c := newChecker()
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	c.now = t0.Add(time.Hour)
+	c.rows = map[string]*orderRow{}
+	c.sim = map[string]paysim.TransactionView{}
+	c.payments = map[string]paymentRow{}
+	c.refunds = map[string]refundRow{}
+	c.wf = map[string]workflowFact{}
+	st := &checkState{checker: c, strays: map[string]workflows.StrayPaymentView{}}
+	seq := int64(0)
+	ledger := func(order, kind string, p, q int64) {
+		seq++
+		c.ledger = append(c.ledger, ledgerRow{id: seq, order: order, kind: kind, product: p, qty: q,
+			committed: sql.NullTime{Time: t0.Add(time.Duration(seq) * time.Second), Valid: true}})
+	}
+	order := func(no, status string, total int64, items map[int64]int64) *orderRow {
+		o := &orderRow{no: no, status: status, total: total, items: items, deadline: t0.Add(15 * time.Minute)}
+		c.rows[no] = o
+		want := completed
+		if !workflows.Status(status).Terminal() {
+			want = running
+		}
+		c.wf[no] = workflowFact{status: want, orderStatus: status}
+		st.listed = append(st.listed, listedWorkflow{id: workflows.WorkflowID(no), status: want, orderStatus: status})
+		return o
+	}
+	pay := func(o *orderRow) paysim.TransactionView {
+		o.txID = "tx-" + o.no
+		c.payments[o.txID] = paymentRow{txID: o.txID, order: o.no, amount: o.total}
+		return paysim.TransactionView{OutTradeNo: o.no, TransactionID: o.txID, TradeState: paysim.StateSuccess, TotalFen: o.total}
+	}
+	refund := func(o *orderRow, t *paysim.TransactionView, outRefundNo string) {
+		t.TradeState = paysim.StateRefund
+		t.Refunds = append(t.Refunds, paysim.RefundView{OutRefundNo: outRefundNo, OutTradeNo: o.no, TransactionID: t.TransactionID,
+			Status: paysim.RefundSuccess, RefundFen: t.TotalFen, TotalFen: t.TotalFen})
+		c.refunds[outRefundNo] = refundRow{outRefundNo: outRefundNo, order: o.no, txID: t.TransactionID, status: paysim.RefundSuccess, amount: t.TotalFen}
+	}
+	record := func(no string, f func(*orderRecord)) {
+		rec := &orderRecord{No: no, Packages: []string{"prepay_id=wx" + no}}
+		f(rec)
+		c.records = append(c.records, rec)
+	}
+
+	paid := order("paid", "PAID", 17600, map[int64]int64{pCoffee: 2})
+	c.sim["paid"] = pay(paid)
+	ledger("paid", "DEDUCT", pCoffee, 2)
+	record("paid", func(r *orderRecord) { r.SimPaid = true; r.Packages = append(r.Packages, r.Packages[0]) })
+
+	done := order("completed", "COMPLETED", 21600, map[int64]int64{pCoffee: 1, pTea: 1})
+	done.shipped = true
+	c.sim["completed"] = pay(done)
+	ledger("completed", "DEDUCT", pCoffee, 1)
+	ledger("completed", "DEDUCT", pTea, 1)
+	record("completed", func(r *orderRecord) { r.SimPaid, r.Shipped = true, true })
+
+	ref := order("refunded", "REFUNDED", 38400, map[int64]int64{pTea: 3})
+	t := pay(ref)
+	ledger("refunded", "DEDUCT", pTea, 3)
+	ledger("refunded", "RESTORE", pTea, 3)
+	refund(ref, &t, "refunded-R1")
+	c.sim["refunded"] = t
+	record("refunded", func(r *orderRecord) { r.SimPaid, r.RefundAsked = true, true })
+
+	over := order("oversold", "REFUNDED", 12800, map[int64]int64{pTea: 1})
+	t = pay(over)
+	refund(over, &t, "oversold-R1")
+	c.sim["oversold"] = t
+	record("oversold", func(r *orderRecord) { r.SimPaid = true })
+
+	shipref := order("shipref", "REFUNDED", 8800, map[int64]int64{pCoffee: 1})
+	shipref.shipped = true
+	t = pay(shipref)
+	ledger("shipref", "DEDUCT", pCoffee, 1)
+	refund(shipref, &t, "shipref-R1")
+	c.sim["shipref"] = t
+	record("shipref", func(r *orderRecord) { r.SimPaid, r.Shipped, r.RefundAsked = true, true, true })
+
+	order("closed", "CLOSED", 8800, map[int64]int64{pCoffee: 1})
+	c.sim["closed"] = paysim.TransactionView{OutTradeNo: "closed", TradeState: paysim.StateClosed, TotalFen: 8800}
+	record("closed", func(r *orderRecord) { r.CancelledTo = "CLOSED" })
+
+	order("noprepay", "CLOSED", 12800, map[int64]int64{pTea: 1})
+	record("noprepay", func(r *orderRecord) { r.Packages = nil })
+
+	late := order("late", "CLOSED", 8800, map[int64]int64{pCoffee: 1})
+	t = pay(late)
+	late.txID = "" // the order never kept it
+	refund(late, &t, "Stx-late")
+	c.sim["late"] = t
+	st.strays["stray-payment-tx-late"] = workflows.StrayPaymentView{Status: workflows.StrayRefunded,
+		Payment: workflows.PaymentNotice{OutTradeNo: "late", TransactionID: "tx-late", AmountFen: 8800}}
+	// No payer record: a payer's payment WeChat took before the close would
+	// have made the order PAID (a promise). This is the order of an answer
+	// lost to an API restart, paid by someone who had its prepay.
+
+	st.listed = append(st.listed, listedWorkflow{id: "order-refused", status: completed, orderStatus: string(workflows.StatusRefused)})
+	slices.SortFunc(c.records, func(a, b *orderRecord) int { return strings.Compare(a.No, b.No) })
+
+	// Out: coffee 2 (paid) + 1 (completed) + 1 (shipref); tea 1 (completed).
+	c.initial = map[int64]int64{pCoffee: 100, pTea: 10}
+	c.stock = map[int64]int64{pCoffee: 96, pTea: 9}
+	return st
+}
+
+// run runs every check that reads plain data, as check does.
+func (st *checkState) run() []Break {
+	c := st.checker
+	c.money()
+	c.agreement()
+	c.stockCheck()
+	c.orderWorkflows()
+	breaks, refused := c.visibilityBreaks(st.listed)
+	c.r.Breaks = append(c.r.Breaks, breaks...)
+	c.r.RefusedByWorkflow = refused
+	c.strayChecks(st.strays)
+	c.promises()
+	return c.r.Breaks
+}
+
+func TestCheckerSettledStateHolds(t *testing.T) {
+	st := settledState()
+	if breaks := st.run(); len(breaks) != 0 {
+		t.Fatalf("a settled state that holds every invariant gave breaks:\n%s", breakLines(breaks))
+	}
+	m := st.r.Money
+	if m.Transactions != 6 || m.TakenFen != 17600+21600+38400+12800+8800+8800 || m.KeptFen != 17600+21600 ||
+		m.RefundedFen != 38400+12800+8800+8800 || m.Refunds != 4 {
+		t.Errorf("money %+v", m)
+	}
+	if st.r.Oversold != 1 || st.r.RefusedByWorkflow != 1 || len(st.r.Stuck) != 0 || st.r.StrayPayments[workflows.StrayRefunded] != 1 {
+		t.Errorf("oversold %d, refused %d, stuck %v, strays %v", st.r.Oversold, st.r.RefusedByWorkflow, st.r.Stuck, st.r.StrayPayments)
+	}
+}
+
+func TestCheckerNamesTheBrokenOrder(t *testing.T) {
+	cases := []struct {
+		name    string
+		order   string // the order the break must name
+		check   string
+		corrupt func(st *checkState)
+		detail  string // what the break must say, where other checks would also catch the corruption
+	}{
+		{"money kept twice: two orders keep one transaction", "paid", CheckMoney, func(st *checkState) {
+			// "completed" < "paid": the second one to claim tx-completed is named.
+			st.rows["paid"].txID = "tx-completed"
+			st.sim["paid"] = withTx(st.sim["paid"], "tx-completed")
+			delete(st.payments, "tx-paid")
+		}, ""},
+		{"money kept and refunded", "paid", CheckMoney, func(st *checkState) {
+			t := st.sim["paid"]
+			t.Refunds = []paysim.RefundView{{OutRefundNo: "paid-R1", Status: paysim.RefundSuccess, RefundFen: t.TotalFen}}
+			st.sim["paid"] = t
+			st.refunds["paid-R1"] = refundRow{outRefundNo: "paid-R1", order: "paid", status: paysim.RefundSuccess, amount: t.TotalFen}
+		}, ""},
+		{"money neither kept nor returned", "late", CheckMoney, func(st *checkState) {
+			t := st.sim["late"]
+			t.Refunds = nil
+			t.TradeState = paysim.StateSuccess
+			st.sim["late"] = t
+			delete(st.refunds, "Stx-late")
+		}, ""},
+		{"refund without a payment", "closed", CheckMoney, func(st *checkState) {
+			t := st.sim["closed"]
+			t.Refunds = []paysim.RefundView{{OutRefundNo: "closed-R1", Status: paysim.RefundSuccess, RefundFen: t.TotalFen}}
+			st.sim["closed"] = t
+			st.refunds["closed-R1"] = refundRow{outRefundNo: "closed-R1", order: "closed", status: paysim.RefundSuccess, amount: t.TotalFen}
+		}, ""},
+		{"refund the shop records and WeChat never made", "noprepay", CheckAgreement, func(st *checkState) {
+			st.refunds["noprepay-R1"] = refundRow{outRefundNo: "noprepay-R1", order: "noprepay", status: paysim.RefundSuccess, amount: 12800}
+		}, ""},
+		{"refund twice", "refunded", CheckMoney, func(st *checkState) {
+			t := st.sim["refunded"]
+			second := t.Refunds[0]
+			second.OutRefundNo = "refunded-R2"
+			t.Refunds = append(t.Refunds, second)
+			st.sim["refunded"] = t
+			st.refunds["refunded-R2"] = refundRow{outRefundNo: "refunded-R2", order: "refunded", txID: t.TransactionID, status: paysim.RefundSuccess, amount: second.RefundFen}
+		}, "refunded 2 times"},
+		{"refund still processing", "shipref", CheckMoney, func(st *checkState) {
+			t := st.sim["shipref"]
+			t.Refunds[0].Status = paysim.RefundProcessing
+			st.sim["shipref"] = t
+		}, ""},
+		{"stock deducted twice", "paid", CheckStock, func(st *checkState) {
+			st.ledger = append(st.ledger, ledgerRow{id: 99, order: "paid", kind: "DEDUCT", product: pCoffee, qty: 2,
+				committed: sql.NullTime{Time: st.now, Valid: true}})
+			st.stock[pCoffee] -= 2
+		}, ""},
+		{"stock restored for an order that keeps its goods", "completed", CheckStock, func(st *checkState) {
+			st.ledger = append(st.ledger, ledgerRow{id: 99, order: "completed", kind: "RESTORE", product: pTea, qty: 1,
+				committed: sql.NullTime{Time: st.now, Valid: true}})
+			st.stock[pTea]++
+		}, ""},
+		{"stock below zero in the ledger replayed", "refunded", CheckStock, func(st *checkState) {
+			// Three teas to begin with: "completed" takes one, "refunded"
+			// three more before it puts them back — a dip to −1 that the
+			// final figures (3 − 1 = 2) do not show.
+			st.initial[pTea] = 3
+			st.stock[pTea] = 2
+		}, ""},
+		{"stock deducted for a closed order", "closed", CheckStock, func(st *checkState) {
+			st.ledger = append(st.ledger, ledgerRow{id: 99, order: "closed", kind: "DEDUCT", product: pCoffee, qty: 1,
+				committed: sql.NullTime{Time: st.now, Valid: true}})
+			st.stock[pCoffee]--
+		}, ""},
+		{"order stuck PENDING past its deadline", "closed", CheckStuck, func(st *checkState) {
+			st.rows["closed"].status = "PENDING"
+			st.wf["closed"] = workflowFact{status: running, orderStatus: "PENDING"}
+			setListed(st, "closed", running, "PENDING")
+			st.sim["closed"] = paysim.TransactionView{OutTradeNo: "closed", TradeState: "NOTPAY", TotalFen: 8800}
+			st.records = slices.DeleteFunc(st.records, func(r *orderRecord) bool { return r.No == "closed" })
+		}, ""},
+		{"order ended, its workflow still running", "completed", CheckStuck, func(st *checkState) {
+			st.wf["completed"] = workflowFact{status: running, orderStatus: "COMPLETED"}
+		}, ""},
+		{"PAID, its workflow still busy", "paid", CheckStuck, func(st *checkState) {
+			st.wf["paid"] = workflowFact{status: running, orderStatus: "PAID", pending: 1}
+		}, ""},
+		{"order without a workflow", "oversold", CheckStuck, func(st *checkState) {
+			st.wf["oversold"] = workflowFact{missing: "workflow not found"}
+		}, ""},
+		{"search attribute of the execution differs from the row", "paid", CheckStuck, func(st *checkState) {
+			st.wf["paid"] = workflowFact{status: running, orderStatus: "PENDING"}
+		}, ""},
+		{"search attribute in visibility differs from the row", "shipref", CheckStuck, func(st *checkState) {
+			setListed(st, "shipref", completed, "SHIPPED")
+		}, ""},
+		{"a workflow without an order row", "ghost", CheckStuck, func(st *checkState) {
+			st.listed = append(st.listed, listedWorkflow{id: "order-ghost", status: running, orderStatus: "PENDING"})
+		}, ""},
+		{"DB and WeChat disagree on a kept order's transaction", "completed", CheckAgreement, func(st *checkState) {
+			st.sim["completed"] = withTx(st.sim["completed"], "tx-other")
+			st.payments["tx-other"] = paymentRow{txID: "tx-other", order: "completed", amount: 21600}
+			delete(st.payments, "tx-completed")
+		}, ""},
+		{"DB says PAID, WeChat never took the money", "paid", CheckAgreement, func(st *checkState) {
+			st.sim["paid"] = paysim.TransactionView{OutTradeNo: "paid", TradeState: "NOTPAY", TotalFen: 17600}
+			st.records = slices.DeleteFunc(st.records, func(r *orderRecord) bool { return r.No == "paid" })
+		}, ""},
+		{"DB says REFUNDED, WeChat kept the money", "oversold", CheckAgreement, func(st *checkState) {
+			t := st.sim["oversold"]
+			t.TradeState, t.Refunds = paysim.StateSuccess, nil
+			st.sim["oversold"] = t
+			delete(st.refunds, "oversold-R1")
+		}, ""},
+		{"DB and WeChat disagree on a refund's status", "refunded", CheckAgreement, func(st *checkState) {
+			r := st.refunds["refunded-R1"]
+			r.status = paysim.RefundProcessing
+			st.refunds["refunded-R1"] = r
+		}, ""},
+		{"DB and WeChat disagree on a payment's amount", "completed", CheckAgreement, func(st *checkState) {
+			p := st.payments["tx-completed"]
+			p.amount = 100
+			st.payments["tx-completed"] = p
+		}, ""},
+		{"WeChat took a payment the shop has no row for", "late", CheckAgreement, func(st *checkState) {
+			delete(st.payments, "tx-late")
+		}, ""},
+		{"a flagged order", "closed", CheckStuck, func(st *checkState) {
+			st.rows["closed"].flag = workflows.FlagCloseUnconfirmed
+		}, ""},
+		{"a stray payment that ended without returning the money", "late", CheckMoney, func(st *checkState) {
+			v := st.strays["stray-payment-tx-late"]
+			v.Status = workflows.StrayRefundFailed
+			st.strays["stray-payment-tx-late"] = v
+		}, ""},
+		{"a refund the API took that did not happen", "paid", CheckPromise, func(st *checkState) {
+			for _, r := range st.records {
+				if r.No == "paid" {
+					r.RefundAsked = true
+				}
+			}
+		}, ""},
+		{"a cancel answered CLOSED, the order paid", "closed", CheckPromise, func(st *checkState) {
+			st.rows["closed"].status = "PAID"
+			st.wf["closed"] = workflowFact{status: running, orderStatus: "PAID"}
+			setListed(st, "closed", running, "PAID")
+		}, ""},
+		{"a payment WeChat took before the close, the order CLOSED", "closed", CheckPromise, func(st *checkState) {
+			t := st.sim["closed"]
+			t.TransactionID, t.TradeState = "tx-closed", paysim.StateSuccess
+			st.sim["closed"] = t
+		}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := settledState()
+			tc.corrupt(st)
+			breaks := st.run()
+			named := false
+			for _, b := range breaks {
+				if b.Check == tc.check && b.Order == tc.order && strings.Contains(b.Detail, tc.detail) {
+					named = true
+				}
+				if b.Order != "" && b.Order != tc.order {
+					t.Errorf("a break names order %s, not the corrupted %s: %s %s", b.Order, tc.order, b.Check, b.Detail)
+				}
+			}
+			if !named {
+				t.Errorf("no %s break names order %s (saying %q); breaks:\n%s", tc.check, tc.order, tc.detail, breakLines(breaks))
+			}
+		})
+	}
+}
+
+// TestCheckerSaysHowLongAnOrderIsPastItsDeadline: a stuck PENDING order's
+// break says it is past its payment deadline (and by how much), and the
+// order is listed as stuck.
+func TestCheckerSaysHowLongAnOrderIsPastItsDeadline(t *testing.T) {
+	st := settledState()
+	st.rows["closed"].status = "PENDING"
+	st.wf["closed"] = workflowFact{status: running, orderStatus: "PENDING"}
+	setListed(st, "closed", running, "PENDING")
+	st.sim["closed"] = paysim.TransactionView{OutTradeNo: "closed", TradeState: "NOTPAY", TotalFen: 8800}
+	st.records = nil
+	breaks := st.run()
+	if len(breaks) != 1 || !strings.Contains(breaks[0].Detail, "PENDING 45m0s past its payment deadline") || !slices.Equal(st.r.Stuck, []string{"closed"}) {
+		t.Fatalf("stuck %v, breaks:\n%s", st.r.Stuck, breakLines(breaks))
+	}
+}
+
+func withTx(t paysim.TransactionView, txID string) paysim.TransactionView {
+	t.TransactionID = txID
+	return t
+}
+
+func setListed(st *checkState, no string, status enumspb.WorkflowExecutionStatus, orderStatus string) {
+	for i := range st.listed {
+		if st.listed[i].id == workflows.WorkflowID(no) {
+			st.listed[i].status, st.listed[i].orderStatus = status, orderStatus
+		}
+	}
+}
+
+func breakLines(breaks []Break) string {
+	var b strings.Builder
+	for _, x := range breaks {
+		fmt.Fprintf(&b, "  %s order %q: %s\n", x.Check, x.Order, x.Detail)
+	}
+	return b.String()
+}

@@ -33,7 +33,6 @@ import (
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
-	tlog "go.temporal.io/server/common/log"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
@@ -100,6 +99,7 @@ const DefaultHistoryShards = 4
 type Server struct {
 	opts         Options
 	temporal     temporal.Server
+	stopping     *atomic.Bool // the server's logger quietens its shutdown noise
 	dc           *dynamicConfigClient
 	ui           *uiserver.Server
 	frontendAddr string
@@ -139,13 +139,15 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 
 	dc := newDynamicConfig(opts)
-	srv, opts, err := startServer(opts, dc)
+	stopping := &atomic.Bool{}
+	srv, opts, err := startServer(opts, dc, serverLogger{log: opts.Logger, stopping: stopping})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		opts:         opts,
 		temporal:     srv,
+		stopping:     stopping,
 		dc:           dc,
 		frontendAddr: net.JoinHostPort(opts.IP, strconv.Itoa(opts.FrontendPort)),
 	}
@@ -175,9 +177,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 // picked here and bound by the server a moment later; another process can
 // take one in between (parallel test binaries do), so a bind failure on a
 // port picked here is retried with new ones.
-func startServer(opts Options, dc *dynamicConfigClient) (temporal.Server, Options, error) {
+func startServer(opts Options, dc *dynamicConfigClient, logger serverLogger) (temporal.Server, Options, error) {
 	for attempt := 1; ; attempt++ {
-		srv, err := tryStartServer(opts, dc)
+		srv, err := tryStartServer(opts, dc, logger)
 		if err == nil {
 			return srv.srv, srv.opts, nil
 		}
@@ -194,7 +196,7 @@ type started struct {
 	retryable bool    // the failure came after the ports were picked
 }
 
-func tryStartServer(opts Options, dc *dynamicConfigClient) (started, error) {
+func tryStartServer(opts Options, dc *dynamicConfigClient, logger serverLogger) (started, error) {
 	var err error
 	if opts.FrontendPort, err = claimPort(opts.IP, opts.FrontendPort, "Temporal frontend"); err != nil {
 		return started{}, err
@@ -240,7 +242,7 @@ func tryStartServer(opts Options, dc *dynamicConfigClient) (started, error) {
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
-		temporal.WithLogger(tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "error", Stdout: false}))),
+		temporal.WithLogger(logger),
 		temporal.WithDynamicConfigClient(dc),
 	)
 	if err != nil {
@@ -264,6 +266,7 @@ func (s *Server) UIURL() string { return s.uiURL }
 
 // Stop shuts the UI and the server down. Workflows stay in the database.
 func (s *Server) Stop() error {
+	s.stopping.Store(true)
 	if s.ui != nil {
 		s.ui.Stop()
 	}

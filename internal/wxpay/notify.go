@@ -147,7 +147,7 @@ func (h *NotifyHandler) Parse(ctx context.Context, r *http.Request) (Notificatio
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxNotifyBody+1))
 	_ = r.Body.Close()
 	if err != nil {
-		return Notification{}, fmt.Errorf("%w: reading body failed", ErrBadBody)
+		return Notification{}, fmt.Errorf("%w: reading body failed: %w", ErrBadBody, err)
 	}
 	if len(body) > maxNotifyBody {
 		return Notification{}, fmt.Errorf("%w: body larger than %d bytes", ErrBadBody, maxNotifyBody)

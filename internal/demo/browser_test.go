@@ -5,9 +5,12 @@ package demo_test
 // by headless Chromium through chromedp.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -301,7 +304,9 @@ func xpathLiteral(s string) string {
 }
 
 // TestBrowser drives the demo page through a purchase, then finds the paid
-// order's workflow in the Temporal Web UI, both in headless Chromium.
+// order's workflow in the Temporal Web UI — filtered by OrderStatus="PAID"
+// (which must leave out a PENDING order placed meanwhile) and searched by
+// OrderNo — both in headless Chromium.
 func TestBrowser(t *testing.T) {
 	chrome := chromiumPath(t)
 	dev := startDev(t)
@@ -426,27 +431,132 @@ func demoPurchase(t *testing.T, b *browser, dev devStack) string {
 	return orderNo
 }
 
-func webUIFindsOrder(t *testing.T, b *browser, dev devStack, orderNo string) {
-	q := url.Values{"query": {`OrderStatus="PAID"`}}
-	list := fmt.Sprintf("%s/namespaces/%s/workflows?%s", dev.UI, dev.NS, q.Encode())
-	row := chromedp.CSS(fmt.Sprintf(`a[href*="/workflows/order-%s/"]`, orderNo))
+// placeOrder places an order over the API as another user (a login code of
+// its own, so the demo page's "My orders" does not show it) and leaves it
+// PENDING; it returns the order number.
+func placeOrder(t *testing.T, dev devStack, code string) string {
+	t.Helper()
+	call := func(method, path, token string, body any, out any) {
+		t.Helper()
+		var r io.Reader
+		if body != nil {
+			data, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r = bytes.NewReader(data)
+		}
+		req, err := http.NewRequest(method, dev.API+path, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, got)
+		}
+		if err := json.Unmarshal(got, out); err != nil {
+			t.Fatalf("%s %s: %v: %s", method, path, err, got)
+		}
+	}
+	var login struct {
+		Token string `json:"token"`
+	}
+	call(http.MethodPost, "/v1/auth/login", "", map[string]string{"code": code}, &login)
+	var catalogue struct {
+		Products []struct {
+			ID   int64  `json:"id"`
+			Name string `json:"name"`
+		} `json:"products"`
+	}
+	call(http.MethodGet, "/v1/products", "", nil, &catalogue)
+	var dripper int64
+	for _, p := range catalogue.Products {
+		if p.Name == "Ceramic pour-over dripper" {
+			dripper = p.ID
+		}
+	}
+	if dripper == 0 {
+		t.Fatalf("no dripper in the catalogue %+v", catalogue.Products)
+	}
+	var o struct {
+		OrderNo string `json:"order_no"`
+		Status  string `json:"status"`
+	}
+	call(http.MethodPost, "/v1/orders", login.Token, map[string]any{"items": []map[string]int64{{"product_id": dripper, "quantity": 1}}}, &o)
+	if o.OrderNo == "" || o.Status != "PENDING" {
+		t.Fatalf("placed order %+v, want a PENDING one", o)
+	}
+	return o.OrderNo
+}
 
-	// Visibility follows the workflow's search-attribute upsert, which can
-	// trail the database by a moment: reload the list, bounded.
+// waitListed loads the Web UI's workflow list for query until it shows
+// order-<no>'s row (visibility follows the workflow's search-attribute
+// upsert, which can trail the database by a moment), bounded.
+func waitListed(t *testing.T, b *browser, dev devStack, query, no string) string {
+	t.Helper()
+	list := fmt.Sprintf("%s/namespaces/%s/workflows?%s", dev.UI, dev.NS, url.Values{"query": {query}}.Encode())
 	deadline := time.Now().Add(90 * time.Second)
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
-		err := chromedp.Do(ctx, chromedp.Navigate(list), chromedp.WaitVisible(row))
+		err := chromedp.Do(ctx, chromedp.Navigate(list), chromedp.WaitVisible(workflowRow(no)))
 		cancel()
 		if err == nil {
-			t.Logf("the list filtered by OrderStatus=\"PAID\" shows order-%s (attempt %d)", orderNo, attempt)
-			break
+			t.Logf("the list filtered by %s shows order-%s (attempt %d)", query, no, attempt)
+			return list
 		}
 		if time.Now().After(deadline) {
-			b.fail(t, fmt.Sprintf("the Web UI list %s shows order-%s", list, orderNo), err)
+			b.fail(t, fmt.Sprintf("the Web UI list %s shows order-%s", list, no), err)
 		}
 	}
+}
+
+// workflowRow is the link of order-<no>'s row in the Web UI's workflow list.
+func workflowRow(no string) chromedp.CSS {
+	return chromedp.CSS(fmt.Sprintf(`a[href*="/workflows/order-%s/"]`, no))
+}
+
+// listShows reports whether the list on the page has order-<no>'s row.
+func listShows(t *testing.T, b *browser, no string) bool {
+	t.Helper()
+	return run(t, b, "look for order-"+no+" in the list",
+		chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) !== null`, fmt.Sprintf(`a[href*="/workflows/order-%s/"]`, no))))
+}
+
+func webUIFindsOrder(t *testing.T, b *browser, dev devStack, orderNo string) {
+	// The filter is proven only with another order workflow about that is
+	// not PAID: place one and leave it PENDING, and wait until visibility
+	// lists it as such — then the PAID list must show the paid order and
+	// not that one.
+	pendingNo := placeOrder(t, dev, "browser-test-other-phone")
+	t.Logf("order %s left PENDING", pendingNo)
+	waitListed(t, b, dev, `OrderStatus="PENDING"`, pendingNo)
+	if listShows(t, b, orderNo) {
+		b.fail(t, "the list filtered by OrderStatus=\"PENDING\"", fmt.Errorf("it shows the PAID order-%s", orderNo))
+	}
+
+	list := waitListed(t, b, dev, `OrderStatus="PAID"`, orderNo)
+	if listShows(t, b, pendingNo) {
+		b.fail(t, "the list filtered by OrderStatus=\"PAID\"", fmt.Errorf("it shows order-%s, which is PENDING", pendingNo))
+	}
 	b.screenshot(t, "webui-list-paid.png")
+
+	// A person finds the order by its number.
+	waitListed(t, b, dev, fmt.Sprintf(`OrderNo=%q`, orderNo), orderNo)
+	if listShows(t, b, pendingNo) {
+		b.fail(t, "the list filtered by OrderNo", fmt.Errorf("it shows order-%s too", pendingNo))
+	}
+	b.screenshot(t, "webui-search-orderno.png")
+	row := workflowRow(orderNo)
+	b.step(t, "back to the PAID list", 30*time.Second, chromedp.Navigate(list), chromedp.WaitVisible(row))
 
 	// The workflow's page, through the list's link, shows its static summary.
 	summary := fmt.Sprintf("Order %s · ¥176.00 · 2 items", orderNo)

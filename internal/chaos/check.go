@@ -3,7 +3,9 @@ package chaos
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -79,11 +81,11 @@ type listedWorkflow struct {
 	orderStatus string
 }
 
-// checker holds what the checks read: load and describeWorkflows fill it
-// from the settled stack (h), and the checks — money, agreement,
-// stockCheck, orderWorkflows, visibilityBreaks, strayChecks, promises —
-// read only these plain fields, so a test can feed them a state made by
-// hand.
+// checker holds what the checks read: load, describeWorkflows, loadStrays
+// and loadFlagged fill it from the settled stack (h), and the checks —
+// money, agreement, stockCheck, orderWorkflows, visibilityBreaks,
+// strayChecks, promises — read only these plain fields, so a test can feed
+// them a state made by hand.
 type checker struct {
 	h        *harness
 	r        *Report
@@ -97,6 +99,10 @@ type checker struct {
 	sim      map[string]paysim.TransactionView
 	wf       map[string]workflowFact // order no → its workflow
 	records  []*orderRecord          // what the payers did and were told, by order no
+	// Stray-payment workflows by id: completed (with their result) and not.
+	strayViews map[string]workflows.StrayPaymentView
+	strayOpen  map[string]enumspb.WorkflowExecutionStatus
+	flagged    map[string]bool // orders on the admin API's list of flagged orders
 }
 
 func newChecker() *checker {
@@ -110,6 +116,64 @@ func (c *checker) fail(check, order, format string, args ...any) {
 
 func kept(status string) bool { return workflows.Status(status).Kept() }
 
+// failedAtWechat: a refund WeChat took and then failed — ABNORMAL (the
+// payer's account cannot take it) or CLOSED. The money was not returned; a
+// person must (OPERATIONS.md §4).
+func failedAtWechat(status string) bool {
+	return status == paysim.RefundAbnormal || status == paysim.RefundClosed
+}
+
+func hasOnlyFlag(flags, flag string) bool {
+	for _, f := range strings.Split(flags, ",") {
+		if strings.TrimSpace(f) != flag {
+			return false
+		}
+	}
+	return true
+}
+
+// isOrderRefund reports whether out_refund_no is one of order no's refunds
+// (<order_no>-R<n>), not a stray payment's (S<transaction_id>).
+func isOrderRefund(no, outRefundNo string) bool { return strings.HasPrefix(outRefundNo, no+"-R") }
+
+// orderRefundFailed reports whether WeChat failed one of order no's refunds.
+func (c *checker) orderRefundFailed(no string) bool {
+	for _, rf := range c.sim[no].Refunds {
+		if isOrderRefund(no, rf.OutRefundNo) && failedAtWechat(rf.Status) {
+			return true
+		}
+	}
+	return false
+}
+
+// strayRefundFailed reports whether WeChat failed the refund of transaction
+// t's stray payment.
+func (c *checker) strayRefundFailed(t paysim.TransactionView) bool {
+	for _, rf := range t.Refunds {
+		if t.TransactionID != "" && rf.OutRefundNo == workflows.StrayRefundNo(t.TransactionID) && failedAtWechat(rf.Status) {
+			return true
+		}
+	}
+	return false
+}
+
+// heldForAPerson reports whether a refund WeChat failed was handed to a
+// person as promised: an order's refund leaves the order REFUND_FAILED and
+// flagged REFUND_FAILED (and nothing else); a stray payment's refund ends
+// its stray-payment workflow REFUND_FAILED. Either is what an operator
+// watches (§4 of OPERATIONS.md); anything else loses the money silently.
+func (c *checker) heldForAPerson(no, txID string, rf paysim.RefundView) bool {
+	switch {
+	case isOrderRefund(no, rf.OutRefundNo):
+		o := c.rows[no]
+		return o != nil && o.status == string(workflows.StatusRefundFailed) && hasOnlyFlag(o.flag, workflows.FlagRefundFailed)
+	case txID != "" && rf.OutRefundNo == workflows.StrayRefundNo(txID):
+		v, ok := c.strayViews[workflows.StrayPaymentWorkflowID(txID)]
+		return ok && v.Status == workflows.StrayRefundFailed
+	}
+	return false
+}
+
 // check takes the settled stack's state — database, simulator, Temporal —
 // and checks every invariant.
 func (h *harness) check(ctx context.Context) (*Report, error) {
@@ -121,6 +185,12 @@ func (h *harness) check(ctx context.Context) (*Report, error) {
 	if err := c.describeWorkflows(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.loadStrays(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.loadFlagged(ctx); err != nil {
+		return nil, err
+	}
 	c.summarise()
 	c.money()
 	c.agreement()
@@ -129,9 +199,7 @@ func (h *harness) check(ctx context.Context) (*Report, error) {
 	if err := c.visibility(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.strays(ctx); err != nil {
-		return nil, err
-	}
+	c.strayChecks()
 	c.promises()
 	c.attachHistories(ctx, 5)
 	return c.r, nil
@@ -262,6 +330,54 @@ func (c *checker) describeWorkflows(ctx context.Context) error {
 	return nil
 }
 
+// loadStrays reads every stray-payment workflow: the result of those that
+// completed, the status of the others.
+func (c *checker) loadStrays(ctx context.Context) error {
+	var ids []string
+	c.strayOpen = map[string]enumspb.WorkflowExecutionStatus{}
+	if err := c.list(ctx, `WorkflowType="`+workflows.StrayPaymentWorkflowName+`"`, func(id string, status enumspb.WorkflowExecutionStatus, _ *commonpb.SearchAttributes) {
+		if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			c.strayOpen[id] = status
+			return
+		}
+		ids = append(ids, id)
+	}); err != nil {
+		return err
+	}
+	c.strayViews = map[string]workflows.StrayPaymentView{}
+	for _, id := range ids {
+		var v workflows.StrayPaymentView
+		if err := c.h.tc.GetWorkflow(ctx, id, "").Get(ctx, &v); err != nil {
+			c.fail(CheckStuck, "", "%s: %v", id, err)
+			continue
+		}
+		c.strayViews[id] = v
+	}
+	return nil
+}
+
+// loadFlagged reads the admin API's list of flagged orders: the list a
+// person works from.
+func (c *checker) loadFlagged(ctx context.Context) error {
+	a, err := c.h.callRetry(ctx, http.MethodGet, "/v1/admin/orders/flagged?limit=100", c.h.adminToken, nil)
+	if err != nil {
+		return fmt.Errorf("chaos: list flagged orders: %w", err)
+	}
+	var list struct {
+		Orders []struct {
+			OrderNo string `json:"order_no"`
+		} `json:"orders"`
+	}
+	if a.status != http.StatusOK || json.Unmarshal(a.body, &list) != nil {
+		return fmt.Errorf("chaos: list flagged orders: %d %s", a.status, a.body)
+	}
+	c.flagged = map[string]bool{}
+	for _, o := range list.Orders {
+		c.flagged[o.OrderNo] = true
+	}
+	return nil
+}
+
 func (c *checker) behaviourOf(no string) string {
 	c.h.mu.Lock()
 	defer c.h.mu.Unlock()
@@ -296,8 +412,10 @@ func (c *checker) summarise() {
 }
 
 // money: every transaction WeChat took is kept by exactly one order in
-// PAID/SHIPPED/COMPLETED, or refunded in full exactly once; and
-// sum(taken) − sum(refunded) = sum(totals of kept orders).
+// PAID/SHIPPED/COMPLETED, or refunded in full exactly once, or — its refund
+// failed at WeChat — held for a person (the order REFUND_FAILED and
+// flagged, or the stray payment's workflow REFUND_FAILED); and
+// sum(taken) − sum(refunded) = sum(totals of kept orders) + sum(held).
 func (c *checker) money() {
 	m := &c.r.Money
 	byTx := map[string]string{}
@@ -325,15 +443,21 @@ func (c *checker) money() {
 		paid := t.TransactionID != ""
 		var refunded int64
 		successes := 0
+		held := false
 		for _, rf := range t.Refunds {
 			m.Refunds++
 			if !paid {
 				c.fail(CheckMoney, no, "refund %s of an order WeChat never took money for", rf.OutRefundNo)
 			}
-			switch rf.Status {
-			case paysim.RefundSuccess:
+			switch {
+			case rf.Status == paysim.RefundSuccess:
 				refunded += rf.RefundFen
 				successes++
+			case failedAtWechat(rf.Status) && c.heldForAPerson(no, t.TransactionID, rf):
+				held = true
+			case failedAtWechat(rf.Status):
+				c.fail(CheckMoney, no, "refund %s is %s at WeChat, but the order is %s (flag %q): nobody was told to return the money",
+					rf.OutRefundNo, rf.Status, o.status, o.flag)
 			default:
 				c.fail(CheckMoney, no, "refund %s is %s after the run settled", rf.OutRefundNo, rf.Status)
 			}
@@ -358,7 +482,11 @@ func (c *checker) money() {
 			if o.txID != t.TransactionID {
 				c.fail(CheckMoney, no, "the order (%s) keeps transaction %q, WeChat took %s", o.status, o.txID, t.TransactionID)
 			}
-		case refunded != t.TotalFen:
+		case refunded == t.TotalFen:
+		case refunded == 0 && held:
+			m.Held++
+			m.HeldFen += t.TotalFen
+		default:
 			c.fail(CheckMoney, no, "WeChat took %s (transaction %s); the order is %s and %s was refunded: the money is neither kept nor returned",
 				fen(t.TotalFen), t.TransactionID, o.status, fen(refunded))
 		}
@@ -371,9 +499,9 @@ func (c *checker) money() {
 			}
 		}
 	}
-	if m.TakenFen-m.RefundedFen != m.KeptFen {
-		c.fail(CheckMoney, "", "taken %s − refunded %s = %s, but the kept orders total %s",
-			fen(m.TakenFen), fen(m.RefundedFen), fen(m.TakenFen-m.RefundedFen), fen(m.KeptFen))
+	if m.TakenFen-m.RefundedFen != m.KeptFen+m.HeldFen {
+		c.fail(CheckMoney, "", "taken %s − refunded %s = %s, but the kept orders total %s and %s is held for a person",
+			fen(m.TakenFen), fen(m.RefundedFen), fen(m.TakenFen-m.RefundedFen), fen(m.KeptFen), fen(m.HeldFen))
 	}
 }
 
@@ -403,14 +531,24 @@ func (c *checker) agreement() {
 			case !atWechat, t.TradeState == paysim.StateClosed:
 			case t.TradeState == paysim.StateRefund && refunded == t.TotalFen:
 				// Money that came as it closed, returned by a stray-payment workflow.
+			case t.TradeState == paysim.StateRefund && refunded == 0 && c.strayRefundFailed(t):
+				// ... whose refund WeChat failed: held for a person (money).
 			default:
 				c.fail(CheckAgreement, no, "the shop says CLOSED, WeChat says %s (%s refunded of %s)", t.TradeState, fen(refunded), fen(t.TotalFen))
 			}
-		case o.status == "REFUND_FAILED":
-			c.fail(CheckMoney, no, "REFUND_FAILED (flag %q): WeChat says %s, %s of %s refunded — no refund was made to fail in this run",
-				o.flag, t.TradeState, fen(refunded), fen(t.TotalFen))
+		case o.status == string(workflows.StatusRefundFailed):
+			// Only a refund WeChat took and failed may leave an order so.
+			switch {
+			case !atWechat || t.TransactionID != o.txID || refunded != 0 || !c.orderRefundFailed(no):
+				c.fail(CheckAgreement, no, "the shop says REFUND_FAILED (transaction %q), WeChat says %s (transaction %q), %s of %s refunded, no refund of the order failed",
+					o.txID, t.TradeState, t.TransactionID, fen(refunded), fen(t.TotalFen))
+			case !c.flagged[no]:
+				c.fail(CheckStuck, no, "REFUND_FAILED and flagged, but not on the admin API's list of flagged orders")
+			}
 		}
-		if o.flag != "" {
+		// A flag means a person must act: only REFUND_FAILED, for a refund
+		// WeChat failed (a fault the run injects), may be left so.
+		if o.flag != "" && (o.status != string(workflows.StatusRefundFailed) || !hasOnlyFlag(o.flag, workflows.FlagRefundFailed)) {
 			c.fail(CheckStuck, no, "flagged %q: needs a person (status %s)", o.flag, o.status)
 		}
 	}
@@ -458,30 +596,12 @@ func (c *checker) agreement() {
 }
 
 // stockCheck: for each product, initial − current = the quantities of the
-// orders whose goods left the shelf (kept orders, and orders refunded after
-// they shipped); the ledger, replayed in commit order, never takes stock
-// below zero and ends at the current stock; every order's ledger rows match
-// its fate.
+// orders whose goods left the shelf (kept orders, orders refunded after they
+// shipped, and REFUND_FAILED orders that were deducted: their stock is not
+// restored, a person decides); the ledger, replayed in commit order, never
+// takes stock below zero and ends at the current stock; every order's
+// ledger rows match its fate.
 func (c *checker) stockCheck() {
-	out := map[int64]int64{}
-	for _, o := range c.rows {
-		if kept(o.status) || (o.status == "REFUNDED" && o.shipped) {
-			for p, q := range o.items {
-				out[p] += q
-			}
-		}
-	}
-	for p, initial := range c.initial {
-		cur, ok := c.stock[p]
-		if !ok {
-			c.fail(CheckStock, "", "product %d is gone", p)
-			continue
-		}
-		if initial-cur != out[p] {
-			c.fail(CheckStock, "", "product %d: %d at the start, %d now (%d out), but the orders that keep goods hold %d",
-				p, initial, cur, initial-cur, out[p])
-		}
-	}
 	// Replay.
 	level := map[int64]int64{}
 	for p, s := range c.initial {
@@ -527,6 +647,26 @@ func (c *checker) stockCheck() {
 		}
 		return true
 	}
+	out := map[int64]int64{}
+	for _, o := range c.rows {
+		refundFailed := o.status == string(workflows.StatusRefundFailed) && same(perOrder[o.no]["DEDUCT"], o.items)
+		if kept(o.status) || (o.status == "REFUNDED" && o.shipped) || refundFailed {
+			for p, q := range o.items {
+				out[p] += q
+			}
+		}
+	}
+	for p, initial := range c.initial {
+		cur, ok := c.stock[p]
+		if !ok {
+			c.fail(CheckStock, "", "product %d is gone", p)
+			continue
+		}
+		if initial-cur != out[p] {
+			c.fail(CheckStock, "", "product %d: %d at the start, %d now (%d out), but the orders that keep goods hold %d",
+				p, initial, cur, initial-cur, out[p])
+		}
+	}
 	for _, no := range sortedKeys(c.rows) {
 		o := c.rows[no]
 		d, r := perOrder[no]["DEDUCT"], perOrder[no]["RESTORE"]
@@ -543,6 +683,10 @@ func (c *checker) stockCheck() {
 			}
 		case o.status == "CLOSED":
 			ok = len(d) == 0 && len(r) == 0
+		case o.status == string(workflows.StatusRefundFailed):
+			// The refund failed: nothing is put back — deducted, or
+			// (oversold, never shipped) never deducted.
+			ok = (same(d, o.items) && len(r) == 0) || (len(d) == 0 && len(r) == 0 && !o.shipped)
 		}
 		if !ok {
 			c.fail(CheckStock, no, "%s order (shipped %v) of %v has ledger deductions %v and restorations %v", o.status, o.shipped, o.items, d, r)
@@ -636,44 +780,23 @@ func (c *checker) visibilityBreaks(listed []listedWorkflow) ([]Break, int) {
 	return append(orphans, mismatched...), refused
 }
 
-// strays: every stray-payment workflow completed, and returned the money or
-// found that its order keeps it.
-func (c *checker) strays(ctx context.Context) error {
-	var ids []string
-	running := map[string]enumspb.WorkflowExecutionStatus{}
-	if err := c.list(ctx, `WorkflowType="`+workflows.StrayPaymentWorkflowName+`"`, func(id string, status enumspb.WorkflowExecutionStatus, _ *commonpb.SearchAttributes) {
-		if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
-			running[id] = status
-			return
-		}
-		ids = append(ids, id)
-	}); err != nil {
-		return err
+// strayChecks: every stray-payment workflow completed, and returned the
+// money, found that its order keeps it — or, its refund failed at WeChat,
+// ended REFUND_FAILED for a person.
+func (c *checker) strayChecks() {
+	for _, id := range sortedKeys(c.strayOpen) {
+		c.fail(CheckStuck, "", "%s is %s", id, c.strayOpen[id])
 	}
-	for _, id := range sortedKeys(running) {
-		c.fail(CheckStuck, "", "%s is %s", id, running[id])
-	}
-	views := map[string]workflows.StrayPaymentView{}
-	for _, id := range ids {
-		var v workflows.StrayPaymentView
-		if err := c.h.tc.GetWorkflow(ctx, id, "").Get(ctx, &v); err != nil {
-			c.fail(CheckStuck, "", "%s: %v", id, err)
-			continue
-		}
-		views[id] = v
-	}
-	c.strayChecks(views)
-	return nil
-}
-
-// strayChecks: each completed stray-payment workflow (by id) ended REFUNDED
-// or KEPT.
-func (c *checker) strayChecks(views map[string]workflows.StrayPaymentView) {
-	for _, id := range sortedKeys(views) {
-		v := views[id]
+	for _, id := range sortedKeys(c.strayViews) {
+		v := c.strayViews[id]
 		c.r.StrayPayments[v.Status]++
 		switch v.Status {
 		case workflows.StrayRefunded, workflows.StrayKept:
+		case workflows.StrayRefundFailed:
+			if t, ok := c.sim[v.Payment.OutTradeNo]; !ok || t.TransactionID != v.Payment.TransactionID || !c.strayRefundFailed(t) {
+				c.fail(CheckMoney, v.Payment.OutTradeNo, "%s ended REFUND_FAILED, but WeChat failed no refund %s",
+					id, workflows.StrayRefundNo(v.Payment.TransactionID))
+			}
 		default:
 			c.fail(CheckMoney, v.Payment.OutTradeNo, "%s ended %s", id, v.Status)
 		}
@@ -736,10 +859,13 @@ func (c *checker) promises() {
 		if rec.CancelledTo == "CLOSED" && row.status != "CLOSED" {
 			c.fail(CheckPromise, no, "cancel answered CLOSED; the order is %s", row.status)
 		}
-		if rec.RefundAsked && row.status != "REFUNDED" {
+		// A refund WeChat failed ends REFUND_FAILED, flagged (agreement
+		// checks that): the API's answer could not promise more.
+		refundFailed := row.status == string(workflows.StatusRefundFailed) && c.orderRefundFailed(no)
+		if rec.RefundAsked && row.status != "REFUNDED" && !refundFailed {
 			c.fail(CheckPromise, no, "a refund was taken (200/202); the order is %s", row.status)
 		}
-		if rec.Shipped && row.status != "COMPLETED" && row.status != "REFUNDED" {
+		if rec.Shipped && row.status != "COMPLETED" && row.status != "REFUNDED" && !refundFailed {
 			c.fail(CheckPromise, no, "shipped; the order is %s", row.status)
 		}
 		if len(rec.Packages) > 1 {

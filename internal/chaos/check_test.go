@@ -30,12 +30,11 @@ var (
 	running   = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 )
 
-// checkState is a checker with its inputs, plus what the Temporal-backed
-// parts list (order workflows in visibility, completed stray payments).
+// checkState is a checker with its inputs, plus what visibility lists of the
+// order workflows.
 type checkState struct {
 	*checker
 	listed []listedWorkflow
-	strays map[string]workflows.StrayPaymentView
 }
 
 // settledState is a run after it settled, every invariant holding:
@@ -48,6 +47,10 @@ type checkState struct {
 //	closed    CLOSED unpaid at WeChat
 //	noprepay  CLOSED before it ever asked WeChat
 //	late      CLOSED; its late payment returned by a stray-payment workflow
+//	refundfailed  paid, refund asked, WeChat failed the refund (ABNORMAL):
+//	              REFUND_FAILED, flagged and listed, stock not put back
+//	strayfailed   CLOSED; its late payment's refund failed at WeChat (CLOSED):
+//	              the stray-payment workflow ended REFUND_FAILED
 //
 // and one order the workflow refused at creation (no row).
 func settledState() *checkState {
@@ -59,7 +62,10 @@ func settledState() *checkState {
 	c.payments = map[string]paymentRow{}
 	c.refunds = map[string]refundRow{}
 	c.wf = map[string]workflowFact{}
-	st := &checkState{checker: c, strays: map[string]workflows.StrayPaymentView{}}
+	c.strayViews = map[string]workflows.StrayPaymentView{}
+	c.strayOpen = map[string]enumspb.WorkflowExecutionStatus{}
+	c.flagged = map[string]bool{}
+	st := &checkState{checker: c}
 	seq := int64(0)
 	ledger := func(order, kind string, p, q int64) {
 		seq++
@@ -82,11 +88,14 @@ func settledState() *checkState {
 		c.payments[o.txID] = paymentRow{txID: o.txID, order: o.no, amount: o.total}
 		return paysim.TransactionView{OutTradeNo: o.no, TransactionID: o.txID, TradeState: paysim.StateSuccess, TotalFen: o.total}
 	}
-	refund := func(o *orderRow, t *paysim.TransactionView, outRefundNo string) {
+	refundAs := func(status string, o *orderRow, t *paysim.TransactionView, outRefundNo string) {
 		t.TradeState = paysim.StateRefund
 		t.Refunds = append(t.Refunds, paysim.RefundView{OutRefundNo: outRefundNo, OutTradeNo: o.no, TransactionID: t.TransactionID,
-			Status: paysim.RefundSuccess, RefundFen: t.TotalFen, TotalFen: t.TotalFen})
-		c.refunds[outRefundNo] = refundRow{outRefundNo: outRefundNo, order: o.no, txID: t.TransactionID, status: paysim.RefundSuccess, amount: t.TotalFen}
+			Status: status, RefundFen: t.TotalFen, TotalFen: t.TotalFen})
+		c.refunds[outRefundNo] = refundRow{outRefundNo: outRefundNo, order: o.no, txID: t.TransactionID, status: status, amount: t.TotalFen}
+	}
+	refund := func(o *orderRow, t *paysim.TransactionView, outRefundNo string) {
+		refundAs(paysim.RefundSuccess, o, t, outRefundNo)
 	}
 	record := func(no string, f func(*orderRecord)) {
 		rec := &orderRecord{No: no, Packages: []string{"prepay_id=wx" + no}}
@@ -140,18 +149,36 @@ func settledState() *checkState {
 	late.txID = "" // the order never kept it
 	refund(late, &t, "Stx-late")
 	c.sim["late"] = t
-	st.strays["stray-payment-tx-late"] = workflows.StrayPaymentView{Status: workflows.StrayRefunded,
+	c.strayViews["stray-payment-tx-late"] = workflows.StrayPaymentView{Status: workflows.StrayRefunded,
 		Payment: workflows.PaymentNotice{OutTradeNo: "late", TransactionID: "tx-late", AmountFen: 8800}}
 	// No payer record: a payer's payment WeChat took before the close would
 	// have made the order PAID (a promise). This is the order of an answer
 	// lost to an API restart, paid by someone who had its prepay.
 
+	failed := order("refundfailed", "REFUND_FAILED", 5900, map[int64]int64{pCoffee: 1})
+	failed.flag = workflows.FlagRefundFailed
+	c.flagged["refundfailed"] = true
+	t = pay(failed)
+	ledger("refundfailed", "DEDUCT", pCoffee, 1)
+	refundAs(paysim.RefundAbnormal, failed, &t, "refundfailed-R1")
+	c.sim["refundfailed"] = t
+	record("refundfailed", func(r *orderRecord) { r.SimPaid, r.RefundAsked = true, true })
+
+	strayFailed := order("strayfailed", "CLOSED", 3900, map[int64]int64{pTea: 1})
+	t = pay(strayFailed)
+	strayFailed.txID = ""
+	refundAs(paysim.RefundClosed, strayFailed, &t, "Stx-strayfailed")
+	c.sim["strayfailed"] = t
+	c.strayViews["stray-payment-tx-strayfailed"] = workflows.StrayPaymentView{Status: workflows.StrayRefundFailed,
+		Payment: workflows.PaymentNotice{OutTradeNo: "strayfailed", TransactionID: "tx-strayfailed", AmountFen: 3900}}
+
 	st.listed = append(st.listed, listedWorkflow{id: "order-refused", status: completed, orderStatus: string(workflows.StatusRefused)})
 	slices.SortFunc(c.records, func(a, b *orderRecord) int { return strings.Compare(a.No, b.No) })
 
-	// Out: coffee 2 (paid) + 1 (completed) + 1 (shipref); tea 1 (completed).
+	// Out: coffee 2 (paid) + 1 (completed) + 1 (shipref) + 1 (refundfailed);
+	// tea 1 (completed).
 	c.initial = map[int64]int64{pCoffee: 100, pTea: 10}
-	c.stock = map[int64]int64{pCoffee: 96, pTea: 9}
+	c.stock = map[int64]int64{pCoffee: 95, pTea: 9}
 	return st
 }
 
@@ -165,7 +192,7 @@ func (st *checkState) run() []Break {
 	breaks, refused := c.visibilityBreaks(st.listed)
 	c.r.Breaks = append(c.r.Breaks, breaks...)
 	c.r.RefusedByWorkflow = refused
-	c.strayChecks(st.strays)
+	c.strayChecks()
 	c.promises()
 	return c.r.Breaks
 }
@@ -176,11 +203,12 @@ func TestCheckerSettledStateHolds(t *testing.T) {
 		t.Fatalf("a settled state that holds every invariant gave breaks:\n%s", breakLines(breaks))
 	}
 	m := st.r.Money
-	if m.Transactions != 6 || m.TakenFen != 17600+21600+38400+12800+8800+8800 || m.KeptFen != 17600+21600 ||
-		m.RefundedFen != 38400+12800+8800+8800 || m.Refunds != 4 {
+	if m.Transactions != 8 || m.TakenFen != 17600+21600+38400+12800+8800+8800+5900+3900 || m.KeptFen != 17600+21600 ||
+		m.RefundedFen != 38400+12800+8800+8800 || m.Refunds != 6 || m.Held != 2 || m.HeldFen != 5900+3900 {
 		t.Errorf("money %+v", m)
 	}
-	if st.r.Oversold != 1 || st.r.RefusedByWorkflow != 1 || len(st.r.Stuck) != 0 || st.r.StrayPayments[workflows.StrayRefunded] != 1 {
+	if st.r.Oversold != 1 || st.r.RefusedByWorkflow != 1 || len(st.r.Stuck) != 0 ||
+		st.r.StrayPayments[workflows.StrayRefunded] != 1 || st.r.StrayPayments[workflows.StrayRefundFailed] != 1 {
 		t.Errorf("oversold %d, refused %d, stuck %v, strays %v", st.r.Oversold, st.r.RefusedByWorkflow, st.r.Stuck, st.r.StrayPayments)
 	}
 }
@@ -312,11 +340,54 @@ func TestCheckerNamesTheBrokenOrder(t *testing.T) {
 		{"a flagged order", "closed", CheckStuck, func(st *checkState) {
 			st.rows["closed"].flag = workflows.FlagCloseUnconfirmed
 		}, ""},
-		{"a stray payment that ended without returning the money", "late", CheckMoney, func(st *checkState) {
-			v := st.strays["stray-payment-tx-late"]
+		{"a stray payment that ended REFUND_FAILED, its refund made", "late", CheckMoney, func(st *checkState) {
+			v := st.strayViews["stray-payment-tx-late"]
 			v.Status = workflows.StrayRefundFailed
-			st.strays["stray-payment-tx-late"] = v
+			st.strayViews["stray-payment-tx-late"] = v
+		}, "WeChat failed no refund"},
+		{"a stray payment still running", "", CheckStuck, func(st *checkState) {
+			delete(st.strayViews, "stray-payment-tx-late")
+			st.strayOpen["stray-payment-tx-late"] = running
+		}, "stray-payment-tx-late is"},
+		{"refund failed at WeChat, the stray-payment workflow says REFUNDED", "strayfailed", CheckMoney, func(st *checkState) {
+			v := st.strayViews["stray-payment-tx-strayfailed"]
+			v.Status = workflows.StrayRefunded
+			st.strayViews["stray-payment-tx-strayfailed"] = v
+		}, "nobody was told"},
+		{"refund failed at WeChat, the order says REFUNDED", "refundfailed", CheckMoney, func(st *checkState) {
+			st.rows["refundfailed"].status, st.rows["refundfailed"].flag = "REFUNDED", ""
+			st.wf["refundfailed"] = workflowFact{status: completed, orderStatus: "REFUNDED"}
+			setListed(st, "refundfailed", completed, "REFUNDED")
+		}, "nobody was told"},
+		{"REFUND_FAILED without the flag", "refundfailed", CheckMoney, func(st *checkState) {
+			st.rows["refundfailed"].flag = ""
+		}, "nobody was told"},
+		{"REFUND_FAILED flagged with something else too", "refundfailed", CheckStuck, func(st *checkState) {
+			st.rows["refundfailed"].flag = workflows.FlagRefundFailed + "," + workflows.FlagPaymentMismatch
+		}, "flagged"},
+		{"REFUND_FAILED not on the admin API's flagged list", "refundfailed", CheckStuck, func(st *checkState) {
+			delete(st.flagged, "refundfailed")
+		}, "list of flagged orders"},
+		{"REFUND_FAILED, WeChat refunded it", "refundfailed", CheckAgreement, func(st *checkState) {
+			t := st.sim["refundfailed"]
+			t.Refunds[0].Status = paysim.RefundSuccess
+			st.sim["refundfailed"] = t
+			r := st.refunds["refundfailed-R1"]
+			r.status = paysim.RefundSuccess
+			st.refunds["refundfailed-R1"] = r
 		}, ""},
+		{"REFUND_FAILED, its stock put back", "refundfailed", CheckStock, func(st *checkState) {
+			st.ledger = append(st.ledger, ledgerRow{id: 99, order: "refundfailed", kind: "RESTORE", product: pCoffee, qty: 1,
+				committed: sql.NullTime{Time: st.now, Valid: true}})
+			st.stock[pCoffee]++
+		}, ""},
+		{"a refund failed at WeChat for an order that never asked", "paid", CheckMoney, func(st *checkState) {
+			t := st.sim["paid"]
+			t.TradeState = paysim.StateRefund
+			t.Refunds = []paysim.RefundView{{OutRefundNo: "paid-R1", Status: paysim.RefundClosed, RefundFen: t.TotalFen}}
+			st.sim["paid"] = t
+			st.refunds["paid-R1"] = refundRow{outRefundNo: "paid-R1", order: "paid", status: paysim.RefundClosed, amount: t.TotalFen}
+		}, "nobody was told"},
 		{"a refund the API took that did not happen", "paid", CheckPromise, func(st *checkState) {
 			for _, r := range st.records {
 				if r.No == "paid" {

@@ -56,7 +56,7 @@ func newWireFaults(h *harness) *wireFaults {
 func (w *wireFaults) kinds() []string {
 	var out []string
 	for _, k := range []string{FaultNotifyDrop, FaultNotifyDuplicate, FaultNotifyDelay, FaultNotifyReorder,
-		FaultNotifyTamper, FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer} {
+		FaultNotifyTamper, FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer, FaultWechatRefundFailed} {
 		if w.h.opts.faultOn(k) {
 			out = append(out, k)
 		}
@@ -136,6 +136,21 @@ func (w *wireFaults) inject(kind string) {
 		w.asked[kind]++
 	case FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer:
 		w.injectEndpoint(kind)
+	case FaultWechatRefundFailed:
+		// One refund at a time, and only once the previous one was taken:
+		// each is a flagged order a person would have to handle.
+		if r := w.h.sim.CurrentFaults().Refund; r != nil && r.Abnormal+r.Closed > 0 {
+			return
+		}
+		f := paysim.RefundFaults{Abnormal: 1}
+		if w.rng.IntN(2) == 0 {
+			f = paysim.RefundFaults{Closed: 1}
+		}
+		if _, err := w.h.sim.ApplyFaults(paysim.Faults{Refund: &f}); err != nil {
+			w.h.logf("inject %s: %v", kind, err)
+			return
+		}
+		w.asked[kind]++
 	}
 }
 
@@ -286,6 +301,12 @@ func (w *wireFaults) injected(txs []paysim.TransactionView) map[string]int {
 				if a.Tamper != "" {
 					out[FaultNotifyTamper]++
 				}
+			}
+		}
+		// The simulator settles a refund ABNORMAL or CLOSED only when told.
+		for _, r := range tx.Refunds {
+			if failedAtWechat(r.Status) {
+				out[FaultWechatRefundFailed]++
 			}
 		}
 	}

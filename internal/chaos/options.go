@@ -34,6 +34,10 @@ const (
 	FaultWechat5xx        = "wechat_5xx"         // 5xx instead of the answer
 	FaultWechatSlow       = "wechat_slow"        // the answer comes late (sometimes after the client gave up)
 	FaultWechatLostAnswer = "wechat_lost_answer" // the request is done, the answer is a 5xx: the shop does not know
+	// WeChat takes a refund and then fails it (ABNORMAL: the payer's card is
+	// gone; CLOSED): the order ends REFUND_FAILED, flagged for a person, the
+	// money not returned.
+	FaultWechatRefundFailed = "wechat_refund_failed"
 	// Processes.
 	FaultWorkerKill      = "worker_kill"      // SIGKILL a worker, start it again
 	FaultAPIRestart      = "api_restart"      // stop the API (SIGTERM or SIGKILL), start it again
@@ -43,7 +47,7 @@ const (
 // AllFaults lists every fault kind.
 var AllFaults = []string{
 	FaultNotifyDrop, FaultNotifyDuplicate, FaultNotifyDelay, FaultNotifyReorder, FaultNotifyTamper,
-	FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer,
+	FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer, FaultWechatRefundFailed,
 	FaultWorkerKill, FaultAPIRestart, FaultPostgresRestart,
 }
 

@@ -58,6 +58,10 @@ type Money struct {
 	TakenFen     int64 `json:"taken_fen"`
 	RefundedFen  int64 `json:"refunded_fen"`
 	KeptFen      int64 `json:"kept_fen"` // totals of the orders in PAID, SHIPPED, COMPLETED
+	// Held are the payments whose refund WeChat failed (REFUND_FAILED orders
+	// and stray payments): not returned, flagged for a person.
+	Held    int   `json:"held"`
+	HeldFen int64 `json:"held_fen"`
 }
 
 // Restarts counts the process faults and what followed them.
@@ -119,8 +123,9 @@ func (r *Report) WriteText(w io.Writer) {
 	tw.Flush()
 
 	m := r.Money
-	p("money: %d payments taken %s, %d refunds %s returned, kept %s (taken − refunded − kept = %s)",
-		m.Transactions, fen(m.TakenFen), m.Refunds, fen(m.RefundedFen), fen(m.KeptFen), fen(m.TakenFen-m.RefundedFen-m.KeptFen))
+	p("money: %d payments taken %s, %d refunds %s returned, kept %s, %d held for a person %s (taken − refunded − kept − held = %s)",
+		m.Transactions, fen(m.TakenFen), m.Refunds, fen(m.RefundedFen), fen(m.KeptFen), m.Held, fen(m.HeldFen),
+		fen(m.TakenFen-m.RefundedFen-m.KeptFen-m.HeldFen))
 	if len(r.StrayPayments) > 0 {
 		p("stray payments: %s", kv(r.StrayPayments))
 	}

@@ -63,6 +63,7 @@ func freePort(t *testing.T) int {
 type devStack struct {
 	API string // http://127.0.0.1:port
 	UI  string // Temporal Web UI
+	Sim string // the WeChat Pay simulator
 	NS  string
 }
 
@@ -93,6 +94,7 @@ func startDev(t *testing.T) devStack {
 	dev := devStack{
 		API: "http://" + opts.APIAddr,
 		UI:  fmt.Sprintf("http://127.0.0.1:%d", opts.UIPort),
+		Sim: fmt.Sprintf("http://127.0.0.1:%d", opts.PaySimPort),
 		NS:  cfg.TemporalNamespace,
 	}
 

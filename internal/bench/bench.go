@@ -25,6 +25,11 @@ import (
 	"ordersaga/internal/app"
 )
 
+// phaseGap separates the phases: the last steps of one phase's orders
+// (stock, search attributes, visibility) are not measured as the next
+// phase's latency.
+const phaseGap = 2 * time.Second
+
 type run struct {
 	o            Options
 	s            *stack
@@ -84,10 +89,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{PhaseRead, func() { x := r.readPhase(ctx); rep.Reads = &x }},
 		{PhaseExpiry, func() { e := r.expiryPhase(ctx); rep.Expiry = &e }},
 	}
+	ran := false
 	for _, p := range phases {
 		if !o.runs(p.name) {
 			continue
 		}
+		if ran && !sleep(ctx, phaseGap) {
+			return nil, fmt.Errorf("bench: interrupted before phase %s: %w", p.name, ctx.Err())
+		}
+		ran = true
 		if err := profiled(p.name, p.run); err != nil {
 			return nil, err
 		}

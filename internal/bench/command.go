@@ -41,6 +41,7 @@ flags:
 	fs.IntVar(&o.Orders, "orders", 0, "orders per saga and no-op phase instead of -duration (no warm-up)")
 	fs.DurationVar(&o.Poll, "poll", d.Poll, "how often a user reads its order (and the stock) while waiting for PAID")
 	fs.IntVar(&o.Expiry, "expiry", d.Expiry, "unpaid orders left to expire (10000 for the full measurement)")
+	fs.Float64Var(&o.ExpiryRate, "expiry-rate", 0, "place the unpaid orders at this many per second (0 = as fast as they are answered); their deadlines fall due at the same rate")
 	fs.DurationVar(&o.ExpiryTimeout, "expiry-timeout", d.ExpiryTimeout, "their ORDER_PAY_TIMEOUT (longer than placing them takes, so that all are pending at once)")
 	fs.IntVar(&o.Burst, "burst", d.Burst, "payment notifies at once")
 	fs.Float64Var(&o.ReadRate, "read-rate", d.ReadRate, "order reads per second")

@@ -100,9 +100,12 @@ type Options struct {
 
 	Expiry        int           // unpaid orders left to expire
 	ExpiryTimeout time.Duration // their ORDER_PAY_TIMEOUT
-	Burst         int           // concurrent payment notifies
-	ReadRate      float64       // order reads per second
-	ReadFor       time.Duration // how long the reads go on
+	// ExpiryRate paces their placement (orders per second; 0 = as fast as
+	// the users are answered). Their deadlines fall due at the same rate.
+	ExpiryRate float64
+	Burst      int           // concurrent payment notifies
+	ReadRate   float64       // order reads per second
+	ReadFor    time.Duration // how long the reads go on
 
 	Workers int // worker replicas (each with its own Temporal connection)
 	// HistoryShards of the new Temporal database (0 = the devserver's default).
@@ -166,7 +169,7 @@ func (o *Options) fill() error {
 	if o.Poll <= 0 {
 		o.Poll = d.Poll
 	}
-	if o.Expiry < 0 || o.Burst < 0 || o.ReadRate < 0 || o.ReadFor < 0 {
+	if o.Expiry < 0 || o.ExpiryRate < 0 || o.Burst < 0 || o.ReadRate < 0 || o.ReadFor < 0 {
 		return errors.New("bench: sizes must not be negative")
 	}
 	if o.ExpiryTimeout <= 0 {

@@ -298,7 +298,13 @@ func (r *run) expiryPhase(ctx context.Context) Expiry {
 	for w := range r.o.Users {
 		u := r.users[w]
 		wg.Go(func() {
-			for next.Add(1) <= int64(r.o.Expiry) {
+			for i := next.Add(1); i <= int64(r.o.Expiry); i = next.Add(1) {
+				if r.o.ExpiryRate > 0 {
+					due := begin.Add(time.Duration(float64(i-1) / r.o.ExpiryRate * float64(time.Second)))
+					if d := time.Until(due); d > 0 && !sleep(ctx, d) {
+						return
+					}
+				}
 				o, f := r.createOrder(ctx, r.s.expiryURL, u.token, u.product)
 				mu.Lock()
 				if f != "" {

@@ -59,6 +59,7 @@ type Settings struct {
 	Poll           string   `json:"poll"`
 	Expiry         int      `json:"expiry_orders"`
 	ExpiryTimeout  string   `json:"expiry_pay_timeout"`
+	ExpiryRate     float64  `json:"expiry_rate_per_second,omitempty"`
 	Burst          int      `json:"burst_notifies"`
 	ReadRate       float64  `json:"read_rate"`
 	ReadFor        string   `json:"read_for"`
@@ -76,7 +77,7 @@ type Settings struct {
 func (r *run) settings(ctx context.Context) Settings {
 	o := r.o
 	s := Settings{
-		DB: o.DB, Users: o.Users, Poll: o.Poll.String(), Expiry: o.Expiry, ExpiryTimeout: o.ExpiryTimeout.String(),
+		DB: o.DB, Users: o.Users, Poll: o.Poll.String(), Expiry: o.Expiry, ExpiryTimeout: o.ExpiryTimeout.String(), ExpiryRate: o.ExpiryRate,
 		Burst: o.Burst, ReadRate: o.ReadRate, ReadFor: o.ReadFor.String(), Workers: o.Workers,
 		NoopActivities: noopKinds(o), Reverted: o.Revert, Phases: o.Phases,
 		ShopPool: store.PoolSizes(o.DB),
@@ -238,8 +239,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(w)
 	}
 	if e := r.Expiry; e != nil {
-		fmt.Fprintf(w, "expiry: %d unpaid orders (pay timeout %s, placed in %.1fs, %d pending at the first deadline): %d closed, %d not\n",
-			e.Orders, e.PayTimeout, e.CreateSeconds, e.PendingAtFirstDeadline, e.Closed, e.NotClosed)
+		rate := 0.0
+		if e.CreateSeconds > 0 {
+			rate = float64(e.Orders) / e.CreateSeconds
+		}
+		fmt.Fprintf(w, "expiry: %d unpaid orders (pay timeout %s, placed in %.1fs at %.0f/s — their deadlines fall due as fast —, %d pending at the first deadline): %d closed, %d not\n",
+			e.Orders, e.PayTimeout, e.CreateSeconds, rate, e.PendingAtFirstDeadline, e.Closed, e.NotClosed)
 		row("", "n", "p50 ms", "p95 ms", "p99 ms", "max ms")
 		lat("closed after deadline", e.Late)
 		tw.Flush()

@@ -265,7 +265,11 @@ func serveListener(ctx context.Context, ln net.Listener, h http.Handler, grace t
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
+		// The grace is over: cut the requests still running (their
+		// contexts end, so they stop waiting on Temporal or the database)
+		// rather than leave them to the process's exit.
+		_ = srv.Close()
+		return fmt.Errorf("http shutdown: requests still running after %s were cut off: %w", grace, err)
 	}
 	return nil
 }

@@ -99,7 +99,7 @@ const DefaultHistoryShards = 4
 type Server struct {
 	opts         Options
 	temporal     temporal.Server
-	stopping     *atomic.Bool // the server's logger quietens its shutdown noise
+	quiet        *atomic.Bool // the server's logger quietens its start-up and shutdown noise
 	dc           *dynamicConfigClient
 	ui           *uiserver.Server
 	frontendAddr string
@@ -139,15 +139,18 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 
 	dc := newDynamicConfig(opts)
-	stopping := &atomic.Bool{}
-	srv, opts, err := startServer(opts, dc, serverLogger{log: opts.Logger, stopping: stopping})
+	// Until Start returns, the services' complaints about each other
+	// ("Frontend is not healthy yet") are start-up noise.
+	quiet := &atomic.Bool{}
+	quiet.Store(true)
+	srv, opts, err := startServer(opts, dc, serverLogger{log: opts.Logger, quiet: quiet})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		opts:         opts,
 		temporal:     srv,
-		stopping:     stopping,
+		quiet:        quiet,
 		dc:           dc,
 		frontendAddr: net.JoinHostPort(opts.IP, strconv.Itoa(opts.FrontendPort)),
 	}
@@ -169,6 +172,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	quiet.Store(false)
 	return s, nil
 }
 
@@ -266,7 +270,7 @@ func (s *Server) UIURL() string { return s.uiURL }
 
 // Stop shuts the UI and the server down. Workflows stay in the database.
 func (s *Server) Stop() error {
-	s.stopping.Store(true)
+	s.quiet.Store(true)
 	if s.ui != nil {
 		s.ui.Stop()
 	}

@@ -11,12 +11,13 @@ import (
 // serverLogger hands the embedded server's errors to the process's slog
 // logger (JSON in dev, stack.log in benchmarks), with its tags as
 // attributes; its warnings go at debug level, its debug and info nowhere:
-// the server is chatty and they say nothing a shop needs. While the server stops, its services go
-// down one after another and the survivors report the ones gone ("Not
-// enough hosts to serve the request"): expected, so logged at debug.
+// the server is chatty and they say nothing a shop needs. While the server
+// starts and stops (quiet), its services come up and go down one after
+// another and report each other missing ("Frontend is not healthy yet",
+// "Not enough hosts to serve the request"): expected, so logged at debug.
 type serverLogger struct {
-	log      *slog.Logger
-	stopping *atomic.Bool
+	log   *slog.Logger
+	quiet *atomic.Bool
 }
 
 var _ tlog.Logger = serverLogger{}
@@ -33,7 +34,7 @@ func (l serverLogger) Debug(string, ...tag.Tag)         {}
 func (l serverLogger) Info(string, ...tag.Tag)          {}
 func (l serverLogger) Warn(msg string, tags ...tag.Tag) { l.log.Debug(msg, l.attrs(tags)...) }
 func (l serverLogger) Error(msg string, tags ...tag.Tag) {
-	if l.stopping.Load() {
+	if l.quiet.Load() {
 		l.log.Debug(msg, l.attrs(tags)...)
 		return
 	}

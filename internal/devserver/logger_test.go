@@ -11,16 +11,16 @@ import (
 )
 
 // The server's errors reach the process's log with their tags, except the
-// ones its services report about each other while it stops.
-func TestServerErrorsAreLoggedExceptWhileStopping(t *testing.T) {
+// ones its services report about each other while it starts or stops.
+func TestServerErrorsAreLoggedExceptWhileStartingOrStopping(t *testing.T) {
 	var buf bytes.Buffer
-	stopping := &atomic.Bool{}
-	l := serverLogger{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), stopping: stopping}
+	quiet := &atomic.Bool{}
+	l := serverLogger{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), quiet: quiet}
 
 	l.Info("chatter")
 	l.Warn("a warning")
 	l.Error("persistence failed", tag.NewStringTag("shard-id", "3"))
-	stopping.Store(true)
+	quiet.Store(true)
 	l.Error("Not enough hosts to serve the request")
 
 	got := buf.String()

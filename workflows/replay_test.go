@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
 	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -75,6 +76,22 @@ var recordedPaths = []struct{ name, since string }{
 // deadline, so the real stack never shows it; the workflow test
 // TestPayerStillEnteringThePasswordGetsAGraceThenTheOrderCloses covers it.
 // Nor is CLOSE_UNCONFIRMED: its eight close rounds take ~15 minutes.)
+
+// recordedHistory reads the history of a path recorded at a version.
+func recordedHistory(t *testing.T, path, version string) (string, *historypb.History) {
+	t.Helper()
+	f := filepath.Join(historiesDir, historyFile(path, version))
+	data, err := os.Open(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Close()
+	h, err := client.HistoryFromJSON(data, client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatalf("%s: %v", f, err)
+	}
+	return f, h
+}
 
 // pathsAt are the paths recorded at version v.
 func pathsAt(v string) []string {
@@ -146,16 +163,7 @@ func TestRecordedHistoriesRunEachStepAsItsVersionDoes(t *testing.T) {
 	local := workflows.LocalActivities()
 	for _, v := range recordedVersions {
 		for _, p := range pathsAt(v) {
-			f := filepath.Join(historiesDir, historyFile(p, v))
-			data, err := os.Open(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := client.HistoryFromJSON(data, client.HistoryJSONOptions{})
-			data.Close()
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
+			f, h := recordedHistory(t, p, v)
 			evs := h.GetEvents()
 			if evs[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName() != workflows.OrderWorkflowName {
 				continue
@@ -195,16 +203,7 @@ func TestEveryRecordedStepHasASummary(t *testing.T) {
 	dc := converter.GetDefaultDataConverter()
 	for _, v := range recordedVersions {
 		for _, p := range pathsAt(v) {
-			f := filepath.Join(historiesDir, historyFile(p, v))
-			data, err := os.Open(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := client.HistoryFromJSON(data, client.HistoryJSONOptions{})
-			data.Close()
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
+			f, h := recordedHistory(t, p, v)
 			summary := func(ev interface{ GetUserMetadata() *sdkpb.UserMetadata }) string {
 				var s string
 				if pl := ev.GetUserMetadata().GetSummary(); pl != nil {

@@ -108,6 +108,20 @@ func simPay(t *testing.T, env *testenv.Env, orderNo string) paysim.TransactionVi
 	return v
 }
 
+// placePaid places an order, asks for its prepay, has the payer pay at the
+// simulator and waits for the row to say PAID (its history is printed if the
+// test fails). It returns the order and its workflow ID.
+func placePaid(t *testing.T, env *testenv.Env, token string, items ...item) (orderView, string) {
+	t.Helper()
+	o := place(t, env, token, items...)
+	wf := workflows.WorkflowID(o.OrderNo)
+	historyOnFailure(t, env, wf)
+	pay(t, env, token, o.OrderNo)
+	simPay(t, env, o.OrderNo)
+	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	return o, wf
+}
+
 func row(t *testing.T, env *testenv.Env, orderNo string) store.Order {
 	t.Helper()
 	o, err := env.Store.GetOrder(context.Background(), orderNo)

@@ -424,12 +424,7 @@ func TestRefundRestoresStock(t *testing.T) {
 	env := testenv.New(t, temporalServer, testenv.Options{})
 	ps := env.Seed(store.Product{Name: "Oolong", PriceFen: 1280, Stock: 5})
 	_, token := env.UserToken("openid-alice")
-	o := place(t, env, token, item{ps[0].ID, 2})
-	wf := workflows.WorkflowID(o.OrderNo)
-	historyOnFailure(t, env, wf)
-	pay(t, env, token, o.OrderNo)
-	simPay(t, env, o.OrderNo)
-	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	o, wf := placePaid(t, env, token, item{ps[0].ID, 2})
 	waitStock(t, env, ps[0].ID, 3)
 
 	resp := env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/refund", token, map[string]string{"reason": "changed my mind"})
@@ -639,12 +634,7 @@ func TestReplayedNotifyIsRefused(t *testing.T) {
 	front := newCallbackFront(t, env)
 	ps := env.Seed(store.Product{Name: "Oolong", PriceFen: 1280, Stock: 5})
 	_, token := env.UserToken("openid-alice")
-	o := place(t, env, token, item{ps[0].ID, 1})
-	wf := workflows.WorkflowID(o.OrderNo)
-	historyOnFailure(t, env, wf)
-	pay(t, env, token, o.OrderNo)
-	simPay(t, env, o.OrderNo)
-	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	_, wf := placePaid(t, env, token, item{ps[0].ID, 1})
 	settle(t, env, wf)
 	captured := front.Captured()
 	if len(captured) != 1 {
@@ -774,12 +764,7 @@ func TestAdminRefundsAShippedOrder(t *testing.T) {
 	ps := env.Seed(store.Product{Name: "Oolong", PriceFen: 1280, Stock: 5})
 	_, token := env.UserToken("openid-alice")
 	admin := env.Config.AdminToken
-	o := place(t, env, token, item{ps[0].ID, 1})
-	wf := workflows.WorkflowID(o.OrderNo)
-	historyOnFailure(t, env, wf)
-	pay(t, env, token, o.OrderNo)
-	simPay(t, env, o.OrderNo)
-	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	o, wf := placePaid(t, env, token, item{ps[0].ID, 1})
 	waitStock(t, env, ps[0].ID, 4) // 5 → 4: the payment deducted it
 	if r := env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", admin, nil); r.Status != http.StatusOK {
 		t.Fatalf("ship: %d %s", r.Status, r.Body)
@@ -811,11 +796,7 @@ func TestShippedOrderCompletesByItself(t *testing.T) {
 	env := testenv.New(t, temporalServer, testenv.Options{AutoConfirm: 2 * time.Second})
 	ps := env.Seed(store.Product{Name: "Oolong", PriceFen: 1280, Stock: 5})
 	_, token := env.UserToken("openid-alice")
-	o := place(t, env, token, item{ps[0].ID, 1})
-	historyOnFailure(t, env, workflows.WorkflowID(o.OrderNo))
-	pay(t, env, token, o.OrderNo)
-	simPay(t, env, o.OrderNo)
-	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	o, _ := placePaid(t, env, token, item{ps[0].ID, 1})
 	if r := env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", env.Config.AdminToken, nil); r.Status != http.StatusOK {
 		t.Fatalf("ship: %d %s", r.Status, r.Body)
 	}

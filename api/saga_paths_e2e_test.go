@@ -30,12 +30,7 @@ func TestRefundNotifyReachesTheWorkflowAsTheRefundSignal(t *testing.T) {
 	env := testenv.New(t, temporalServer, testenv.Options{RefundDelay: -1})
 	ps := env.Seed(store.Product{Name: "Oolong", PriceFen: 1280, Stock: 5})
 	_, token := env.UserToken("openid-alice")
-	o := place(t, env, token, item{ps[0].ID, 2})
-	wf := workflows.WorkflowID(o.OrderNo)
-	historyOnFailure(t, env, wf)
-	pay(t, env, token, o.OrderNo)
-	simPay(t, env, o.OrderNo)
-	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	o, wf := placePaid(t, env, token, item{ps[0].ID, 2})
 	waitStock(t, env, ps[0].ID, 3)
 
 	resp := env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/refund", token, map[string]string{"reason": "changed my mind"})

@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +21,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"ordersaga/internal/apiclient"
 	"ordersaga/internal/app"
 	"ordersaga/internal/chaos"
 	"ordersaga/internal/config"
@@ -296,34 +295,8 @@ type answer struct {
 
 // call sends a JSON request to the API (base: s.apiURL or s.expiryURL).
 func (s *stack) call(ctx context.Context, base, method, path, token string, body any) (answer, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return answer{}, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-	if err != nil {
-		return answer{}, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		return answer{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return answer{}, err
-	}
-	return answer{status: resp.StatusCode, body: b}, nil
+	status, b, err := apiclient.Do(ctx, s.http, method, base+path, token, body)
+	return answer{status: status, body: b}, err
 }
 
 // login logs a user in through the API (jscode2session at the simulator).

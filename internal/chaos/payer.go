@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"ordersaga/internal/apiclient"
 	"ordersaga/internal/paysim"
 )
 
@@ -115,34 +115,8 @@ func (a answer) code() string {
 
 // call sends one request to the API.
 func (h *harness) call(ctx context.Context, method, path, token string, body any) (answer, error) {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return answer{}, err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, h.apiURL+path, r)
-	if err != nil {
-		return answer{}, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return answer{}, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return answer{}, err
-	}
-	return answer{status: resp.StatusCode, body: data}, nil
+	status, b, err := apiclient.Do(ctx, h.client, method, h.apiURL+path, token, body)
+	return answer{status: status, body: b}, err
 }
 
 // callRetry is call as a mini-program does it: a connection refused (the API

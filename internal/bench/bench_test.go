@@ -159,3 +159,18 @@ func BenchmarkPaidOrders(b *testing.B) {
 	b.ReportMetric(r.Ratio, "ratio")
 	b.ReportMetric(r.Saga.Steps[bench.StepTotal].P50, "p50-ms")
 }
+
+func TestParseTunings(t *testing.T) {
+	if r, err := bench.ParseTunings(""); err != nil || r != nil {
+		t.Fatalf("empty: %v %v", r, err)
+	}
+	if r, err := bench.ParseTunings("all"); err != nil || len(r) != len(bench.Tunings) {
+		t.Fatalf("all: %v %v", r, err)
+	}
+	if r, err := bench.ParseTunings("gc, pollers,gc"); err != nil || strings.Join(r, ",") != "gc,pollers" {
+		t.Fatalf("list: %v %v", r, err)
+	}
+	if _, err := bench.ParseTunings("gc,turbo"); err == nil || !strings.Contains(err.Error(), `tuning "turbo"`) {
+		t.Fatalf("unknown tuning: %v", err)
+	}
+}

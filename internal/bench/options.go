@@ -53,17 +53,7 @@ func ParseTunings(s string) ([]string, error) {
 	case "all":
 		return slices.Clone(RevertAll), nil
 	}
-	var out []string
-	for _, t := range strings.Split(s, ",") {
-		t = strings.TrimSpace(t)
-		if !slices.Contains(Tunings, t) {
-			return nil, fmt.Errorf("unknown tuning %q (known: all, %s)", t, strings.Join(Tunings, ", "))
-		}
-		if !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	return out, nil
+	return parseList(s, "tuning", Tunings)
 }
 
 // Databases the shop can run on.
@@ -214,14 +204,20 @@ func ParsePhases(s string) ([]string, error) {
 	if s == "" || s == "all" {
 		return slices.Clone(AllPhases), nil
 	}
+	return parseList(s, "phase", AllPhases)
+}
+
+// parseList reads a comma-separated list of names from known (a flag's
+// value), once each, in the order given.
+func parseList(s, what string, known []string) ([]string, error) {
 	var out []string
-	for _, p := range strings.Split(s, ",") {
-		p = strings.TrimSpace(p)
-		if !slices.Contains(AllPhases, p) {
-			return nil, fmt.Errorf("unknown phase %q (known: all, %s)", p, strings.Join(AllPhases, ", "))
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(known, name) {
+			return nil, fmt.Errorf("unknown %s %q (known: all, %s)", what, name, strings.Join(known, ", "))
 		}
-		if !slices.Contains(out, p) {
-			out = append(out, p)
+		if !slices.Contains(out, name) {
+			out = append(out, name)
 		}
 	}
 	return out, nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxpay"
@@ -21,9 +20,6 @@ func (a *Activities) CheckStock(ctx context.Context, orderNo string) error {
 	}
 	return nil
 }
-
-// maxDescriptionRunes is WeChat's limit on a prepay's description.
-const maxDescriptionRunes = 127
 
 // RequestPayment creates the JSAPI prepay of a PENDING order — or gets the
 // same prepay_id back, WeChat answering the same prepay_id for the same
@@ -82,8 +78,10 @@ func (a *Activities) RequestPayment(ctx context.Context, in workflows.RequestPay
 }
 
 // describe is the prepay's description the payer sees, from the order's
-// items: "Yunnan coffee beans 500g ×2 and 1 more item", at most 127 runes
-// (the first item's name is shortened when needed).
+// items: "Yunnan coffee beans 500g ×2 and 1 more item", within WeChat's 127
+// bytes (not characters: a Chinese name of 43 characters is 129 bytes). The
+// first item's name is cut, on a character boundary and with "…", to leave
+// room for the rest.
 func describe(items []store.OrderItem) string {
 	if len(items) == 0 {
 		return "Order"
@@ -104,12 +102,7 @@ func describe(items []store.OrderItem) string {
 	if name == "" {
 		name = fmt.Sprintf("Product %d", first.ProductID)
 	}
-	room := maxDescriptionRunes - utf8.RuneCountInString(suffix)
-	if utf8.RuneCountInString(name) > room {
-		r := []rune(name)
-		name = strings.TrimSpace(string(r[:room-1])) + "…"
-	}
-	return name + suffix
+	return wxpay.CutBytes(name, wxpay.MaxDescriptionBytes-len(suffix)) + suffix
 }
 
 // QueryPayment asks WeChat for the order's payment (查单). An order WeChat

@@ -61,7 +61,9 @@ func TestRequestPaymentTwiceGivesTheSamePrepay(t *testing.T) {
 func TestRequestPaymentDescribesTheItems(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFx(t, st)
-		long := strings.Repeat("云南小粒咖啡豆", 30) // 210 runes
+		// WeChat counts bytes: a Chinese character is 3 of its 127.
+		long := strings.Repeat("云南小粒咖啡豆", 30) // 210 characters, 630 bytes
+		sixty := strings.Repeat("景德镇手绘青花瓷茶杯", 6) // 60 characters, 180 bytes
 		tests := []struct {
 			no    string
 			names []string
@@ -71,7 +73,11 @@ func TestRequestPaymentDescribesTheItems(t *testing.T) {
 			{"P3000001", []string{"Enamel mug"}, 1, "Enamel mug"},
 			{"P3000002", []string{"Enamel mug"}, 3, "Enamel mug ×3"},
 			{"P3000003", []string{"Tea", "Cup", "Pot"}, 1, "Tea and 2 more items"},
-			{"P3000004", []string{long, "Cup"}, 2, string([]rune(long)[:126-len([]rune(" ×2 and 1 more item"))]) + "… ×2 and 1 more item"},
+			// " ×2 and 1 more item" is 20 bytes and "…" 3: 104 bytes, 34 whole characters, remain.
+			{"P3000004", []string{long, "Cup"}, 2, string([]rune(long)[:34]) + "… ×2 and 1 more item"},
+			// 124 bytes before the "…": 41 whole characters.
+			{"P3000005", []string{sixty}, 1, string([]rune(sixty)[:41]) + "…"},
+			{"P3000006", []string{string([]rune(sixty)[:42])}, 1, string([]rune(sixty)[:42])}, // 126 bytes: fits
 		}
 		for _, tt := range tests {
 			t.Run(tt.no, func(t *testing.T) {
@@ -82,8 +88,8 @@ func TestRequestPaymentDescribesTheItems(t *testing.T) {
 				o := f.order(tt.no, f.user("o-"+tt.no), items...)
 				f.prepay(o)
 				v, _ := f.sim.Transaction(tt.no)
-				if v.Description != tt.want || utf8.RuneCountInString(v.Description) > 127 {
-					t.Errorf("description %q (%d runes), want %q", v.Description, utf8.RuneCountInString(v.Description), tt.want)
+				if v.Description != tt.want || len(v.Description) > 127 || !utf8.ValidString(v.Description) {
+					t.Errorf("description %q (%d bytes), want %q", v.Description, len(v.Description), tt.want)
 				}
 			})
 		}

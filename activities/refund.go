@@ -5,15 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxpay"
 	"ordersaga/workflows"
 )
-
-// maxRefundReasonRunes is WeChat's limit on a refund's reason (shown to the payer).
-const maxRefundReasonRunes = 80
 
 // RequestRefund records the refund (PROCESSING; a retry finds the row and
 // uses what it recorded) and asks WeChat for it with the same out_refund_no,
@@ -74,15 +70,12 @@ func (a *Activities) RequestRefund(ctx context.Context, in workflows.RequestRefu
 	return refundNotice(res), nil
 }
 
-// refundReason fits the reason into WeChat's limit (deterministically, so a
-// retry sends the same request).
+// refundReason fits the reason, shown to the payer, into WeChat's 80 bytes
+// (27 Chinese characters; the API takes longer reasons and the refund row
+// keeps them whole), cut on a character boundary with "…". Deterministic, so
+// a retry sends the same request.
 func refundReason(reason string) string {
-	reason = strings.Join(strings.Fields(reason), " ")
-	if utf8.RuneCountInString(reason) <= maxRefundReasonRunes {
-		return reason
-	}
-	r := []rune(reason)
-	return strings.TrimSpace(string(r[:maxRefundReasonRunes-1])) + "…"
+	return wxpay.CutBytes(strings.Join(strings.Fields(reason), " "), wxpay.MaxRefundReasonBytes)
 }
 
 // QueryRefund asks WeChat for a refund's status.

@@ -56,6 +56,31 @@ func TestRequestRefundTwiceRefundsOnce(t *testing.T) {
 	})
 }
 
+// WeChat takes at most 80 bytes of reason: 25 Chinese characters and "…".
+// The refund row keeps the whole reason.
+func TestRequestRefundCutsAChineseReasonToWeChatsByteLimit(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFx(t, st)
+		o, n := f.paidOrder("F1000011")
+		reason := strings.Repeat("收到的茶叶包装破损漏气了", 4)[:40*3] // 40 characters, 120 bytes
+		in := workflows.RequestRefundInput{
+			OrderNo: o.OrderNo, TransactionID: n.TransactionID, OutRefundNo: workflows.OrderRefundNo(o.OrderNo, 1),
+			RefundFen: o.TotalFen, TotalFen: o.TotalFen, Reason: reason,
+		}
+		f.must(workflows.ActivityRequestRefund, in)
+		v, _ := f.sim.Transaction(o.OrderNo)
+		if len(v.Refunds) != 1 {
+			t.Fatalf("%d refunds at WeChat, want 1", len(v.Refunds))
+		}
+		if want := reason[:25*3] + "…"; v.Refunds[0].Reason != want {
+			t.Errorf("reason at WeChat %q (%d bytes), want %q", v.Refunds[0].Reason, len(v.Refunds[0].Reason), want)
+		}
+		if row, err := st.GetRefund(f.ctx, in.OutRefundNo); err != nil || row.Reason != reason {
+			t.Errorf("refund row reason %q %v, want the whole %q", row.Reason, err, reason)
+		}
+	})
+}
+
 func TestRequestRefundWaitsForFundsAndRetriesWeChatFailures(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFx(t, st)

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 const maxRequestBody = 1 << 20
@@ -163,16 +162,42 @@ type prepayBody struct {
 	} `json:"payer"`
 }
 
-func validOutTradeNo(s string) bool {
-	if len(s) < 6 || len(s) > 32 {
-		return false
+// WeChat Pay's limits on text fields, in UTF-8 bytes: its validator counts
+// bytes, not characters, so a Chinese character is 3 of them.
+const (
+	maxDescriptionBytes  = 127
+	maxAttachBytes       = 128
+	maxRefundReasonBytes = 80
+)
+
+// byteLimitReply is WeChat's PARAM_ERROR for a text field longer than its
+// limit, naming the field and counting bytes as WeChat does.
+func byteLimitReply(field string, value string, limit int) (reply, bool) {
+	if len(value) <= limit {
+		return reply{}, true
 	}
+	return errReply(http.StatusBadRequest, "PARAM_ERROR", fmt.Sprintf(
+		"输入源“/body/%s”映射到值字段“%s”字符串规则校验失败，字节数 %d，大于最大值 %d", field, field, len(value), limit)), false
+}
+
+// merchantNoChars are the characters of out_trade_no and out_refund_no.
+func merchantNoChars(s string) bool {
 	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("_-|*", r)) {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-' || r == '*') {
 			return false
 		}
 	}
 	return true
+}
+
+// validOutTradeNo: 6–32 of [0-9A-Za-z_-*].
+func validOutTradeNo(s string) bool {
+	return len(s) >= 6 && len(s) <= 32 && merchantNoChars(s)
+}
+
+// validOutRefundNo: 1–64 of the same characters.
+func validOutRefundNo(s string) bool {
+	return len(s) >= 1 && len(s) <= 64 && merchantNoChars(s)
 }
 
 func validNotifyURL(s string) bool {
@@ -193,11 +218,19 @@ func (s *Sim) handlePrepay(r *http.Request, body []byte) reply {
 	case in.AppID != s.opts.AppID:
 		return errReply(http.StatusBadRequest, "APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配")
 	case !validOutTradeNo(in.OutTradeNo):
-		return errReply(http.StatusBadRequest, "PARAM_ERROR", "out_trade_no 须为6-32位数字、大小写字母或_-|*")
-	case strings.TrimSpace(in.Description) == "" || utf8.RuneCountInString(in.Description) > 127:
-		return errReply(http.StatusBadRequest, "PARAM_ERROR", "description 长度须为1-127")
-	case utf8.RuneCountInString(in.Attach) > 128:
-		return errReply(http.StatusBadRequest, "PARAM_ERROR", "attach 超过128个字符")
+		return errReply(http.StatusBadRequest, "PARAM_ERROR", "out_trade_no 须为6-32位数字、大小写字母或_-*")
+	case strings.TrimSpace(in.Description) == "":
+		return errReply(http.StatusBadRequest, "PARAM_ERROR", "缺少参数 description")
+	}
+	for _, f := range []struct {
+		name, value string
+		limit       int
+	}{{"description", in.Description, maxDescriptionBytes}, {"attach", in.Attach, maxAttachBytes}} {
+		if rep, ok := byteLimitReply(f.name, f.value, f.limit); !ok {
+			return rep
+		}
+	}
+	switch {
 	case !validNotifyURL(in.NotifyURL):
 		return errReply(http.StatusBadRequest, "PARAM_ERROR", "notify_url 须为不带参数的绝对URL")
 	case in.Amount == nil || in.Amount.Total == nil || *in.Amount.Total <= 0:
@@ -507,8 +540,8 @@ func (s *Sim) handleRefundCreate(_ *http.Request, body []byte) reply {
 		return errReply(http.StatusBadRequest, "PARAM_ERROR", "输入源“/body”映射到值字段失败: "+err.Error())
 	}
 	switch {
-	case in.OutRefundNo == "" || len(in.OutRefundNo) > 64:
-		return errReply(http.StatusBadRequest, "PARAM_ERROR", "out_refund_no 长度须为1-64")
+	case !validOutRefundNo(in.OutRefundNo):
+		return errReply(http.StatusBadRequest, "PARAM_ERROR", "out_refund_no 须为1-64位数字、大小写字母或_-*")
 	case in.TransactionID == "" && in.OutTradeNo == "":
 		return errReply(http.StatusBadRequest, "PARAM_ERROR", "transaction_id 和 out_trade_no 须至少传一个")
 	case in.Amount == nil || in.Amount.Refund == nil || in.Amount.Total == nil:
@@ -519,6 +552,9 @@ func (s *Sim) handleRefundCreate(_ *http.Request, body []byte) reply {
 		return errReply(http.StatusBadRequest, "PARAM_ERROR", "amount.currency 须为CNY")
 	case in.NotifyURL != "" && !validNotifyURL(in.NotifyURL):
 		return errReply(http.StatusBadRequest, "PARAM_ERROR", "notify_url 须为不带参数的绝对URL")
+	}
+	if rep, ok := byteLimitReply("reason", in.Reason, maxRefundReasonBytes); !ok {
+		return rep
 	}
 	refund, total := *in.Amount.Refund, *in.Amount.Total
 	now := s.now()

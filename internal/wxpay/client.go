@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/wechatpay-apiv3/wechatpay-go/core"
 	"github.com/wechatpay-apiv3/wechatpay-go/core/option"
@@ -103,12 +102,12 @@ func (h *hostRewriter) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // PrepayRequest is a JSAPI (mini-program) order.
 type PrepayRequest struct {
-	OutTradeNo  string    // the order number, 6–32 chars of [0-9A-Za-z_-|*]
-	Description string    // shown to the payer, at most 127 characters
+	OutTradeNo  string    // the order number, 6–32 chars of [0-9A-Za-z_*-]
+	Description string    // shown to the payer; cut to MaxDescriptionBytes (bytes, not characters)
 	TotalFen    int64     // amount in fen, > 0
 	PayerOpenID string    // the payer's openid under the mini-program's appid
 	TimeExpire  time.Time // zero = no expiry; sent in Asia/Shanghai, whole seconds
-	Attach      string    // optional, at most 128 bytes, returned in query and notify
+	Attach      string    // optional, at most MaxAttachBytes, returned in query and notify
 	NotifyURL   string    // optional; defaults to Config.NotifyURL
 }
 
@@ -136,10 +135,12 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (_ PayParams, er
 		return PayParams{}, permanent(op, fmt.Errorf("total must be > 0 fen, got %d", req.TotalFen))
 	case strings.TrimSpace(req.PayerOpenID) == "":
 		return PayParams{}, permanent(op, errors.New("payer openid is required"))
-	case strings.TrimSpace(req.Description) == "" || utf8.RuneCountInString(req.Description) > 127:
-		return PayParams{}, permanent(op, fmt.Errorf("description must be 1..127 characters, got %d", utf8.RuneCountInString(req.Description)))
-	case len(req.Attach) > 128:
-		return PayParams{}, permanent(op, fmt.Errorf("attach must be at most 128 bytes, got %d", len(req.Attach)))
+	case strings.TrimSpace(req.Description) == "":
+		return PayParams{}, permanent(op, errors.New("description is required"))
+	case len(req.Attach) > MaxAttachBytes:
+		// Not cut: attach is data WeChat hands back verbatim, and a cut copy
+		// would come back as something the caller never sent.
+		return PayParams{}, permanent(op, fmt.Errorf("attach must be at most %d bytes, got %d", MaxAttachBytes, len(req.Attach)))
 	}
 	notifyURL := req.NotifyURL
 	if notifyURL == "" {
@@ -148,7 +149,7 @@ func (c *Client) Prepay(ctx context.Context, req PrepayRequest) (_ PayParams, er
 	pr := jsapi.PrepayRequest{
 		Appid:       core.String(c.cfg.AppID),
 		Mchid:       core.String(c.cfg.MchID),
-		Description: core.String(req.Description),
+		Description: core.String(CutBytes(req.Description, MaxDescriptionBytes)),
 		OutTradeNo:  core.String(req.OutTradeNo),
 		NotifyUrl:   core.String(notifyURL),
 		Amount:      &jsapi.Amount{Total: core.Int64(req.TotalFen), Currency: core.String("CNY")},
@@ -294,7 +295,7 @@ type RefundRequest struct {
 	OutTradeNo    string // one of OutTradeNo / TransactionID is required
 	TransactionID string
 	OutRefundNo   string // 1..64 chars
-	Reason        string // optional, shown to the payer
+	Reason        string // optional, shown to the payer; cut to MaxRefundReasonBytes
 	RefundFen     int64
 	TotalFen      int64  // the order total
 	NotifyURL     string // optional; defaults to Config.NotifyURL
@@ -324,8 +325,8 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (_ RefundR
 	switch {
 	case req.OutTradeNo == "" && req.TransactionID == "":
 		return RefundResult{}, permanent(op, errors.New("out_trade_no or transaction_id is required"))
-	case req.OutRefundNo == "" || len(req.OutRefundNo) > 64:
-		return RefundResult{}, permanent(op, fmt.Errorf("out_refund_no must be 1..64 chars, got %q", req.OutRefundNo))
+	case validOutRefundNo(req.OutRefundNo) != nil:
+		return RefundResult{}, permanent(op, validOutRefundNo(req.OutRefundNo))
 	case req.RefundFen <= 0 || req.TotalFen <= 0 || req.RefundFen > req.TotalFen:
 		return RefundResult{}, permanent(op, fmt.Errorf("need 0 < refund (%d) <= total (%d) fen", req.RefundFen, req.TotalFen))
 	}
@@ -349,7 +350,7 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (_ RefundR
 		cr.TransactionId = core.String(req.TransactionID)
 	}
 	if req.Reason != "" {
-		cr.Reason = core.String(req.Reason)
+		cr.Reason = core.String(CutBytes(req.Reason, MaxRefundReasonBytes))
 	}
 	r, result, err := c.refunds.Create(ctx, cr)
 	if err != nil {
@@ -366,8 +367,8 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (_ RefundR
 func (c *Client) QueryRefund(ctx context.Context, outRefundNo string) (_ RefundResult, err error) {
 	const op = "refund_query"
 	defer c.observe(op, time.Now(), &err)
-	if outRefundNo == "" || len(outRefundNo) > 64 {
-		return RefundResult{}, permanent(op, fmt.Errorf("out_refund_no must be 1..64 chars, got %q", outRefundNo))
+	if err := validOutRefundNo(outRefundNo); err != nil {
+		return RefundResult{}, permanent(op, err)
 	}
 	r, result, err := c.refunds.QueryByOutRefundNo(ctx, refunddomestic.QueryByOutRefundNoRequest{
 		OutRefundNo: core.String(outRefundNo),
@@ -461,16 +462,35 @@ func statusOf(result *core.APIResult) int {
 	return result.Response.StatusCode
 }
 
+// validOutTradeNo: WeChat takes 6–32 of [0-9A-Za-z_-*] (WECHAT-PLATFORM.md §1).
 func validOutTradeNo(s string) error {
 	if len(s) < 6 || len(s) > 32 {
 		return fmt.Errorf("out_trade_no must be 6..32 chars, got %q", s)
 	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || strings.ContainsRune("_-|*", r)) {
-			return fmt.Errorf("out_trade_no %q has a character outside [0-9A-Za-z_-|*]", s)
-		}
+	if !merchantNoChars(s) {
+		return fmt.Errorf("out_trade_no %q has a character outside [0-9A-Za-z_*-]", s)
 	}
 	return nil
+}
+
+// validOutRefundNo: 1–64 of the same characters.
+func validOutRefundNo(s string) error {
+	if s == "" || len(s) > 64 {
+		return fmt.Errorf("out_refund_no must be 1..64 chars, got %q", s)
+	}
+	if !merchantNoChars(s) {
+		return fmt.Errorf("out_refund_no %q has a character outside [0-9A-Za-z_*-]", s)
+	}
+	return nil
+}
+
+func merchantNoChars(s string) bool {
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-' || r == '*') {
+			return false
+		}
+	}
+	return true
 }
 
 func deref(p *string) string {

@@ -7,6 +7,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -628,8 +629,12 @@ func TestNotifyDuringATemporalOutageIsRetriedUntilPaid(t *testing.T) {
 }
 
 // A genuine notify replayed by someone who captured it is refused, and
-// changes nothing; the genuine one was taken once.
-func TestReplayedNotifyIsRefused(t *testing.T) {
+// changes nothing, however its headers are respelt: the SDK verifies a
+// timestamp with a sign or leading zeros and a signature with other base64
+// pad bits, so each spelling is refused as not canonical, or (white space,
+// which HTTP drops) recognised as the copy it is. The genuine one was taken
+// once.
+func TestReplayedNotifyIsRefusedHoweverItIsSpelt(t *testing.T) {
 	env := testenv.New(t, temporalServer, testenv.Options{})
 	front := newCallbackFront(t, env)
 	ps := env.Seed(store.Product{Name: "Oolong", PriceFen: 1280, Stock: 5})
@@ -640,19 +645,54 @@ func TestReplayedNotifyIsRefused(t *testing.T) {
 	if len(captured) != 1 {
 		t.Fatalf("captured %d callbacks, want 1", len(captured))
 	}
+	genuine := captured[0]
+	respelt := func(header, value string) callback {
+		h := maps.Clone(genuine.headers)
+		h[header] = value
+		return callback{body: genuine.body, headers: h}
+	}
+	ts, sig := genuine.headers["Wechatpay-Timestamp"], genuine.headers["Wechatpay-Signature"]
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	if !strings.HasSuffix(sig, "==") {
+		t.Fatalf("signature %q is not the 256-byte one this test expects", sig)
+	}
+	// The character before "==" holds 2 bits of the last byte and 4 pad bits.
+	padBits := sig[:len(sig)-3] + string(alphabet[strings.IndexByte(alphabet, sig[len(sig)-3])^1]) + "=="
 
+	tests := []struct {
+		name string
+		cb   callback
+	}{
+		{"an exact copy", genuine},
+		{"timestamp with a plus sign", respelt("Wechatpay-Timestamp", "+"+ts)},
+		{"timestamp with a leading zero", respelt("Wechatpay-Timestamp", "0"+ts)},
+		{"timestamp with three leading zeros", respelt("Wechatpay-Timestamp", "000"+ts)},
+		{"signature with other base64 pad bits", respelt("Wechatpay-Signature", padBits)},
+		{"signature without its padding", respelt("Wechatpay-Signature", strings.TrimRight(sig, "="))},
+		{"signature in the URL-safe alphabet", respelt("Wechatpay-Signature", strings.NewReplacer("+", "-", "/", "_").Replace(sig))},
+		{"signature between spaces", respelt("Wechatpay-Signature", "  "+sig+" ")},
+		{"timestamp after a tab", respelt("Wechatpay-Timestamp", "\t"+ts)},
+		{"nonce before a space", respelt("Wechatpay-Nonce", genuine.headers["Wechatpay-Nonce"]+" ")},
+	}
 	dbBefore, tBefore := dbSnapshot(t, env), temporalSnapshot(t, env, wf)
 	n := newNotifier(t, env)
-	status, body := n.send(t, captured[0])
-	if status != http.StatusUnauthorized {
-		t.Fatalf("replay: %d %s, want 401", status, body)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := n.send(t, tt.cb)
+			if status != http.StatusUnauthorized {
+				t.Fatalf("replay: %d %s, want 401", status, body)
+			}
+			checkNotifyFailure(t, body)
+		})
 	}
-	checkNotifyFailure(t, body)
 	if after := dbSnapshot(t, env); after != dbBefore {
 		t.Errorf("the database changed")
 	}
 	if after := temporalSnapshot(t, env, wf); after != tBefore {
 		t.Errorf("Temporal changed: %s → %s", tBefore, after)
+	}
+	if got := signals(t, env, wf, workflows.SignalPayment); got != 1 {
+		t.Errorf("payment signals: %d, want 1 (the genuine delivery)", got)
 	}
 }
 

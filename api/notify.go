@@ -2,11 +2,9 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -57,8 +55,12 @@ func (s *server) wechatpayNotify(c *gin.Context) {
 		return
 	}
 	// A verified request seen before is a replay: WeChat signs every delivery
-	// attempt afresh (new timestamp and nonce), so only a copy looks the same.
-	if !s.replays.first(c.GetHeader("Wechatpay-Timestamp"), c.GetHeader("Wechatpay-Nonce"), c.GetHeader("Wechatpay-Signature")) {
+	// attempt afresh (new timestamp and nonce), so only a copy has the same
+	// signed timestamp, nonce and signature bytes (Parse accepts one spelling
+	// of them, so a respelt copy is refused or has the same key). The
+	// envelope id would not do: WeChat keeps it across the retries of one
+	// notification, and a retry after our 5xx must get through.
+	if !s.replays.first(n.ReplayKey) {
 		s.notifyRefuse(c, n.EventType, "refused_replay", http.StatusUnauthorized, "notification replayed", errors.New("replayed notification (same timestamp, nonce and signature)"))
 		return
 	}
@@ -228,7 +230,7 @@ func (s *server) countNotify(event, outcome string) {
 }
 
 // replayGuard remembers the verified callbacks of the last 10 minutes (twice
-// the timestamp window Parse accepts) by timestamp, nonce and signature. A
+// the timestamp window Parse accepts) by what their signature covers. A
 // copy of one is a replay; older copies fail Parse as stale. It is per
 // process: behind several API replicas a replay may reach another one, where
 // the workflow's deduplication by transaction_id keeps it harmless.
@@ -250,9 +252,9 @@ func newReplayGuard(now func() time.Time) *replayGuard {
 	return &replayGuard{now: now, seen: map[[32]byte]time.Time{}}
 }
 
-// first records the callback and reports whether it is the first of its kind.
-func (g *replayGuard) first(ts, nonce, signature string) bool {
-	key := sha256.Sum256([]byte(strconv.Itoa(len(ts)) + ":" + ts + "|" + strconv.Itoa(len(nonce)) + ":" + nonce + "|" + signature))
+// first records the callback's wxpay.Notification.ReplayKey and reports
+// whether it is the first of its kind.
+func (g *replayGuard) first(key [32]byte) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()

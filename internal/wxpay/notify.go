@@ -3,6 +3,8 @@ package wxpay
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +29,12 @@ var (
 	ErrStaleTimestamp = fmt.Errorf("%w: Wechatpay-Timestamp is more than 5 minutes away", ErrBadSignature)
 	ErrWrongSerial    = fmt.Errorf("%w: Wechatpay-Serial is not the configured public key id", ErrBadSignature)
 	ErrSignProbe      = fmt.Errorf("%w: WECHATPAY/SIGNTEST probe", ErrBadSignature)
+	// ErrNotCanonical: a header is not written as WeChat writes it (a
+	// timestamp with a sign or leading zeros, a signature in non-canonical
+	// base64, white space around either). The SDK would verify such a
+	// spelling of a genuine callback; refusing it leaves one spelling per
+	// callback, so a replay guard cannot be walked around by respelling.
+	ErrNotCanonical = fmt.Errorf("%w: header not in canonical form", ErrBadSignature)
 	ErrBadBody        = errors.New("wxpay notify: body malformed or not decryptable")
 )
 
@@ -56,6 +64,12 @@ type Notification struct {
 	CreateTime   time.Time
 	Transaction  *Transaction
 	Refund       *RefundNotice
+	// ReplayKey identifies what the signature covers and was verified
+	// against: the timestamp as a number, the nonce and the signature's
+	// bytes. A copy of this callback, however its headers are spelt, has
+	// the same key; WeChat signs each delivery attempt afresh, so a genuine
+	// retry has another.
+	ReplayKey [32]byte
 }
 
 // RefundNotice is the payload of a REFUND.* notification.
@@ -154,7 +168,8 @@ func (h *NotifyHandler) Parse(ctx context.Context, r *http.Request) (Notificatio
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
-	if err := h.checkHeaders(r.Header); err != nil {
+	signed, err := h.checkHeaders(r.Header)
+	if err != nil {
 		return Notification{}, err
 	}
 	// The SDK's own validator: verifies the SHA256withRSA signature over
@@ -199,6 +214,7 @@ func (h *NotifyHandler) Parse(ctx context.Context, r *http.Request) (Notificatio
 		EventType:    env.EventType,
 		ResourceType: env.ResourceType,
 		Summary:      env.Summary,
+		ReplayKey:    signed.replayKey(),
 	}
 	if env.CreateTime != nil {
 		n.CreateTime = *env.CreateTime
@@ -247,35 +263,68 @@ func (h *NotifyHandler) Parse(ctx context.Context, r *http.Request) (Notificatio
 	return n, nil
 }
 
-func (h *NotifyHandler) checkHeaders(hdr http.Header) error {
-	sig := strings.TrimSpace(hdr.Get("Wechatpay-Signature"))
+// signedHeaders are the parts of a callback's headers the signature covers
+// (timestamp, nonce) or is (signature), as verified.
+type signedHeaders struct {
+	timestamp int64
+	nonce     string
+	signature []byte
+}
+
+// replayKey hashes the signed parts, each length-prefixed so that no two
+// different triples hash the same text.
+func (s signedHeaders) replayKey() [32]byte {
+	ts := strconv.FormatInt(s.timestamp, 10)
+	return sha256.Sum256([]byte(strconv.Itoa(len(ts)) + ":" + ts + "|" + strconv.Itoa(len(s.nonce)) + ":" + s.nonce + "|" +
+		strconv.Itoa(len(s.signature)) + ":" + string(s.signature)))
+}
+
+func (h *NotifyHandler) checkHeaders(hdr http.Header) (signedHeaders, error) {
+	// Read as sent: the SDK trims them before it verifies, so white space
+	// around a value would be another spelling of the same signed callback.
+	sig := hdr.Get("Wechatpay-Signature")
 	serial := strings.TrimSpace(hdr.Get("Wechatpay-Serial"))
-	ts := strings.TrimSpace(hdr.Get("Wechatpay-Timestamp"))
-	nonce := strings.TrimSpace(hdr.Get("Wechatpay-Nonce"))
+	ts := hdr.Get("Wechatpay-Timestamp")
+	nonce := hdr.Get("Wechatpay-Nonce")
 	switch {
-	case sig == "":
-		return fmt.Errorf("%w: no Wechatpay-Signature", ErrBadSignature)
-	case strings.HasPrefix(sig, signTestPrefix):
-		return ErrSignProbe
+	case strings.TrimSpace(sig) == "":
+		return signedHeaders{}, fmt.Errorf("%w: no Wechatpay-Signature", ErrBadSignature)
+	case strings.HasPrefix(strings.TrimSpace(sig), signTestPrefix):
+		return signedHeaders{}, ErrSignProbe
 	case serial == "":
-		return fmt.Errorf("%w: no Wechatpay-Serial", ErrBadSignature)
-	case ts == "":
-		return fmt.Errorf("%w: no Wechatpay-Timestamp", ErrBadSignature)
-	case nonce == "":
-		return fmt.Errorf("%w: no Wechatpay-Nonce", ErrBadSignature)
+		return signedHeaders{}, fmt.Errorf("%w: no Wechatpay-Serial", ErrBadSignature)
+	case strings.TrimSpace(ts) == "":
+		return signedHeaders{}, fmt.Errorf("%w: no Wechatpay-Timestamp", ErrBadSignature)
+	case strings.TrimSpace(nonce) == "":
+		return signedHeaders{}, fmt.Errorf("%w: no Wechatpay-Nonce", ErrBadSignature)
 	}
 	if st := hdr.Get("Wechatpay-Signature-Type"); st != "" && st != rsaSignType {
-		return fmt.Errorf("%w: unsupported Wechatpay-Signature-Type", ErrBadSignature)
+		return signedHeaders{}, fmt.Errorf("%w: unsupported Wechatpay-Signature-Type", ErrBadSignature)
 	}
 	if serial != h.publicKeyID {
-		return ErrWrongSerial
+		return signedHeaders{}, ErrWrongSerial
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
+	sec, err := strconv.ParseInt(strings.TrimSpace(ts), 10, 64)
 	if err != nil {
-		return fmt.Errorf("%w: Wechatpay-Timestamp is not a number", ErrBadSignature)
+		return signedHeaders{}, fmt.Errorf("%w: Wechatpay-Timestamp is not a number", ErrBadSignature)
+	}
+	// Digits only, no sign, no leading zero: the one way WeChat writes it
+	// (strconv.ParseInt takes "+1796585041" and "01796585041" too).
+	if strconv.FormatInt(sec, 10) != ts {
+		return signedHeaders{}, fmt.Errorf("%w: Wechatpay-Timestamp is not written as plain digits", ErrNotCanonical)
 	}
 	if d := h.now().Sub(time.Unix(sec, 0)); d >= notifyClockSkew || d <= -notifyClockSkew {
-		return ErrStaleTimestamp
+		return signedHeaders{}, ErrStaleTimestamp
 	}
-	return nil
+	// Standard base64 with padding and zero pad bits, nothing else: the SDK's
+	// decoder also takes other pad bits (a 256-byte signature then has 16
+	// spellings) and skips line breaks.
+	raw, err := base64.StdEncoding.Strict().DecodeString(sig)
+	if err != nil || base64.StdEncoding.EncodeToString(raw) != sig {
+		return signedHeaders{}, fmt.Errorf("%w: Wechatpay-Signature is not canonical base64", ErrNotCanonical)
+	}
+	if strings.TrimSpace(nonce) != nonce {
+		return signedHeaders{}, fmt.Errorf("%w: white space around Wechatpay-Nonce", ErrNotCanonical)
+	}
+	return signedHeaders{timestamp: sec, nonce: nonce, signature: raw}, nil
 }

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/validators"
+	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
+
 	"ordersaga/internal/paysim"
 	"ordersaga/internal/wxpay"
 )
@@ -273,3 +276,81 @@ func TestNotifyGivesUpAfterTheSchedule(t *testing.T) {
 		}
 	}
 }
+
+// The SDK verifies a genuine callback whatever the spelling of its headers:
+// a timestamp with a sign or leading zeros, a signature whose base64 has
+// other pad bits or a line break, white space around either. Each spelling
+// could pass a replay guard keyed on the headers' text, so Parse accepts only
+// WeChat's own spelling, and reports a ReplayKey that depends on what was
+// signed, not on how it was written.
+func TestNotifyParseTakesOnlyTheCanonicalSpellingOfASignedCallback(t *testing.T) {
+	h, err := wxpay.NewNotifyHandler(wxpay.Config{APIv3Key: devKeys.APIv3Key, PublicKeyID: devKeys.PublicKeyID, PublicKey: devKeys.PublicKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fzEnvelope("TRANSACTION.SUCCESS", "transaction", []byte(`{"out_trade_no":"2026112311302512345678",`+
+		`"transaction_id":"4200001234202611231234567890","trade_state":"SUCCESS","amount":{"total":100}}`), fzNonce, fzNonce)
+	ts := itoa(time.Now().Unix())
+	var nonce, sig string
+	for i := 0; !strings.ContainsAny(sig, "+/"); i++ { // so that the URL-safe spelling differs
+		nonce = "5K8264ILTKCH16CQ2502SI8ZNMTM" + itoa(int64(1000+i))
+		sig = fzSign(t, devKeys.PlatformPrivateKey, ts, nonce, body)
+	}
+	request := func(ts, nonce, sig string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/notify", bytes.NewReader(body))
+		r.Header.Set("Wechatpay-Serial", devKeys.PublicKeyID)
+		r.Header.Set("Wechatpay-Timestamp", ts)
+		r.Header.Set("Wechatpay-Nonce", nonce)
+		r.Header.Set("Wechatpay-Signature", sig)
+		return r
+	}
+	genuine, err := h.Parse(context.Background(), request(ts, nonce, sig))
+	if err != nil {
+		t.Fatalf("the genuine callback: %v", err)
+	}
+	if again, err := h.Parse(context.Background(), request(ts, nonce, sig)); err != nil || again.ReplayKey != genuine.ReplayKey {
+		t.Fatalf("the same callback again: %v, key equal %v", err, again.ReplayKey == genuine.ReplayKey)
+	}
+
+	// A 256-byte signature ends in "x==": x carries 2 bits of the last byte
+	// and 4 pad bits, which the SDK's decoder does not check.
+	otherPadBits := sig[:len(sig)-3] + string(base64Alphabet[strings.IndexByte(base64Alphabet, sig[len(sig)-3])^1]) + "=="
+	if !strings.HasSuffix(sig, "==") || otherPadBits == sig {
+		t.Fatalf("signature %q is not the 256-byte one this test expects", sig)
+	}
+	tests := []struct {
+		name      string
+		ts, nonce string
+		sig       string
+		sdkTakes  bool // the SDK alone verifies this spelling
+	}{
+		{"timestamp with a plus sign", "+" + ts, nonce, sig, true},
+		{"timestamp with a leading zero", "0" + ts, nonce, sig, true},
+		{"timestamp with two leading zeros", "00" + ts, nonce, sig, true},
+		{"timestamp after a space", " " + ts, nonce, sig, true},
+		{"timestamp before a tab", ts + "\t", nonce, sig, true},
+		{"signature with other pad bits", ts, nonce, otherPadBits, true},
+		{"signature with a line break", ts, nonce, sig[:100] + "\n" + sig[100:], true},
+		{"signature after a space", ts, nonce, " " + sig, true},
+		{"signature without padding", ts, nonce, strings.TrimRight(sig, "="), false},
+		{"signature in the URL-safe alphabet", ts, nonce, strings.NewReplacer("+", "-", "/", "_").Replace(sig), false},
+		{"nonce before a space", ts, nonce + " ", sig, true},
+	}
+	sdk := validators.NewWechatPayNotifyValidator(verifiers.NewSHA256WithRSAPubkeyVerifier(devKeys.PublicKeyID, *devKeys.PublicKey))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := sdk.Validate(context.Background(), request(tt.ts, tt.nonce, tt.sig)); (err == nil) != tt.sdkTakes {
+				t.Fatalf("the SDK's validator: %v; this test expects it to take the spelling: %v", err, tt.sdkTakes)
+			}
+			n, err := h.Parse(context.Background(), request(tt.ts, tt.nonce, tt.sig))
+			if err == nil {
+				t.Fatalf("accepted (replay key equal to the genuine one's: %v)", n.ReplayKey == genuine.ReplayKey)
+			}
+			if !errors.Is(err, wxpay.ErrBadSignature) || wxpay.NotifyStatus(err) != http.StatusUnauthorized {
+				t.Fatalf("err %v (status %d), want ErrBadSignature (401)", err, wxpay.NotifyStatus(err))
+			}
+		})
+	}
+}
+
+const base64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

@@ -62,7 +62,7 @@ func TestRequestPaymentDescribesTheItems(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFx(t, st)
 		// WeChat counts bytes: a Chinese character is 3 of its 127.
-		long := strings.Repeat("云南小粒咖啡豆", 30) // 210 characters, 630 bytes
+		long := strings.Repeat("云南小粒咖啡豆", 30)    // 210 characters, 630 bytes
 		sixty := strings.Repeat("景德镇手绘青花瓷茶杯", 6) // 60 characters, 180 bytes
 		tests := []struct {
 			no    string

@@ -35,7 +35,7 @@ var (
 	// spelling of a genuine callback; refusing it leaves one spelling per
 	// callback, so a replay guard cannot be walked around by respelling.
 	ErrNotCanonical = fmt.Errorf("%w: header not in canonical form", ErrBadSignature)
-	ErrBadBody        = errors.New("wxpay notify: body malformed or not decryptable")
+	ErrBadBody      = errors.New("wxpay notify: body malformed or not decryptable")
 )
 
 // Event types WeChat Pay sends.

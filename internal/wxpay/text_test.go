@@ -21,7 +21,7 @@ func TestCutBytesKeepsWholeRunesWithinTheByteLimit(t *testing.T) {
 		{"Chinese exact fit", "云南咖啡豆", 15, "云南咖啡豆"},
 		{"Chinese one byte short", "云南咖啡豆", 14, "云南咖…"},
 		{"Chinese boundary inside a character", "云南咖啡豆", 11, "云南…"}, // 8 bytes of room: 2 whole characters
-		{"emoji at the boundary", "tea🍵tea", 9, "tea…"},                // the 4-byte 🍵 does not fit whole in 6 bytes
+		{"emoji at the boundary", "tea🍵tea", 9, "tea…"},             // the 4-byte 🍵 does not fit whole in 6 bytes
 		{"emoji exact fit", "tea🍵", 7, "tea🍵"},
 		{"emoji kept whole before the cut", "🍵🍵🍵", 11, "🍵🍵…"},
 		{"full-width space before the cut is trimmed", "云南\u3000咖啡豆", 12, "云南…"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -152,8 +153,10 @@ func isRefusal(err error, errType string) bool {
 	return ok && appErr.Type() == errType
 }
 
-// hasControl reports whether s holds a control character (NUL, newline,
-// DEL, …): free text the shop stores and shows is one line of print.
+// hasControl reports whether s holds a control character — C0 (NUL,
+// newline, ESC, …), DEL or C1 (U+0080–U+009F: NEL, CSI, …), which
+// terminals and some viewers act on: free text the shop stores and shows is
+// one line of print.
 func hasControl(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	return strings.ContainsFunc(s, unicode.IsControl)
 }

@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -127,7 +128,7 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 		req{"sync must be 0 or 1", http.MethodGet, "/v1/orders/" + no + "?sync=maybe", alice, nil, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"refund: malformed JSON", http.MethodPost, "/v1/orders/" + no + "/refund", alice, `{"reason":`, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"refund: unknown field", http.MethodPost, "/v1/orders/" + no + "/refund", alice, `{"amount_fen":1}`, http.StatusBadRequest, "INVALID_ARGUMENT"},
-		req{"refund: reason longer than WeChat takes", http.MethodPost, "/v1/orders/" + no + "/refund", alice, map[string]string{"reason": strings.Repeat("很", 81)}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"refund: reason longer than 80 characters", http.MethodPost, "/v1/orders/" + no + "/refund", alice, map[string]string{"reason": strings.Repeat("很", 81)}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"refund: 1 MB body", http.MethodPost, "/v1/orders/" + no + "/refund", alice, big, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
 		req{"confirm: 1 MB body", http.MethodPost, "/v1/orders/" + no + "/confirm", alice, big, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
 		req{"login: 1 MB body", http.MethodPost, "/v1/auth/login", "", big, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
@@ -138,6 +139,10 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 		req{"create: NUL in the address", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1}}, "address": "Room 1\x00; DROP TABLE orders"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"create: newline in the address", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1}}, "address": "Room 1\nX-Injected: yes"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"create: escape sequence in the address", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1}}, "address": "\x1b[31mRoom 1"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		// C1 controls (U+0080–U+009F) are controls too: NEL breaks lines, CSI starts escape sequences.
+		req{"create: NEL (U+0085) in the address", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1}}, "address": "Room 1\u0085X-Injected: yes"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"create: CSI (U+009B) in the address", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 1}}, "address": "\u009b31mRoom 1"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"refund: NEL (U+0085) in the reason", http.MethodPost, "/v1/orders/" + no + "/refund", alice, map[string]string{"reason": "broken\u0085lid"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"create: more than the stock", http.MethodPost, "/v1/orders", alice, map[string]any{"items": []item{{ps[0].ID, 11}}}, http.StatusConflict, "OUT_OF_STOCK"},
 		req{"method not allowed", http.MethodDelete, "/v1/orders/" + no, alice, nil, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED"},
 
@@ -153,6 +158,8 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 		req{"admin: price in yuan as a float", http.MethodPost, "/v1/admin/products", admin, `{"name":"Cup","price_fen":12.5,"stock":1}`, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"admin: negative stock", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "Cup", "price_fen": 100, "stock": -1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"admin: empty name", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "  ", "price_fen": 100, "stock": 1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: CSI (U+009B) in a product name", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "Cup\u009b2J", "price_fen": 100, "stock": 1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		req{"admin: NEL (U+0085) in a product's new name", http.MethodPatch, "/v1/admin/products/" + itoa(ps[0].ID), admin, map[string]any{"name": "Bea\u0085ns"}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"admin: misspelt field", http.MethodPost, "/v1/admin/products", admin, map[string]any{"name": "Cup", "price": 100, "price_fen": 100, "stock": 1}, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		req{"admin: 1 MB product", http.MethodPost, "/v1/admin/products", admin, big, http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
 		req{"admin: update with nothing to change", http.MethodPatch, "/v1/admin/products/" + itoa(ps[0].ID), admin, `{}`, http.StatusBadRequest, "INVALID_ARGUMENT"},
@@ -164,9 +171,39 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 		req{"admin: flagged with a bad limit", http.MethodGet, "/v1/admin/orders/flagged?limit=0", admin, nil, http.StatusBadRequest, "INVALID_ARGUMENT"},
 	)
 
+	// A body sent without a Content-Length (chunked) is measured as it is
+	// read: 64 KiB and one byte is too large even when the extra bytes are
+	// white space after the object.
+	padded := func(object string, size int) string { return object + strings.Repeat(" ", size-len(object)) }
+	chunkedTests := []struct {
+		name, method, path, token, body string
+		status                          int
+		code                            string
+	}{
+		{"create: 64 KiB + 1 padded with white space", http.MethodPost, "/v1/orders", alice,
+			padded(`{"items":[{"product_id":`+itoa(ps[0].ID)+`,"quantity":1}]}`, 64<<10+1), http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
+		{"refund: 64 KiB + 1 padded with white space", http.MethodPost, "/v1/orders/" + no + "/refund", alice,
+			padded(`{"reason":"x"}`, 64<<10+1), http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
+		{"login: 64 KiB + 1 padded with white space", http.MethodPost, "/v1/auth/login", "",
+			padded(`{"code":"x"}`, 64<<10+1), http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
+		{"admin: 64 KiB + 1 padded with white space", http.MethodPost, "/v1/admin/products", admin,
+			padded(`{"name":"Cup","price_fen":100,"stock":1}`, 64<<10+1), http.StatusRequestEntityTooLarge, "BODY_TOO_LARGE"},
+		// At the limit the body is read, and the order's status refuses it.
+		{"refund: exactly 64 KiB padded with white space", http.MethodPost, "/v1/orders/" + no + "/refund", alice,
+			padded(`{"reason":"x"}`, 64<<10), http.StatusConflict, "ORDER_NOT_REFUNDABLE"},
+	}
+
 	wf := workflows.WorkflowID(no)
 	settle(t, env, wf)
 	dbBefore, tBefore, nsBefore := dbSnapshot(t, env), temporalSnapshot(t, env, wf), namespaceSnapshot(t, env)
+	for _, tt := range chunkedTests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := doChunked(t, env.URL, tt.method, tt.path, tt.token, tt.body)
+			if resp.Status != tt.status || resp.ErrorCode() != tt.code {
+				t.Fatalf("got %d %.300s; want %d %s", resp.Status, resp.Body, tt.status, tt.code)
+			}
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := env.Do(tt.method, tt.path, tt.token, tt.body)
@@ -201,4 +238,25 @@ func TestHostileRequestsAreRefusedAndChangeNothing(t *testing.T) {
 	if len(list.Orders) != 0 {
 		t.Fatalf("mallory sees %d orders", len(list.Orders))
 	}
+}
+
+// doChunked sends body without a Content-Length (Transfer-Encoding:
+// chunked): only reading it tells how long it is.
+func doChunked(t *testing.T, base, method, path, token, body string) testenv.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, io.MultiReader(strings.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return testenv.Response{Status: resp.StatusCode, Body: b, Header: resp.Header}
 }

@@ -142,8 +142,14 @@ func decodeBody(c *gin.Context, v any, strict, optional bool) bool {
 		return false
 	}
 	// Nothing but white space may follow the object (dec.More alone lets a
-	// stray "]" or "}" through).
+	// stray "]" or "}" through). White space past the limit is a body too
+	// large, like any other byte past it.
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			abortError(c, http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than 64 KiB")
+			return false
+		}
 		badRequest(c, "request body must hold a single JSON object")
 		return false
 	}

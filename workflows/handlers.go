@@ -43,6 +43,11 @@ func (o *order) registerHandlers(ctx workflow.Context) error {
 	}, workflow.QueryHandlerOptions{Description: "the order as the workflow sees it: status, deadline, transaction, refunds, transitions"}); err != nil {
 		return fmt.Errorf("register %s query: %w", QueryState, err)
 	}
+	if err := workflow.SetQueryHandlerWithOptions(ctx, QueryPayParams, func() (PayParams, error) {
+		return o.queryPayParams(ctx)
+	}, workflow.QueryHandlerOptions{Description: "the wx.requestPayment parameters of the prepay a PENDING order holds"}); err != nil {
+		return fmt.Errorf("register %s query: %w", QueryPayParams, err)
+	}
 	updates := []struct {
 		name    string
 		handler any
@@ -51,7 +56,7 @@ func (o *order) registerHandlers(ctx workflow.Context) error {
 		{UpdateCreate, o.handleCreate, workflow.UpdateHandlerOptions{
 			Description: "returns the created order, or why it was refused"}},
 		{UpdatePay, o.pay, workflow.UpdateHandlerOptions{
-			Validator: o.validatePay, Description: "returns the wx.requestPayment parameters of a PENDING order"}},
+			Validator: o.validatePayUpdate, Description: "returns the wx.requestPayment parameters of a PENDING order"}},
 		{UpdateCancel, o.handleCancel, workflow.UpdateHandlerOptions{
 			Validator: o.validateCancel, Description: "closes a PENDING order; answers once it is CLOSED (or found PAID)"}},
 		{UpdateSync, o.sync, workflow.UpdateHandlerOptions{
@@ -99,8 +104,14 @@ func (o *order) awaitLeaving(ctx workflow.Context, from ...Status) (OrderView, e
 
 func (o *order) validateCancel(ctx workflow.Context) error {
 	switch o.status {
-	case StatusPending, StatusClosed:
-		return nil // cancelling twice answers the same
+	case StatusPending:
+		if o.cancelRequested || o.closing {
+			// Closing already: a repeat writes nothing (ErrTypeAlreadyRequested).
+			return refusal(ErrTypeAlreadyRequested, "order %s is being closed", o.in.OrderNo)
+		}
+		return nil
+	case StatusClosed:
+		return refusal(ErrTypeAlreadyRequested, "order %s is closed", o.in.OrderNo)
 	case StatusPaid:
 		return refusal(ErrTypeNotCancellable, "order %s is paid: ask for a refund instead", o.in.OrderNo)
 	}
@@ -158,7 +169,9 @@ func (o *order) refundRefusal(by string) error {
 
 func (o *order) validateRefund(ctx workflow.Context, req RefundRequest) error {
 	if (req.By == ByUser || req.By == ByAdmin) && (o.status == StatusRefunding || o.status == StatusRefunded) {
-		return nil // asking twice answers the same
+		// Asking twice answers the same, from the order as it is: a repeat
+		// writes nothing (ErrTypeAlreadyRequested).
+		return refusal(ErrTypeAlreadyRequested, "order %s is %s", o.in.OrderNo, o.status)
 	}
 	return o.refundRefusal(req.By)
 }

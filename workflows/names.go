@@ -45,6 +45,10 @@ const (
 	// QueryState returns the workflow's view of the order (OrderView), or of
 	// the stray payment (StrayPaymentView).
 	QueryState = "state"
+	// QueryPayParams returns the wx.requestPayment parameters (PayParams) of
+	// the prepay a PENDING order holds, for a pay the validator answered
+	// ErrTypeAlreadyRequested; it fails when the order holds none to use.
+	QueryPayParams = "pay_params"
 )
 
 // Activity names, registered by package worker on the methods of
@@ -87,6 +91,15 @@ const (
 	// order row says where it stands. Refused before history, so a
 	// mini-program polling fast writes nothing.
 	ErrTypeSyncNotNeeded = "SYNC_NOT_NEEDED"
+	// ErrTypeAlreadyRequested: a validator's refusal of a request the order
+	// already holds or is acting on — a pay while it holds a fresh prepay, a
+	// cancel while it closes, a refund while it refunds. Not an error for the
+	// caller: the answer is the order as it is (for pay, QueryPayParams).
+	// Refused before history, so however often a client repeats itself it
+	// writes nothing, and cannot use up Temporal's limit on the updates of
+	// one workflow (history.maxTotalUpdates) that the order's later steps
+	// (ship, refund) need.
+	ErrTypeAlreadyRequested = "ALREADY_REQUESTED"
 
 	// WeChat Pay failures as the workflow sees them.
 	// ErrTypeWechatRefused: WeChat answered a permanent error (4xx other than

@@ -418,34 +418,77 @@ func TestDetailsLineSaysWhatTheOrderWaitsFor(t *testing.T) {
 func TestPayUpdateReturnsThePrepayAndReusesIt(t *testing.T) {
 	w := newWorld()
 	h := newHarness(t, w)
+	// A double tap: two pay calls in the same instant, before any prepay.
 	first := h.update(time.Minute, UpdatePay)
-	// A double tap: two pay calls in the same instant.
-	tapA := h.update(2*time.Minute, UpdatePay)
+	tapA := h.update(time.Minute, UpdatePay)
+	// Later taps find the prepay made: refused before history, answered by
+	// the query.
 	tapB := h.update(2*time.Minute, UpdatePay)
+	tapC := h.update(2*time.Minute, UpdatePay)
+	held := h.payParams(2 * time.Minute)
 	h.update(3*time.Minute, UpdateCancel)
 	h.run()
 
-	for _, u := range []*updateResult{first, tapA, tapB} {
-		if !u.done || u.err != nil {
-			t.Fatalf("%s: %v", u.name, u.err)
+	for _, u := range []*updateResult{first, tapA} {
+		if !u.done || u.err != nil || u.rejected {
+			t.Fatalf("%s: rejected %v, %v", u.name, u.rejected, u.err)
 		}
 	}
 	p := first.value.(PayParams)
 	if p.Package != "prepay_id=wx"+orderNo || p.SignType != "RSA" || p.PaySign == "" || p.NonceStr == "" || p.TimeStamp == "" {
 		t.Fatalf("pay params %+v", p)
 	}
-	if tapA.value.(PayParams) != p || tapB.value.(PayParams) != p {
-		t.Fatalf("pay calls answered different parameters: %+v %+v %+v", p, tapA.value, tapB.value)
+	if tapA.value.(PayParams) != p {
+		t.Fatalf("pay calls answered different parameters: %+v %+v", p, tapA.value)
+	}
+	for _, u := range []*updateResult{tapB, tapC} {
+		u.refusedWith(t, ErrTypeAlreadyRequested)
+		if !u.rejected {
+			t.Fatalf("%s was accepted: a repeated pay must not reach history", u.name)
+		}
+	}
+	if *held != p {
+		t.Fatalf("the %s query answered %+v, the pay %+v", QueryPayParams, *held, p)
 	}
 	if n := w.count(ActivityRequestPayment); n != 1 {
 		t.Fatalf("RequestPayment ran %d times; the prepay must be made once", n)
 	}
-	if n := w.count(ActivityCheckStock); n != 3 {
-		t.Fatalf("stock checked %d times, want every pay call (3)", n)
+	if n := w.count(ActivityCheckStock); n != 2 {
+		t.Fatalf("stock checked %d times, want every accepted pay (2)", n)
 	}
 	in := w.calls[ActivityRequestPayment][0].(RequestPaymentInput)
 	if !in.TimeExpire.Equal(h.start.Add(15*time.Minute)) || in.TotalFen != 17600 {
 		t.Fatalf("prepay input %+v: want time_expire at the deadline and 17600 fen", in)
+	}
+}
+
+// The pay_params query answers only an order that can be paid and holds a
+// prepay; the pay update is the way otherwise.
+func TestPayParamsQueryAnswersOnlyAFreshPrepayOfAPendingOrder(t *testing.T) {
+	w := newWorld()
+	h := newHarness(t, w)
+	before := h.queryPayParams(30 * time.Second)
+	h.update(time.Minute, UpdatePay)
+	// prepayReuse after the prepay: WeChat's prepay_id is near its 2 h life.
+	h.in.PayTimeout = 3 * time.Hour
+	stale := h.queryPayParams(time.Minute + prepayReuse)
+	again := h.update(time.Minute+prepayReuse, UpdatePay)
+	h.signal(2*time.Hour, SignalPayment, h.payment())
+	paid := h.queryPayParams(2*time.Hour + time.Minute)
+	h.update(3*time.Hour, UpdateRequestRefund, RefundRequest{By: ByUser})
+	h.signal(4*time.Hour, SignalRefund, func() any { return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess) })
+	h.run()
+
+	for name, err := range map[string]*error{"before any prepay": before, "past prepayReuse": stale, "once paid": paid} {
+		if *err == nil {
+			t.Errorf("%s: the query answered parameters", name)
+		}
+	}
+	if !again.done || again.rejected || again.err != nil {
+		t.Fatalf("pay past prepayReuse: rejected %v, %v; want a new prepay", again.rejected, again.err)
+	}
+	if n := w.count(ActivityRequestPayment); n != 2 {
+		t.Fatalf("RequestPayment ran %d times, want 2 (the first prepay had aged)", n)
 	}
 }
 
@@ -508,8 +551,11 @@ func TestUserCancelClosesAPendingOrderAndIsRefusedOncePaid(t *testing.T) {
 		if v := cancel.view(t); v.Status != StatusClosed {
 			t.Fatalf("cancel answered %s", v.Status)
 		}
-		if v := again.view(t); v.Status != StatusClosed {
-			t.Fatalf("second cancel answered %s", v.Status)
+		// The order is closing already: the repeat writes nothing, and the
+		// API answers it from the order as it is.
+		again.refusedWith(t, ErrTypeAlreadyRequested)
+		if !again.rejected {
+			t.Fatalf("the second cancel was accepted: a repeat must not reach history")
 		}
 		if final.Status != StatusClosed || final.Transitions[0].Why != "cancelled by the user" {
 			t.Fatalf("final %+v", final)
@@ -675,8 +721,11 @@ func TestRefundRequests(t *testing.T) {
 			if v := req.view(t); v.Status != StatusRefunding && v.Status != StatusRefunded {
 				t.Fatalf("refund answered %s", v.Status)
 			}
-			if v := again.view(t); v.Status != StatusRefunding && v.Status != StatusRefunded {
-				t.Fatalf("second refund request answered %s", v.Status)
+			// Refunding already: the repeat writes nothing, and the API
+			// answers it from the order as it is.
+			again.refusedWith(t, ErrTypeAlreadyRequested)
+			if !again.rejected {
+				t.Fatalf("the second refund request was accepted: a repeat must not reach history")
 			}
 			if final.Status != StatusRefunded || w.count(ActivityRequestRefund) != 1 || w.restored[orderNo] > 1 {
 				t.Fatalf("final %s, refund requests %d, restores %d", final.Status, w.count(ActivityRequestRefund), w.restored[orderNo])

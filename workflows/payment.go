@@ -304,6 +304,45 @@ func (o *order) validatePay(ctx workflow.Context) error {
 	return nil
 }
 
+// validatePayUpdate is the pay update's validator: validatePay, and a pay
+// of an order that holds a fresh prepay is refused as ErrTypeAlreadyRequested
+// before anything is written to history — the API answers it from
+// QueryPayParams, which writes nothing either. (Validators do not run on
+// replay, so pays accepted before this check replay as they ran; pay
+// itself still re-checks with validatePay alone.) A pay while the first
+// prepay is being made is accepted and waits for it: at most
+// history.maxInFlightUpdates (10) wait at a time.
+func (o *order) validatePayUpdate(ctx workflow.Context) error {
+	if err := o.validatePay(ctx); err != nil {
+		return err
+	}
+	if _, ok := o.freshPrepay(ctx); ok {
+		return refusal(ErrTypeAlreadyRequested, "order %s holds a prepay: its parameters are in the %s query", o.in.OrderNo, QueryPayParams)
+	}
+	return nil
+}
+
+// freshPrepay is the prepay the order holds while it can still be used.
+func (o *order) freshPrepay(ctx workflow.Context) (PayParams, bool) {
+	if o.payParams == nil || o.paying || workflow.Now(ctx).Sub(o.prepaidAt) >= prepayReuse {
+		return PayParams{}, false
+	}
+	return *o.payParams, true
+}
+
+// queryPayParams answers QueryPayParams: the parameters of the fresh
+// prepay of an order that can still be paid.
+func (o *order) queryPayParams(ctx workflow.Context) (PayParams, error) {
+	if err := o.validatePay(ctx); err != nil {
+		return PayParams{}, err
+	}
+	p, ok := o.freshPrepay(ctx)
+	if !ok {
+		return PayParams{}, fmt.Errorf("order %s holds no prepay: send the %s update", o.in.OrderNo, UpdatePay)
+	}
+	return p, nil
+}
+
 // pay returns the wx.requestPayment parameters: stock is checked again, the
 // JSAPI prepay is made once (expiring at the order's deadline) and reused.
 func (o *order) pay(ctx workflow.Context) (PayParams, error) {

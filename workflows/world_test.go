@@ -588,6 +588,31 @@ func (h *harness) state(at time.Duration) *OrderView {
 }
 
 // run executes the workflow to its end and returns its final view.
+// queryPayParams asks the pay_params query at `at`; the error it answered
+// lands in the result (nil: it answered parameters).
+func (h *harness) queryPayParams(at time.Duration) *error {
+	var err error
+	h.at(at, func() { _, err = h.env.QueryWorkflow(QueryPayParams) })
+	return &err
+}
+
+// payParams asks the pay_params query at `at` and fails the test unless it
+// answers parameters.
+func (h *harness) payParams(at time.Duration) *PayParams {
+	p := &PayParams{}
+	h.at(at, func() {
+		enc, err := h.env.QueryWorkflow(QueryPayParams)
+		if err != nil {
+			h.t.Errorf("%s query at %v: %v", QueryPayParams, at, err)
+			return
+		}
+		if err := enc.Get(p); err != nil {
+			h.t.Errorf("decode %s: %v", QueryPayParams, err)
+		}
+	})
+	return p
+}
+
 func (h *harness) run() OrderView {
 	h.t.Helper()
 	h.env.ExecuteWorkflow(OrderWorkflowName, h.in)

@@ -10,8 +10,11 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"ordersaga/internal/ratelimit"
 )
 
 // Mode is what the process is started as; it decides which settings are required.
@@ -40,21 +43,33 @@ type Config struct {
 	WechatAppSecret  string // WECHAT_APP_SECRET
 	WechatAPIBaseURL string // WECHAT_API_BASE_URL (jscode2session host)
 
-	PayMchID          string // WECHATPAY_MCHID
-	PayMchCertSerial  string // WECHATPAY_MCH_CERT_SERIAL
-	PayMchKeyFile     string // WECHATPAY_MCH_PRIVATE_KEY_FILE
-	PayAPIv3Key       string // WECHATPAY_APIV3_KEY
-	PayPublicKeyID    string // WECHATPAY_PUBLIC_KEY_ID
-	PayPublicKeyFile  string // WECHATPAY_PUBLIC_KEY_FILE
-	PayNotifyURL      string // WECHATPAY_NOTIFY_URL
-	PayBaseURL        string // WECHATPAY_BASE_URL
-	OrderPayTimeout   time.Duration
-	JWTSecret         string // JWT_SECRET
-	AdminToken        string // ADMIN_TOKEN
-	LogLevel          string // LOG_LEVEL
-	ShutdownTimeout   time.Duration
-	OrderAutoConfirm  time.Duration
-	HTTPClientTimeout time.Duration
+	PayMchID         string // WECHATPAY_MCHID
+	PayMchCertSerial string // WECHATPAY_MCH_CERT_SERIAL
+	PayMchKeyFile    string // WECHATPAY_MCH_PRIVATE_KEY_FILE
+	PayAPIv3Key      string // WECHATPAY_APIV3_KEY
+	PayPublicKeyID   string // WECHATPAY_PUBLIC_KEY_ID
+	PayPublicKeyFile string // WECHATPAY_PUBLIC_KEY_FILE
+	PayNotifyURL     string // WECHATPAY_NOTIFY_URL
+	// PayNotifyAllowHTTP is WECHATPAY_NOTIFY_ALLOW_HTTP: an http:// notify
+	// URL on a host other than loopback, for the simulator only.
+	PayNotifyAllowHTTP bool
+	PayBaseURL         string // WECHATPAY_BASE_URL
+	OrderPayTimeout    time.Duration
+	JWTSecret          string // JWT_SECRET
+	AdminToken         string // ADMIN_TOKEN
+	LogLevel           string // LOG_LEVEL
+	ShutdownTimeout    time.Duration
+	OrderAutoConfirm   time.Duration
+	HTTPClientTimeout  time.Duration
+
+	// RateLimitUser (RATE_LIMIT_USER) bounds each user's mutating requests,
+	// RateLimitLogin (RATE_LIMIT_LOGIN) each client address's logins; the
+	// zero Rate is no limit.
+	RateLimitUser  ratelimit.Rate
+	RateLimitLogin ratelimit.Rate
+	// TrustedProxies (HTTP_TRUSTED_PROXIES) are the addresses whose
+	// X-Forwarded-For names the client; empty: the connection's peer is.
+	TrustedProxies []string
 }
 
 // Var describes one environment variable: the README's configuration table and
@@ -76,6 +91,7 @@ var prod = []Mode{ModeAPI, ModeWorker}
 func Vars() []Var {
 	return []Var{
 		{Name: "HTTP_ADDR", Default: ":8080", Help: "address the API listens on"},
+		{Name: "HTTP_TRUSTED_PROXIES", Help: "comma-separated IPs or CIDRs of the proxies in front of the API whose X-Forwarded-For names the client; empty = the connecting address is the client"},
 		{Name: "DATABASE_URL", Required: []Mode{ModeAPI, ModeWorker, ModeMigrate}, Help: "postgres://user:pass@host:5432/db?sslmode=disable; empty in dev = embedded database under .data/"},
 		{Name: "TEMPORAL_ADDRESS", Required: prod, Help: "Temporal frontend host:port; empty in dev = embedded server"},
 		{Name: "TEMPORAL_NAMESPACE", Default: "default", Help: "Temporal namespace"},
@@ -89,12 +105,15 @@ func Vars() []Var {
 		{Name: "WECHATPAY_APIV3_KEY", Required: prod, Help: "APIv3 key, exactly 32 bytes (decrypts notifies)"},
 		{Name: "WECHATPAY_PUBLIC_KEY_ID", Required: prod, Help: "WeChat Pay public key id (PUB_KEY_ID_...)"},
 		{Name: "WECHATPAY_PUBLIC_KEY_FILE", Required: prod, Help: "WeChat Pay public key, PKIX PEM (verifies answers and notifies)"},
-		{Name: "WECHATPAY_NOTIFY_URL", Required: []Mode{ModeWorker}, Help: "public https URL of POST /v1/wechatpay/notify"},
+		{Name: "WECHATPAY_NOTIFY_URL", Required: []Mode{ModeWorker}, Help: "public https URL of POST /v1/wechatpay/notify; http only on a loopback host or with WECHATPAY_NOTIFY_ALLOW_HTTP"},
+		{Name: "WECHATPAY_NOTIFY_ALLOW_HTTP", Default: "false", Help: "true lets WECHATPAY_NOTIFY_URL be http:// on any host: for the simulator only (WeChat refuses http)"},
 		{Name: "WECHATPAY_BASE_URL", Default: DefaultWechatPayBaseURL, Help: "WeChat Pay API host; point it at the simulator to test"},
 		{Name: "ORDER_PAY_TIMEOUT", Default: "15m", Help: "how long an order waits for payment before it is closed"},
 		{Name: "ORDER_AUTO_CONFIRM", Default: "168h", Help: "how long after shipping an order completes by itself"},
 		{Name: "JWT_SECRET", Required: []Mode{ModeAPI}, Help: "HMAC key for login tokens, at least 32 bytes"},
 		{Name: "ADMIN_TOKEN", Required: []Mode{ModeAPI}, Help: "bearer token of the admin API, at least 16 characters"},
+		{Name: "RATE_LIMIT_USER", Default: "60/1m", Help: "each user's create, pay, cancel, refund and confirm requests, N/DURATION (a burst of N, refilled over DURATION), per API replica; 0 = no limit"},
+		{Name: "RATE_LIMIT_LOGIN", Default: "30/1m", Help: "logins per client address, N/DURATION, per API replica; 0 = no limit"},
 		{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
 		{Name: "SHUTDOWN_TIMEOUT", Default: "20s", Help: "how long a stopping process waits for in-flight work"},
 	}
@@ -157,6 +176,10 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT"),
 		HTTPClientTimeout: 10 * time.Second,
 	}
+	c.PayNotifyAllowHTTP = boolean("WECHATPAY_NOTIFY_ALLOW_HTTP", val, bad)
+	c.RateLimitUser = rate("RATE_LIMIT_USER", val, bad)
+	c.RateLimitLogin = rate("RATE_LIMIT_LOGIN", val, bad)
+	c.TrustedProxies = proxies("HTTP_TRUSTED_PROXIES", val, bad)
 
 	for _, v := range Vars() {
 		if slices.Contains(v.Required, mode) && val(v.Name) == "" {
@@ -194,6 +217,9 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 			bad(name, "%q is not an http(s) URL", u)
 		}
 	}
+	if c.PayNotifyURL != "" && (mode == ModeAPI || mode == ModeWorker) {
+		checkNotifyURL(c.PayNotifyURL, c.PayNotifyAllowHTTP, bad)
+	}
 	if c.PayAPIv3Key != "" && len(c.PayAPIv3Key) != 32 {
 		bad("WECHATPAY_APIV3_KEY", "must be exactly 32 bytes, got %d", len(c.PayAPIv3Key))
 	}
@@ -228,4 +254,52 @@ func checkDatabaseURL(s string, bad func(string, string, ...any)) {
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 		bad("DATABASE_URL", "must be a postgres:// URL with a host, e.g. postgres://ordersaga:secret@db:5432/ordersaga?sslmode=disable")
 	}
+}
+
+// checkNotifyURL: WeChat Pay posts its callbacks only to https URLs. http is
+// taken on a loopback host (nothing but this machine can reach it, so only a
+// simulator on it calls) or when WECHATPAY_NOTIFY_ALLOW_HTTP says the
+// callbacks come from the simulator over a private network.
+func checkNotifyURL(s string, allowHTTP bool, bad func(string, string, ...any)) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" || allowHTTP {
+		return // the scheme check above reports what is not http(s)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return
+	}
+	bad("WECHATPAY_NOTIFY_URL", "%q is http: WeChat Pay calls https URLs only (http is taken on a loopback host, or with WECHATPAY_NOTIFY_ALLOW_HTTP=true for the simulator)", s)
+}
+
+func boolean(name string, val func(string) string, bad func(string, string, ...any)) bool {
+	v, err := strconv.ParseBool(val(name))
+	if err != nil {
+		bad(name, "%q is not true or false", val(name))
+	}
+	return v
+}
+
+func rate(name string, val func(string) string, bad func(string, string, ...any)) ratelimit.Rate {
+	r, err := ratelimit.Parse(val(name))
+	if err != nil {
+		bad(name, "%v", err)
+	}
+	return r
+}
+
+// proxies reads a comma-separated list of IPs and CIDRs.
+func proxies(name string, val func(string) string, bad func(string, string, ...any)) []string {
+	var out []string
+	for _, p := range strings.Split(val(name), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			bad(name, "%q is not an IP address or CIDR (10.0.0.0/8)", p)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }

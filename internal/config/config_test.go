@@ -3,9 +3,12 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"ordersaga/internal/ratelimit"
 )
 
 // validProduction is a complete production environment; tests remove or break one
@@ -84,6 +87,15 @@ func TestMalformedVariableIsNamed(t *testing.T) {
 		{"WECHATPAY_APIV3_KEY", "too-short"},
 		{"WECHATPAY_BASE_URL", "ftp://example.com"},
 		{"WECHATPAY_NOTIFY_URL", "not a url"},
+		{"WECHATPAY_NOTIFY_URL", "http://shop.example.com/v1/wechatpay/notify"},
+		{"WECHATPAY_NOTIFY_URL", "http://10.0.0.5:8080/v1/wechatpay/notify"},
+		{"WECHATPAY_NOTIFY_ALLOW_HTTP", "yes please"},
+		{"RATE_LIMIT_USER", "fast"},
+		{"RATE_LIMIT_USER", "60"},
+		{"RATE_LIMIT_USER", "-5/1m"},
+		{"RATE_LIMIT_USER", "60/0s"},
+		{"RATE_LIMIT_LOGIN", "30/a minute"},
+		{"HTTP_TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"},
 		{"ORDER_PAY_TIMEOUT", "fifteen minutes"},
 		{"ORDER_PAY_TIMEOUT", "-1m"},
 		{"JWT_SECRET", "short"},
@@ -95,9 +107,11 @@ func TestMalformedVariableIsNamed(t *testing.T) {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
 			env := validProduction(t)
 			env[tt.name] = tt.value
-			_, err := Load(ModeAPI, func(k string) string { return env[k] })
-			if err == nil || !strings.Contains(err.Error(), tt.name) {
-				t.Fatalf("want an error naming %s, got %v", tt.name, err)
+			for _, mode := range []Mode{ModeAPI, ModeWorker} {
+				_, err := Load(mode, func(k string) string { return env[k] })
+				if err == nil || !strings.Contains(err.Error(), tt.name) {
+					t.Fatalf("%s: want an error naming %s, got %v", mode, tt.name, err)
+				}
 			}
 		})
 	}
@@ -125,5 +139,51 @@ func TestEveryErrorIsReportedAtOnce(t *testing.T) {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error misses %s:\n%v", name, err)
 		}
+	}
+}
+
+func TestNotifyURLIsHTTPSUnlessLoopbackOrTheSimulator(t *testing.T) {
+	tests := []struct {
+		url, allowHTTP string
+		ok             bool
+	}{
+		{"https://shop.example.com/v1/wechatpay/notify", "", true},
+		{"http://127.0.0.1:8080/v1/wechatpay/notify", "", true},
+		{"http://[::1]:8080/v1/wechatpay/notify", "", true},
+		{"http://localhost:8080/v1/wechatpay/notify", "", true},
+		{"http://api:8080/v1/wechatpay/notify", "true", true}, // the demo: paysim on the compose network
+		{"http://api:8080/v1/wechatpay/notify", "", false},
+		{"http://api:8080/v1/wechatpay/notify", "false", false},
+		{"http://127.0.0.1.example.com/notify", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url+" allow="+tt.allowHTTP, func(t *testing.T) {
+			env := validProduction(t)
+			env["WECHATPAY_NOTIFY_URL"], env["WECHATPAY_NOTIFY_ALLOW_HTTP"] = tt.url, tt.allowHTTP
+			for _, mode := range []Mode{ModeAPI, ModeWorker} {
+				_, err := Load(mode, func(k string) string { return env[k] })
+				if (err == nil) != tt.ok {
+					t.Fatalf("%s: err %v, want accepted %v", mode, err, tt.ok)
+				}
+			}
+		})
+	}
+}
+
+func TestRatesAndTrustedProxiesAreRead(t *testing.T) {
+	env := validProduction(t)
+	c, err := Load(ModeAPI, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RateLimitUser != (ratelimit.Rate{Requests: 60, Per: time.Minute}) || c.RateLimitLogin != (ratelimit.Rate{Requests: 30, Per: time.Minute}) || len(c.TrustedProxies) != 0 {
+		t.Fatalf("defaults: user %v, login %v, proxies %v", c.RateLimitUser, c.RateLimitLogin, c.TrustedProxies)
+	}
+	env["RATE_LIMIT_USER"], env["RATE_LIMIT_LOGIN"], env["HTTP_TRUSTED_PROXIES"] = "5/10s", "off", " 10.0.0.0/8, 192.168.1.7 "
+	if c, err = Load(ModeAPI, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.RateLimitUser != (ratelimit.Rate{Requests: 5, Per: 10 * time.Second}) || c.RateLimitLogin.Limited() || !slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8", "192.168.1.7"}) {
+		t.Fatalf("read: user %v, login %v, proxies %q", c.RateLimitUser, c.RateLimitLogin, c.TrustedProxies)
 	}
 }

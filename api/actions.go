@@ -26,7 +26,9 @@ const (
 	syncWait   = 8 * time.Second
 )
 
-// maxReasonLen is WeChat's limit on a refund reason (80 characters).
+// maxReasonLen is the API's limit on a refund reason, in characters. WeChat
+// takes at most 80 bytes (wxpay.MaxRefundReasonBytes, 26 Chinese
+// characters): the refund row keeps the whole reason, WeChat gets it cut.
 const maxReasonLen = 80
 
 // errUpdatePending: the workflow accepted the update but did not finish it
@@ -73,18 +75,34 @@ type action struct {
 	// place: asking again answers the order, as the workflow does while it
 	// runs, rather than a refusal.
 	done []store.OrderStatus
+	// from are the statuses the action moves an order out of: a repeat the
+	// workflow refused as already requested, of an order the row still
+	// shows in one of them, is answered 202 (under way), otherwise 200.
+	from []store.OrderStatus
 }
 
 var (
-	actPay     = action{workflows.UpdatePay, "paid", CodeOrderNotPayable, nil}
-	actCancel  = action{workflows.UpdateCancel, "cancelled", CodeOrderNotCancellable, []store.OrderStatus{store.StatusClosed}}
-	actRefund  = action{workflows.UpdateRequestRefund, "refunded", CodeOrderNotRefundable, []store.OrderStatus{store.StatusRefunded}}
-	actShip    = action{workflows.UpdateShip, "shipped", CodeOrderNotShippable, nil}
-	actConfirm = action{workflows.UpdateConfirm, "confirmed", CodeOrderNotConfirmable, []store.OrderStatus{store.StatusCompleted}}
+	actPay    = action{workflows.UpdatePay, "paid", CodeOrderNotPayable, nil, nil}
+	actCancel = action{workflows.UpdateCancel, "cancelled", CodeOrderNotCancellable,
+		[]store.OrderStatus{store.StatusClosed}, []store.OrderStatus{store.StatusPending}}
+	actRefund = action{workflows.UpdateRequestRefund, "refunded", CodeOrderNotRefundable,
+		[]store.OrderStatus{store.StatusRefunded}, []store.OrderStatus{store.StatusPaid, store.StatusShipped}}
+	actShip    = action{workflows.UpdateShip, "shipped", CodeOrderNotShippable, nil, nil}
+	actConfirm = action{workflows.UpdateConfirm, "confirmed", CodeOrderNotConfirmable, []store.OrderStatus{store.StatusCompleted}, nil}
 )
 
 // actionFailed answers an update that did not succeed.
 func (s *server) actionFailed(c *gin.Context, a action, o store.Order, err error) {
+	if isRefusal(err, workflows.ErrTypeAlreadyRequested) {
+		// Asked again for what the order is doing or did: nothing was
+		// written; the answer is the order as it is.
+		status := http.StatusOK
+		if again, rerr := s.Store.GetOrder(c.Request.Context(), o.OrderNo); rerr == nil && slices.Contains(a.from, again.Status) {
+			status = http.StatusAccepted
+		}
+		s.respondOrder(c, status, o, nil)
+		return
+	}
 	if appErr, ok := applicationError(err); ok {
 		if status, code, known := refusalStatus(appErr.Type()); known {
 			msg := appErr.Message()
@@ -104,6 +122,9 @@ func (s *server) actionFailed(c *gin.Context, a action, o store.Order, err error
 			return
 		}
 		internalError(c, fmt.Errorf("%s update: %w", a.update, err))
+		return
+	}
+	if s.temporalLimitRefused(c, a.update, o.OrderNo, err) {
 		return
 	}
 	if workflowEnded(err) {
@@ -140,18 +161,66 @@ func (s *server) respondOrder(c *gin.Context, status int, o store.Order, view *w
 }
 
 // payOrder answers the five wx.requestPayment parameters of a PENDING order
-// (the workflow creates the JSAPI prepay once and reuses it).
+// (the workflow creates the JSAPI prepay once and reuses it). Once the order
+// holds a prepay, the pay update is refused before history (the order has
+// what is asked) and the parameters are read with the pay_params query, so
+// however often a client taps "pay", nothing is written to the workflow's
+// history: a flood of pays cannot use up Temporal's limit on the updates of
+// one workflow, which the order's ship and refund need later.
+//
+// (A fixed update id per order would make the server deduplicate repeats,
+// but only while the first update's outcome is kept, and a pay after a
+// prepay expired must make a new one; the row holds only the prepay_id,
+// not the signed parameters. The validator and the query decide from the
+// workflow's own state.)
 func (s *server) payOrder(c *gin.Context) {
 	o, ok := s.userOrder(c)
 	if !ok {
 		return
 	}
-	var p workflows.PayParams
-	if err := s.runUpdate(c.Request.Context(), o.OrderNo, workflows.UpdatePay, nil, &p, payWait); err != nil {
+	ctx := c.Request.Context()
+	var (
+		p   workflows.PayParams
+		err error
+	)
+	for range 3 {
+		if err = s.runUpdate(ctx, o.OrderNo, workflows.UpdatePay, nil, &p, payWait); !isRefusal(err, workflows.ErrTypeAlreadyRequested) {
+			break
+		}
+		var qerr error
+		if p, qerr = s.heldPayParams(ctx, o.OrderNo); qerr == nil {
+			c.JSON(http.StatusOK, p)
+			return
+		}
+		// The order moved on between the two (paid, closing, the prepay
+		// aged): the update again says how.
+		err = fmt.Errorf("%w (then the %s query: %v)", err, workflows.QueryPayParams, qerr)
+	}
+	if err != nil {
+		if isRefusal(err, workflows.ErrTypeAlreadyRequested) {
+			unavailable(c, fmt.Errorf("pay of order %s: %w", o.OrderNo, err))
+			return
+		}
 		s.actionFailed(c, actPay, o, err)
 		return
 	}
 	c.JSON(http.StatusOK, p)
+}
+
+// heldPayParams reads the parameters of the prepay the order holds
+// (workflows.QueryPayParams); a query writes nothing to history.
+func (s *server) heldPayParams(ctx context.Context, orderNo string) (workflows.PayParams, error) {
+	ctx, cancel := context.WithTimeout(ctx, actionWait)
+	defer cancel()
+	v, err := s.Temporal.QueryWorkflow(ctx, workflows.WorkflowID(orderNo), "", workflows.QueryPayParams)
+	if err != nil {
+		return workflows.PayParams{}, err
+	}
+	var p workflows.PayParams
+	if err := v.Get(&p); err != nil {
+		return workflows.PayParams{}, err
+	}
+	return p, nil
 }
 
 // cancelOrder closes a PENDING order, at WeChat first. It answers the order

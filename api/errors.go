@@ -31,6 +31,16 @@ const (
 	CodeBodyTooLarge     = "BODY_TOO_LARGE"
 	CodeUnavailable      = "UNAVAILABLE"
 	CodeInternal         = "INTERNAL"
+	// CodeRateLimited: the client sent more than RATE_LIMIT_USER or
+	// RATE_LIMIT_LOGIN allow (429, with Retry-After).
+	CodeRateLimited = "RATE_LIMITED"
+	// CodeOrderLimitReached: Temporal refused the request because the
+	// order's workflow reached a lasting limit (its updates or signals);
+	// 503, counted, for an operator to raise (docs/OPERATIONS.md).
+	CodeOrderLimitReached = "ORDER_LIMIT_REACHED"
+	// CodeIdempotencyKeyReused: an Idempotency-Key already made an order of
+	// another request (409).
+	CodeIdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
 
 	// Refusals of order actions: the order is not in a state that allows it.
 	CodeOrderNotPayable     = workflows.ErrTypeNotPayable
@@ -47,7 +57,7 @@ const (
 var errorCodes = []string{
 	CodeInvalidArgument, CodeUnauthenticated, CodePermissionDenied, CodeNotFound,
 	CodeMethodNotAllowed, CodeOutOfStock, CodeUnknownProduct, CodeBodyTooLarge,
-	CodeUnavailable, CodeInternal,
+	CodeUnavailable, CodeInternal, CodeRateLimited, CodeOrderLimitReached, CodeIdempotencyKeyReused,
 	CodeOrderNotPayable, CodeOrderNotCancellable, CodeOrderNotRefundable,
 	CodeOrderNotShippable, CodeOrderNotConfirmable, CodeWechatRefused,
 	CodeInvalidLoginCode, CodeLoginBlocked,

@@ -113,7 +113,7 @@ func (s *server) notifyPayment(ctx context.Context, c *gin.Context, n wxpay.Noti
 		return
 	}
 	if !workflowEnded(err) {
-		s.notifyTemporalFailed(c, n.EventType, fmt.Errorf("signal payment to order %s: %w", notice.OutTradeNo, err))
+		s.notifyTemporalFailed(c, n.EventType, workflows.SignalPayment, notice.OutTradeNo, fmt.Errorf("signal payment to order %s: %w", notice.OutTradeNo, err))
 		return
 	}
 	// The order's workflow has ended (or never ran): money for an order that
@@ -141,7 +141,7 @@ func (s *server) notifyPayment(ctx context.Context, c *gin.Context, n wxpay.Noti
 	}, workflows.StrayPaymentWorkflowName, workflows.StrayPaymentInput{Payment: notice, Reason: reason})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {
-		s.notifyTemporalFailed(c, n.EventType, fmt.Errorf("start stray payment workflow for %s: %w", notice.TransactionID, err))
+		s.notifyTemporalFailed(c, n.EventType, workflows.StrayPaymentWorkflowName, row.OrderNo, fmt.Errorf("start stray payment workflow for %s: %w", notice.TransactionID, err))
 		return
 	}
 	log.Warn("payment for an ended order: stray payment workflow started", "order_status", row.Status,
@@ -185,7 +185,7 @@ func (s *server) notifyRefund(ctx context.Context, c *gin.Context, n wxpay.Notif
 		log.Info("refund result for an ended workflow: acknowledged", "workflow_id", workflowID)
 		s.notifyOK(c, n.EventType, "ended")
 	default:
-		s.notifyTemporalFailed(c, n.EventType, fmt.Errorf("signal refund to %s: %w", workflowID, err))
+		s.notifyTemporalFailed(c, n.EventType, workflows.SignalRefund, notice.OutTradeNo, fmt.Errorf("signal refund to %s: %w", workflowID, err))
 	}
 }
 
@@ -210,9 +210,15 @@ func (s *server) notifyFail(c *gin.Context, event, outcome string, status int, m
 	c.AbortWithStatusJSON(status, notifyAnswer{Code: "FAIL", Message: message})
 }
 
-func (s *server) notifyTemporalFailed(c *gin.Context, event string, err error) {
+// notifyTemporalFailed answers a callback Temporal did not take with 500, so
+// that WeChat retries (for about a day): a workflow that reached its limit
+// on signals takes the retry once an operator raised it.
+func (s *server) notifyTemporalFailed(c *gin.Context, event, op, orderNo string, err error) {
 	outcome := "failed_temporal"
-	if !temporalUnavailable(err) {
+	if limit := temporalLimit(err); limit != "" {
+		outcome = "failed_limit"
+		s.countTemporalLimit(c, op, limit, orderNo, err)
+	} else if !temporalUnavailable(err) {
 		outcome = "failed_other"
 	}
 	s.notifyFail(c, event, outcome, http.StatusInternalServerError, "temporarily unavailable; retry later", err)

@@ -412,6 +412,9 @@ func (s *server) getOrder(c *gin.Context) {
 			// WeChat yet, or no longer PENDING): the row below says where
 			// the order stands.
 		default:
+			if limit := temporalLimit(err); limit != "" {
+				s.countTemporalLimit(c, workflows.UpdateSync, limit, o.OrderNo, err)
+			}
 			// A read does not fail because WeChat or Temporal is slow: the
 			// answer says the order was not confirmed, the client asks again.
 			s.Logger.Warn("sync with WeChat failed", "request_id", c.GetString(ctxRequestID), "order_no", o.OrderNo, "error", err.Error())

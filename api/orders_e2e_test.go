@@ -28,8 +28,17 @@ import (
 // queue, worker and database schema.
 var temporalServer *devserver.Server
 
+// Temporal's per-workflow limits on updates and signals in these tests: far
+// above what any journey uses, low enough for a test to reach them
+// (TestNoClientCanWedgeAnOrder). A test path that writes an update or signal
+// per request where it should not fails here before it fails a shop.
+const (
+	testMaxTotalUpdates = 60
+	testMaxSignals      = 60
+)
+
 func TestMain(m *testing.M) {
-	ts, err := testenv.Temporal()
+	ts, err := testenv.TemporalWithLimits(testenv.Limits{TotalUpdates: testMaxTotalUpdates, Signals: testMaxSignals})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start embedded temporal:", err)
 		os.Exit(1)

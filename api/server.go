@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"ordersaga/internal/auth"
+	"ordersaga/internal/ratelimit"
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxpay"
 )
@@ -53,6 +54,13 @@ type Deps struct {
 	Metrics *prometheus.Registry
 	// Now is the clock (order numbers, tokens); time.Now when nil.
 	Now func() time.Time
+	// UserRate bounds each user's mutating requests (RATE_LIMIT_USER),
+	// LoginRate each client address's logins (RATE_LIMIT_LOGIN); the zero
+	// Rate is no limit.
+	UserRate, LoginRate ratelimit.Rate
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client
+	// (HTTP_TRUSTED_PROXIES); none when empty.
+	TrustedProxies []string
 }
 
 type server struct {
@@ -64,6 +72,11 @@ type server struct {
 	logins       *prometheus.CounterVec
 	replays      *replayGuard
 	adminDigest  [32]byte
+
+	userLimiter, loginLimiter *ratelimit.Limiter
+	rateLimited               *prometheus.CounterVec
+	temporalLimits            *prometheus.CounterVec
+	idempotentReplays         prometheus.Counter
 }
 
 // Context keys set by the middleware.
@@ -121,10 +134,25 @@ func newEngine(d Deps) *gin.Engine {
 			Name: "ordersaga_wechat_login_calls_total",
 			Help: "WeChat login exchanges (jscode2session) by outcome (ok, invalid_code, blocked, busy, rate_limited, error).",
 		}, []string{"outcome"}),
-		replays:     newReplayGuard(d.Now),
-		adminDigest: sha256.Sum256([]byte(d.AdminToken)),
+		replays:      newReplayGuard(d.Now),
+		adminDigest:  sha256.Sum256([]byte(d.AdminToken)),
+		userLimiter:  ratelimit.New(d.UserRate, d.Now),
+		loginLimiter: ratelimit.New(d.LoginRate, d.Now),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordersaga_http_rate_limited_total",
+			Help: "Requests answered 429 RATE_LIMITED (RATE_LIMIT_USER, RATE_LIMIT_LOGIN), by route.",
+		}, []string{"route"}),
+		temporalLimits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordersaga_temporal_limit_refusals_total",
+			Help: "Updates and signals Temporal refused for a limit, by operation and limit (total_updates, signals: for good until raised; others pass with time).",
+		}, []string{"operation", "limit"}),
+		idempotentReplays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ordersaga_orders_idempotent_replays_total",
+			Help: "Order creations answered with the order an earlier request of the same Idempotency-Key made.",
+		}),
 	}
-	for _, col := range []prometheus.Collector{s.httpRequests, s.httpLatency, s.ordersPlaced, s.notifies, s.logins} {
+	for _, col := range []prometheus.Collector{s.httpRequests, s.httpLatency, s.ordersPlaced, s.notifies, s.logins,
+		s.rateLimited, s.temporalLimits, s.idempotentReplays} {
 		if err := d.Metrics.Register(col); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
@@ -137,6 +165,12 @@ func newEngine(d Deps) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	// gin believes X-Forwarded-For from anyone unless told otherwise: then
+	// any client could name itself another address for every login.
+	if err := r.SetTrustedProxies(d.TrustedProxies); err != nil {
+		d.Logger.Error("HTTP_TRUSTED_PROXIES not taken: no proxy is trusted", "error", err.Error())
+		_ = r.SetTrustedProxies(nil)
+	}
 	r.Use(s.requestID, s.accessLog, s.recover, s.limitBody)
 	r.NoRoute(func(c *gin.Context) { abortError(c, http.StatusNotFound, CodeNotFound, "no such endpoint") })
 	r.NoMethod(func(c *gin.Context) {
@@ -149,18 +183,19 @@ func newEngine(d Deps) *gin.Engine {
 
 	v1 := r.Group("/v1")
 	v1.GET("/products", s.listProducts)
-	v1.POST("/auth/login", s.login)
+	v1.POST("/auth/login", s.limitLogin(), s.login)
 	// WeChat Pay calls this; it authenticates by signature, not by token.
 	v1.POST("/wechatpay/notify", s.wechatpayNotify)
 
 	user := v1.Group("", s.requireUser)
-	user.POST("/orders", s.createOrder)
+	limited := s.limitUser()
+	user.POST("/orders", limited, s.createOrder)
 	user.GET("/orders", s.listOrders)
 	user.GET("/orders/:no", s.getOrder)
-	user.POST("/orders/:no/pay", s.payOrder)
-	user.POST("/orders/:no/cancel", s.cancelOrder)
-	user.POST("/orders/:no/refund", s.refundOrder)
-	user.POST("/orders/:no/confirm", s.confirmOrder)
+	user.POST("/orders/:no/pay", limited, s.payOrder)
+	user.POST("/orders/:no/cancel", limited, s.cancelOrder)
+	user.POST("/orders/:no/refund", limited, s.refundOrder)
+	user.POST("/orders/:no/confirm", limited, s.confirmOrder)
 
 	admin := v1.Group("/admin", s.requireAdmin)
 	admin.POST("/products", s.adminCreateProduct)

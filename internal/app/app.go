@@ -91,19 +91,22 @@ func NewAPIHandler(cfg config.Config, st *store.Store, tc client.Client, reg *pr
 	}
 	registerProcessMetrics(reg)
 	return api.NewRouter(api.Deps{
-		Store:       st,
-		Temporal:    tc,
-		TaskQueue:   cfg.TemporalTaskQueue,
-		Tokens:      tokens,
-		Login:       wxlogin.New(cfg.WechatAPIBaseURL, cfg.WechatAppID, cfg.WechatAppSecret, &http.Client{Timeout: 5 * time.Second}),
-		AdminToken:  cfg.AdminToken,
-		PayTimeout:  cfg.OrderPayTimeout,
-		AutoConfirm: cfg.OrderAutoConfirm,
-		AppID:       cfg.WechatAppID,
-		MchID:       cfg.PayMchID,
-		Notify:      notify,
-		Logger:      log,
-		Metrics:     reg,
+		Store:          st,
+		Temporal:       tc,
+		TaskQueue:      cfg.TemporalTaskQueue,
+		Tokens:         tokens,
+		Login:          wxlogin.New(cfg.WechatAPIBaseURL, cfg.WechatAppID, cfg.WechatAppSecret, &http.Client{Timeout: 5 * time.Second}),
+		AdminToken:     cfg.AdminToken,
+		PayTimeout:     cfg.OrderPayTimeout,
+		AutoConfirm:    cfg.OrderAutoConfirm,
+		AppID:          cfg.WechatAppID,
+		MchID:          cfg.PayMchID,
+		Notify:         notify,
+		Logger:         log,
+		Metrics:        reg,
+		UserRate:       cfg.RateLimitUser,
+		LoginRate:      cfg.RateLimitLogin,
+		TrustedProxies: cfg.TrustedProxies,
 	}), nil
 }
 

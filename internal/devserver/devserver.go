@@ -69,6 +69,9 @@ type Options struct {
 	// Revert leaves out tunings (Tunings), so that benchmarks can measure
 	// what each brings; RevertAll is the server as it was before them.
 	Revert []string
+	// DynamicConfig overrides server settings, e.g. tests lower Temporal's
+	// per-workflow limits (history.maxTotalUpdates) to reach them.
+	DynamicConfig map[dynamicconfig.Key]any
 }
 
 // Tunings of the embedded server that Options.Revert can leave out, each
@@ -578,6 +581,9 @@ func (c *dynamicConfigClient) GetValue(key dynamicconfig.Key) []dynamicconfig.Co
 
 func newDynamicConfig(opts Options) *dynamicConfigClient {
 	c := &dynamicConfigClient{static: staticDynamicConfig()}
+	for k, v := range opts.DynamicConfig {
+		c.static[k] = []dynamicconfig.ConstrainedValue{{Value: v}}
+	}
 	// Before tuning, every use of the search attributes re-read them from
 	// temporal.db, always (so that the ones ensureSearchAttributes adds work
 	// at once): a read of the database, under a global lock, for every

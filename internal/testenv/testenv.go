@@ -23,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/server/common/dynamicconfig"
 
 	"ordersaga/internal/app"
 	"ordersaga/internal/config"
@@ -36,15 +37,33 @@ import (
 
 // Temporal starts the embedded server for a test binary; call it from
 // TestMain and Stop it after m.Run.
-func Temporal() (*devserver.Server, error) {
+func Temporal() (*devserver.Server, error) { return TemporalWithLimits(Limits{}) }
+
+// Limits are Temporal's per-workflow limits, lowered so that a test can
+// reach them in a few hundred requests; zero keeps Temporal's default.
+type Limits struct {
+	TotalUpdates int // history.maxTotalUpdates (2000)
+	Signals      int // history.maximumSignalsPerExecution (10000)
+}
+
+// TemporalWithLimits is Temporal with the per-workflow limits given: every
+// test of the binary runs under them.
+func TemporalWithLimits(l Limits) (*devserver.Server, error) {
 	dir, err := os.MkdirTemp("", "ordersaga-temporal-*")
 	if err != nil {
 		return nil, err
 	}
+	dc := map[dynamicconfig.Key]any{}
+	if l.TotalUpdates > 0 {
+		dc[dynamicconfig.WorkflowExecutionMaxTotalUpdates.Key()] = l.TotalUpdates
+	}
+	if l.Signals > 0 {
+		dc[dynamicconfig.MaximumSignalsPerExecution.Key()] = l.Signals
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	return devserver.Start(ctx, devserver.Options{
-		Dir: dir, FrontendPort: -1, UIPort: 0, SearchAttributes: workflows.SearchAttributes(),
+		Dir: dir, FrontendPort: -1, UIPort: 0, SearchAttributes: workflows.SearchAttributes(), DynamicConfig: dc,
 	})
 }
 
@@ -278,6 +297,12 @@ func (r Response) ErrorCode() string {
 // marshalled to JSON.
 func (e *Env) Do(method, path, token string, body any) Response {
 	e.t.Helper()
+	return e.DoWith(method, path, token, body, nil)
+}
+
+// DoWith is Do with edit applied to the request before it is sent (headers).
+func (e *Env) DoWith(method, path, token string, body any, edit func(*http.Request)) Response {
+	e.t.Helper()
 	var r io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -299,6 +324,9 @@ func (e *Env) Do(method, path, token string, body any) Response {
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if edit != nil {
+		edit(req)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -206,7 +205,15 @@ func validateItems(items []workflows.Item) ([]workflows.Item, string) {
 
 // createOrder starts the order's workflow and, in the same round trip, asks it
 // (update-with-start) for the stored order or the reason it was refused.
+// Under an Idempotency-Key, every attempt of one order names the same
+// workflow and gets the same order (idempotency.go).
 func (s *server) createOrder(c *gin.Context) {
+	key, keyed := c.Request.Header[http.CanonicalHeaderKey(IdempotencyKeyHeader)]
+	if keyed && (len(key) != 1 || !validIdempotencyKey(key[0])) {
+		badRequest(c, fmt.Sprintf("%s must be one header of %d to %d letters, digits or . _ : - (a UUID will do)",
+			IdempotencyKeyHeader, minIdempotencyKey, maxIdempotencyKey))
+		return
+	}
 	var req createOrderRequest
 	if !decodeJSON(c, &req) {
 		return
@@ -230,6 +237,16 @@ func (s *server) createOrder(c *gin.Context) {
 	ctx := c.Request.Context()
 	uid := c.GetInt64(ctxUserID)
 
+	var attempt keyedAttempt
+	if keyed {
+		// An attempt of an order that is stored already is answered by its
+		// row, whatever the stock is now.
+		attempt = newKeyedAttempt(uid, key[0], items, req.Address)
+		if s.answerStored(c, attempt, uid) {
+			return
+		}
+	}
+
 	// A cheap read refuses unknown products and empty shelves without
 	// creating a workflow. The workflow checks again: stock may change.
 	products, refused := s.precheck(c, items)
@@ -237,16 +254,30 @@ func (s *server) createOrder(c *gin.Context) {
 		return
 	}
 	summary := orderSummary(items, products)
+	details := staticDetails(uid, items, products, req.Address)
 
+	if keyed {
+		no := attempt.orderNo
+		view, err := s.startOrder(ctx, no, uid, items, req.Address, "Order "+no+" · "+summary, details, &attempt)
+		switch {
+		case err == nil:
+			s.keyedStarted(c, attempt, view, req.Address)
+		case alreadyStarted(err):
+			s.keyedClosed(c, attempt, err)
+		case s.joinedOtherRequest(c, attempt, err):
+		default:
+			s.orderStartFailed(c, err)
+		}
+		return
+	}
 	var (
 		view workflows.OrderView
 		err  error
 	)
-	for attempt := 0; attempt < 3; attempt++ { // a fresh number if one ever collides
+	for try := 0; try < 3; try++ { // a fresh number if one ever collides
 		no := newOrderNo(s.Now())
-		view, err = s.startOrder(ctx, no, uid, items, req.Address, "Order "+no+" · "+summary, staticDetails(uid, items, products, req.Address))
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if !errors.As(err, &started) {
+		view, err = s.startOrder(ctx, no, uid, items, req.Address, "Order "+no+" · "+summary, details, nil)
+		if !alreadyStarted(err) {
 			break
 		}
 	}
@@ -310,20 +341,31 @@ func mulFen(price, qty int64) (int64, bool) {
 	return price * qty, true
 }
 
-func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, items []workflows.Item, address, summary, details string) (workflows.OrderView, error) {
+// startOrder starts the order's workflow with its create update. Without a
+// keyed attempt a number already used fails (conflict policy FAIL); with
+// one, an attempt joins the workflow a concurrent attempt started
+// (USE_EXISTING), and the memo records which attempt started it and what it
+// asked for. Either way a number names one workflow, ever
+// (REJECT_DUPLICATE).
+func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, items []workflows.Item, address, summary, details string, keyed *keyedAttempt) (workflows.OrderView, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	conflict := enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
+	var memo map[string]any
+	if keyed != nil {
+		conflict, memo = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, keyed.memo()
+	}
 	start := s.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID:        workflows.WorkflowID(orderNo),
-		TaskQueue: s.TaskQueue,
-		// One order number, one workflow, ever.
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		ID:                       workflows.WorkflowID(orderNo),
+		TaskQueue:                s.TaskQueue,
+		WorkflowIDConflictPolicy: conflict,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.AttrOrderNo.ValueSet(orderNo),
 			workflows.AttrOrderUserID.ValueSet(strconv.FormatInt(uid, 10)),
 			workflows.AttrOrderStatus.ValueSet(string(workflows.StatusPending)),
 		),
+		Memo:          memo,
 		StaticSummary: summary,
 		StaticDetails: details,
 	}, workflows.OrderWorkflowName, workflows.OrderInput{

@@ -25,6 +25,11 @@
 //	GET  /v3/refund/domestic/refunds/{out_refund_no}         refund query
 //	GET  /sns/jscode2session?appid&secret&js_code&grant_type login
 //
+// Text fields are limited in UTF-8 bytes, as WeChat counts them (description
+// 127, attach 128, refund reason 80; a Chinese character is 3 bytes), and
+// out_trade_no (6–32) and out_refund_no (1–64) take [0-9A-Za-z_*-] only: a
+// request over a limit is 400 PARAM_ERROR naming the field.
+//
 // Behaviour: a transaction is NOTPAY after prepay; the payer (control API)
 // makes it SUCCESS, PAYERROR or USERPAYING; close makes an unpaid one CLOSED;
 // once time_expire passes (on Options.Clock) an unpaid one is CLOSED and can

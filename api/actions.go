@@ -208,19 +208,9 @@ func (s *server) payOrder(c *gin.Context) {
 }
 
 // heldPayParams reads the parameters of the prepay the order holds
-// (workflows.QueryPayParams); a query writes nothing to history.
+// (workflows.QueryPayParams): a query writes nothing to history.
 func (s *server) heldPayParams(ctx context.Context, orderNo string) (workflows.PayParams, error) {
-	ctx, cancel := context.WithTimeout(ctx, actionWait)
-	defer cancel()
-	v, err := s.Temporal.QueryWorkflow(ctx, workflows.WorkflowID(orderNo), "", workflows.QueryPayParams)
-	if err != nil {
-		return workflows.PayParams{}, err
-	}
-	var p workflows.PayParams
-	if err := v.Get(&p); err != nil {
-		return workflows.PayParams{}, err
-	}
-	return p, nil
+	return queryOrder[workflows.PayParams](ctx, s.Temporal, orderNo, workflows.QueryPayParams, actionWait)
 }
 
 // cancelOrder closes a PENDING order, at WeChat first. It answers the order

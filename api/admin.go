@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.temporal.io/sdk/client"
 
 	"ordersaga/internal/store"
 	"ordersaga/workflows"
@@ -221,17 +222,23 @@ func (s *server) adminGetOrder(c *gin.Context) {
 }
 
 func (s *server) queryState(ctx context.Context, no string) (workflows.OrderView, error) {
-	ctx, cancel := context.WithTimeout(ctx, stateQueryWait)
+	return queryOrder[workflows.OrderView](ctx, s.Temporal, no, workflows.QueryState, stateQueryWait)
+}
+
+// queryOrder asks an order's workflow a query, waiting at most wait; a
+// query writes nothing to the workflow's history.
+func queryOrder[T any](ctx context.Context, tc client.Client, orderNo, query string, wait time.Duration) (T, error) {
+	var out T
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	v, err := s.Temporal.QueryWorkflow(ctx, workflows.WorkflowID(no), "", workflows.QueryState)
+	v, err := tc.QueryWorkflow(ctx, workflows.WorkflowID(orderNo), "", query)
 	if err != nil {
-		return workflows.OrderView{}, err
+		return out, err
 	}
-	var view workflows.OrderView
-	if err := v.Get(&view); err != nil {
-		return workflows.OrderView{}, err
+	if err := v.Get(&out); err != nil {
+		return out, err
 	}
-	return view, nil
+	return out, nil
 }
 
 func stateErrorText(err error) string {

@@ -779,12 +779,26 @@ func newAPIThrough(t *testing.T, env *testenv.Env, addr string) (http.Handler, e
 // doAt sends a bodiless request to an API at base (not env's).
 func doAt(t *testing.T, base, method, path, token string) testenv.Response {
 	t.Helper()
-	req, err := http.NewRequest(method, base+path, nil)
+	return sendAt(t, base, method, path, token, nil)
+}
+
+// sendAt sends a request to an API at base, with headers given as name,
+// value pairs. A body http.NewRequest cannot take the length of (wrap it in
+// io.MultiReader) goes chunked, without a Content-Length.
+func sendAt(t *testing.T, base, method, path, token string, body io.Reader, header ...string) testenv.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

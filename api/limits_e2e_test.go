@@ -6,7 +6,6 @@ package api_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -147,15 +146,9 @@ func TestNoClientCanWedgeAnOrder(t *testing.T) {
 	if refused == 0 {
 		t.Fatalf("Temporal took %d+ signals: the test server's limit (%d) is not in force", testMaxSignals+10, testMaxSignals)
 	}
-	metrics := metricsText(t, env)
-	for _, want := range []string{
+	expectMetrics(t, metricsText(t, env),
 		`ordersaga_temporal_limit_refusals_total{limit="signals",operation="payment"}`,
-		`ordersaga_wechatpay_notifies_total{event="TRANSACTION.SUCCESS",outcome="failed_limit"}`,
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
+		`ordersaga_wechatpay_notifies_total{event="TRANSACTION.SUCCESS",outcome="failed_limit"}`)
 	if got := paymentRows(t, env, o.OrderNo); got != 1 {
 		t.Fatalf("payment rows %d, want 1", got)
 	}
@@ -208,19 +201,25 @@ func TestTemporalLimitOnUpdatesAnswersAStableCode(t *testing.T) {
 	// The user's confirm meets the same limit: the same code.
 	expectError(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/confirm", token, nil), http.StatusServiceUnavailable, "ORDER_LIMIT_REACHED")
 	metrics := metricsText(t, env)
-	for _, want := range []string{
+	expectMetrics(t, metrics,
 		`ordersaga_temporal_limit_refusals_total{limit="total_updates",operation="ship"}`,
-		`ordersaga_temporal_limit_refusals_total{limit="total_updates",operation="confirm"}`,
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
+		`ordersaga_temporal_limit_refusals_total{limit="total_updates",operation="confirm"}`)
 	if strings.Contains(metrics, `status="500"`) {
 		t.Errorf("a request was answered 500:\n%s", grepLines(metrics, `status="500"`))
 	}
 	if st := row(t, env, o.OrderNo).Status; st != store.StatusShipped {
 		t.Fatalf("order is %s, want SHIPPED", st)
+	}
+}
+
+// expectMetrics fails the test for each series metrics (the /metrics text)
+// lacks.
+func expectMetrics(t *testing.T, metrics string, series ...string) {
+	t.Helper()
+	for _, want := range series {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
 
@@ -249,23 +248,7 @@ func TestRateLimitsAnswer429WithRetryAfter(t *testing.T) {
 	}
 	do := func(t *testing.T, base, method, path, token, body string, header ...string) testenv.Response {
 		t.Helper()
-		req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return testenv.Response{Status: resp.StatusCode, Body: b, Header: resp.Header}
+		return sendAt(t, base, method, path, token, strings.NewReader(body), header...)
 	}
 	tooMany := func(t *testing.T, resp testenv.Response) {
 		t.Helper()

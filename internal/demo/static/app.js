@@ -97,7 +97,7 @@ function clearError() {
 // call sends one request and returns {status, data}; an answer that is not
 // 2xx becomes an APIError from the API's {"error":{"code","message"}}.
 async function call(method, path, body, opts = {}) {
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: "application/json", ...(opts.headers || {}) };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (opts.auth !== false && state.session) headers.Authorization = "Bearer " + state.session.token;
   let res;
@@ -260,12 +260,32 @@ function renderProducts() {
   }
 }
 
+// newIdempotencyKey names one attempt at placing an order (128 random bits;
+// crypto.getRandomValues works on plain http too, unlike randomUUID).
+function newIdempotencyKey() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return "demo-" + [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// placeOrder sends the order under an Idempotency-Key, new for each click:
+// when the answer is lost (the network, a timeout), the same request under
+// the same key gets the order the first one made, never a second order.
 async function placeOrder() {
   const items = [...state.cart].map(([product_id, quantity]) => ({ product_id, quantity }));
   const address = $("address").value.trim();
   const body = address ? { items, address } : { items };
+  const headers = { "Idempotency-Key": newIdempotencyKey() };
   await busy($("order-btn"), async () => {
-    const { data } = await call("POST", "/v1/orders", body);
+    let res;
+    try {
+      res = await call("POST", "/v1/orders", body, { headers });
+    } catch (e) {
+      if (e.code !== "NETWORK") throw e;
+      log(`${e.message}: sending the order again under the same Idempotency-Key`, "err");
+      res = await call("POST", "/v1/orders", body, { headers });
+    }
+    const { data } = res;
     state.cart.clear();
     renderProducts();
     log(`order ${data.order_no} created: ${data.status}, ${yuan(data.total_fen)}`, "ok");

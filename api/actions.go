@@ -168,11 +168,11 @@ func (s *server) respondOrder(c *gin.Context, status int, o store.Order, view *w
 // history: a flood of pays cannot use up Temporal's limit on the updates of
 // one workflow, which the order's ship and refund need later.
 //
-// (A fixed update id per order would make the server deduplicate repeats,
-// but only while the first update's outcome is kept, and a pay after a
-// prepay expired must make a new one; the row holds only the prepay_id,
-// not the signed parameters. The validator and the query decide from the
-// workflow's own state.)
+// (Of the other ways: a fixed update id per order would have the server
+// answer every repeat with the first outcome, for good — a refusal for
+// stock that has come back, a prepay that has aged; and the row holds only
+// the prepay_id, not the signed parameters. The validator and the query
+// answer from the order as it is now.)
 func (s *server) payOrder(c *gin.Context) {
 	o, ok := s.userOrder(c)
 	if !ok {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -83,7 +84,7 @@ func keyedOrderNo(uid int64, key string) string {
 // product, in product order, and its address.
 func requestHash(items []workflows.Item, address string) string {
 	lines := slices.Clone(items)
-	slices.SortFunc(lines, func(a, b workflows.Item) int { return int(min(max(a.ProductID-b.ProductID, -1), 1)) })
+	slices.SortFunc(lines, func(a, b workflows.Item) int { return cmp.Compare(a.ProductID, b.ProductID) })
 	h := sha256.New()
 	for _, it := range lines {
 		var b [16]byte

@@ -15,6 +15,12 @@
 //     verifier; Parse returns a decoded Notification (TRANSACTION.* or
 //     REFUND.* with refund_status) or an error that is ErrBadSignature (answer
 //     401) or ErrBadBody (answer 400). Error texts never contain the request.
+//     Only WeChat's spelling of the signed headers is taken (ErrNotCanonical
+//     otherwise), and Notification.ReplayKey identifies what was signed, for
+//     a replay guard.
+//   - CutBytes: WeChat counts its text limits in UTF-8 bytes (description
+//     127, attach 128, refund reason 80); the client cuts description and
+//     reason on a character boundary.
 //
 // Errors returned by Client methods are *Error; their text is safe to log.
 package wxpay

@@ -108,19 +108,6 @@ func (o *order) complete(ctx workflow.Context, why string) error {
 	return o.transition(ctx, []Status{StatusShipped}, StatusCompleted, why, "")
 }
 
-// transition moves the order row (SetOrderStatus) and then the workflow.
-func (o *order) transition(ctx workflow.Context, from []Status, to Status, why, trackingNo string) error {
-	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Mark order %s %s: %s", o.in.OrderNo, to, why)))
-	var res OrderStatusResult
-	if err := workflow.ExecuteActivity(actx, ActivitySetOrderStatus, SetOrderStatusInput{
-		OrderNo: o.in.OrderNo, From: from, To: to, TrackingNo: trackingNo, Reason: why,
-	}).Get(ctx, &res); err != nil {
-		return fmt.Errorf("mark order %s %s: %w", o.in.OrderNo, to, err)
-	}
-	o.setStatus(ctx, to, why)
-	return nil
-}
-
 // refund returns the order's money in full: REFUNDING, the refund asked of
 // WeChat with a deterministic out_refund_no (a retry never refunds twice),
 // then its result — the refund notify or, when none comes, a query with
@@ -237,7 +224,7 @@ func awaitRefundResult(ctx workflow.Context, logger log.Logger, outRefundNo stri
 		if !warned && workflow.Now(ctx).Sub(began) >= refundStallAfter {
 			warned = true
 			// Refunds that began before this step existed replay without it.
-			if workflow.GetVersion(ctx, ChangeRefundStall, workflow.DefaultVersion, 1) >= 1 {
+			if reportsStalledRefunds(ctx) {
 				logger.Error("refund still not settled by WeChat: a person should look", "out_refund_no", outRefundNo, "since", began)
 				stalled()
 			}

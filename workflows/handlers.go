@@ -211,32 +211,3 @@ func (o *order) handleConfirm(ctx workflow.Context) (OrderView, error) {
 	r := o.confirmRequest
 	return o.await(ctx, func() bool { return r.done }, func() error { return r.refused })
 }
-
-// settleRequests decides the pending requests the order, as it is now, can
-// no longer act on: one that came while another step was already under way
-// is refused rather than answered as if it had happened. Requests the
-// current status still allows stay for the main loop.
-func (o *order) settleRequests() {
-	if r := o.refundRequest; r != nil && !r.done {
-		switch {
-		case o.status == StatusRefunding || o.status == StatusRefunded:
-			r.decide(nil) // the money is on its way back anyway
-		case o.refundRefusal(r.arg.By) != nil:
-			r.decide(o.refundRefusal(r.arg.By))
-		}
-	}
-	if r := o.shipRequest; r != nil && !r.done && o.status != StatusPaid {
-		if o.status == StatusShipped {
-			r.decide(nil)
-		} else {
-			r.decide(refusal(ErrTypeNotShippable, "order %s is %s; it was not shipped", o.in.OrderNo, o.status))
-		}
-	}
-	if r := o.confirmRequest; r != nil && !r.done && o.status != StatusShipped {
-		if o.status == StatusCompleted {
-			r.decide(nil)
-		} else {
-			r.decide(refusal(ErrTypeNotConfirmable, "order %s is %s; it was not confirmed", o.in.OrderNo, o.status))
-		}
-	}
-}

@@ -28,7 +28,7 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	o := newOrder(ctx, in)
 	// Orders started since this change run their busy database steps as
 	// local activities (localDBActivities); older ones replay as they ran.
-	o.localDB = workflow.GetVersion(ctx, ChangeLocalDB, workflow.DefaultVersion, 1) >= 1
+	o.localDB = runsDBLocally(ctx)
 	// The order's work runs on a context that Temporal's cancellation does not
 	// interrupt: a refund or a close that has begun must finish. A cancel
 	// request (e.g. from the Web UI) is taken as the user's cancel instead.
@@ -173,25 +173,6 @@ func (o *order) end(ctx workflow.Context, err error) (OrderView, error) {
 		o.setWaiting(ctx, fmt.Sprintf("Ended: **%s**", o.status))
 	}
 	return o.view(), err
-}
-
-// refusePending answers the requests nobody will act on any more: the
-// workflow is ending (after an error, in whatever status it is in).
-func (o *order) refusePending(cause error) {
-	o.settleRequests()
-	why := fmt.Sprintf("order %s is %s and no longer takes requests", o.in.OrderNo, o.status)
-	if cause != nil {
-		why = fmt.Sprintf("order %s could not go on: %v", o.in.OrderNo, cause)
-	}
-	if r := o.refundRequest; pending(r) {
-		r.decide(refusal(ErrTypeNotRefundable, "%s", why))
-	}
-	if r := o.shipRequest; pending(r) {
-		r.decide(refusal(ErrTypeNotShippable, "%s", why))
-	}
-	if r := o.confirmRequest; pending(r) {
-		r.decide(refusal(ErrTypeNotConfirmable, "%s", why))
-	}
 }
 
 func (o *order) view() OrderView {

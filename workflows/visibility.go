@@ -14,24 +14,6 @@ import (
 // it, the details line saying what it waits for, and the transitions in the
 // state query.
 
-// setStatus records a transition decided by the workflow (after the
-// activity that wrote it to the database succeeded) and makes it visible.
-func (o *order) setStatus(ctx workflow.Context, to Status, why string) {
-	if to == o.status && len(o.transitions) > 0 {
-		return
-	}
-	o.transitions = append(o.transitions, Transition{At: workflow.Now(ctx), From: o.status, To: to, Why: why})
-	o.logger.Info("order status changed", "from", o.status, "to", to, "why", why)
-	// Counted once per transition: the SDK does not emit metrics on replay.
-	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"from": string(o.status), "to": string(to)}).
-		Counter(MetricOrderTransitions).Inc(1)
-	o.status = to
-	// Requests made while this step was under way are answered now: done if
-	// this transition fulfils them, refused if the order can no longer.
-	o.settleRequests()
-	o.publish(ctx)
-}
-
 // addFlag records that the order needs a person, once per flag, and counts
 // it: operators alert on MetricOrdersFlagged.
 func (o *order) addFlag(ctx workflow.Context, flag string) {

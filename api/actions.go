@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
@@ -72,15 +73,15 @@ type action struct {
 	// done are the statuses in which an ended order shows the action took
 	// place: asking again answers the order, as the workflow does while it
 	// runs, rather than a refusal.
-	done []store.OrderStatus
+	done []status.Order
 }
 
 var (
 	actPay     = action{workflows.UpdatePay, "paid", CodeOrderNotPayable, nil}
-	actCancel  = action{workflows.UpdateCancel, "cancelled", CodeOrderNotCancellable, []store.OrderStatus{store.StatusClosed}}
-	actRefund  = action{workflows.UpdateRequestRefund, "refunded", CodeOrderNotRefundable, []store.OrderStatus{store.StatusRefunded}}
+	actCancel  = action{workflows.UpdateCancel, "cancelled", CodeOrderNotCancellable, []status.Order{status.Closed}}
+	actRefund  = action{workflows.UpdateRequestRefund, "refunded", CodeOrderNotRefundable, []status.Order{status.Refunded}}
 	actShip    = action{workflows.UpdateShip, "shipped", CodeOrderNotShippable, nil}
-	actConfirm = action{workflows.UpdateConfirm, "confirmed", CodeOrderNotConfirmable, []store.OrderStatus{store.StatusCompleted}}
+	actConfirm = action{workflows.UpdateConfirm, "confirmed", CodeOrderNotConfirmable, []status.Order{status.Completed}}
 )
 
 // actionFailed answers an update that did not succeed.
@@ -128,15 +129,15 @@ func (s *server) actionFailed(c *gin.Context, a action, o store.Order, err error
 
 // respondOrder answers the order as the database has it, with the status
 // the workflow reported when there is one (it is the newer of the two).
-func (s *server) respondOrder(c *gin.Context, status int, o store.Order, view *workflows.OrderView) {
+func (s *server) respondOrder(c *gin.Context, httpStatus int, o store.Order, view *workflows.OrderView) {
 	if again, err := s.Store.GetOrder(c.Request.Context(), o.OrderNo); err == nil {
 		o = again
 	}
 	out := orderFromRow(o)
-	if view != nil && view.Status != "" && view.Status != workflows.StatusRefused {
+	if view != nil && view.Status != "" && view.Status != status.Refused {
 		out.Status = string(view.Status)
 	}
-	c.JSON(status, out)
+	c.JSON(httpStatus, out)
 }
 
 // payOrder answers the five wx.requestPayment parameters of a PENDING order

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxpay"
 	"ordersaga/workflows"
@@ -154,7 +155,7 @@ func (s *server) notifyRefund(ctx context.Context, c *gin.Context, n wxpay.Notif
 		RefundID:      r.RefundID,
 		OutTradeNo:    r.OutTradeNo,
 		TransactionID: r.TransactionID,
-		Status:        r.RefundStatus,
+		Status:        status.Refund(r.RefundStatus),
 		RefundFen:     r.RefundFen,
 		SuccessTime:   r.SuccessTime,
 		Source:        "notify",

@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // fulfil takes a PAID order to its end: its stock deducted — or, when the
@@ -51,12 +53,12 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 	for !o.status.Terminal() {
 		var err error
 		switch o.status {
-		case StatusPaid:
+		case status.Paid:
 			o.setWaiting(ctx, "Paid and stock deducted: waiting for the shop to ship (or a refund request)")
 			err = workflow.Await(ctx, func() bool {
 				return pending(o.refundRequest) || pending(o.shipRequest) || len(o.inbox) > 0
 			})
-		case StatusShipped:
+		case status.Shipped:
 			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.in.AutoConfirm)))
 			err = workflow.Await(ctx, func() bool {
 				return pending(o.refundRequest) || pending(o.confirmRequest) || o.autoConfirm.IsReady() || len(o.inbox) > 0
@@ -73,13 +75,13 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 		switch {
 		case pending(o.refundRequest):
 			// Goods that have not left the shop go back on the shelf.
-			restock := o.status == StatusPaid
+			restock := o.status == status.Paid
 			err = o.refund(ctx, o.refundRequest.arg, restock)
-		case o.status == StatusPaid && pending(o.shipRequest):
+		case o.status == status.Paid && pending(o.shipRequest):
 			err = o.ship(ctx, o.shipRequest.arg)
-		case o.status == StatusShipped && pending(o.confirmRequest):
+		case o.status == status.Shipped && pending(o.confirmRequest):
 			err = o.complete(ctx, "the user confirmed receipt")
-		case o.status == StatusShipped && o.autoConfirm.IsReady():
+		case o.status == status.Shipped && o.autoConfirm.IsReady():
 			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", human(o.in.AutoConfirm)))
 		}
 		if err != nil {
@@ -96,7 +98,7 @@ func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
 	if req.TrackingNo != "" {
 		why += ", tracking number " + req.TrackingNo
 	}
-	if err := o.transition(ctx, []Status{StatusPaid}, StatusShipped, why, req.TrackingNo); err != nil {
+	if err := o.transition(ctx, []status.Order{status.Paid}, status.Shipped, why, req.TrackingNo); err != nil {
 		return err
 	}
 	o.autoConfirm = workflow.NewTimerWithOptions(ctx, o.in.AutoConfirm,
@@ -105,7 +107,7 @@ func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
 }
 
 func (o *order) complete(ctx workflow.Context, why string) error {
-	return o.transition(ctx, []Status{StatusShipped}, StatusCompleted, why, "")
+	return o.transition(ctx, []status.Order{status.Shipped}, status.Completed, why, "")
 }
 
 // refund returns the order's money in full: REFUNDING, the refund asked of
@@ -119,12 +121,12 @@ func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock boo
 	if req.Reason != "" {
 		why += ": " + req.Reason
 	}
-	if err := o.transition(ctx, []Status{o.status}, StatusRefunding, why, ""); err != nil {
+	if err := o.transition(ctx, []status.Order{o.status}, status.Refunding, why, ""); err != nil {
 		return err
 	}
 	o.refundSeq++
 	outRefundNo := OrderRefundNo(o.in.OrderNo, o.refundSeq)
-	o.refunds = append(o.refunds, RefundView{OutRefundNo: outRefundNo, RefundFen: o.created.TotalFen, Status: RefundProcessing, Reason: why})
+	o.refunds = append(o.refunds, RefundView{OutRefundNo: outRefundNo, RefundFen: o.created.TotalFen, Status: string(status.RefundProcessing), Reason: why})
 
 	o.setWaiting(ctx, "Asking WeChat Pay for refund "+outRefundNo)
 	opts := wechatActivity(fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(o.created.TotalFen), o.in.OrderNo, o.transactionID))
@@ -140,7 +142,7 @@ func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock boo
 	var result RefundNotice
 	if err != nil {
 		o.logger.Error("WeChat did not take the refund", "out_refund_no", outRefundNo, "error", err)
-		result = RefundNotice{OutRefundNo: outRefundNo, Status: RefundClosed, Source: "request refused: " + errorMessage(err)}
+		result = RefundNotice{OutRefundNo: outRefundNo, Status: status.RefundClosed, Source: "request refused: " + errorMessage(err)}
 	} else {
 		result = awaitRefundResult(ctx, o.logger, outRefundNo, accepted, o.reportedRefund, func(s string) { o.setWaiting(ctx, s) },
 			func() {
@@ -160,10 +162,10 @@ func (o *order) reportedRefund(outRefundNo string) (RefundNotice, bool) {
 // settleRefund records the refund's result and moves the order to REFUNDED
 // or REFUND_FAILED.
 func (o *order) settleRefund(ctx workflow.Context, r RefundNotice, restoreStock bool) error {
-	ok := r.Status == RefundSuccess
-	next := StatusRefundFailed
+	ok := r.Status == status.RefundSuccess
+	next := status.RefundFailed
 	if ok {
-		next = StatusRefunded
+		next = status.Refunded
 	}
 	summary := fmt.Sprintf("Record refund %s as %s and mark order %s %s", r.OutRefundNo, r.Status, o.in.OrderNo, next)
 	if ok && restoreStock {
@@ -178,16 +180,16 @@ func (o *order) settleRefund(ctx workflow.Context, r RefundNotice, restoreStock 
 	}
 	for i := range o.refunds {
 		if o.refunds[i].OutRefundNo == r.OutRefundNo {
-			o.refunds[i].Status = r.Status
+			o.refunds[i].Status = string(r.Status)
 		}
 	}
 	if ok {
-		o.setStatus(ctx, StatusRefunded, fmt.Sprintf("WeChat refunded %s (%s, %s)", yuan(o.created.TotalFen), r.OutRefundNo, r.Source))
+		o.setStatus(ctx, status.Refunded, fmt.Sprintf("WeChat refunded %s (%s, %s)", yuan(o.created.TotalFen), r.OutRefundNo, r.Source))
 		return nil
 	}
 	o.addFlag(ctx, FlagRefundFailed)
 	o.logger.Error("refund failed: a person must return the money", "out_refund_no", r.OutRefundNo, "status", r.Status, "source", r.Source)
-	o.setStatus(ctx, StatusRefundFailed, fmt.Sprintf("refund %s is %s (%s): a person must return the money", r.OutRefundNo, r.Status, r.Source))
+	o.setStatus(ctx, status.RefundFailed, fmt.Sprintf("refund %s is %s (%s): a person must return the money", r.OutRefundNo, r.Status, r.Source))
 	return nil
 }
 

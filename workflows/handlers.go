@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // How the outside talks to an order. Signals (from WeChat's notifies) are
@@ -85,7 +87,7 @@ func (o *order) handleCreate(ctx workflow.Context) (OrderView, error) {
 
 // awaitLeaving answers an update once the order has left the statuses in
 // from (the main loop acted on the request).
-func (o *order) awaitLeaving(ctx workflow.Context, from ...Status) (OrderView, error) {
+func (o *order) awaitLeaving(ctx workflow.Context, from ...status.Order) (OrderView, error) {
 	err := workflow.Await(ctx, func() bool {
 		for _, s := range from {
 			if o.status == s {
@@ -99,19 +101,19 @@ func (o *order) awaitLeaving(ctx workflow.Context, from ...Status) (OrderView, e
 
 func (o *order) validateCancel(ctx workflow.Context) error {
 	switch o.status {
-	case StatusPending, StatusClosed:
+	case status.Pending, status.Closed:
 		return nil // cancelling twice answers the same
-	case StatusPaid:
+	case status.Paid:
 		return refusal(ErrTypeNotCancellable, "order %s is paid: ask for a refund instead", o.in.OrderNo)
 	}
 	return refusal(ErrTypeNotCancellable, "order %s is %s", o.in.OrderNo, o.status)
 }
 
 func (o *order) handleCancel(ctx workflow.Context) (OrderView, error) {
-	if o.status == StatusPending {
+	if o.status == status.Pending {
 		o.cancelRequested = true
 	}
-	return o.awaitLeaving(ctx, StatusPending)
+	return o.awaitLeaving(ctx, status.Pending)
 }
 
 // request is a refund, ship or confirm the main loop has yet to act on.
@@ -140,14 +142,14 @@ func (o *order) refundRefusal(by string) error {
 	switch by {
 	case ByUser:
 		switch o.status {
-		case StatusPaid:
+		case status.Paid:
 			return nil
-		case StatusShipped:
+		case status.Shipped:
 			return refusal(ErrTypeNotRefundable, "order %s has shipped: ask the shop to refund it", o.in.OrderNo)
 		}
 	case ByAdmin:
 		switch o.status {
-		case StatusPaid, StatusShipped:
+		case status.Paid, status.Shipped:
 			return nil
 		}
 	default:
@@ -157,14 +159,14 @@ func (o *order) refundRefusal(by string) error {
 }
 
 func (o *order) validateRefund(ctx workflow.Context, req RefundRequest) error {
-	if (req.By == ByUser || req.By == ByAdmin) && (o.status == StatusRefunding || o.status == StatusRefunded) {
+	if (req.By == ByUser || req.By == ByAdmin) && (o.status == status.Refunding || o.status == status.Refunded) {
 		return nil // asking twice answers the same
 	}
 	return o.refundRefusal(req.By)
 }
 
 func (o *order) handleRefund(ctx workflow.Context, req RefundRequest) (OrderView, error) {
-	if o.status == StatusRefunding || o.status == StatusRefunded {
+	if o.status == status.Refunding || o.status == status.Refunded {
 		return o.view(), nil
 	}
 	if o.refundRequest == nil {
@@ -176,14 +178,14 @@ func (o *order) handleRefund(ctx workflow.Context, req RefundRequest) (OrderView
 
 func (o *order) validateShip(ctx workflow.Context, _ ShipRequest) error {
 	switch o.status {
-	case StatusPaid, StatusShipped:
+	case status.Paid, status.Shipped:
 		return nil
 	}
 	return refusal(ErrTypeNotShippable, "order %s is %s; only a PAID order ships", o.in.OrderNo, o.status)
 }
 
 func (o *order) handleShip(ctx workflow.Context, req ShipRequest) (OrderView, error) {
-	if o.status == StatusShipped {
+	if o.status == status.Shipped {
 		return o.view(), nil // shipped already: the same answer
 	}
 	if o.shipRequest == nil {
@@ -195,14 +197,14 @@ func (o *order) handleShip(ctx workflow.Context, req ShipRequest) (OrderView, er
 
 func (o *order) validateConfirm(ctx workflow.Context) error {
 	switch o.status {
-	case StatusShipped, StatusCompleted:
+	case status.Shipped, status.Completed:
 		return nil
 	}
 	return refusal(ErrTypeNotConfirmable, "order %s is %s; only a SHIPPED order can be confirmed", o.in.OrderNo, o.status)
 }
 
 func (o *order) handleConfirm(ctx workflow.Context) (OrderView, error) {
-	if o.status == StatusCompleted {
+	if o.status == status.Completed {
 		return o.view(), nil
 	}
 	if o.confirmRequest == nil {

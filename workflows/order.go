@@ -8,6 +8,8 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // OrderWorkflow is one order's whole life, from the moment it is placed until
@@ -59,7 +61,7 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 // waits on them — and hand anything that changes the status to the loop.
 type order struct {
 	in       OrderInput
-	status   Status
+	status   status.Order
 	deadline time.Time
 	created  CreatedOrder
 	placed   bool  // the create activity has finished, one way or the other
@@ -99,7 +101,7 @@ func newOrder(ctx workflow.Context, in OrderInput) *order {
 	}
 	return &order{
 		in:            in,
-		status:        StatusPending,
+		status:        status.Pending,
 		deadline:      workflow.Now(ctx).Add(in.PayTimeout),
 		seen:          map[string]bool{},
 		refundResults: map[string]RefundNotice{},
@@ -116,7 +118,7 @@ func (o *order) detachFromCancellation(root workflow.Context) workflow.Context {
 	ctx, _ := workflow.NewDisconnectedContext(root)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		root.Done().Receive(ctx, nil)
-		if o.status == StatusPending {
+		if o.status == status.Pending {
 			o.logger.Info("workflow cancel requested: closing the unpaid order")
 			o.cancelRequested = true
 		}
@@ -143,7 +145,7 @@ func (o *order) place(ctx workflow.Context) error {
 			errors.As(err, &appErr)
 			o.refusal = temporal.NewNonRetryableApplicationError(appErr.Message(), t, nil)
 			o.logger.Info("order refused", "reason", t, "message", appErr.Message())
-			o.setStatus(ctx, StatusRefused, appErr.Message())
+			o.setStatus(ctx, status.Refused, appErr.Message())
 			return o.refusal
 		}
 		return fmt.Errorf("place order %s: %w", o.in.OrderNo, err)
@@ -165,7 +167,7 @@ func (o *order) end(ctx workflow.Context, err error) (OrderView, error) {
 	// A signal accepted by the server while the last task ran makes Temporal
 	// replay that task with it; handle what the replay delivered.
 	o.returnStrayPayments(ctx)
-	if o.status == StatusRefused {
+	if o.status == status.Refused {
 		// A refusal is an answer, not a failure of the workflow.
 		return o.view(), nil
 	}

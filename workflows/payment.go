@@ -8,6 +8,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // awaitPayment waits for whichever comes first: a payment WeChat reports
@@ -30,7 +32,7 @@ func (o *order) awaitPayment(ctx workflow.Context) (bool, error) {
 		}
 		if p, ok := o.nextPayment(); ok {
 			paid, err := o.takePayment(ctx, p)
-			if err != nil || o.status != StatusPending {
+			if err != nil || o.status != status.Pending {
 				return paid, err
 			}
 			continue // a repeated report
@@ -72,7 +74,7 @@ func (o *order) takePayment(ctx workflow.Context, p PaymentNotice) (bool, error)
 		return false, fmt.Errorf("mark order %s paid: %w", o.in.OrderNo, err)
 	}
 	o.transactionID = p.TransactionID
-	o.setStatus(ctx, StatusPaid, fmt.Sprintf("WeChat reported the payment by %s (transaction %s)", p.Source, p.TransactionID))
+	o.setStatus(ctx, status.Paid, fmt.Sprintf("WeChat reported the payment by %s (transaction %s)", p.Source, p.TransactionID))
 	return true, nil
 }
 
@@ -105,7 +107,7 @@ func (o *order) mismatch(p PaymentNotice) string {
 func (o *order) refuseMismatchedPayment(ctx workflow.Context, p PaymentNotice, problem string) error {
 	o.logger.Error("payment does not match the order: closing it and returning the money",
 		"transaction_id", p.TransactionID, "problem", problem)
-	if o.status == StatusPending {
+	if o.status == status.Pending {
 		if err := o.closeHere(ctx, "the payment did not match the order: "+problem, FlagPaymentMismatch); err != nil {
 			return err
 		}
@@ -224,7 +226,7 @@ func (o *order) closeUnpaid(ctx workflow.Context, why string) (bool, error) {
 // longer PENDING.
 func (o *order) settle(ctx workflow.Context, st PaymentNotice) (done, paid bool, err error) {
 	if st.Paid() {
-		if paid, err = o.takePayment(ctx, st); err != nil || o.status != StatusPending {
+		if paid, err = o.takePayment(ctx, st); err != nil || o.status != status.Pending {
 			return true, paid, err
 		}
 	}
@@ -233,7 +235,7 @@ func (o *order) settle(ctx workflow.Context, st PaymentNotice) (done, paid bool,
 		if !ok {
 			return false, false, nil
 		}
-		if paid, err = o.takePayment(ctx, p); err != nil || o.status != StatusPending {
+		if paid, err = o.takePayment(ctx, p); err != nil || o.status != status.Pending {
 			return true, paid, err
 		}
 	}
@@ -294,7 +296,7 @@ func (o *order) validatePay(ctx workflow.Context) error {
 	switch {
 	case !o.placed:
 		return refusal(ErrTypeNotPayable, "order %s is still being placed", o.in.OrderNo)
-	case o.status != StatusPending:
+	case o.status != status.Pending:
 		return refusal(ErrTypeNotPayable, "order %s is %s", o.in.OrderNo, o.status)
 	case o.closing || o.cancelRequested:
 		return refusal(ErrTypeNotPayable, "order %s is being closed", o.in.OrderNo)
@@ -356,7 +358,7 @@ func (o *order) pay(ctx workflow.Context) (PayParams, error) {
 // workflow (history.maxTotalUpdates, 2000 by default).
 func (o *order) validateSync(ctx workflow.Context) error {
 	switch {
-	case !o.placed || o.status != StatusPending:
+	case !o.placed || o.status != status.Pending:
 		return refusal(ErrTypeSyncNotNeeded, "order %s is %s", o.in.OrderNo, o.status)
 	case o.closing:
 		return refusal(ErrTypeSyncNotNeeded, "order %s is being closed", o.in.OrderNo)
@@ -388,7 +390,7 @@ func (o *order) sync(ctx workflow.Context) (SyncResult, error) {
 	if st.Paid() {
 		o.inbox = append(o.inbox, st)
 		// The main loop applies it (or has already, from the notify).
-		if err := workflow.Await(ctx, func() bool { return o.status != StatusPending }); err != nil {
+		if err := workflow.Await(ctx, func() bool { return o.status != status.Pending }); err != nil {
 			return SyncResult{}, err
 		}
 	}

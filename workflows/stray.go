@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // Stray payment states (StrayPaymentView.Status).
@@ -91,7 +93,7 @@ func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaym
 	var result RefundNotice
 	if err != nil {
 		logger.Error("WeChat did not take the refund of a stray payment", "error", err)
-		result = RefundNotice{OutRefundNo: v.OutRefundNo, Status: RefundClosed, Source: "request refused: " + errorMessage(err)}
+		result = RefundNotice{OutRefundNo: v.OutRefundNo, Status: status.RefundClosed, Source: "request refused: " + errorMessage(err)}
 	} else {
 		result = awaitRefundResult(ctx, logger, v.OutRefundNo, accepted,
 			func(no string) (RefundNotice, bool) { r, ok := results[no]; return r, ok }, show,
@@ -107,7 +109,7 @@ func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaym
 	}).Get(ctx, nil); err != nil {
 		return *v, fmt.Errorf("settle refund %s: %w", result.OutRefundNo, err)
 	}
-	if result.Status == RefundSuccess {
+	if result.Status == status.RefundSuccess {
 		done(StrayRefunded)
 		show("Returned to the payer")
 		return *v, nil

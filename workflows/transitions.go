@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // The order's status machine: the workflow alone moves an order's status —
@@ -11,7 +13,7 @@ import (
 // each move answers the requests (refund, ship, confirm) it decides.
 
 // transition moves the order row (SetOrderStatus) and then the workflow.
-func (o *order) transition(ctx workflow.Context, from []Status, to Status, why, trackingNo string) error {
+func (o *order) transition(ctx workflow.Context, from []status.Order, to status.Order, why, trackingNo string) error {
 	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Mark order %s %s: %s", o.in.OrderNo, to, why)))
 	var res OrderStatusResult
 	if err := workflow.ExecuteActivity(actx, ActivitySetOrderStatus, SetOrderStatusInput{
@@ -25,7 +27,7 @@ func (o *order) transition(ctx workflow.Context, from []Status, to Status, why, 
 
 // setStatus records a transition decided by the workflow (after the
 // activity that wrote it to the database succeeded) and makes it visible.
-func (o *order) setStatus(ctx workflow.Context, to Status, why string) {
+func (o *order) setStatus(ctx workflow.Context, to status.Order, why string) {
 	if to == o.status && len(o.transitions) > 0 {
 		return
 	}
@@ -48,21 +50,21 @@ func (o *order) setStatus(ctx workflow.Context, to Status, why string) {
 func (o *order) settleRequests() {
 	if r := o.refundRequest; r != nil && !r.done {
 		switch {
-		case o.status == StatusRefunding || o.status == StatusRefunded:
+		case o.status == status.Refunding || o.status == status.Refunded:
 			r.decide(nil) // the money is on its way back anyway
 		case o.refundRefusal(r.arg.By) != nil:
 			r.decide(o.refundRefusal(r.arg.By))
 		}
 	}
-	if r := o.shipRequest; r != nil && !r.done && o.status != StatusPaid {
-		if o.status == StatusShipped {
+	if r := o.shipRequest; r != nil && !r.done && o.status != status.Paid {
+		if o.status == status.Shipped {
 			r.decide(nil)
 		} else {
 			r.decide(refusal(ErrTypeNotShippable, "order %s is %s; it was not shipped", o.in.OrderNo, o.status))
 		}
 	}
-	if r := o.confirmRequest; r != nil && !r.done && o.status != StatusShipped {
-		if o.status == StatusCompleted {
+	if r := o.confirmRequest; r != nil && !r.done && o.status != status.Shipped {
+		if o.status == status.Completed {
 			r.decide(nil)
 		} else {
 			r.decide(refusal(ErrTypeNotConfirmable, "order %s is %s; it was not confirmed", o.in.OrderNo, o.status))

@@ -8,6 +8,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // What engineers see of an order in the Web UI: search attributes to find
@@ -32,7 +34,7 @@ func (o *order) publish(ctx workflow.Context) {
 		AttrOrderStatus.ValueSet(string(o.status)),
 		AttrOrderUserID.ValueSet(strconv.FormatInt(o.in.UserID, 10)),
 	}
-	if o.status != StatusRefused {
+	if o.status != status.Refused {
 		updates = append(updates, AttrOrderAmountFen.ValueSet(o.created.TotalFen))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 	"ordersaga/workflows"
 )
 
@@ -114,7 +115,7 @@ func (c *checker) fail(check, order, format string, args ...any) {
 	c.r.Breaks = append(c.r.Breaks, Break{Check: check, Order: order, Detail: fmt.Sprintf(format, args...)})
 }
 
-func kept(status string) bool { return workflows.Status(status).Kept() }
+func kept(s string) bool { return status.Order(s).Kept() }
 
 // failedAtWechat: a refund WeChat took and then failed — ABNORMAL (the
 // payer's account cannot take it) or CLOSED. The money was not returned; a
@@ -166,7 +167,7 @@ func (c *checker) heldForAPerson(no, txID string, rf paysim.RefundView) bool {
 	switch {
 	case isOrderRefund(no, rf.OutRefundNo):
 		o := c.rows[no]
-		return o != nil && o.status == string(workflows.StatusRefundFailed) && hasOnlyFlag(o.flag, workflows.FlagRefundFailed)
+		return o != nil && o.status == string(status.RefundFailed) && hasOnlyFlag(o.flag, workflows.FlagRefundFailed)
 	case txID != "" && rf.OutRefundNo == workflows.StrayRefundNo(txID):
 		v, ok := c.strayViews[workflows.StrayPaymentWorkflowID(txID)]
 		return ok && v.Status == workflows.StrayRefundFailed
@@ -536,7 +537,7 @@ func (c *checker) agreement() {
 			default:
 				c.fail(CheckAgreement, no, "the shop says CLOSED, WeChat says %s (%s refunded of %s)", t.TradeState, fen(refunded), fen(t.TotalFen))
 			}
-		case o.status == string(workflows.StatusRefundFailed):
+		case o.status == string(status.RefundFailed):
 			// Only a refund WeChat took and failed may leave an order so.
 			switch {
 			case !atWechat || t.TransactionID != o.txID || refunded != 0 || !c.orderRefundFailed(no):
@@ -548,7 +549,7 @@ func (c *checker) agreement() {
 		}
 		// A flag means a person must act: only REFUND_FAILED, for a refund
 		// WeChat failed (a fault the run injects), may be left so.
-		if o.flag != "" && (o.status != string(workflows.StatusRefundFailed) || !hasOnlyFlag(o.flag, workflows.FlagRefundFailed)) {
+		if o.flag != "" && (o.status != string(status.RefundFailed) || !hasOnlyFlag(o.flag, workflows.FlagRefundFailed)) {
 			c.fail(CheckStuck, no, "flagged %q: needs a person (status %s)", o.flag, o.status)
 		}
 	}
@@ -649,7 +650,7 @@ func (c *checker) stockCheck() {
 	}
 	out := map[int64]int64{}
 	for _, o := range c.rows {
-		refundFailed := o.status == string(workflows.StatusRefundFailed) && same(perOrder[o.no]["DEDUCT"], o.items)
+		refundFailed := o.status == string(status.RefundFailed) && same(perOrder[o.no]["DEDUCT"], o.items)
 		if kept(o.status) || (o.status == "REFUNDED" && o.shipped) || refundFailed {
 			for p, q := range o.items {
 				out[p] += q
@@ -683,7 +684,7 @@ func (c *checker) stockCheck() {
 			}
 		case o.status == "CLOSED":
 			ok = len(d) == 0 && len(r) == 0
-		case o.status == string(workflows.StatusRefundFailed):
+		case o.status == string(status.RefundFailed):
 			// The refund failed: nothing is put back — deducted, or
 			// (oversold, never shipped) never deducted.
 			ok = (same(d, o.items) && len(r) == 0) || (len(d) == 0 && len(r) == 0 && !o.shipped)
@@ -705,10 +706,10 @@ func (c *checker) stockCheck() {
 func (c *checker) orderWorkflows() {
 	for _, no := range sortedKeys(c.rows) {
 		o := c.rows[no]
-		st := workflows.Status(o.status)
-		if !st.Terminal() && st != workflows.StatusPaid {
+		st := status.Order(o.status)
+		if !st.Terminal() && st != status.Paid {
 			c.r.Stuck = append(c.r.Stuck, no)
-			if st == workflows.StatusPending && !o.deadline.IsZero() && c.now.After(o.deadline) {
+			if st == status.Pending && !o.deadline.IsZero() && c.now.After(o.deadline) {
 				c.fail(CheckStuck, no, "still PENDING %v past its payment deadline (%s)",
 					c.now.Sub(o.deadline).Round(time.Second), o.deadline.UTC().Format(time.RFC3339))
 			} else {
@@ -730,7 +731,7 @@ func (c *checker) orderWorkflows() {
 		if d.orderStatus != o.status {
 			c.fail(CheckStuck, no, "OrderStatus search attribute is %q, the row says %s", d.orderStatus, o.status)
 		}
-		if st == workflows.StatusPaid && (d.pending > 0 || d.taskPending) {
+		if st == status.Paid && (d.pending > 0 || d.taskPending) {
 			c.fail(CheckStuck, no, "PAID but its workflow is still busy (%d activities pending)", d.pending)
 		}
 	}
@@ -769,7 +770,7 @@ func (c *checker) visibilityBreaks(listed []listedWorkflow) ([]Break, int) {
 		no := strings.TrimPrefix(l.id, "order-")
 		o := c.rows[no]
 		switch {
-		case o == nil && l.orderStatus == string(workflows.StatusRefused) && l.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		case o == nil && l.orderStatus == string(status.Refused) && l.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 			refused++
 		case o == nil:
 			orphans = append(orphans, Break{Check: CheckStuck, Order: no, Detail: fmt.Sprintf("workflow %s (%s, OrderStatus %q) has no order row", l.id, l.status, l.orderStatus)})
@@ -861,7 +862,7 @@ func (c *checker) promises() {
 		}
 		// A refund WeChat failed ends REFUND_FAILED, flagged (agreement
 		// checks that): the API's answer could not promise more.
-		refundFailed := row.status == string(workflows.StatusRefundFailed) && c.orderRefundFailed(no)
+		refundFailed := row.status == string(status.RefundFailed) && c.orderRefundFailed(no)
 		if rec.RefundAsked && row.status != "REFUNDED" && !refundFailed {
 			c.fail(CheckPromise, no, "a refund was taken (200/202); the order is %s", row.status)
 		}

@@ -33,7 +33,8 @@ func errorMessage(err error) string {
 	return err.Error()
 }
 
-// refusal is the error an update returns to the API for a business reason.
-func refusal(errType, format string, args ...any) error {
+// refuse is the error an update returns to the API for a business reason:
+// its type says which (ErrType*), the message says why.
+func refuse(errType, format string, args ...any) error {
 	return temporal.NewApplicationError(fmt.Sprintf(format, args...), errType)
 }

@@ -151,7 +151,7 @@ func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock boo
 				_ = o.flag(ctx, FlagRefundStalled, fmt.Sprintf("refund %s has been with WeChat Pay for over %s", outRefundNo, human(refundStallAfter)))
 			})
 	}
-	return o.settleRefund(ctx, result, restoreStock)
+	return o.recordSettledRefund(ctx, result, restoreStock)
 }
 
 func (o *order) reportedRefund(outRefundNo string) (RefundNotice, bool) {
@@ -159,9 +159,9 @@ func (o *order) reportedRefund(outRefundNo string) (RefundNotice, bool) {
 	return r, ok
 }
 
-// settleRefund records the refund's result and moves the order to REFUNDED
-// or REFUND_FAILED.
-func (o *order) settleRefund(ctx workflow.Context, r RefundNotice, restoreStock bool) error {
+// recordSettledRefund records the result of a refund WeChat settled
+// (SettleRefund) and moves the order to REFUNDED or REFUND_FAILED.
+func (o *order) recordSettledRefund(ctx workflow.Context, r RefundNotice, restoreStock bool) error {
 	ok := r.Status == status.RefundSuccess
 	next := status.RefundFailed
 	if ok {

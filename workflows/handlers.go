@@ -104,9 +104,9 @@ func (o *order) validateCancel(ctx workflow.Context) error {
 	case status.Pending, status.Closed:
 		return nil // cancelling twice answers the same
 	case status.Paid:
-		return refusal(ErrTypeNotCancellable, "order %s is paid: ask for a refund instead", o.in.OrderNo)
+		return refuse(ErrTypeNotCancellable, "order %s is paid: ask for a refund instead", o.in.OrderNo)
 	}
-	return refusal(ErrTypeNotCancellable, "order %s is %s", o.in.OrderNo, o.status)
+	return refuse(ErrTypeNotCancellable, "order %s is %s", o.in.OrderNo, o.status)
 }
 
 func (o *order) handleCancel(ctx workflow.Context) (OrderView, error) {
@@ -145,7 +145,7 @@ func (o *order) refundRefusal(by string) error {
 		case status.Paid:
 			return nil
 		case status.Shipped:
-			return refusal(ErrTypeNotRefundable, "order %s has shipped: ask the shop to refund it", o.in.OrderNo)
+			return refuse(ErrTypeNotRefundable, "order %s has shipped: ask the shop to refund it", o.in.OrderNo)
 		}
 	case ByAdmin:
 		switch o.status {
@@ -153,9 +153,9 @@ func (o *order) refundRefusal(by string) error {
 			return nil
 		}
 	default:
-		return refusal(ErrTypeNotRefundable, "a refund is asked by %q; want %q or %q", by, ByUser, ByAdmin)
+		return refuse(ErrTypeNotRefundable, "a refund is asked by %q; want %q or %q", by, ByUser, ByAdmin)
 	}
-	return refusal(ErrTypeNotRefundable, "order %s is %s", o.in.OrderNo, o.status)
+	return refuse(ErrTypeNotRefundable, "order %s is %s", o.in.OrderNo, o.status)
 }
 
 func (o *order) validateRefund(ctx workflow.Context, req RefundRequest) error {
@@ -181,7 +181,7 @@ func (o *order) validateShip(ctx workflow.Context, _ ShipRequest) error {
 	case status.Paid, status.Shipped:
 		return nil
 	}
-	return refusal(ErrTypeNotShippable, "order %s is %s; only a PAID order ships", o.in.OrderNo, o.status)
+	return refuse(ErrTypeNotShippable, "order %s is %s; only a PAID order ships", o.in.OrderNo, o.status)
 }
 
 func (o *order) handleShip(ctx workflow.Context, req ShipRequest) (OrderView, error) {
@@ -200,7 +200,7 @@ func (o *order) validateConfirm(ctx workflow.Context) error {
 	case status.Shipped, status.Completed:
 		return nil
 	}
-	return refusal(ErrTypeNotConfirmable, "order %s is %s; only a SHIPPED order can be confirmed", o.in.OrderNo, o.status)
+	return refuse(ErrTypeNotConfirmable, "order %s is %s; only a SHIPPED order can be confirmed", o.in.OrderNo, o.status)
 }
 
 func (o *order) handleConfirm(ctx workflow.Context) (OrderView, error) {

@@ -140,7 +140,7 @@ func (o *order) place(ctx workflow.Context) error {
 		PayDeadline: o.deadline,
 	}, &o.created)
 	if err != nil {
-		if t := errorType(err); isRefusal(t) {
+		if t := errorType(err); refusesPlacement(t) {
 			var appErr *temporal.ApplicationError
 			errors.As(err, &appErr)
 			o.refusal = temporal.NewNonRetryableApplicationError(appErr.Message(), t, nil)
@@ -199,7 +199,9 @@ func (o *order) view() OrderView {
 	return v
 }
 
-func isRefusal(errType string) bool {
+// refusesPlacement reports whether the create activity's error type is a
+// refusal of the order (an answer to the customer), not a failure.
+func refusesPlacement(errType string) bool {
 	switch errType {
 	case ErrTypeOutOfStock, ErrTypeUnknownProduct, ErrTypeInvalidOrder:
 		return true

@@ -190,7 +190,7 @@ func (o *order) closeUnpaid(ctx workflow.Context, why string) (bool, error) {
 	retry, userPaying := closeRetryFirst, 0
 	for attempt := 1; ; attempt++ {
 		st := o.queryPayment(ctx, "before closing it")
-		if done, paid, err := o.settle(ctx, st); done {
+		if done, paid, err := o.takePayments(ctx, st); done {
 			return paid, err
 		}
 		if st.TradeState == TradeUserPaying && userPaying < userPayingRounds {
@@ -202,7 +202,7 @@ func (o *order) closeUnpaid(ctx workflow.Context, why string) (bool, error) {
 
 		o.closeAtWechat(ctx)
 		st = o.queryPayment(ctx, "after closing it")
-		if done, paid, err := o.settle(ctx, st); done {
+		if done, paid, err := o.takePayments(ctx, st); done {
 			return paid, err
 		}
 		switch st.TradeState {
@@ -221,10 +221,10 @@ func (o *order) closeUnpaid(ctx workflow.Context, why string) (bool, error) {
 	}
 }
 
-// settle applies what is known about a payment while closing: a paid query
+// takePayments applies what is known about a payment while closing: a paid query
 // answer, or a payment reported meanwhile. done is true when the order is no
 // longer PENDING.
-func (o *order) settle(ctx workflow.Context, st PaymentNotice) (done, paid bool, err error) {
+func (o *order) takePayments(ctx workflow.Context, st PaymentNotice) (done, paid bool, err error) {
 	if st.Paid() {
 		if paid, err = o.takePayment(ctx, st); err != nil || o.status != status.Pending {
 			return true, paid, err
@@ -295,13 +295,13 @@ func (o *order) pause(ctx workflow.Context, d time.Duration, summary string) {
 func (o *order) validatePay(ctx workflow.Context) error {
 	switch {
 	case !o.placed:
-		return refusal(ErrTypeNotPayable, "order %s is still being placed", o.in.OrderNo)
+		return refuse(ErrTypeNotPayable, "order %s is still being placed", o.in.OrderNo)
 	case o.status != status.Pending:
-		return refusal(ErrTypeNotPayable, "order %s is %s", o.in.OrderNo, o.status)
+		return refuse(ErrTypeNotPayable, "order %s is %s", o.in.OrderNo, o.status)
 	case o.closing || o.cancelRequested:
-		return refusal(ErrTypeNotPayable, "order %s is being closed", o.in.OrderNo)
+		return refuse(ErrTypeNotPayable, "order %s is being closed", o.in.OrderNo)
 	case !workflow.Now(ctx).Before(o.deadline):
-		return refusal(ErrTypeNotPayable, "the payment deadline of order %s passed at %s", o.in.OrderNo, clock(o.deadline))
+		return refuse(ErrTypeNotPayable, "the payment deadline of order %s passed at %s", o.in.OrderNo, clock(o.deadline))
 	}
 	return nil
 }
@@ -322,9 +322,9 @@ func (o *order) pay(ctx workflow.Context) (PayParams, error) {
 
 	if err := o.runDB(ctx, userWaitsActivity("Check that order "+o.in.OrderNo+"'s items are still in stock"), ActivityCheckStock, o.in.OrderNo, nil); err != nil {
 		if errorType(err) == ErrTypeOutOfStock {
-			return PayParams{}, refusal(ErrTypeOutOfStock, "%s", errorMessage(err))
+			return PayParams{}, refuse(ErrTypeOutOfStock, "%s", errorMessage(err))
 		}
-		return PayParams{}, refusal(ErrTypeWechatUnavailable, "the shop could not check stock in time; try again")
+		return PayParams{}, refuse(ErrTypeWechatUnavailable, "the shop could not check stock in time; try again")
 	}
 	if o.payParams != nil && workflow.Now(ctx).Sub(o.prepaidAt) < prepayReuse {
 		return *o.payParams, nil
@@ -339,10 +339,10 @@ func (o *order) pay(ctx workflow.Context) (PayParams, error) {
 	}).Get(ctx, &params); err != nil {
 		switch t := errorType(err); t {
 		case ErrTypeNotPayable, ErrTypeWechatRefused:
-			return PayParams{}, refusal(t, "%s", errorMessage(err))
+			return PayParams{}, refuse(t, "%s", errorMessage(err))
 		default:
 			o.logger.Warn("prepay failed", "error", err)
-			return PayParams{}, refusal(ErrTypeWechatUnavailable, "WeChat Pay did not answer in time; try again")
+			return PayParams{}, refuse(ErrTypeWechatUnavailable, "WeChat Pay did not answer in time; try again")
 		}
 	}
 	o.payParams, o.prepaidAt = &params, workflow.Now(ctx)
@@ -359,13 +359,13 @@ func (o *order) pay(ctx workflow.Context) (PayParams, error) {
 func (o *order) validateSync(ctx workflow.Context) error {
 	switch {
 	case !o.placed || o.status != status.Pending:
-		return refusal(ErrTypeSyncNotNeeded, "order %s is %s", o.in.OrderNo, o.status)
+		return refuse(ErrTypeSyncNotNeeded, "order %s is %s", o.in.OrderNo, o.status)
 	case o.closing:
-		return refusal(ErrTypeSyncNotNeeded, "order %s is being closed", o.in.OrderNo)
+		return refuse(ErrTypeSyncNotNeeded, "order %s is being closed", o.in.OrderNo)
 	case !o.prepayAttempted:
-		return refusal(ErrTypeSyncNotNeeded, "order %s was never sent to WeChat Pay", o.in.OrderNo)
+		return refuse(ErrTypeSyncNotNeeded, "order %s was never sent to WeChat Pay", o.in.OrderNo)
 	case !o.lastSync.IsZero() && workflow.Now(ctx).Sub(o.lastSync) < SyncInterval:
-		return refusal(ErrTypeSyncNotNeeded, "WeChat was asked about order %s less than %s ago", o.in.OrderNo, SyncInterval)
+		return refuse(ErrTypeSyncNotNeeded, "WeChat was asked about order %s less than %s ago", o.in.OrderNo, SyncInterval)
 	}
 	return nil
 }

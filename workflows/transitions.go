@@ -39,15 +39,15 @@ func (o *order) setStatus(ctx workflow.Context, to status.Order, why string) {
 	o.status = to
 	// Requests made while this step was under way are answered now: done if
 	// this transition fulfils them, refused if the order can no longer.
-	o.settleRequests()
+	o.decideRequests()
 	o.publish(ctx)
 }
 
-// settleRequests decides the pending requests the order, as it is now, can
+// decideRequests decides the pending requests the order, as it is now, can
 // no longer act on: one that came while another step was already under way
 // is refused rather than answered as if it had happened. Requests the
 // current status still allows stay for the main loop.
-func (o *order) settleRequests() {
+func (o *order) decideRequests() {
 	if r := o.refundRequest; r != nil && !r.done {
 		switch {
 		case o.status == status.Refunding || o.status == status.Refunded:
@@ -60,14 +60,14 @@ func (o *order) settleRequests() {
 		if o.status == status.Shipped {
 			r.decide(nil)
 		} else {
-			r.decide(refusal(ErrTypeNotShippable, "order %s is %s; it was not shipped", o.in.OrderNo, o.status))
+			r.decide(refuse(ErrTypeNotShippable, "order %s is %s; it was not shipped", o.in.OrderNo, o.status))
 		}
 	}
 	if r := o.confirmRequest; r != nil && !r.done && o.status != status.Shipped {
 		if o.status == status.Completed {
 			r.decide(nil)
 		} else {
-			r.decide(refusal(ErrTypeNotConfirmable, "order %s is %s; it was not confirmed", o.in.OrderNo, o.status))
+			r.decide(refuse(ErrTypeNotConfirmable, "order %s is %s; it was not confirmed", o.in.OrderNo, o.status))
 		}
 	}
 }
@@ -75,18 +75,18 @@ func (o *order) settleRequests() {
 // refusePending answers the requests nobody will act on any more: the
 // workflow is ending (after an error, in whatever status it is in).
 func (o *order) refusePending(cause error) {
-	o.settleRequests()
+	o.decideRequests()
 	why := fmt.Sprintf("order %s is %s and no longer takes requests", o.in.OrderNo, o.status)
 	if cause != nil {
 		why = fmt.Sprintf("order %s could not go on: %v", o.in.OrderNo, cause)
 	}
 	if r := o.refundRequest; pending(r) {
-		r.decide(refusal(ErrTypeNotRefundable, "%s", why))
+		r.decide(refuse(ErrTypeNotRefundable, "%s", why))
 	}
 	if r := o.shipRequest; pending(r) {
-		r.decide(refusal(ErrTypeNotShippable, "%s", why))
+		r.decide(refuse(ErrTypeNotShippable, "%s", why))
 	}
 	if r := o.confirmRequest; pending(r) {
-		r.decide(refusal(ErrTypeNotConfirmable, "%s", why))
+		r.decide(refuse(ErrTypeNotConfirmable, "%s", why))
 	}
 }

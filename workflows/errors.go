@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"errors"
-	"fmt"
 
 	"go.temporal.io/sdk/temporal"
 )
@@ -36,5 +35,5 @@ func errorMessage(err error) string {
 // refuse is the error an update returns to the API for a business reason:
 // its type says which (ErrType*), the message says why.
 func refuse(errType, format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), errType)
+	return newRefusal(errType, format, args...).err()
 }

@@ -27,7 +27,7 @@ func (o *order) fulfil(ctx workflow.Context) error {
 // ledger's unique key makes a retry a no-op). False means out of stock.
 func (o *order) deductStock(ctx workflow.Context) (bool, error) {
 	o.setWaiting(ctx, "Paid: deducting the items from stock")
-	err := o.runDB(ctx, dbActivity("Deduct the stock of order "+o.in.OrderNo+" (all items, once)"), ActivityDeductStock, o.in.OrderNo, nil)
+	err := o.runDB(ctx, dbActivity("Deduct the stock of order "+o.Input.OrderNo+" (all items, once)"), ActivityDeductStock, o.Input.OrderNo, nil)
 	switch {
 	case err == nil:
 		return true, nil
@@ -35,7 +35,7 @@ func (o *order) deductStock(ctx workflow.Context) (bool, error) {
 		o.logger.Warn("paid but out of stock: refunding", "reason", errorMessage(err))
 		return false, nil
 	default:
-		return false, fmt.Errorf("deduct stock of order %s: %w", o.in.OrderNo, err)
+		return false, fmt.Errorf("deduct stock of order %s: %w", o.Input.OrderNo, err)
 	}
 }
 
@@ -50,21 +50,21 @@ func (o *order) refundOverSold(ctx workflow.Context) error {
 // a refund is asked for (REFUNDED). Payments of other transactions that
 // arrive meanwhile are returned.
 func (o *order) awaitFulfilment(ctx workflow.Context) error {
-	for !o.status.Terminal() {
+	for !o.Status.Terminal() {
 		var err error
-		switch o.status {
+		switch o.Status {
 		case status.Paid:
 			o.setWaiting(ctx, "Paid and stock deducted: waiting for the shop to ship (or a refund request)")
 			err = workflow.Await(ctx, func() bool {
-				return pending(o.refundRequest) || pending(o.shipRequest) || len(o.inbox) > 0
+				return pending(o.RefundRequest) || pending(o.ShipRequest) || len(o.Inbox) > 0
 			})
 		case status.Shipped:
-			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.in.AutoConfirm)))
+			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.Input.AutoConfirm)))
 			err = workflow.Await(ctx, func() bool {
-				return pending(o.refundRequest) || pending(o.confirmRequest) || o.autoConfirm.IsReady() || len(o.inbox) > 0
+				return pending(o.RefundRequest) || pending(o.ConfirmRequest) || o.autoConfirm.IsReady() || len(o.Inbox) > 0
 			})
 		default:
-			return fmt.Errorf("order %s is %s after payment: no way forward", o.in.OrderNo, o.status)
+			return fmt.Errorf("order %s is %s after payment: no way forward", o.Input.OrderNo, o.Status)
 		}
 		if err != nil {
 			return err
@@ -73,16 +73,16 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 
 		// Each step's transition decides the requests it answers (setStatus).
 		switch {
-		case pending(o.refundRequest):
+		case pending(o.RefundRequest):
 			// Goods that have not left the shop go back on the shelf.
-			restock := o.status == status.Paid
-			err = o.refund(ctx, o.refundRequest.arg, restock)
-		case o.status == status.Paid && pending(o.shipRequest):
-			err = o.ship(ctx, o.shipRequest.arg)
-		case o.status == status.Shipped && pending(o.confirmRequest):
+			restock := o.Status == status.Paid
+			err = o.refund(ctx, o.RefundRequest.Arg, restock)
+		case o.Status == status.Paid && pending(o.ShipRequest):
+			err = o.ship(ctx, o.ShipRequest.Arg)
+		case o.Status == status.Shipped && pending(o.ConfirmRequest):
 			err = o.complete(ctx, "the user confirmed receipt")
-		case o.status == status.Shipped && o.autoConfirm.IsReady():
-			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", human(o.in.AutoConfirm)))
+		case o.Status == status.Shipped && o.autoConfirm.IsReady():
+			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", human(o.Input.AutoConfirm)))
 		}
 		if err != nil {
 			return err
@@ -90,8 +90,6 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 	}
 	return nil
 }
-
-func pending[T any](r *request[T]) bool { return r != nil && !r.done }
 
 func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
 	why := "shipped by the shop"
@@ -101,8 +99,9 @@ func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
 	if err := o.transition(ctx, []status.Order{status.Paid}, status.Shipped, why, req.TrackingNo); err != nil {
 		return err
 	}
-	o.autoConfirm = workflow.NewTimerWithOptions(ctx, o.in.AutoConfirm,
-		workflow.TimerOptions{Summary: fmt.Sprintf("Auto-confirm %s after shipping", human(o.in.AutoConfirm))})
+	o.AutoConfirmAt = workflow.Now(ctx).Add(o.Input.AutoConfirm)
+	o.autoConfirm = workflow.NewTimerWithOptions(ctx, o.Input.AutoConfirm,
+		workflow.TimerOptions{Summary: fmt.Sprintf("Auto-confirm %s after shipping", human(o.Input.AutoConfirm))})
 	return nil
 }
 
@@ -121,22 +120,22 @@ func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock boo
 	if req.Reason != "" {
 		why += ": " + req.Reason
 	}
-	if err := o.transition(ctx, []status.Order{o.status}, status.Refunding, why, ""); err != nil {
+	if err := o.transition(ctx, []status.Order{o.Status}, status.Refunding, why, ""); err != nil {
 		return err
 	}
-	o.refundSeq++
-	outRefundNo := OrderRefundNo(o.in.OrderNo, o.refundSeq)
-	o.refunds = append(o.refunds, RefundView{OutRefundNo: outRefundNo, RefundFen: o.created.TotalFen, Status: string(status.RefundProcessing), Reason: why})
+	o.RefundSeq++
+	outRefundNo := OrderRefundNo(o.Input.OrderNo, o.RefundSeq)
+	o.Refunds = append(o.Refunds, RefundView{OutRefundNo: outRefundNo, RefundFen: o.Created.TotalFen, Status: string(status.RefundProcessing), Reason: why})
 
 	o.setWaiting(ctx, "Asking WeChat Pay for refund "+outRefundNo)
-	opts := wechatActivity(fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(o.created.TotalFen), o.in.OrderNo, o.transactionID))
+	opts := wechatActivity(fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(o.Created.TotalFen), o.Input.OrderNo, o.TransactionID))
 	// WeChat may refuse for a while (merchant balance short): keep asking
 	// for a day, then leave it to a person.
 	opts.ScheduleToCloseTimeout = refundRequestFor
 	var accepted RefundNotice
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), ActivityRequestRefund, RequestRefundInput{
-		OrderNo: o.in.OrderNo, TransactionID: o.transactionID, OutRefundNo: outRefundNo,
-		RefundFen: o.created.TotalFen, TotalFen: o.created.TotalFen, Reason: req.Reason,
+		OrderNo: o.Input.OrderNo, TransactionID: o.TransactionID, OutRefundNo: outRefundNo,
+		RefundFen: o.Created.TotalFen, TotalFen: o.Created.TotalFen, Reason: req.Reason,
 	}).Get(ctx, &accepted)
 
 	var result RefundNotice
@@ -155,7 +154,7 @@ func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock boo
 }
 
 func (o *order) reportedRefund(outRefundNo string) (RefundNotice, bool) {
-	r, ok := o.refundResults[outRefundNo]
+	r, ok := o.RefundResults[outRefundNo]
 	return r, ok
 }
 
@@ -167,24 +166,24 @@ func (o *order) recordSettledRefund(ctx workflow.Context, r RefundNotice, restor
 	if ok {
 		next = status.Refunded
 	}
-	summary := fmt.Sprintf("Record refund %s as %s and mark order %s %s", r.OutRefundNo, r.Status, o.in.OrderNo, next)
+	summary := fmt.Sprintf("Record refund %s as %s and mark order %s %s", r.OutRefundNo, r.Status, o.Input.OrderNo, next)
 	if ok && restoreStock {
 		summary += ", restoring its stock"
 	}
 	actx := workflow.WithActivityOptions(ctx, dbActivity(summary))
 	var res OrderStatusResult
 	if err := workflow.ExecuteActivity(actx, ActivitySettleRefund, SettleRefundInput{
-		OrderNo: o.in.OrderNo, Refund: r, OrderRefund: true, RestoreStock: ok && restoreStock,
+		OrderNo: o.Input.OrderNo, Refund: r, OrderRefund: true, RestoreStock: ok && restoreStock,
 	}).Get(ctx, &res); err != nil {
 		return fmt.Errorf("settle refund %s: %w", r.OutRefundNo, err)
 	}
-	for i := range o.refunds {
-		if o.refunds[i].OutRefundNo == r.OutRefundNo {
-			o.refunds[i].Status = string(r.Status)
+	for i := range o.Refunds {
+		if o.Refunds[i].OutRefundNo == r.OutRefundNo {
+			o.Refunds[i].Status = string(r.Status)
 		}
 	}
 	if ok {
-		o.setStatus(ctx, status.Refunded, fmt.Sprintf("WeChat refunded %s (%s, %s)", yuan(o.created.TotalFen), r.OutRefundNo, r.Source))
+		o.setStatus(ctx, status.Refunded, fmt.Sprintf("WeChat refunded %s (%s, %s)", yuan(o.Created.TotalFen), r.OutRefundNo, r.Source))
 		return nil
 	}
 	o.addFlag(ctx, FlagRefundFailed)

@@ -110,11 +110,10 @@ func (o *order) complete(ctx workflow.Context, why string) error {
 }
 
 // refund returns the order's money in full: REFUNDING, the refund asked of
-// WeChat with a deterministic out_refund_no (a retry never refunds twice),
-// then its result — the refund notify or, when none comes, a query with
-// backoff — REFUNDED, with the stock restored when asked; or REFUND_FAILED,
-// flagged for a person. The caller's context is already one Temporal's
-// cancellation does not reach, so a refund that has begun always finishes.
+// WeChat (requestRefund), then REFUNDED, with the stock restored when asked;
+// or REFUND_FAILED, flagged for a person. The caller's context is already
+// one Temporal's cancellation does not reach, so a refund that has begun
+// always finishes.
 func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock bool) error {
 	why := fmt.Sprintf("refund requested by the %s", req.By)
 	if req.Reason != "" {
@@ -124,38 +123,24 @@ func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock boo
 		return err
 	}
 	o.RefundSeq++
-	outRefundNo := OrderRefundNo(o.Input.OrderNo, o.RefundSeq)
-	o.Refunds = append(o.Refunds, RefundView{OutRefundNo: outRefundNo, RefundFen: o.Created.TotalFen, Status: string(status.RefundProcessing), Reason: why})
-
-	o.setWaiting(ctx, "Asking WeChat Pay for refund "+outRefundNo)
-	opts := wechatActivity(fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(o.Created.TotalFen), o.Input.OrderNo, o.TransactionID))
-	// WeChat may refuse for a while (merchant balance short): keep asking
-	// for a day, then leave it to a person.
-	opts.ScheduleToCloseTimeout = refundRequestFor
-	var accepted RefundNotice
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), ActivityRequestRefund, RequestRefundInput{
-		OrderNo: o.Input.OrderNo, TransactionID: o.TransactionID, OutRefundNo: outRefundNo,
+	in := RequestRefundInput{
+		OrderNo: o.Input.OrderNo, TransactionID: o.TransactionID, OutRefundNo: OrderRefundNo(o.Input.OrderNo, o.RefundSeq),
 		RefundFen: o.Created.TotalFen, TotalFen: o.Created.TotalFen, Reason: req.Reason,
-	}).Get(ctx, &accepted)
-
-	var result RefundNotice
-	if err != nil {
-		o.logger.Error("WeChat did not take the refund", "out_refund_no", outRefundNo, "error", err)
-		result = RefundNotice{OutRefundNo: outRefundNo, Status: status.RefundClosed, Source: "request refused: " + errorMessage(err)}
-	} else {
-		result = awaitRefundResult(ctx, o.logger, outRefundNo, accepted, o.reportedRefund, func(s string) { o.setWaiting(ctx, s) },
-			func() {
-				// Still REFUNDING: the order keeps waiting for WeChat, and a
-				// person is told. (An error here is the workflow ending.)
-				_ = o.flag(ctx, FlagRefundStalled, fmt.Sprintf("refund %s has been with WeChat Pay for over %s", outRefundNo, human(refundStallAfter)))
-			})
 	}
+	o.Refunds = append(o.Refunds, RefundView{OutRefundNo: in.OutRefundNo, RefundFen: in.RefundFen, Status: string(status.RefundProcessing), Reason: why})
+	result := requestRefund(ctx, o, in, fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(in.RefundFen), o.Input.OrderNo, o.TransactionID))
 	return o.recordSettledRefund(ctx, result, restoreStock)
 }
 
-func (o *order) reportedRefund(outRefundNo string) (RefundNotice, bool) {
-	r, ok := o.RefundResults[outRefundNo]
-	return r, ok
+func (o *order) wechatRefunds() *WechatRefunds { return &o.WechatRefunds }
+
+func (o *order) log() log.Logger { return o.logger }
+
+// refundStalled flags the order REFUND_STALLED: it stays REFUNDING and keeps
+// waiting for WeChat, and a person is told. (An error here is the workflow
+// ending.)
+func (o *order) refundStalled(ctx workflow.Context, outRefundNo string) {
+	_ = o.flag(ctx, FlagRefundStalled, fmt.Sprintf("refund %s has been with WeChat Pay for over %s", outRefundNo, human(refundStallAfter)))
 }
 
 // recordSettledRefund records the result of a refund WeChat settled
@@ -190,46 +175,4 @@ func (o *order) recordSettledRefund(ctx workflow.Context, r RefundNotice, restor
 	o.logger.Error("refund failed: a person must return the money", "out_refund_no", r.OutRefundNo, "status", r.Status, "source", r.Source)
 	o.setStatus(ctx, status.RefundFailed, fmt.Sprintf("refund %s is %s (%s): a person must return the money", r.OutRefundNo, r.Status, r.Source))
 	return nil
-}
-
-// awaitRefundResult waits for a refund's final status: its notify, which
-// reported returns once it has arrived, or — when none comes — a query,
-// asked with backoff. WeChat settles refunds within days; one still
-// PROCESSING after refundStallAfter calls stalled (once) so that a person
-// looks, and the waiting goes on.
-func awaitRefundResult(ctx workflow.Context, logger log.Logger, outRefundNo string, accepted RefundNotice,
-	reported func(string) (RefundNotice, bool), setWaiting func(string), stalled func()) RefundNotice {
-	if accepted.Final() {
-		return accepted
-	}
-	began := workflow.Now(ctx)
-	warned := false
-	poll := refundPollFirst
-	for {
-		setWaiting(fmt.Sprintf("Refund %s is with WeChat Pay: waiting for its notify (asking after %s)", outRefundNo, poll))
-		ok, _ := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
-			Timeout:      poll,
-			TimerOptions: workflow.TimerOptions{Summary: "Wait for the notify of refund " + outRefundNo},
-		}, func() bool { _, ok := reported(outRefundNo); return ok })
-		if ok {
-			r, _ := reported(outRefundNo)
-			return r
-		}
-		actx := workflow.WithActivityOptions(ctx, wechatActivity("Ask WeChat Pay for the result of refund "+outRefundNo))
-		var r RefundNotice
-		if err := workflow.ExecuteActivity(actx, ActivityQueryRefund, outRefundNo).Get(ctx, &r); err != nil {
-			logger.Warn("refund query failed", "out_refund_no", outRefundNo, "error", err)
-		} else if r.Final() {
-			return r
-		}
-		if !warned && workflow.Now(ctx).Sub(began) >= refundStallAfter {
-			warned = true
-			// Refunds that began before this step existed replay without it.
-			if reportsStalledRefunds(ctx) {
-				logger.Error("refund still not settled by WeChat: a person should look", "out_refund_no", outRefundNo, "since", began)
-				stalled()
-			}
-		}
-		poll = min(poll*2, refundPollMax)
-	}
 }

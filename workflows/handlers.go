@@ -27,17 +27,7 @@ func (o *order) listen(ctx workflow.Context) {
 			o.Inbox = append(o.Inbox, p)
 		}
 	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, SignalRefund)
-		for {
-			var r RefundNotice
-			ch.Receive(ctx, &r)
-			o.logger.Info("refund result reported", "out_refund_no", r.OutRefundNo, "status", r.Status, "source", r.Source)
-			if _, known := o.RefundResults[r.OutRefundNo]; r.Final() && !known {
-				o.RefundResults[r.OutRefundNo] = r
-			}
-		}
-	})
+	listenRefunds(ctx, o.logger, &o.WechatRefunds)
 }
 
 func (o *order) registerHandlers(ctx workflow.Context) error {

@@ -80,7 +80,7 @@ func newOrder(ctx workflow.Context, in OrderInput) *order {
 			Status:        status.Pending,
 			Deadline:      workflow.Now(ctx).Add(in.PayTimeout),
 			Seen:          map[string]bool{},
-			RefundResults: map[string]RefundNotice{},
+			WechatRefunds: WechatRefunds{Results: map[string]RefundNotice{}},
 		},
 		logger: log.With(workflow.GetLogger(ctx),
 			"order_no", in.OrderNo, "workflow_id", workflow.GetInfo(ctx).WorkflowExecution.ID),

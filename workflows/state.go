@@ -44,11 +44,10 @@ type OrderState struct {
 	ShipRequest    *request[ShipRequest]   `json:"ship_request,omitempty"`
 	ConfirmRequest *request[struct{}]      `json:"confirm_request,omitempty"`
 	// AutoConfirmAt is when a shipped order completes by itself.
-	AutoConfirmAt time.Time    `json:"auto_confirm_at,omitempty"`
-	RefundSeq     int          `json:"refund_seq,omitempty"` // refunds asked of WeChat: the n of OrderRefundNo
-	Refunds       []RefundView `json:"refunds,omitempty"`
-	// RefundResults are the final results WeChat reported, by out_refund_no.
-	RefundResults map[string]RefundNotice `json:"refund_results,omitempty"`
+	AutoConfirmAt time.Time     `json:"auto_confirm_at,omitempty"`
+	RefundSeq     int           `json:"refund_seq,omitempty"` // refunds asked of WeChat: the n of OrderRefundNo
+	Refunds       []RefundView  `json:"refunds,omitempty"`
+	WechatRefunds WechatRefunds `json:"wechat_refunds"` // their results, and the one awaited now
 
 	Flags       []string     `json:"flags,omitempty"`
 	Transitions []Transition `json:"transitions,omitempty"`

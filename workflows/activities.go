@@ -16,16 +16,7 @@ import (
 // attempts, retried with backoff for as long as it takes (the database may be
 // restarting), except for the business errors that no retry can fix.
 func dbActivity(summary string) workflow.ActivityOptions {
-	return workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		Summary:             summary,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        500 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
-			NonRetryableErrorTypes: businessErrorTypes,
-		},
-	}
+	return retried(summary, 10*time.Second, 500*time.Millisecond, 30*time.Second)
 }
 
 // wechatActivity is the options of a WeChat Pay call the order can wait for:
@@ -33,29 +24,28 @@ func dbActivity(summary string) workflow.ActivityOptions {
 // out_trade_no / out_refund_no until WeChat answers. An attempt is bounded a
 // little above the client's own 10 s timeout.
 func wechatActivity(summary string) workflow.ActivityOptions {
-	return workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Second,
-		Summary:             summary,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: businessErrorTypes,
-		},
-	}
+	return retried(summary, 15*time.Second, time.Second, time.Minute)
 }
 
 // userWaitsActivity is a WeChat Pay or database call a person is waiting
 // for (pay, sync): a few quick retries, then the update answers "try again".
 func userWaitsActivity(summary string) workflow.ActivityOptions {
+	opts := retried(summary, 10*time.Second, 300*time.Millisecond, 2*time.Second)
+	opts.ScheduleToCloseTimeout = 15 * time.Second
+	return opts
+}
+
+// retried is the options of an activity whose attempts last at most
+// attempt, retried after first, doubling up to most, for every error but
+// the business errors that no retry can fix.
+func retried(summary string, attempt, first, most time.Duration) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
-		StartToCloseTimeout:    10 * time.Second,
-		ScheduleToCloseTimeout: 15 * time.Second,
-		Summary:                summary,
+		StartToCloseTimeout: attempt,
+		Summary:             summary,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        300 * time.Millisecond,
+			InitialInterval:        first,
 			BackoffCoefficient:     2,
-			MaximumInterval:        2 * time.Second,
+			MaximumInterval:        most,
 			NonRetryableErrorTypes: businessErrorTypes,
 		},
 	}

@@ -61,20 +61,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 	case "dev":
 		return runDev(ctx, args)
 	case "api", "worker", "migrate":
-		mode := config.Mode(cmd)
-		cfg, err := config.Load(mode, os.Getenv)
-		if err != nil {
-			return fmt.Errorf("configuration:\n%w", err)
-		}
-		log := app.NewLogger(cfg.LogLevel)
-		switch mode {
-		case config.ModeAPI:
-			return app.RunAPI(ctx, cfg, log)
-		case config.ModeWorker:
-			return app.RunWorker(ctx, cfg, log)
-		default:
-			return app.RunMigrate(ctx, cfg, log)
-		}
+		return app.RunRole(ctx, config.Mode(cmd), os.Getenv)
 	case "paysim":
 		return paysim.RunCommand(ctx, args, os.Stdout)
 	case "healthcheck":

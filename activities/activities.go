@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxpay"
 	"ordersaga/workflows"
@@ -72,7 +73,7 @@ func (a *Activities) CreateOrder(ctx context.Context, in workflows.CreateOrderIn
 	stored, err := a.Store.CreateOrder(ctx, store.Order{
 		OrderNo:     in.OrderNo,
 		UserID:      in.UserID,
-		Status:      store.StatusPending,
+		Status:      status.Pending,
 		TotalFen:    total,
 		Address:     in.Address,
 		PayDeadline: in.PayDeadline.UTC(),
@@ -92,7 +93,7 @@ func (a *Activities) CreateOrder(ctx context.Context, in workflows.CreateOrderIn
 func (a *Activities) CloseOrder(ctx context.Context, in workflows.CloseOrderInput) (workflows.OrderStatusResult, error) {
 	now := a.now()
 	changed, o, err := a.Store.TransitionOrder(ctx, in.OrderNo,
-		[]store.OrderStatus{store.StatusPending}, store.StatusClosed,
+		[]status.Order{status.Pending}, status.Closed,
 		store.OrderUpdate{ClosedAt: &now, AddFlag: in.Flag})
 	if err != nil {
 		return workflows.OrderStatusResult{}, businessError(err)
@@ -109,7 +110,7 @@ func (a *Activities) CloseOrder(ctx context.Context, in workflows.CloseOrderInpu
 	if in.Flag != "" {
 		a.log(ctx, in.OrderNo).Error("order flagged for a person", "flag", in.Flag, "reason", in.Reason)
 	}
-	return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nil
+	return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nil
 }
 
 // businessError marks the failures no retry can fix as non-retryable, with the

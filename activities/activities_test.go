@@ -5,34 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
 	"ordersaga/worker"
 	"ordersaga/workflows"
 )
-
-func TestStatusNamesMatchTheDatabase(t *testing.T) {
-	pairs := map[workflows.Status]store.OrderStatus{
-		workflows.StatusPending: store.StatusPending, workflows.StatusPaid: store.StatusPaid,
-		workflows.StatusShipped: store.StatusShipped, workflows.StatusCompleted: store.StatusCompleted,
-		workflows.StatusClosed: store.StatusClosed, workflows.StatusRefunding: store.StatusRefunding,
-		workflows.StatusRefunded: store.StatusRefunded, workflows.StatusRefundFailed: store.StatusRefundFailed,
-	}
-	for w, s := range pairs {
-		if string(w) != string(s) {
-			t.Errorf("workflow status %q != store status %q", w, s)
-		}
-	}
-	refunds := map[string]string{
-		workflows.RefundProcessing: store.RefundProcessing, workflows.RefundSuccess: store.RefundSuccess,
-		workflows.RefundClosed: store.RefundClosed, workflows.RefundAbnormal: store.RefundAbnormal,
-	}
-	for w, s := range refunds {
-		if w != s {
-			t.Errorf("workflow refund status %q != store refund status %q", w, s)
-		}
-	}
-}
 
 func TestEveryActivityNameIsRegisteredOnce(t *testing.T) {
 	names := []string{
@@ -72,7 +50,7 @@ func TestCreateOrderTwiceStoresOneOrder(t *testing.T) {
 			t.Fatalf("first %+v second %+v", first, second)
 		}
 		orders, _, err := st.ListOrdersByUser(f.ctx, u.ID, 10, nil)
-		if err != nil || len(orders) != 1 || orders[0].Status != store.StatusPending {
+		if err != nil || len(orders) != 1 || orders[0].Status != status.Pending {
 			t.Fatalf("orders after two attempts: %+v %v", orders, err)
 		}
 		// Creation checks stock but does not deduct it: that happens on payment.
@@ -128,19 +106,19 @@ func TestCloseOrderTwiceClosesOnceAndRefusesAPaidOrder(t *testing.T) {
 
 		res := f.twice("C1000001", workflows.ActivityCloseOrder, workflows.CloseOrderInput{OrderNo: "C1000001", Reason: "deadline"})
 		for i, v := range res {
-			if got := get[workflows.OrderStatusResult](t, v); got.Status != workflows.StatusClosed {
+			if got := get[workflows.OrderStatusResult](t, v); got.Status != status.Closed {
 				t.Fatalf("attempt %d: status %s", i+1, got.Status)
 			}
 		}
-		if o := f.getOrder("C1000001"); o.Status != store.StatusClosed || o.ClosedAt == nil || o.Flag != "" {
+		if o := f.getOrder("C1000001"); o.Status != status.Closed || o.ClosedAt == nil || o.Flag != "" {
 			t.Fatalf("row %+v", o)
 		}
 
 		// A paid order is never closed by the deadline path, and not flagged by it either.
-		f.transition("C1000002", store.StatusPending, store.StatusPaid)
+		f.transition("C1000002", status.Pending, status.Paid)
 		_, err := f.run(workflows.ActivityCloseOrder, workflows.CloseOrderInput{OrderNo: "C1000002", Flag: workflows.FlagCloseUnconfirmed})
 		wantNonRetryable(t, err, workflows.ErrTypeStatusConflict)
-		if o := f.getOrder("C1000002"); o.Status != store.StatusPaid || o.Flag != "" {
+		if o := f.getOrder("C1000002"); o.Status != status.Paid || o.Flag != "" {
 			t.Fatalf("paid order became %s, flag %q", o.Status, o.Flag)
 		}
 
@@ -159,14 +137,14 @@ func TestCloseOrderWithAFlagFlagsOnce(t *testing.T) {
 
 		in := workflows.CloseOrderInput{OrderNo: "C2000001", Reason: "WeChat did not confirm the close", Flag: workflows.FlagCloseUnconfirmed}
 		f.twice(in.OrderNo, workflows.ActivityCloseOrder, in)
-		if o := f.getOrder("C2000001"); o.Status != store.StatusClosed || o.Flag != workflows.FlagCloseUnconfirmed {
+		if o := f.getOrder("C2000001"); o.Status != status.Closed || o.Flag != workflows.FlagCloseUnconfirmed {
 			t.Fatalf("row %+v", o)
 		}
 
 		// Closed before without a flag: the flagged close adds it.
 		f.must(workflows.ActivityCloseOrder, workflows.CloseOrderInput{OrderNo: "C2000002"})
 		f.must(workflows.ActivityCloseOrder, workflows.CloseOrderInput{OrderNo: "C2000002", Flag: workflows.FlagCloseUnconfirmed})
-		if o := f.getOrder("C2000002"); o.Status != store.StatusClosed || o.Flag != workflows.FlagCloseUnconfirmed {
+		if o := f.getOrder("C2000002"); o.Status != status.Closed || o.Flag != workflows.FlagCloseUnconfirmed {
 			t.Fatalf("row %+v", o)
 		}
 		if recs := f.logs.records("order flagged for a person"); len(recs) == 0 || recs[0]["level"] != "ERROR" ||
@@ -269,28 +247,28 @@ func TestSetOrderStatusTwiceTransitionsOnce(t *testing.T) {
 		f := newFx(t, st)
 		f.paidOrder("S1000001")
 		f.paidOrder("S1000002")
-		paidOrShipped := []workflows.Status{workflows.StatusPaid, workflows.StatusShipped}
+		paidOrShipped := []status.Order{status.Paid, status.Shipped}
 		steps := []struct {
 			name  string
 			in    workflows.SetOrderStatusInput
 			check func(t *testing.T, o store.Order)
 		}{
 			{"ship with a tracking number",
-				workflows.SetOrderStatusInput{OrderNo: "S1000001", From: []workflows.Status{workflows.StatusPaid}, To: workflows.StatusShipped, TrackingNo: "SF1234567890", Reason: "admin"},
+				workflows.SetOrderStatusInput{OrderNo: "S1000001", From: []status.Order{status.Paid}, To: status.Shipped, TrackingNo: "SF1234567890", Reason: "admin"},
 				func(t *testing.T, o store.Order) {
 					if o.ShippedAt == nil || o.TrackingNo != "SF1234567890" || o.CompletedAt != nil {
 						t.Errorf("shipped %+v", o)
 					}
 				}},
 			{"complete",
-				workflows.SetOrderStatusInput{OrderNo: "S1000001", From: []workflows.Status{workflows.StatusShipped}, To: workflows.StatusCompleted, Reason: "user confirmed"},
+				workflows.SetOrderStatusInput{OrderNo: "S1000001", From: []status.Order{status.Shipped}, To: status.Completed, Reason: "user confirmed"},
 				func(t *testing.T, o store.Order) {
 					if o.CompletedAt == nil || o.ShippedAt == nil || o.TrackingNo != "SF1234567890" {
 						t.Errorf("completed %+v", o)
 					}
 				}},
 			{"refund before shipping",
-				workflows.SetOrderStatusInput{OrderNo: "S1000002", From: paidOrShipped, To: workflows.StatusRefunding, Reason: "user"},
+				workflows.SetOrderStatusInput{OrderNo: "S1000002", From: paidOrShipped, To: status.Refunding, Reason: "user"},
 				func(t *testing.T, o store.Order) {
 					if o.ShippedAt != nil || o.TransactionID == "" {
 						t.Errorf("refunding %+v", o)
@@ -324,11 +302,11 @@ func TestSetOrderStatusConflictsAreNonRetryable(t *testing.T) {
 			in       workflows.SetOrderStatusInput
 			wantType string
 		}{
-			{"ship an unpaid order", workflows.SetOrderStatusInput{OrderNo: "S2000001", From: []workflows.Status{workflows.StatusPaid}, To: workflows.StatusShipped}, workflows.ErrTypeStatusConflict},
-			{"complete an unshipped order", workflows.SetOrderStatusInput{OrderNo: "S2000001", From: []workflows.Status{workflows.StatusShipped}, To: workflows.StatusCompleted}, workflows.ErrTypeStatusConflict},
-			{"unknown status", workflows.SetOrderStatusInput{OrderNo: "S2000001", From: []workflows.Status{workflows.StatusPending}, To: "LOST"}, workflows.ErrTypeInvalidOrder},
-			{"no source status", workflows.SetOrderStatusInput{OrderNo: "S2000001", To: workflows.StatusShipped}, workflows.ErrTypeInvalidOrder},
-			{"no such order", workflows.SetOrderStatusInput{OrderNo: "S2000404", From: []workflows.Status{workflows.StatusPaid}, To: workflows.StatusShipped}, workflows.ErrTypeInvalidOrder},
+			{"ship an unpaid order", workflows.SetOrderStatusInput{OrderNo: "S2000001", From: []status.Order{status.Paid}, To: status.Shipped}, workflows.ErrTypeStatusConflict},
+			{"complete an unshipped order", workflows.SetOrderStatusInput{OrderNo: "S2000001", From: []status.Order{status.Shipped}, To: status.Completed}, workflows.ErrTypeStatusConflict},
+			{"unknown status", workflows.SetOrderStatusInput{OrderNo: "S2000001", From: []status.Order{status.Pending}, To: "LOST"}, workflows.ErrTypeInvalidOrder},
+			{"no source status", workflows.SetOrderStatusInput{OrderNo: "S2000001", To: status.Shipped}, workflows.ErrTypeInvalidOrder},
+			{"no such order", workflows.SetOrderStatusInput{OrderNo: "S2000404", From: []status.Order{status.Paid}, To: status.Shipped}, workflows.ErrTypeInvalidOrder},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -336,7 +314,7 @@ func TestSetOrderStatusConflictsAreNonRetryable(t *testing.T) {
 				wantNonRetryable(t, err, tt.wantType)
 			})
 		}
-		if o := f.getOrder("S2000001"); o.Status != store.StatusPending || o.ShippedAt != nil {
+		if o := f.getOrder("S2000001"); o.Status != status.Pending || o.ShippedAt != nil {
 			t.Errorf("refused transitions changed the order: %+v", o)
 		}
 	})
@@ -393,11 +371,11 @@ func TestDatabaseFailuresAreRetryable(t *testing.T) {
 			{workflows.ActivityMarkPaid, []any{workflows.MarkPaidInput{OrderNo: o.OrderNo, Payment: n}}},
 			{workflows.ActivityDeductStock, []any{o.OrderNo}},
 			{workflows.ActivityCloseOrder, []any{workflows.CloseOrderInput{OrderNo: o.OrderNo}}},
-			{workflows.ActivitySetOrderStatus, []any{workflows.SetOrderStatusInput{OrderNo: o.OrderNo, From: []workflows.Status{workflows.StatusPaid}, To: workflows.StatusShipped}}},
+			{workflows.ActivitySetOrderStatus, []any{workflows.SetOrderStatusInput{OrderNo: o.OrderNo, From: []status.Order{status.Paid}, To: status.Shipped}}},
 			{workflows.ActivityFlagOrder, []any{workflows.FlagOrderInput{OrderNo: o.OrderNo, Flag: workflows.FlagRefundFailed}}},
 			{workflows.ActivityRequestRefund, []any{refundIn}},
 			{workflows.ActivitySettleRefund, []any{workflows.SettleRefundInput{OrderNo: o.OrderNo, OrderRefund: true,
-				Refund: workflows.RefundNotice{OutRefundNo: refundIn.OutRefundNo, Status: workflows.RefundSuccess}}}},
+				Refund: workflows.RefundNotice{OutRefundNo: refundIn.OutRefundNo, Status: status.RefundSuccess}}}},
 			{workflows.ActivityExamineStrayPayment, []any{n}},
 		}
 		for _, c := range calls {

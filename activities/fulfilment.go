@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
@@ -13,31 +14,31 @@ import (
 // is a retry: nothing is written and its status is returned. Any other status
 // is a non-retryable ErrTypeStatusConflict.
 func (a *Activities) SetOrderStatus(ctx context.Context, in workflows.SetOrderStatusInput) (workflows.OrderStatusResult, error) {
-	from := make([]store.OrderStatus, len(in.From))
+	from := make([]status.Order, len(in.From))
 	for i, f := range in.From {
-		from[i] = store.OrderStatus(f)
+		from[i] = status.Order(f)
 	}
 	now := a.now()
 	var set store.OrderUpdate
-	switch store.OrderStatus(in.To) {
-	case store.StatusShipped:
+	switch status.Order(in.To) {
+	case status.Shipped:
 		set.ShippedAt = &now
 		if in.TrackingNo != "" {
 			set.TrackingNo = &in.TrackingNo
 		}
-	case store.StatusCompleted:
+	case status.Completed:
 		set.CompletedAt = &now
-	case store.StatusClosed:
+	case status.Closed:
 		set.ClosedAt = &now
 	}
-	changed, o, err := a.Store.TransitionOrder(ctx, in.OrderNo, from, store.OrderStatus(in.To), set)
+	changed, o, err := a.Store.TransitionOrder(ctx, in.OrderNo, from, status.Order(in.To), set)
 	if err != nil {
 		return workflows.OrderStatusResult{}, businessError(err)
 	}
 	if changed {
 		a.log(ctx, in.OrderNo).Info("order status changed", "to", in.To, "reason", in.Reason, "tracking_no", in.TrackingNo)
 	}
-	return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nil
+	return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nil
 }
 
 // FlagOrder marks the order for a person (reasons accumulate; the same one

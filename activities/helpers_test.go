@@ -21,6 +21,7 @@ import (
 
 	"ordersaga/activities"
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxpay"
 	"ordersaga/worker"
@@ -352,7 +353,7 @@ func (f *fx) refunding(orderNo string) (workflows.RequestRefundInput, workflows.
 	f.t.Helper()
 	o, n := f.paidOrder(orderNo)
 	f.must(workflows.ActivitySetOrderStatus, workflows.SetOrderStatusInput{
-		OrderNo: orderNo, From: []workflows.Status{workflows.StatusPaid, workflows.StatusShipped}, To: workflows.StatusRefunding,
+		OrderNo: orderNo, From: []status.Order{status.Paid, status.Shipped}, To: status.Refunding,
 	})
 	in := workflows.RequestRefundInput{
 		OrderNo: orderNo, TransactionID: n.TransactionID, OutRefundNo: workflows.OrderRefundNo(orderNo, 1),
@@ -388,9 +389,9 @@ func (f *fx) stock(p store.Product) int64 {
 	return got.Stock
 }
 
-func (f *fx) transition(orderNo string, from, to store.OrderStatus) {
+func (f *fx) transition(orderNo string, from, to status.Order) {
 	f.t.Helper()
-	if _, _, err := f.st.TransitionOrder(f.ctx, orderNo, []store.OrderStatus{from}, to, store.OrderUpdate{}); err != nil {
+	if _, _, err := f.st.TransitionOrder(f.ctx, orderNo, []status.Order{from}, to, store.OrderUpdate{}); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxpay"
 	"ordersaga/workflows"
@@ -31,7 +32,7 @@ func (a *Activities) RequestPayment(ctx context.Context, in workflows.RequestPay
 	if err != nil {
 		return workflows.PayParams{}, businessError(err)
 	}
-	if o.Status != store.StatusPending {
+	if o.Status != status.Pending {
 		return workflows.PayParams{}, nonRetryable(workflows.ErrTypeNotPayable, "order %s is %s: it can no longer be paid", o.OrderNo, o.Status)
 	}
 	if in.TotalFen != 0 && in.TotalFen != o.TotalFen {
@@ -184,34 +185,24 @@ func (a *Activities) MarkPaid(ctx context.Context, in workflows.MarkPaidInput) (
 		paidAt = p.SuccessTime.UTC()
 	}
 	txID := p.TransactionID
-	changed, o, err := a.Store.TransitionOrder(ctx, in.OrderNo, []store.OrderStatus{store.StatusPending}, store.StatusPaid,
+	changed, o, err := a.Store.TransitionOrder(ctx, in.OrderNo, []status.Order{status.Pending}, status.Paid,
 		store.OrderUpdate{TransactionID: &txID, PaidAt: &paidAt})
 	if err != nil && !errors.Is(err, store.ErrStatusConflict) {
 		return workflows.OrderStatusResult{}, businessError(err)
 	}
 	if changed {
 		a.log(ctx, in.OrderNo).Info("order paid", "transaction_id", txID, "source", p.Source)
-		return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nil
+		return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nil
 	}
-	if o.TransactionID == txID && paidOrLater(o.Status) {
-		return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nil // a retry
+	if o.TransactionID == txID && o.Status.PaidOrLater() {
+		return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nil // a retry
 	}
 	if o.TransactionID != "" && o.TransactionID != txID {
-		return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nonRetryable(workflows.ErrTypeStatusConflict,
+		return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nonRetryable(workflows.ErrTypeStatusConflict,
 			"order %s is %s, paid by transaction %s: payment %s is not this order's", in.OrderNo, o.Status, o.TransactionID, txID)
 	}
-	return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nonRetryable(workflows.ErrTypeStatusConflict,
+	return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nonRetryable(workflows.ErrTypeStatusConflict,
 		"order %s is %s: payment %s cannot be applied", in.OrderNo, o.Status, txID)
-}
-
-// paidOrLater reports whether an order in status s has been paid.
-func paidOrLater(s store.OrderStatus) bool {
-	switch s {
-	case store.StatusPaid, store.StatusShipped, store.StatusCompleted,
-		store.StatusRefunding, store.StatusRefunded, store.StatusRefundFailed:
-		return true
-	}
-	return false
 }
 
 // paymentRow is the payments row of a reported payment.

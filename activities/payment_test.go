@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
 	"ordersaga/internal/wxpay"
@@ -33,7 +34,7 @@ func TestRequestPaymentTwiceGivesTheSamePrepay(t *testing.T) {
 		if want := "prepay_id=" + v.PrepayID; first.Package != want || second.Package != want {
 			t.Errorf("packages %q, %q; want %q for both", first.Package, second.Package, want)
 		}
-		if got := f.getOrder(o.OrderNo); got.PrepayID != v.PrepayID || got.Status != store.StatusPending {
+		if got := f.getOrder(o.OrderNo); got.PrepayID != v.PrepayID || got.Status != status.Pending {
 			t.Errorf("stored order %+v, want prepay_id %s", got, v.PrepayID)
 		}
 		if n := len(f.sim.Transactions()); n != 1 {
@@ -207,8 +208,8 @@ func TestRequestPaymentOnAnOrderClosedMeanwhileIsNotPayable(t *testing.T) {
 			o.beforeRequest = func(r *http.Request) {
 				if no := closeNow.Swap(nil); no != nil && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/jsapi") {
 					now := time.Now()
-					if _, _, err := st.TransitionOrder(context.Background(), *no, []store.OrderStatus{store.StatusPending},
-						store.StatusClosed, store.OrderUpdate{ClosedAt: &now}); err != nil {
+					if _, _, err := st.TransitionOrder(context.Background(), *no, []status.Order{status.Pending},
+						status.Closed, store.OrderUpdate{ClosedAt: &now}); err != nil {
 						t.Error(err)
 					}
 				}
@@ -219,7 +220,7 @@ func TestRequestPaymentOnAnOrderClosedMeanwhileIsNotPayable(t *testing.T) {
 		closeNow.Store(&no)
 		_, err := f.run(workflows.ActivityRequestPayment, workflows.RequestPaymentInput{OrderNo: no, TotalFen: o.TotalFen, TimeExpire: o.PayDeadline})
 		wantNonRetryable(t, err, workflows.ErrTypeNotPayable)
-		if got := f.getOrder(no); got.PrepayID != "" || got.Status != store.StatusClosed {
+		if got := f.getOrder(no); got.PrepayID != "" || got.Status != status.Closed {
 			t.Errorf("order %+v", got)
 		}
 	})
@@ -258,7 +259,7 @@ func TestQueryPaymentTwiceReportsTheSamePayment(t *testing.T) {
 			t.Errorf("two queries differ: %+v / %+v", first, second)
 		}
 		// A query only reads: the order is marked paid by MarkPaid, not here.
-		if got := f.getOrder(o.OrderNo); got.Status != store.StatusPending || got.TransactionID != "" {
+		if got := f.getOrder(o.OrderNo); got.Status != status.Pending || got.TransactionID != "" {
 			t.Errorf("a query changed the order: %+v", got)
 		}
 	})
@@ -322,7 +323,7 @@ func TestClosePaymentTwiceClosesOnce(t *testing.T) {
 			t.Error("the payer could still pay a closed order")
 		}
 		// Closing only closes at WeChat: the order row is the workflow's next step.
-		if got := f.getOrder(o.OrderNo); got.Status != store.StatusPending {
+		if got := f.getOrder(o.OrderNo); got.Status != status.Pending {
 			t.Errorf("order %s", got.Status)
 		}
 		// An order WeChat never saw closes too (WeChat answers 204).
@@ -422,12 +423,12 @@ func TestMarkPaidTwiceMarksOnce(t *testing.T) {
 
 		res := f.twice(o.OrderNo, workflows.ActivityMarkPaid, in)
 		for i, v := range res {
-			if got := get[workflows.OrderStatusResult](t, v); got.Status != workflows.StatusPaid {
+			if got := get[workflows.OrderStatusResult](t, v); got.Status != status.Paid {
 				t.Errorf("attempt %d: %s", i+1, got.Status)
 			}
 		}
 		got := f.getOrder(o.OrderNo)
-		if got.Status != store.StatusPaid || got.TransactionID != n.TransactionID || got.PaidAt == nil || !got.PaidAt.Equal(*n.SuccessTime) {
+		if got.Status != status.Paid || got.TransactionID != n.TransactionID || got.PaidAt == nil || !got.PaidAt.Equal(*n.SuccessTime) {
 			t.Errorf("order %+v, want PAID by %s at %v", got, n.TransactionID, n.SuccessTime)
 		}
 		payments, err := st.ListPayments(f.ctx, o.OrderNo)
@@ -438,11 +439,11 @@ func TestMarkPaidTwiceMarksOnce(t *testing.T) {
 
 		// The notify arrives after the query did the work, and after shipping.
 		f.must(workflows.ActivitySetOrderStatus, workflows.SetOrderStatusInput{OrderNo: o.OrderNo,
-			From: []workflows.Status{workflows.StatusPaid}, To: workflows.StatusShipped})
+			From: []status.Order{status.Paid}, To: status.Shipped})
 		notify := n
 		notify.Source = "notify"
 		late := get[workflows.OrderStatusResult](t, f.must(workflows.ActivityMarkPaid, workflows.MarkPaidInput{OrderNo: o.OrderNo, Payment: notify}))
-		if late.Status != workflows.StatusShipped {
+		if late.Status != status.Shipped {
 			t.Errorf("late notify: %s", late.Status)
 		}
 	})

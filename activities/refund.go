@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxpay"
 	"ordersaga/workflows"
@@ -93,7 +94,7 @@ func refundNotice(r wxpay.RefundResult) workflows.RefundNotice {
 		RefundID:      r.RefundID,
 		OutTradeNo:    r.OutTradeNo,
 		TransactionID: r.TransactionID,
-		Status:        r.Status,
+		Status:        status.Refund(r.Status),
 		RefundFen:     r.RefundFen,
 		SuccessTime:   r.SuccessTime,
 		Source:        "query",
@@ -141,7 +142,7 @@ func (a *Activities) SettleRefund(ctx context.Context, in workflows.SettleRefund
 	if row.Status != r.Status {
 		log.Warn("refund report ignored: the refund is already final", "reported", r.Status)
 	}
-	failed := row.Status == store.RefundClosed || row.Status == store.RefundAbnormal
+	failed := row.Status == status.RefundClosed || row.Status == status.RefundAbnormal
 
 	if !in.OrderRefund {
 		if failed {
@@ -157,9 +158,9 @@ func (a *Activities) SettleRefund(ctx context.Context, in workflows.SettleRefund
 	}
 
 	switch {
-	case row.Status == store.RefundSuccess:
+	case row.Status == status.RefundSuccess:
 		changed, o, err := a.Store.TransitionOrder(ctx, orderNo,
-			[]store.OrderStatus{store.StatusRefunding, store.StatusRefundFailed}, store.StatusRefunded, store.OrderUpdate{})
+			[]status.Order{status.Refunding, status.RefundFailed}, status.Refunded, store.OrderUpdate{})
 		if err != nil {
 			return workflows.OrderStatusResult{}, businessError(err)
 		}
@@ -171,10 +172,10 @@ func (a *Activities) SettleRefund(ctx context.Context, in workflows.SettleRefund
 		if changed {
 			log.Info("order refunded", "restore_stock", in.RestoreStock, "refund_fen", row.RefundFen)
 		}
-		return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nil
+		return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nil
 	case failed:
 		changed, o, err := a.Store.TransitionOrder(ctx, orderNo,
-			[]store.OrderStatus{store.StatusRefunding}, store.StatusRefundFailed,
+			[]status.Order{status.Refunding}, status.RefundFailed,
 			store.OrderUpdate{AddFlag: workflows.FlagRefundFailed})
 		if err != nil {
 			return workflows.OrderStatusResult{}, businessError(err)
@@ -185,7 +186,7 @@ func (a *Activities) SettleRefund(ctx context.Context, in workflows.SettleRefund
 			}
 		}
 		log.Error("refund failed: needs a person", "flag", workflows.FlagRefundFailed, "refund_fen", row.RefundFen)
-		return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nil
+		return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nil
 	default:
 		return a.orderStatus(ctx, orderNo)
 	}
@@ -200,7 +201,7 @@ func (a *Activities) orderStatus(ctx context.Context, orderNo string) (workflows
 	if err != nil {
 		return workflows.OrderStatusResult{}, err
 	}
-	return workflows.OrderStatusResult{Status: workflows.Status(o.Status)}, nil
+	return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nil
 }
 
 // ExamineStrayPayment decides whether a payment that reached no running order
@@ -235,7 +236,7 @@ func (a *Activities) ExamineStrayPayment(ctx context.Context, p workflows.Paymen
 		return workflows.StrayDecision{Refund: false, OrderKnown: true,
 			Why: fmt.Sprintf("trade_state %s is not a payment", p.TradeState)}, nil
 	}
-	if o.TransactionID == p.TransactionID && paidOrLater(o.Status) {
+	if o.TransactionID == p.TransactionID && o.Status.PaidOrLater() {
 		return workflows.StrayDecision{Refund: false, OrderKnown: true, Why: "order keeps this payment"}, nil
 	}
 	log.Warn("payment nobody keeps: to be refunded", "order_status", o.Status, "amount_fen", p.AmountFen)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
 	"ordersaga/workflows"
@@ -31,13 +32,13 @@ func TestRequestRefundTwiceRefundsOnce(t *testing.T) {
 			t.Errorf("refund at WeChat %+v", wr)
 		}
 		for _, got := range []workflows.RefundNotice{first, second} {
-			if got.OutRefundNo != in.OutRefundNo || got.RefundID != wr.RefundID || got.Status != workflows.RefundProcessing ||
+			if got.OutRefundNo != in.OutRefundNo || got.RefundID != wr.RefundID || got.Status != status.RefundProcessing ||
 				got.TransactionID != n.TransactionID || got.OutTradeNo != o.OrderNo || got.RefundFen != 21500 || got.Source != "query" {
 				t.Errorf("refund notice %+v (WeChat %+v)", got, wr)
 			}
 		}
 		row, err := st.GetRefund(f.ctx, in.OutRefundNo)
-		if err != nil || row.Status != store.RefundProcessing || row.RefundID != wr.RefundID || row.OrderNo != o.OrderNo ||
+		if err != nil || row.Status != status.RefundProcessing || row.RefundID != wr.RefundID || row.OrderNo != o.OrderNo ||
 			row.TransactionID != n.TransactionID || row.RefundFen != 21500 || row.Reason != in.Reason {
 			t.Errorf("refund row %+v %v", row, err)
 		}
@@ -47,7 +48,7 @@ func TestRequestRefundTwiceRefundsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		again := get[workflows.RefundNotice](t, f.must(workflows.ActivityRequestRefund, in))
-		if again.Status != workflows.RefundSuccess || again.SuccessTime == nil || again.RefundID != wr.RefundID {
+		if again.Status != status.RefundSuccess || again.SuccessTime == nil || again.RefundID != wr.RefundID {
 			t.Errorf("after settling: %+v", again)
 		}
 		if v, _ := f.sim.Transaction(o.OrderNo); len(v.Refunds) != 1 || v.RefundedFen != 21500 {
@@ -106,13 +107,13 @@ func TestRequestRefundWaitsForFundsAndRetriesWeChatFailures(t *testing.T) {
 				if !strings.Contains(err.Error(), tt.wantMsg) {
 					t.Errorf("err = %v; want it to say %q", err, tt.wantMsg)
 				}
-				if row, err := st.GetRefund(f.ctx, in.OutRefundNo); err != nil || row.Status != store.RefundProcessing {
+				if row, err := st.GetRefund(f.ctx, in.OutRefundNo); err != nil || row.Status != status.RefundProcessing {
 					t.Errorf("refund row %+v %v", row, err)
 				}
 				// The retry, with the same out_refund_no, refunds exactly once.
 				got := get[workflows.RefundNotice](t, f.must(workflows.ActivityRequestRefund, in))
 				v, _ := f.sim.Transaction(o.OrderNo)
-				if len(v.Refunds) != 1 || v.Refunds[0].RefundID != got.RefundID || got.Status != workflows.RefundProcessing {
+				if len(v.Refunds) != 1 || v.Refunds[0].RefundID != got.RefundID || got.Status != status.RefundProcessing {
 					t.Errorf("after the retry: %+v; at WeChat %+v", got, v.Refunds)
 				}
 			})
@@ -178,12 +179,12 @@ func TestQueryRefundTwiceReportsTheSameRefund(t *testing.T) {
 			}
 		}
 		settled := f.settled(in.OutRefundNo, paysim.RefundSuccess)
-		if settled.Status != workflows.RefundSuccess || settled.SuccessTime == nil || settled.RefundID != requested.RefundID ||
+		if settled.Status != status.RefundSuccess || settled.SuccessTime == nil || settled.RefundID != requested.RefundID ||
 			settled.TransactionID != in.TransactionID || settled.RefundFen != in.RefundFen || !settled.Final() {
 			t.Errorf("settled %+v", settled)
 		}
 		// A query reads only: the refund row is SettleRefund's.
-		if row, _ := st.GetRefund(f.ctx, in.OutRefundNo); row.Status != store.RefundProcessing {
+		if row, _ := st.GetRefund(f.ctx, in.OutRefundNo); row.Status != status.RefundProcessing {
 			t.Errorf("refund row %s after a query", row.Status)
 		}
 
@@ -198,7 +199,7 @@ func TestQueryRefundTwiceReportsTheSameRefund(t *testing.T) {
 			last = get[workflows.RefundNotice](t, f.must(workflows.ActivityQueryRefund, in2.OutRefundNo))
 			return last.Final()
 		})
-		if last.Status != workflows.RefundSuccess || last.SuccessTime == nil {
+		if last.Status != status.RefundSuccess || last.SuccessTime == nil {
 			t.Errorf("settled by itself: %+v", last)
 		}
 	})
@@ -233,7 +234,7 @@ func TestSettleRefundRestoresStockOnce(t *testing.T) {
 
 		res := f.twice(in.OrderNo, workflows.ActivitySettleRefund, settle)
 		for i, v := range res {
-			if got := get[workflows.OrderStatusResult](t, v); got.Status != workflows.StatusRefunded {
+			if got := get[workflows.OrderStatusResult](t, v); got.Status != status.Refunded {
 				t.Errorf("attempt %d: %s", i+1, got.Status)
 			}
 		}
@@ -244,16 +245,16 @@ func TestSettleRefundRestoresStockOnce(t *testing.T) {
 		if kinds := ledgerKinds(t, st, in.OrderNo); kinds[store.LedgerDeduct] != 2 || kinds[store.LedgerRestore] != 2 {
 			t.Errorf("ledger %v, want one DEDUCT and one RESTORE per product", kinds)
 		}
-		if row, _ := st.GetRefund(f.ctx, in.OutRefundNo); row.Status != store.RefundSuccess || row.RefundID != notice.RefundID {
+		if row, _ := st.GetRefund(f.ctx, in.OutRefundNo); row.Status != status.RefundSuccess || row.RefundID != notice.RefundID {
 			t.Errorf("refund row %+v", row)
 		}
 
 		// A late, reordered report cannot undo it: the refund row decides.
 		late := notice
-		late.Status, late.Source = workflows.RefundClosed, "notify"
+		late.Status, late.Source = status.RefundClosed, "notify"
 		got := get[workflows.OrderStatusResult](t, f.must(workflows.ActivitySettleRefund,
 			workflows.SettleRefundInput{OrderNo: in.OrderNo, Refund: late, OrderRefund: true, RestoreStock: true}))
-		if o := f.getOrder(in.OrderNo); got.Status != workflows.StatusRefunded || o.Status != store.StatusRefunded || o.Flag != "" {
+		if o := f.getOrder(in.OrderNo); got.Status != status.Refunded || o.Status != status.Refunded || o.Flag != "" {
 			t.Errorf("after a late CLOSED report: %s, order %+v", got.Status, o)
 		}
 	})
@@ -268,7 +269,7 @@ func TestSettleRefundWithoutRestockKeepsTheStockOut(t *testing.T) {
 		if kinds := ledgerKinds(t, st, in.OrderNo); kinds[store.LedgerRestore] != 0 {
 			t.Errorf("ledger %v", kinds)
 		}
-		if o := f.getOrder(in.OrderNo); o.Status != store.StatusRefunded {
+		if o := f.getOrder(in.OrderNo); o.Status != status.Refunded {
 			t.Errorf("order %s", o.Status)
 		}
 	})
@@ -277,23 +278,23 @@ func TestSettleRefundWithoutRestockKeepsTheStockOut(t *testing.T) {
 func TestSettleRefundThatFailedFlagsTheOrderOnce(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		f := newFx(t, st)
-		for i, status := range []string{paysim.RefundClosed, paysim.RefundAbnormal} {
-			t.Run(status, func(t *testing.T) {
+		for i, simStatus := range []string{paysim.RefundClosed, paysim.RefundAbnormal} {
+			t.Run(simStatus, func(t *testing.T) {
 				in, _ := f.refunding("H300000" + string(rune('1'+i)))
-				notice := f.settled(in.OutRefundNo, status)
+				notice := f.settled(in.OutRefundNo, simStatus)
 				res := f.twice(in.OrderNo, workflows.ActivitySettleRefund,
 					workflows.SettleRefundInput{OrderNo: in.OrderNo, Refund: notice, OrderRefund: true, RestoreStock: true})
-				if got := get[workflows.OrderStatusResult](t, res[1]); got.Status != workflows.StatusRefundFailed {
+				if got := get[workflows.OrderStatusResult](t, res[1]); got.Status != status.RefundFailed {
 					t.Errorf("status %s", got.Status)
 				}
 				o := f.getOrder(in.OrderNo)
-				if o.Status != store.StatusRefundFailed || o.Flag != workflows.FlagRefundFailed {
+				if o.Status != status.RefundFailed || o.Flag != workflows.FlagRefundFailed {
 					t.Errorf("order %+v", o)
 				}
 				if kinds := ledgerKinds(t, st, in.OrderNo); kinds[store.LedgerRestore] != 0 {
 					t.Errorf("stock restored for a refund that failed: %v", kinds)
 				}
-				if row, _ := st.GetRefund(f.ctx, in.OutRefundNo); row.Status != status {
+				if row, _ := st.GetRefund(f.ctx, in.OutRefundNo); row.Status != status.Refund(simStatus) {
 					t.Errorf("refund row %s", row.Status)
 				}
 			})
@@ -305,10 +306,10 @@ func TestSettleRefundThatFailedFlagsTheOrderOnce(t *testing.T) {
 
 		// A person got the ABNORMAL refund through after all: WeChat reports SUCCESS.
 		abnormal := workflows.OrderRefundNo("H3000002", 1)
-		notice := workflows.RefundNotice{OutRefundNo: abnormal, Status: workflows.RefundSuccess, Source: "notify"}
+		notice := workflows.RefundNotice{OutRefundNo: abnormal, Status: status.RefundSuccess, Source: "notify"}
 		got := get[workflows.OrderStatusResult](t, f.must(workflows.ActivitySettleRefund,
 			workflows.SettleRefundInput{OrderNo: "H3000002", Refund: notice, OrderRefund: true}))
-		if got.Status != workflows.StatusRefunded {
+		if got.Status != status.Refunded {
 			t.Errorf("after the late success: %s", got.Status)
 		}
 	})
@@ -329,16 +330,16 @@ func TestSettleRefundRefusals(t *testing.T) {
 			wantType string
 		}{
 			{"a refund this shop never asked for",
-				workflows.SettleRefundInput{OrderNo: in.OrderNo, OrderRefund: true, Refund: workflows.RefundNotice{OutRefundNo: "H4000001-R7", Status: workflows.RefundSuccess}},
+				workflows.SettleRefundInput{OrderNo: in.OrderNo, OrderRefund: true, Refund: workflows.RefundNotice{OutRefundNo: "H4000001-R7", Status: status.RefundSuccess}},
 				workflows.ErrTypeInvalidOrder},
 			{"another order's refund",
-				workflows.SettleRefundInput{OrderNo: o.OrderNo, OrderRefund: true, Refund: workflows.RefundNotice{OutRefundNo: in.OutRefundNo, Status: workflows.RefundSuccess}},
+				workflows.SettleRefundInput{OrderNo: o.OrderNo, OrderRefund: true, Refund: workflows.RefundNotice{OutRefundNo: in.OutRefundNo, Status: status.RefundSuccess}},
 				workflows.ErrTypeInvalidOrder},
 			{"no status",
 				workflows.SettleRefundInput{OrderNo: in.OrderNo, OrderRefund: true, Refund: workflows.RefundNotice{OutRefundNo: in.OutRefundNo}},
 				workflows.ErrTypeInvalidOrder},
 			{"the order is not refunding",
-				workflows.SettleRefundInput{OrderNo: o.OrderNo, OrderRefund: true, Refund: workflows.RefundNotice{OutRefundNo: paidRefund.OutRefundNo, Status: workflows.RefundSuccess}},
+				workflows.SettleRefundInput{OrderNo: o.OrderNo, OrderRefund: true, Refund: workflows.RefundNotice{OutRefundNo: paidRefund.OutRefundNo, Status: status.RefundSuccess}},
 				workflows.ErrTypeStatusConflict},
 		}
 		for _, tt := range tests {
@@ -351,7 +352,7 @@ func TestSettleRefundRefusals(t *testing.T) {
 		// Still PROCESSING: only the row is touched; the order waits.
 		got := get[workflows.OrderStatusResult](t, f.must(workflows.ActivitySettleRefund,
 			workflows.SettleRefundInput{OrderNo: in.OrderNo, Refund: requested, OrderRefund: true, RestoreStock: true}))
-		if got.Status != workflows.StatusRefunding {
+		if got.Status != status.Refunding {
 			t.Errorf("processing: %s", got.Status)
 		}
 		if kinds := ledgerKinds(t, st, in.OrderNo); kinds[store.LedgerRestore] != 0 {
@@ -387,13 +388,13 @@ func TestSettleRefundOfAStrayPaymentTouchesOnlyTheRefund(t *testing.T) {
 				f.must(workflows.ActivityRequestRefund, in)
 				notice := f.settled(in.OutRefundNo, tt.settleAs)
 				res := f.twice(o.OrderNo, workflows.ActivitySettleRefund, workflows.SettleRefundInput{OrderNo: o.OrderNo, Refund: notice})
-				if got := get[workflows.OrderStatusResult](t, res[1]); got.Status != workflows.StatusClosed {
+				if got := get[workflows.OrderStatusResult](t, res[1]); got.Status != status.Closed {
 					t.Errorf("status %s, want the order's CLOSED", got.Status)
 				}
-				if got := f.getOrder(o.OrderNo); got.Status != store.StatusClosed || got.Flag != tt.wantFlag {
+				if got := f.getOrder(o.OrderNo); got.Status != status.Closed || got.Flag != tt.wantFlag {
 					t.Errorf("order %+v", got)
 				}
-				if row, _ := st.GetRefund(f.ctx, in.OutRefundNo); row.Status != tt.settleAs {
+				if row, _ := st.GetRefund(f.ctx, in.OutRefundNo); row.Status != status.Refund(tt.settleAs) {
 					t.Errorf("refund row %s", row.Status)
 				}
 			})
@@ -404,7 +405,7 @@ func TestSettleRefundOfAStrayPaymentTouchesOnlyTheRefund(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := get[workflows.OrderStatusResult](t, f.must(workflows.ActivitySettleRefund, workflows.SettleRefundInput{
-			OrderNo: "J1000404", Refund: workflows.RefundNotice{OutRefundNo: "S4200000000000000777", Status: workflows.RefundAbnormal}}))
+			OrderNo: "J1000404", Refund: workflows.RefundNotice{OutRefundNo: "S4200000000000000777", Status: status.RefundAbnormal}}))
 		if got.Status != "" {
 			t.Errorf("status %q for a missing order", got.Status)
 		}
@@ -471,10 +472,10 @@ func TestExamineStrayPaymentTwiceDecidesTheSame(t *testing.T) {
 			})
 		}
 		// Examining changes no order.
-		if o := f.getOrder("E1000001"); o.Status != store.StatusClosed || o.TransactionID != "" {
+		if o := f.getOrder("E1000001"); o.Status != status.Closed || o.TransactionID != "" {
 			t.Errorf("closed order %+v", o)
 		}
-		if o := f.getOrder("E1000002"); o.Status != store.StatusPaid || o.TransactionID != kept.TransactionID {
+		if o := f.getOrder("E1000002"); o.Status != status.Paid || o.TransactionID != kept.TransactionID {
 			t.Errorf("paid order %+v", o)
 		}
 		_, err := f.run(workflows.ActivityExamineStrayPayment, workflows.PaymentNotice{TransactionID: "4200000000000000111", TradeState: workflows.TradeSuccess})

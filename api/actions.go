@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
@@ -74,21 +75,21 @@ type action struct {
 	// done are the statuses in which an ended order shows the action took
 	// place: asking again answers the order, as the workflow does while it
 	// runs, rather than a refusal.
-	done []store.OrderStatus
+	done []status.Order
 	// from are the statuses the action moves an order out of: a repeat the
 	// workflow refused as already requested, of an order the row still
 	// shows in one of them, is answered 202 (under way), otherwise 200.
-	from []store.OrderStatus
+	from []status.Order
 }
 
 var (
 	actPay    = action{workflows.UpdatePay, "paid", CodeOrderNotPayable, nil, nil}
 	actCancel = action{workflows.UpdateCancel, "cancelled", CodeOrderNotCancellable,
-		[]store.OrderStatus{store.StatusClosed}, []store.OrderStatus{store.StatusPending}}
+		[]status.Order{status.Closed}, []status.Order{status.Pending}}
 	actRefund = action{workflows.UpdateRequestRefund, "refunded", CodeOrderNotRefundable,
-		[]store.OrderStatus{store.StatusRefunded}, []store.OrderStatus{store.StatusPaid, store.StatusShipped}}
+		[]status.Order{status.Refunded}, []status.Order{status.Paid, status.Shipped}}
 	actShip    = action{workflows.UpdateShip, "shipped", CodeOrderNotShippable, nil, nil}
-	actConfirm = action{workflows.UpdateConfirm, "confirmed", CodeOrderNotConfirmable, []store.OrderStatus{store.StatusCompleted}, nil}
+	actConfirm = action{workflows.UpdateConfirm, "confirmed", CodeOrderNotConfirmable, []status.Order{status.Completed}, nil}
 )
 
 // actionFailed answers an update that did not succeed.
@@ -149,15 +150,15 @@ func (s *server) actionFailed(c *gin.Context, a action, o store.Order, err error
 
 // respondOrder answers the order as the database has it, with the status
 // the workflow reported when there is one (it is the newer of the two).
-func (s *server) respondOrder(c *gin.Context, status int, o store.Order, view *workflows.OrderView) {
+func (s *server) respondOrder(c *gin.Context, httpStatus int, o store.Order, view *workflows.OrderView) {
 	if again, err := s.Store.GetOrder(c.Request.Context(), o.OrderNo); err == nil {
 		o = again
 	}
 	out := orderFromRow(o)
-	if view != nil && view.Status != "" && view.Status != workflows.StatusRefused {
+	if view != nil && view.Status != "" && view.Status != status.Refused {
 		out.Status = string(view.Status)
 	}
-	c.JSON(status, out)
+	c.JSON(httpStatus, out)
 }
 
 // payOrder answers the five wx.requestPayment parameters of a PENDING order

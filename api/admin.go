@@ -209,7 +209,7 @@ func (s *server) adminGetOrder(c *gin.Context) {
 	}
 	for _, r := range refunds {
 		out.Refunds = append(out.Refunds, refundJSON{OutRefundNo: r.OutRefundNo, RefundID: r.RefundID, RefundFen: r.RefundFen, TotalFen: r.TotalFen,
-			Status: r.Status, Reason: r.Reason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()})
+			Status: string(r.Status), Reason: r.Reason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()})
 	}
 	state, err := s.queryState(ctx, no)
 	if err != nil {

@@ -40,6 +40,7 @@ import (
 
 	"ordersaga/internal/app"
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/testenv"
 	"ordersaga/workflows"
@@ -118,7 +119,7 @@ func placePaid(t *testing.T, env *testenv.Env, token string, items ...item) (ord
 	historyOnFailure(t, env, wf)
 	pay(t, env, token, o.OrderNo)
 	simPay(t, env, o.OrderNo)
-	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	waitStatus(t, env, o.OrderNo, status.Paid)
 	return o, wf
 }
 
@@ -132,7 +133,7 @@ func row(t *testing.T, env *testenv.Env, orderNo string) store.Order {
 }
 
 // waitStatus waits until the order's row has the status.
-func waitStatus(t *testing.T, env *testenv.Env, orderNo string, want store.OrderStatus) store.Order {
+func waitStatus(t *testing.T, env *testenv.Env, orderNo string, want status.Order) store.Order {
 	t.Helper()
 	var o store.Order
 	testenv.Eventually(t, 90*time.Second, fmt.Sprintf("order %s %s", orderNo, want), func() (bool, string) {

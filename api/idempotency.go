@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/converter"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
@@ -219,9 +220,9 @@ func (s *server) keyedClosed(c *gin.Context, k keyedAttempt, startErr error) {
 		unavailable(c, fmt.Errorf("result of keyed order %s: %w", k.orderNo, err))
 		return
 	}
-	if status, code, ok := refusalStatus(view.RefusalType); ok && view.Status == workflows.StatusRefused {
+	if httpStatus, code, ok := refusalStatus(view.RefusalType); ok && view.Status == status.Refused {
 		s.replayed(c, k)
-		abortError(c, status, code, view.RefusalMessage)
+		abortError(c, httpStatus, code, view.RefusalMessage)
 		return
 	}
 	unavailable(c, fmt.Errorf("keyed order %s ended %s without a row", k.orderNo, view.Status))

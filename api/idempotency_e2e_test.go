@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/testenv"
 	"ordersaga/workflows"
@@ -136,7 +137,7 @@ func TestOrderCreationUnderAnIdempotencyKeyMakesOneOrder(t *testing.T) {
 	// Paid, the order still answers its key.
 	pay(t, env, alice, no)
 	simPay(t, env, no)
-	waitStatus(t, env, no, store.StatusPaid)
+	waitStatus(t, env, no, status.Paid)
 	if resp := createKeyed(t, env, alice, key, body); resp.Status != http.StatusOK || !strings.Contains(string(resp.Body), `"status":"PAID"`) {
 		t.Fatalf("after payment: %d %s", resp.Status, resp.Body)
 	}

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/testenv"
 	"ordersaga/workflows"
@@ -90,7 +91,7 @@ func expectError(t *testing.T, resp testenv.Response, status int, code string) {
 
 // expectStatus asserts a 200 answering the order in status want: asking an
 // ended order for what it already did answers the order, not a refusal.
-func expectStatus(t *testing.T, resp testenv.Response, want store.OrderStatus) {
+func expectStatus(t *testing.T, resp testenv.Response, want status.Order) {
 	t.Helper()
 	var o orderView
 	resp.JSON(t, &o)
@@ -144,7 +145,7 @@ func TestJourneyFromLoginToPaidThroughTheNotify(t *testing.T) {
 	}
 	simPay(t, env, o.OrderNo)
 
-	paid := waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	paid := waitStatus(t, env, o.OrderNo, status.Paid)
 	got := getOrder(t, env, token, "/v1/orders/"+o.OrderNo)
 	if got.Status != "PAID" || got.PaidAt == nil {
 		t.Fatalf("GET after payment: %+v", got)
@@ -294,8 +295,8 @@ func TestDuplicateAndReorderedNotifiesPayOnce(t *testing.T) {
 	}
 	simPay(t, env, a.OrderNo) // held until b's exists
 	simPay(t, env, b.OrderNo) // sent first, then a's
-	waitStatus(t, env, a.OrderNo, store.StatusPaid)
-	waitStatus(t, env, b.OrderNo, store.StatusPaid)
+	waitStatus(t, env, a.OrderNo, status.Paid)
+	waitStatus(t, env, b.OrderNo, status.Paid)
 	testenv.Eventually(t, 30*time.Second, "both notifies delivered twice", func() (bool, string) {
 		var states []string
 		done := true
@@ -340,7 +341,7 @@ func TestUnpaidOrderExpiresAndWeChatRefusesALatePayment(t *testing.T) {
 	historyOnFailure(t, env, workflows.WorkflowID(o.OrderNo))
 	pay(t, env, token, o.OrderNo)
 
-	closed := waitStatus(t, env, o.OrderNo, store.StatusClosed)
+	closed := waitStatus(t, env, o.OrderNo, status.Closed)
 	if closed.ClosedAt == nil {
 		t.Errorf("closed_at not set")
 	}
@@ -380,7 +381,7 @@ func TestCancel(t *testing.T) {
 		if resp.Status != http.StatusOK || got.Status != "CLOSED" {
 			t.Fatalf("cancel: %d %s", resp.Status, resp.Body)
 		}
-		if r := row(t, env, o.OrderNo); r.Status != store.StatusClosed || r.ClosedAt == nil {
+		if r := row(t, env, o.OrderNo); r.Status != status.Closed || r.ClosedAt == nil {
 			t.Errorf("row: %s", r.Status)
 		}
 		if tx, _ := env.Sim.Transaction(o.OrderNo); tx.TradeState != "CLOSED" {
@@ -388,7 +389,7 @@ func TestCancel(t *testing.T) {
 		}
 		waitWorkflowClosed(t, env, wf)
 		expectError(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/pay", token, nil), http.StatusConflict, "ORDER_NOT_PAYABLE")
-		expectStatus(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/cancel", token, nil), store.StatusClosed)
+		expectStatus(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/cancel", token, nil), status.Closed)
 		expectError(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/refund", token, nil), http.StatusConflict, "ORDER_NOT_REFUNDABLE")
 	})
 	t.Run("an order never sent to WeChat closes at once", func(t *testing.T) {
@@ -414,7 +415,7 @@ func TestCancel(t *testing.T) {
 		if resp.Status != http.StatusOK || got.Status != "PAID" {
 			t.Fatalf("cancel of an order paid a moment before: %d %s", resp.Status, resp.Body)
 		}
-		waitStatus(t, env, o.OrderNo, store.StatusPaid)
+		waitStatus(t, env, o.OrderNo, status.Paid)
 	})
 	waitStock(t, env, ps[0].ID, 4)
 }
@@ -434,7 +435,7 @@ func TestRefundRestoresStock(t *testing.T) {
 	if resp.Status != http.StatusOK || (got.Status != "REFUNDING" && got.Status != "REFUNDED") {
 		t.Fatalf("refund: %d %s", resp.Status, resp.Body)
 	}
-	waitStatus(t, env, o.OrderNo, store.StatusRefunded)
+	waitStatus(t, env, o.OrderNo, status.Refunded)
 	waitStock(t, env, ps[0].ID, 5)
 	if l := ledgerRows(t, env, o.OrderNo, store.LedgerRestore); l != 1 {
 		t.Errorf("restore rows: %d, want 1", l)
@@ -444,7 +445,7 @@ func TestRefundRestoresStock(t *testing.T) {
 		t.Errorf("refund at WeChat: %+v", r)
 	}
 	waitWorkflowClosed(t, env, wf)
-	expectStatus(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/refund", token, nil), store.StatusRefunded)
+	expectStatus(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/refund", token, nil), status.Refunded)
 	expectError(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/confirm", token, nil), http.StatusConflict, "ORDER_NOT_CONFIRMABLE")
 	waitStock(t, env, ps[0].ID, 5)
 }
@@ -463,9 +464,9 @@ func TestOversoldOrderIsRefundedAutomatically(t *testing.T) {
 	pay(t, env, bob, b.OrderNo)
 
 	simPay(t, env, a.OrderNo)
-	waitStatus(t, env, a.OrderNo, store.StatusPaid)
+	waitStatus(t, env, a.OrderNo, status.Paid)
 	simPay(t, env, b.OrderNo)
-	waitStatus(t, env, b.OrderNo, store.StatusRefunded)
+	waitStatus(t, env, b.OrderNo, status.Refunded)
 
 	waitStock(t, env, ps[0].ID, 0)
 	if l := ledgerRows(t, env, b.OrderNo, store.LedgerDeduct); l != 0 {
@@ -504,7 +505,7 @@ func TestPaymentForAnEndedOrderIsReturnedByTheStrayWorkflow(t *testing.T) {
 	if resp.Status != http.StatusOK {
 		t.Fatalf("cancel: %d %s", resp.Status, resp.Body)
 	}
-	waitStatus(t, env, o.OrderNo, store.StatusClosed)
+	waitStatus(t, env, o.OrderNo, status.Closed)
 	waitWorkflowClosed(t, env, wf)
 
 	// Now WeChat's retry gets through.
@@ -538,7 +539,7 @@ func TestPaymentForAnEndedOrderIsReturnedByTheStrayWorkflow(t *testing.T) {
 	if !ok || r.Status != "SUCCESS" || r.RefundFen != o.TotalFen {
 		t.Errorf("refund at WeChat: %+v", r)
 	}
-	if st := row(t, env, o.OrderNo).Status; st != store.StatusClosed {
+	if st := row(t, env, o.OrderNo).Status; st != status.Closed {
 		t.Errorf("order is %s, want CLOSED", st)
 	}
 	// The order's workflow ended before the money came: the stock is as
@@ -599,7 +600,7 @@ func TestNotifyDuringATemporalOutageIsRetriedUntilPaid(t *testing.T) {
 			t.Fatalf("an attempt while Temporal was away was answered %d (%s)", a.Status, a.Error)
 		}
 	}
-	if st := row(t, env, o.OrderNo).Status; st != store.StatusPending {
+	if st := row(t, env, o.OrderNo).Status; st != status.Pending {
 		t.Fatalf("order is %s while Temporal was away", st)
 	}
 	if n := signals(t, env, wf, workflows.SignalPayment); n != 0 {
@@ -607,7 +608,7 @@ func TestNotifyDuringATemporalOutageIsRetriedUntilPaid(t *testing.T) {
 	}
 
 	proxy.start(t) // Temporal is back
-	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	waitStatus(t, env, o.OrderNo, status.Paid)
 	ns := simNotifies(t, env, o.OrderNo)
 	if ns[0].State != "delivered" {
 		t.Errorf("notify %s: %v", ns[0].State, attemptStatuses(ns[0]))
@@ -722,7 +723,7 @@ func TestTamperedNotifiesAreRefusedAndTheGenuineRetryLands(t *testing.T) {
 				t.Fatal(err)
 			}
 			simPay(t, env, o.OrderNo)
-			waitStatus(t, env, o.OrderNo, store.StatusPaid)
+			waitStatus(t, env, o.OrderNo, status.Paid)
 			ns := simNotifies(t, env, o.OrderNo)
 			got := attemptStatuses(ns[0])
 			if len(got) != 3 || got[0] != tt.status || got[1] != tt.status || got[2] != http.StatusNoContent {
@@ -748,7 +749,7 @@ func TestAdminShipsAndTheUserConfirms(t *testing.T) {
 	expectError(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/confirm", token, nil), http.StatusConflict, "ORDER_NOT_CONFIRMABLE")
 	pay(t, env, token, o.OrderNo)
 	simPay(t, env, o.OrderNo)
-	waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	waitStatus(t, env, o.OrderNo, status.Paid)
 
 	resp := env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", admin, map[string]string{"tracking_no": "SF1234567890"})
 	var shipped orderView
@@ -786,7 +787,7 @@ func TestAdminShipsAndTheUserConfirms(t *testing.T) {
 		t.Fatalf("confirm: %d %s", resp.Status, resp.Body)
 	}
 	waitWorkflowClosed(t, env, wf)
-	expectStatus(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/confirm", token, nil), store.StatusCompleted)
+	expectStatus(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/confirm", token, nil), status.Completed)
 	expectError(t, env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", admin, nil), http.StatusConflict, "ORDER_NOT_SHIPPABLE")
 	expectError(t, env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/refund", admin, nil), http.StatusConflict, "ORDER_NOT_REFUNDABLE")
 	// The admin view of an ended order still has the workflow's state.
@@ -815,7 +816,7 @@ func TestAdminRefundsAShippedOrder(t *testing.T) {
 	if resp.Status != http.StatusOK || (got.Status != "REFUNDING" && got.Status != "REFUNDED") {
 		t.Fatalf("admin refund: %d %s", resp.Status, resp.Body)
 	}
-	waitStatus(t, env, o.OrderNo, store.StatusRefunded)
+	waitStatus(t, env, o.OrderNo, status.Refunded)
 	// Once the workflow has ended nothing can restore the stock any more:
 	// it stays as the payment left it, with no restore in the ledger.
 	waitWorkflowClosed(t, env, wf)
@@ -840,7 +841,7 @@ func TestShippedOrderCompletesByItself(t *testing.T) {
 	if r := env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", env.Config.AdminToken, nil); r.Status != http.StatusOK {
 		t.Fatalf("ship: %d %s", r.Status, r.Body)
 	}
-	waitStatus(t, env, o.OrderNo, store.StatusCompleted)
+	waitStatus(t, env, o.OrderNo, status.Completed)
 }
 
 // Closing at WeChat takes longer than the cancel call waits (WeChat answers
@@ -865,7 +866,7 @@ func TestSlowCancelIsAcceptedAndFinishesByItself(t *testing.T) {
 		t.Fatalf("slow cancel: %d %s, want 202 with the order PENDING", resp.Status, resp.Body)
 	}
 	env.Sim.ClearFaults() // WeChat is back: the workflow's next retry closes it
-	waitStatus(t, env, o.OrderNo, store.StatusClosed)
+	waitStatus(t, env, o.OrderNo, status.Closed)
 	if tx, _ := env.Sim.Transaction(o.OrderNo); tx.TradeState != "CLOSED" {
 		t.Errorf("at WeChat: %s, want CLOSED", tx.TradeState)
 	}

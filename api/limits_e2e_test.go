@@ -18,6 +18,7 @@ import (
 
 	"ordersaga/internal/app"
 	"ordersaga/internal/ratelimit"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/testenv"
 	"ordersaga/workflows"
@@ -57,7 +58,7 @@ func TestChineseNamesAndReasonsArePaidAndRefunded(t *testing.T) {
 			if resp := env.Do(http.MethodPost, path, tok, map[string]string{"reason": reason}); resp.Status != http.StatusOK {
 				t.Fatalf("refund: %d %s", resp.Status, resp.Body)
 			}
-			waitStatus(t, env, o.OrderNo, store.StatusRefunded)
+			waitStatus(t, env, o.OrderNo, status.Refunded)
 			v, _ = env.Sim.Transaction(o.OrderNo)
 			if len(v.Refunds) != 1 || len(v.Refunds[0].Reason) > 80 || !utf8.ValidString(v.Refunds[0].Reason) ||
 				!strings.HasPrefix(reason, strings.TrimSuffix(v.Refunds[0].Reason, "…")) {
@@ -123,7 +124,7 @@ func TestNoClientCanWedgeAnOrder(t *testing.T) {
 	}
 
 	simPay(t, env, o.OrderNo)
-	paid := waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	paid := waitStatus(t, env, o.OrderNo, status.Paid)
 
 	// WeChat's notify of the payment, delivered again and again, each time
 	// signed afresh (as WeChat's retries are): Temporal takes
@@ -162,14 +163,14 @@ func TestNoClientCanWedgeAnOrder(t *testing.T) {
 	}
 	// Asking again while it refunds answers the order and writes nothing.
 	for range 20 {
-		expectStatus(t, env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/refund", admin, nil), store.StatusRefunding)
+		expectStatus(t, env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/refund", admin, nil), status.Refunding)
 	}
 	if n := updatesAccepted(t, env, wf, workflows.UpdateRequestRefund); n != 1 {
 		t.Fatalf("refund updates accepted: %d, want 1", n)
 	}
 	// WeChat's refund notify is a signal too, refused like the others: the
 	// workflow's own query of the refund settles it.
-	waitStatus(t, env, o.OrderNo, store.StatusRefunded)
+	waitStatus(t, env, o.OrderNo, status.Refunded)
 	if v, _ := env.Sim.Transaction(o.OrderNo); v.RefundedFen != o.TotalFen {
 		t.Fatalf("refunded %d fen at WeChat, want %d", v.RefundedFen, o.TotalFen)
 	}
@@ -207,7 +208,7 @@ func TestTemporalLimitOnUpdatesAnswersAStableCode(t *testing.T) {
 	if strings.Contains(metrics, `status="500"`) {
 		t.Errorf("a request was answered 500:\n%s", grepLines(metrics, `status="500"`))
 	}
-	if st := row(t, env, o.OrderNo).Status; st != store.StatusShipped {
+	if st := row(t, env, o.OrderNo).Status; st != status.Shipped {
 		t.Fatalf("order is %s, want SHIPPED", st)
 	}
 }

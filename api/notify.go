@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/wxpay"
 	"ordersaga/workflows"
@@ -156,7 +157,7 @@ func (s *server) notifyRefund(ctx context.Context, c *gin.Context, n wxpay.Notif
 		RefundID:      r.RefundID,
 		OutTradeNo:    r.OutTradeNo,
 		TransactionID: r.TransactionID,
-		Status:        r.RefundStatus,
+		Status:        status.Refund(r.RefundStatus),
 		RefundFen:     r.RefundFen,
 		SuccessTime:   r.SuccessTime,
 		Source:        "notify",

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"ordersaga/internal/app"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/testenv"
 	"ordersaga/workflows"
@@ -115,7 +116,7 @@ func TestUnverifiedCallbacksAreRefusedAndChangeNothing(t *testing.T) {
 	if after := temporalSnapshot(t, env, ids...); after != tBefore {
 		t.Errorf("Temporal changed: before %s, after %s", tBefore, after)
 	}
-	if st := row(t, env, o.OrderNo).Status; st != store.StatusPending {
+	if st := row(t, env, o.OrderNo).Status; st != status.Pending {
 		t.Errorf("order is %s, want PENDING", st)
 	}
 	metrics := string(env.Do(http.MethodGet, "/metrics", "", nil).Body)

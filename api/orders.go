@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
@@ -363,7 +364,7 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.AttrOrderNo.ValueSet(orderNo),
 			workflows.AttrOrderUserID.ValueSet(strconv.FormatInt(uid, 10)),
-			workflows.AttrOrderStatus.ValueSet(string(workflows.StatusPending)),
+			workflows.AttrOrderStatus.ValueSet(string(status.Pending)),
 		),
 		Memo:          memo,
 		StaticSummary: summary,
@@ -440,8 +441,8 @@ func (s *server) getOrder(c *gin.Context) {
 		c.JSON(http.StatusOK, out)
 		return
 	}
-	confirmed := paidOrLater(o.Status)
-	if o.Status == store.StatusPending {
+	confirmed := o.Status.PaidOrLater()
+	if o.Status == status.Pending {
 		var res workflows.SyncResult
 		err := s.runUpdate(c.Request.Context(), o.OrderNo, workflows.UpdateSync, nil, &res, syncWait)
 		switch {
@@ -467,21 +468,10 @@ func (s *server) getOrder(c *gin.Context) {
 			return
 		}
 		out = orderFromRow(again)
-		confirmed = confirmed || paidOrLater(again.Status)
+		confirmed = confirmed || again.Status.PaidOrLater()
 	}
 	out.WechatSynced = &confirmed
 	c.JSON(http.StatusOK, out)
-}
-
-// paidOrLater reports whether an order in status st was paid at some point
-// (WeChat confirmed the money).
-func paidOrLater(st store.OrderStatus) bool {
-	switch st {
-	case store.StatusPaid, store.StatusShipped, store.StatusCompleted,
-		store.StatusRefunding, store.StatusRefunded, store.StatusRefundFailed:
-		return true
-	}
-	return false
 }
 
 // boolQuery reads an optional boolean query parameter (1/true/0/false).

@@ -18,6 +18,7 @@ import (
 
 	"ordersaga/internal/app"
 	"ordersaga/internal/devserver"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
 	"ordersaga/internal/testenv"
@@ -88,7 +89,7 @@ func TestCreatedOrderIsStoredPricedFromTheDatabaseAndItsWorkflowWaits(t *testing
 	if err != nil {
 		t.Fatalf("row: %v", err)
 	}
-	if row.Status != store.StatusPending || row.UserID != uid || row.TotalFen != created.TotalFen {
+	if row.Status != status.Pending || row.UserID != uid || row.TotalFen != created.TotalFen {
 		t.Fatalf("row = %+v", row)
 	}
 
@@ -134,7 +135,7 @@ func TestUnpaidOrderIsClosedAtItsDeadline(t *testing.T) {
 
 	testenv.Eventually(t, time.Minute, "row CLOSED", func() (bool, string) {
 		o, err := env.Store.GetOrder(context.Background(), created.OrderNo)
-		return err == nil && o.Status == store.StatusClosed && o.ClosedAt != nil, fmt.Sprint(o.Status, err)
+		return err == nil && o.Status == status.Closed && o.ClosedAt != nil, fmt.Sprint(o.Status, err)
 	})
 	testenv.Eventually(t, 30*time.Second, "search attribute CLOSED", func() (bool, string) {
 		ids := env.Workflows(fmt.Sprintf(`OrderStatus="CLOSED" AND %s`, testenv.UserQuery(uid)))

@@ -3,6 +3,7 @@ package api_test
 import (
 	"testing"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/testenv"
 	"ordersaga/workflows"
@@ -20,6 +21,6 @@ func TestREADMEWalkthroughWorks(t *testing.T) {
 	})
 	historyOnFailure(t, env, workflows.WorkflowID(no))
 	testenv.WalkthroughPromises(t, text, no)
-	waitStatus(t, env, no, store.StatusRefunded)
+	waitStatus(t, env, no, status.Refunded)
 	waitStock(t, env, ps[0].ID, 5)
 }

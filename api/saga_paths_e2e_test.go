@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/testenv"
 	"ordersaga/internal/wxpay"
@@ -45,14 +46,14 @@ func TestRefundNotifyReachesTheWorkflowAsTheRefundSignal(t *testing.T) {
 		return ok && r.Status == paysim.RefundProcessing, fmt.Sprintf("%+v", r)
 	})
 	// Nothing is settled before WeChat says so.
-	if st, n, s := row(t, env, o.OrderNo).Status, signals(t, env, wf, workflows.SignalRefund), stock(t, env, ps[0].ID); st != store.StatusRefunding || n != 0 || s != 3 {
+	if st, n, s := row(t, env, o.OrderNo).Status, signals(t, env, wf, workflows.SignalRefund), stock(t, env, ps[0].ID); st != status.Refunding || n != 0 || s != 3 {
 		t.Fatalf("before WeChat settled the refund: order %s, %d refund signals, stock %d; want REFUNDING, 0, 3", st, n, s)
 	}
 
 	if _, err := env.Sim.SettleRefund(outRefundNo, paysim.RefundSuccess); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, env, o.OrderNo, store.StatusRefunded)
+	waitStatus(t, env, o.OrderNo, status.Refunded)
 	waitWorkflowClosed(t, env, wf)
 	if n := signals(t, env, wf, workflows.SignalRefund); n != 1 {
 		t.Errorf("refund signals: %d, want 1", n)
@@ -73,7 +74,7 @@ func TestRefundNotifyReachesTheWorkflowAsTheRefundSignal(t *testing.T) {
 	}
 	state := orderState(t, env, o.OrderNo)
 	last := state.Transitions[len(state.Transitions)-1]
-	if last.To != workflows.StatusRefunded || !strings.Contains(last.Why, "notify") {
+	if last.To != status.Refunded || !strings.Contains(last.Why, "notify") {
 		t.Errorf("last transition %+v, want to REFUNDED by the notify", last)
 	}
 	if m := metricsText(t, env); !strings.Contains(m, `ordersaga_wechatpay_notifies_total{event="REFUND.SUCCESS",outcome="accepted"} 1`) {
@@ -105,18 +106,18 @@ func TestMismatchedPaymentIsNeverPaidAndIsReturned(t *testing.T) {
 	stray := workflows.StrayPaymentWorkflowID(tx.TransactionID)
 	historyOnFailure(t, env, stray)
 
-	closed := waitStatus(t, env, o.OrderNo, store.StatusClosed)
+	closed := waitStatus(t, env, o.OrderNo, status.Closed)
 	waitWorkflowClosed(t, env, wf)
 	if closed.PaidAt != nil || closed.TransactionID != "" || !strings.Contains(closed.Flag, workflows.FlagPaymentMismatch) {
 		t.Errorf("closed row: paid_at %v, transaction %q, flag %q; want none, none, %s", closed.PaidAt, closed.TransactionID, closed.Flag, workflows.FlagPaymentMismatch)
 	}
 	state := orderState(t, env, o.OrderNo)
 	for _, tr := range state.Transitions {
-		if tr.To == workflows.StatusPaid {
+		if tr.To == status.Paid {
 			t.Errorf("the order was PAID on the way: %+v", state.Transitions)
 		}
 	}
-	if state.Status != workflows.StatusClosed || !slices.Contains(state.Flags, workflows.FlagPaymentMismatch) {
+	if state.Status != status.Closed || !slices.Contains(state.Flags, workflows.FlagPaymentMismatch) {
 		t.Errorf("workflow state: %s, flags %v", state.Status, state.Flags)
 	}
 	var admin struct {
@@ -172,7 +173,7 @@ func TestLostNotifyIsSettledAtTheDeadline(t *testing.T) {
 	}
 	simPay(t, env, o.OrderNo)
 
-	paid := waitStatus(t, env, o.OrderNo, store.StatusPaid)
+	paid := waitStatus(t, env, o.OrderNo, status.Paid)
 	if paid.TransactionID == "" || paid.PaidAt == nil {
 		t.Errorf("paid row: transaction %q, paid_at %v", paid.TransactionID, paid.PaidAt)
 	}
@@ -188,7 +189,7 @@ func TestLostNotifyIsSettledAtTheDeadline(t *testing.T) {
 		t.Errorf("payment signals %d, sync updates %d; want 0 and 0 (only the deadline asked)", n, u)
 	}
 	state := orderState(t, env, o.OrderNo)
-	i := slices.IndexFunc(state.Transitions, func(tr workflows.Transition) bool { return tr.To == workflows.StatusPaid })
+	i := slices.IndexFunc(state.Transitions, func(tr workflows.Transition) bool { return tr.To == status.Paid })
 	if i < 0 {
 		t.Fatalf("no transition to PAID: %+v", state.Transitions)
 	}

@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // fulfil takes a PAID order to its end: its stock deducted — or, when the
@@ -25,7 +27,7 @@ func (o *order) fulfil(ctx workflow.Context) error {
 // ledger's unique key makes a retry a no-op). False means out of stock.
 func (o *order) deductStock(ctx workflow.Context) (bool, error) {
 	o.setWaiting(ctx, "Paid: deducting the items from stock")
-	err := o.runDB(ctx, dbActivity("Deduct the stock of order "+o.in.OrderNo+" (all items, once)"), ActivityDeductStock, o.in.OrderNo, nil)
+	err := o.runDB(ctx, dbActivity("Deduct the stock of order "+o.Input.OrderNo+" (all items, once)"), ActivityDeductStock, o.Input.OrderNo, nil)
 	switch {
 	case err == nil:
 		return true, nil
@@ -33,7 +35,7 @@ func (o *order) deductStock(ctx workflow.Context) (bool, error) {
 		o.logger.Warn("paid but out of stock: refunding", "reason", errorMessage(err))
 		return false, nil
 	default:
-		return false, fmt.Errorf("deduct stock of order %s: %w", o.in.OrderNo, err)
+		return false, fmt.Errorf("deduct stock of order %s: %w", o.Input.OrderNo, err)
 	}
 }
 
@@ -48,21 +50,21 @@ func (o *order) refundOverSold(ctx workflow.Context) error {
 // a refund is asked for (REFUNDED). Payments of other transactions that
 // arrive meanwhile are returned.
 func (o *order) awaitFulfilment(ctx workflow.Context) error {
-	for !o.status.Terminal() {
+	for !o.Status.Terminal() {
 		var err error
-		switch o.status {
-		case StatusPaid:
+		switch o.Status {
+		case status.Paid:
 			o.setWaiting(ctx, "Paid and stock deducted: waiting for the shop to ship (or a refund request)")
 			err = workflow.Await(ctx, func() bool {
-				return pending(o.refundRequest) || pending(o.shipRequest) || len(o.inbox) > 0
+				return pending(o.RefundRequest) || pending(o.ShipRequest) || len(o.Inbox) > 0
 			})
-		case StatusShipped:
-			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.in.AutoConfirm)))
+		case status.Shipped:
+			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.Input.AutoConfirm)))
 			err = workflow.Await(ctx, func() bool {
-				return pending(o.refundRequest) || pending(o.confirmRequest) || o.autoConfirm.IsReady() || len(o.inbox) > 0
+				return pending(o.RefundRequest) || pending(o.ConfirmRequest) || o.autoConfirm.IsReady() || len(o.Inbox) > 0
 			})
 		default:
-			return fmt.Errorf("order %s is %s after payment: no way forward", o.in.OrderNo, o.status)
+			return fmt.Errorf("order %s is %s after payment: no way forward", o.Input.OrderNo, o.Status)
 		}
 		if err != nil {
 			return err
@@ -71,16 +73,16 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 
 		// Each step's transition decides the requests it answers (setStatus).
 		switch {
-		case pending(o.refundRequest):
+		case pending(o.RefundRequest):
 			// Goods that have not left the shop go back on the shelf.
-			restock := o.status == StatusPaid
-			err = o.refund(ctx, o.refundRequest.arg, restock)
-		case o.status == StatusPaid && pending(o.shipRequest):
-			err = o.ship(ctx, o.shipRequest.arg)
-		case o.status == StatusShipped && pending(o.confirmRequest):
+			restock := o.Status == status.Paid
+			err = o.refund(ctx, o.RefundRequest.Arg, restock)
+		case o.Status == status.Paid && pending(o.ShipRequest):
+			err = o.ship(ctx, o.ShipRequest.Arg)
+		case o.Status == status.Shipped && pending(o.ConfirmRequest):
 			err = o.complete(ctx, "the user confirmed receipt")
-		case o.status == StatusShipped && o.autoConfirm.IsReady():
-			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", human(o.in.AutoConfirm)))
+		case o.Status == status.Shipped && o.autoConfirm.IsReady():
+			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", human(o.Input.AutoConfirm)))
 		}
 		if err != nil {
 			return err
@@ -89,159 +91,88 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 	return nil
 }
 
-func pending[T any](r *request[T]) bool { return r != nil && !r.done }
-
 func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
 	why := "shipped by the shop"
 	if req.TrackingNo != "" {
 		why += ", tracking number " + req.TrackingNo
 	}
-	if err := o.transition(ctx, []Status{StatusPaid}, StatusShipped, why, req.TrackingNo); err != nil {
+	if err := o.transition(ctx, []status.Order{status.Paid}, status.Shipped, why, req.TrackingNo); err != nil {
 		return err
 	}
-	o.autoConfirm = workflow.NewTimerWithOptions(ctx, o.in.AutoConfirm,
-		workflow.TimerOptions{Summary: fmt.Sprintf("Auto-confirm %s after shipping", human(o.in.AutoConfirm))})
+	o.AutoConfirmAt = workflow.Now(ctx).Add(o.Input.AutoConfirm)
+	o.autoConfirm = workflow.NewTimerWithOptions(ctx, o.Input.AutoConfirm,
+		workflow.TimerOptions{Summary: fmt.Sprintf("Auto-confirm %s after shipping", human(o.Input.AutoConfirm))})
 	return nil
 }
 
 func (o *order) complete(ctx workflow.Context, why string) error {
-	return o.transition(ctx, []Status{StatusShipped}, StatusCompleted, why, "")
-}
-
-// transition moves the order row (SetOrderStatus) and then the workflow.
-func (o *order) transition(ctx workflow.Context, from []Status, to Status, why, trackingNo string) error {
-	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Mark order %s %s: %s", o.in.OrderNo, to, why)))
-	var res OrderStatusResult
-	if err := workflow.ExecuteActivity(actx, ActivitySetOrderStatus, SetOrderStatusInput{
-		OrderNo: o.in.OrderNo, From: from, To: to, TrackingNo: trackingNo, Reason: why,
-	}).Get(ctx, &res); err != nil {
-		return fmt.Errorf("mark order %s %s: %w", o.in.OrderNo, to, err)
-	}
-	o.setStatus(ctx, to, why)
-	return nil
+	return o.transition(ctx, []status.Order{status.Shipped}, status.Completed, why, "")
 }
 
 // refund returns the order's money in full: REFUNDING, the refund asked of
-// WeChat with a deterministic out_refund_no (a retry never refunds twice),
-// then its result — the refund notify or, when none comes, a query with
-// backoff — REFUNDED, with the stock restored when asked; or REFUND_FAILED,
-// flagged for a person. The caller's context is already one Temporal's
-// cancellation does not reach, so a refund that has begun always finishes.
+// WeChat (requestRefund), then REFUNDED, with the stock restored when asked;
+// or REFUND_FAILED, flagged for a person. The caller's context is already
+// one Temporal's cancellation does not reach, so a refund that has begun
+// always finishes.
 func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock bool) error {
 	why := fmt.Sprintf("refund requested by the %s", req.By)
 	if req.Reason != "" {
 		why += ": " + req.Reason
 	}
-	if err := o.transition(ctx, []Status{o.status}, StatusRefunding, why, ""); err != nil {
+	if err := o.transition(ctx, []status.Order{o.Status}, status.Refunding, why, ""); err != nil {
 		return err
 	}
-	o.refundSeq++
-	outRefundNo := OrderRefundNo(o.in.OrderNo, o.refundSeq)
-	o.refunds = append(o.refunds, RefundView{OutRefundNo: outRefundNo, RefundFen: o.created.TotalFen, Status: RefundProcessing, Reason: why})
-
-	o.setWaiting(ctx, "Asking WeChat Pay for refund "+outRefundNo)
-	opts := wechatActivity(fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(o.created.TotalFen), o.in.OrderNo, o.transactionID))
-	// WeChat may refuse for a while (merchant balance short): keep asking
-	// for a day, then leave it to a person.
-	opts.ScheduleToCloseTimeout = refundRequestFor
-	var accepted RefundNotice
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), ActivityRequestRefund, RequestRefundInput{
-		OrderNo: o.in.OrderNo, TransactionID: o.transactionID, OutRefundNo: outRefundNo,
-		RefundFen: o.created.TotalFen, TotalFen: o.created.TotalFen, Reason: req.Reason,
-	}).Get(ctx, &accepted)
-
-	var result RefundNotice
-	if err != nil {
-		o.logger.Error("WeChat did not take the refund", "out_refund_no", outRefundNo, "error", err)
-		result = RefundNotice{OutRefundNo: outRefundNo, Status: RefundClosed, Source: "request refused: " + errorMessage(err)}
-	} else {
-		result = awaitRefundResult(ctx, o.logger, outRefundNo, accepted, o.reportedRefund, func(s string) { o.setWaiting(ctx, s) },
-			func() {
-				// Still REFUNDING: the order keeps waiting for WeChat, and a
-				// person is told. (An error here is the workflow ending.)
-				_ = o.flag(ctx, FlagRefundStalled, fmt.Sprintf("refund %s has been with WeChat Pay for over %s", outRefundNo, human(refundStallAfter)))
-			})
+	o.RefundSeq++
+	in := RequestRefundInput{
+		OrderNo: o.Input.OrderNo, TransactionID: o.TransactionID, OutRefundNo: OrderRefundNo(o.Input.OrderNo, o.RefundSeq),
+		RefundFen: o.Created.TotalFen, TotalFen: o.Created.TotalFen, Reason: req.Reason,
 	}
-	return o.settleRefund(ctx, result, restoreStock)
+	o.Refunds = append(o.Refunds, RefundView{OutRefundNo: in.OutRefundNo, RefundFen: in.RefundFen, Status: string(status.RefundProcessing), Reason: why})
+	result := requestRefund(ctx, o, in, fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(in.RefundFen), o.Input.OrderNo, o.TransactionID))
+	return o.recordSettledRefund(ctx, result, restoreStock)
 }
 
-func (o *order) reportedRefund(outRefundNo string) (RefundNotice, bool) {
-	r, ok := o.refundResults[outRefundNo]
-	return r, ok
+func (o *order) wechatRefunds() *WechatRefunds { return &o.WechatRefunds }
+
+func (o *order) log() log.Logger { return o.logger }
+
+// refundStalled flags the order REFUND_STALLED: it stays REFUNDING and keeps
+// waiting for WeChat, and a person is told. (An error here is the workflow
+// ending.)
+func (o *order) refundStalled(ctx workflow.Context, outRefundNo string) {
+	_ = o.flag(ctx, FlagRefundStalled, fmt.Sprintf("refund %s has been with WeChat Pay for over %s", outRefundNo, human(refundStallAfter)))
 }
 
-// settleRefund records the refund's result and moves the order to REFUNDED
-// or REFUND_FAILED.
-func (o *order) settleRefund(ctx workflow.Context, r RefundNotice, restoreStock bool) error {
-	ok := r.Status == RefundSuccess
-	next := StatusRefundFailed
+// recordSettledRefund records the result of a refund WeChat settled
+// (SettleRefund) and moves the order to REFUNDED or REFUND_FAILED.
+func (o *order) recordSettledRefund(ctx workflow.Context, r RefundNotice, restoreStock bool) error {
+	ok := r.Status == status.RefundSuccess
+	next := status.RefundFailed
 	if ok {
-		next = StatusRefunded
+		next = status.Refunded
 	}
-	summary := fmt.Sprintf("Record refund %s as %s and mark order %s %s", r.OutRefundNo, r.Status, o.in.OrderNo, next)
+	summary := fmt.Sprintf("Record refund %s as %s and mark order %s %s", r.OutRefundNo, r.Status, o.Input.OrderNo, next)
 	if ok && restoreStock {
 		summary += ", restoring its stock"
 	}
 	actx := workflow.WithActivityOptions(ctx, dbActivity(summary))
 	var res OrderStatusResult
 	if err := workflow.ExecuteActivity(actx, ActivitySettleRefund, SettleRefundInput{
-		OrderNo: o.in.OrderNo, Refund: r, OrderRefund: true, RestoreStock: ok && restoreStock,
+		OrderNo: o.Input.OrderNo, Refund: r, OrderRefund: true, RestoreStock: ok && restoreStock,
 	}).Get(ctx, &res); err != nil {
 		return fmt.Errorf("settle refund %s: %w", r.OutRefundNo, err)
 	}
-	for i := range o.refunds {
-		if o.refunds[i].OutRefundNo == r.OutRefundNo {
-			o.refunds[i].Status = r.Status
+	for i := range o.Refunds {
+		if o.Refunds[i].OutRefundNo == r.OutRefundNo {
+			o.Refunds[i].Status = string(r.Status)
 		}
 	}
 	if ok {
-		o.setStatus(ctx, StatusRefunded, fmt.Sprintf("WeChat refunded %s (%s, %s)", yuan(o.created.TotalFen), r.OutRefundNo, r.Source))
+		o.setStatus(ctx, status.Refunded, fmt.Sprintf("WeChat refunded %s (%s, %s)", yuan(o.Created.TotalFen), r.OutRefundNo, r.Source))
 		return nil
 	}
 	o.addFlag(ctx, FlagRefundFailed)
 	o.logger.Error("refund failed: a person must return the money", "out_refund_no", r.OutRefundNo, "status", r.Status, "source", r.Source)
-	o.setStatus(ctx, StatusRefundFailed, fmt.Sprintf("refund %s is %s (%s): a person must return the money", r.OutRefundNo, r.Status, r.Source))
+	o.setStatus(ctx, status.RefundFailed, fmt.Sprintf("refund %s is %s (%s): a person must return the money", r.OutRefundNo, r.Status, r.Source))
 	return nil
-}
-
-// awaitRefundResult waits for a refund's final status: its notify, which
-// reported returns once it has arrived, or — when none comes — a query,
-// asked with backoff. WeChat settles refunds within days; one still
-// PROCESSING after refundStallAfter calls stalled (once) so that a person
-// looks, and the waiting goes on.
-func awaitRefundResult(ctx workflow.Context, logger log.Logger, outRefundNo string, accepted RefundNotice,
-	reported func(string) (RefundNotice, bool), setWaiting func(string), stalled func()) RefundNotice {
-	if accepted.Final() {
-		return accepted
-	}
-	began := workflow.Now(ctx)
-	warned := false
-	poll := refundPollFirst
-	for {
-		setWaiting(fmt.Sprintf("Refund %s is with WeChat Pay: waiting for its notify (asking after %s)", outRefundNo, poll))
-		ok, _ := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
-			Timeout:      poll,
-			TimerOptions: workflow.TimerOptions{Summary: "Wait for the notify of refund " + outRefundNo},
-		}, func() bool { _, ok := reported(outRefundNo); return ok })
-		if ok {
-			r, _ := reported(outRefundNo)
-			return r
-		}
-		actx := workflow.WithActivityOptions(ctx, wechatActivity("Ask WeChat Pay for the result of refund "+outRefundNo))
-		var r RefundNotice
-		if err := workflow.ExecuteActivity(actx, ActivityQueryRefund, outRefundNo).Get(ctx, &r); err != nil {
-			logger.Warn("refund query failed", "out_refund_no", outRefundNo, "error", err)
-		} else if r.Final() {
-			return r
-		}
-		if !warned && workflow.Now(ctx).Sub(began) >= refundStallAfter {
-			warned = true
-			// Refunds that began before this step existed replay without it.
-			if workflow.GetVersion(ctx, ChangeRefundStall, workflow.DefaultVersion, 1) >= 1 {
-				logger.Error("refund still not settled by WeChat: a person should look", "out_refund_no", outRefundNo, "since", began)
-				stalled()
-			}
-		}
-		poll = min(poll*2, refundPollMax)
-	}
 }

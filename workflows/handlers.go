@@ -3,7 +3,10 @@ package workflows
 import (
 	"fmt"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // How the outside talks to an order. Signals (from WeChat's notifies) are
@@ -21,20 +24,10 @@ func (o *order) listen(ctx workflow.Context) {
 			var p PaymentNotice
 			ch.Receive(ctx, &p)
 			o.logger.Info("payment reported", "transaction_id", p.TransactionID, "trade_state", p.TradeState, "source", p.Source)
-			o.inbox = append(o.inbox, p)
+			o.Inbox = append(o.Inbox, p)
 		}
 	})
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, SignalRefund)
-		for {
-			var r RefundNotice
-			ch.Receive(ctx, &r)
-			o.logger.Info("refund result reported", "out_refund_no", r.OutRefundNo, "status", r.Status, "source", r.Source)
-			if _, known := o.refundResults[r.OutRefundNo]; r.Final() && !known {
-				o.refundResults[r.OutRefundNo] = r
-			}
-		}
-	})
+	listenRefunds(ctx, o.logger, &o.WechatRefunds)
 }
 
 func (o *order) registerHandlers(ctx workflow.Context) error {
@@ -79,21 +72,21 @@ func (o *order) registerHandlers(ctx workflow.Context) error {
 // handleCreate is sent with the start (update-with-start): it blocks until
 // the order is stored or refused, so the API learns which in one round trip.
 func (o *order) handleCreate(ctx workflow.Context) (OrderView, error) {
-	if err := workflow.Await(ctx, func() bool { return o.placed }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return o.Placed }); err != nil {
 		return OrderView{}, err
 	}
-	if o.refusal != nil {
-		return OrderView{}, o.refusal
+	if o.Refusal != nil {
+		return OrderView{}, temporal.NewNonRetryableApplicationError(o.Refusal.Message, o.Refusal.Type, nil)
 	}
 	return o.view(), nil
 }
 
 // awaitLeaving answers an update once the order has left the statuses in
 // from (the main loop acted on the request).
-func (o *order) awaitLeaving(ctx workflow.Context, from ...Status) (OrderView, error) {
+func (o *order) awaitLeaving(ctx workflow.Context, from ...status.Order) (OrderView, error) {
 	err := workflow.Await(ctx, func() bool {
 		for _, s := range from {
-			if o.status == s {
+			if o.Status == s {
 				return false
 			}
 		}
@@ -103,153 +96,110 @@ func (o *order) awaitLeaving(ctx workflow.Context, from ...Status) (OrderView, e
 }
 
 func (o *order) validateCancel(ctx workflow.Context) error {
-	switch o.status {
-	case StatusPending:
-		if o.cancelRequested || o.closing {
+	switch o.Status {
+	case status.Pending:
+		if o.CancelRequested || o.Closing != "" {
 			// Closing already: a repeat writes nothing (ErrTypeAlreadyRequested).
-			return refusal(ErrTypeAlreadyRequested, "order %s is being closed", o.in.OrderNo)
+			return refuse(ErrTypeAlreadyRequested, "order %s is being closed", o.Input.OrderNo)
 		}
 		return nil
-	case StatusClosed:
-		return refusal(ErrTypeAlreadyRequested, "order %s is closed", o.in.OrderNo)
-	case StatusPaid:
-		return refusal(ErrTypeNotCancellable, "order %s is paid: ask for a refund instead", o.in.OrderNo)
+	case status.Closed:
+		return refuse(ErrTypeAlreadyRequested, "order %s is closed", o.Input.OrderNo)
+	case status.Paid:
+		return refuse(ErrTypeNotCancellable, "order %s is paid: ask for a refund instead", o.Input.OrderNo)
 	}
-	return refusal(ErrTypeNotCancellable, "order %s is %s", o.in.OrderNo, o.status)
+	return refuse(ErrTypeNotCancellable, "order %s is %s", o.Input.OrderNo, o.Status)
 }
 
 func (o *order) handleCancel(ctx workflow.Context) (OrderView, error) {
-	if o.status == StatusPending {
-		o.cancelRequested = true
+	if o.Status == status.Pending {
+		o.CancelRequested = true
 	}
-	return o.awaitLeaving(ctx, StatusPending)
+	return o.awaitLeaving(ctx, status.Pending)
 }
 
-// request is a refund, ship or confirm the main loop has yet to act on.
-// The update that made it answers once the loop decided: done, or refused
-// because the order moved on meanwhile (a ship, an auto-confirm or an
-// oversold refund that was already under way when the request came).
-type request[T any] struct {
-	arg     T
-	done    bool
-	refused error
-}
-
-func (r *request[T]) decide(refused error) { r.done, r.refused = true, refused }
-
-// await answers the update that made r (or joined it: a double tap).
-func (o *order) await(ctx workflow.Context, done func() bool, refused func() error) (OrderView, error) {
-	if err := workflow.Await(ctx, done); err != nil {
+// awaitDecision answers the update that made r (or joined it: a double
+// tap) once the main loop decided it.
+func awaitDecision[T any](ctx workflow.Context, o *order, r *request[T]) (OrderView, error) {
+	if err := workflow.Await(ctx, func() bool { return r.Done }); err != nil {
 		return OrderView{}, err
 	}
-	return o.view(), refused()
+	return o.view(), r.Refused.err()
 }
 
 // refundRefusal says why the order, as it is now, cannot be refunded at
 // the request of by (nil: it can).
-func (o *order) refundRefusal(by string) error {
+func (o *order) refundRefusal(by string) *Refusal {
 	switch by {
 	case ByUser:
-		switch o.status {
-		case StatusPaid:
+		switch o.Status {
+		case status.Paid:
 			return nil
-		case StatusShipped:
-			return refusal(ErrTypeNotRefundable, "order %s has shipped: ask the shop to refund it", o.in.OrderNo)
+		case status.Shipped:
+			return newRefusal(ErrTypeNotRefundable, "order %s has shipped: ask the shop to refund it", o.Input.OrderNo)
 		}
 	case ByAdmin:
-		switch o.status {
-		case StatusPaid, StatusShipped:
+		switch o.Status {
+		case status.Paid, status.Shipped:
 			return nil
 		}
 	default:
-		return refusal(ErrTypeNotRefundable, "a refund is asked by %q; want %q or %q", by, ByUser, ByAdmin)
+		return newRefusal(ErrTypeNotRefundable, "a refund is asked by %q; want %q or %q", by, ByUser, ByAdmin)
 	}
-	return refusal(ErrTypeNotRefundable, "order %s is %s", o.in.OrderNo, o.status)
+	return newRefusal(ErrTypeNotRefundable, "order %s is %s", o.Input.OrderNo, o.Status)
 }
 
 func (o *order) validateRefund(ctx workflow.Context, req RefundRequest) error {
-	if (req.By == ByUser || req.By == ByAdmin) && (o.status == StatusRefunding || o.status == StatusRefunded) {
+	if (req.By == ByUser || req.By == ByAdmin) && (o.Status == status.Refunding || o.Status == status.Refunded) {
 		// Asking twice answers the same, from the order as it is: a repeat
 		// writes nothing (ErrTypeAlreadyRequested).
-		return refusal(ErrTypeAlreadyRequested, "order %s is %s", o.in.OrderNo, o.status)
+		return refuse(ErrTypeAlreadyRequested, "order %s is %s", o.Input.OrderNo, o.Status)
 	}
-	return o.refundRefusal(req.By)
+	return o.refundRefusal(req.By).err()
 }
 
 func (o *order) handleRefund(ctx workflow.Context, req RefundRequest) (OrderView, error) {
-	if o.status == StatusRefunding || o.status == StatusRefunded {
+	if o.Status == status.Refunding || o.Status == status.Refunded {
 		return o.view(), nil
 	}
-	if o.refundRequest == nil {
-		o.refundRequest = &request[RefundRequest]{arg: req}
+	if o.RefundRequest == nil {
+		o.RefundRequest = &request[RefundRequest]{Arg: req}
 	}
-	r := o.refundRequest
-	return o.await(ctx, func() bool { return r.done }, func() error { return r.refused })
+	return awaitDecision(ctx, o, o.RefundRequest)
 }
 
 func (o *order) validateShip(ctx workflow.Context, _ ShipRequest) error {
-	switch o.status {
-	case StatusPaid, StatusShipped:
+	switch o.Status {
+	case status.Paid, status.Shipped:
 		return nil
 	}
-	return refusal(ErrTypeNotShippable, "order %s is %s; only a PAID order ships", o.in.OrderNo, o.status)
+	return refuse(ErrTypeNotShippable, "order %s is %s; only a PAID order ships", o.Input.OrderNo, o.Status)
 }
 
 func (o *order) handleShip(ctx workflow.Context, req ShipRequest) (OrderView, error) {
-	if o.status == StatusShipped {
+	if o.Status == status.Shipped {
 		return o.view(), nil // shipped already: the same answer
 	}
-	if o.shipRequest == nil {
-		o.shipRequest = &request[ShipRequest]{arg: req}
+	if o.ShipRequest == nil {
+		o.ShipRequest = &request[ShipRequest]{Arg: req}
 	}
-	r := o.shipRequest
-	return o.await(ctx, func() bool { return r.done }, func() error { return r.refused })
+	return awaitDecision(ctx, o, o.ShipRequest)
 }
 
 func (o *order) validateConfirm(ctx workflow.Context) error {
-	switch o.status {
-	case StatusShipped, StatusCompleted:
+	switch o.Status {
+	case status.Shipped, status.Completed:
 		return nil
 	}
-	return refusal(ErrTypeNotConfirmable, "order %s is %s; only a SHIPPED order can be confirmed", o.in.OrderNo, o.status)
+	return refuse(ErrTypeNotConfirmable, "order %s is %s; only a SHIPPED order can be confirmed", o.Input.OrderNo, o.Status)
 }
 
 func (o *order) handleConfirm(ctx workflow.Context) (OrderView, error) {
-	if o.status == StatusCompleted {
+	if o.Status == status.Completed {
 		return o.view(), nil
 	}
-	if o.confirmRequest == nil {
-		o.confirmRequest = &request[struct{}]{}
+	if o.ConfirmRequest == nil {
+		o.ConfirmRequest = &request[struct{}]{}
 	}
-	r := o.confirmRequest
-	return o.await(ctx, func() bool { return r.done }, func() error { return r.refused })
-}
-
-// settleRequests decides the pending requests the order, as it is now, can
-// no longer act on: one that came while another step was already under way
-// is refused rather than answered as if it had happened. Requests the
-// current status still allows stay for the main loop.
-func (o *order) settleRequests() {
-	if r := o.refundRequest; r != nil && !r.done {
-		switch {
-		case o.status == StatusRefunding || o.status == StatusRefunded:
-			r.decide(nil) // the money is on its way back anyway
-		case o.refundRefusal(r.arg.By) != nil:
-			r.decide(o.refundRefusal(r.arg.By))
-		}
-	}
-	if r := o.shipRequest; r != nil && !r.done && o.status != StatusPaid {
-		if o.status == StatusShipped {
-			r.decide(nil)
-		} else {
-			r.decide(refusal(ErrTypeNotShippable, "order %s is %s; it was not shipped", o.in.OrderNo, o.status))
-		}
-	}
-	if r := o.confirmRequest; r != nil && !r.done && o.status != StatusShipped {
-		if o.status == StatusCompleted {
-			r.decide(nil)
-		} else {
-			r.decide(refusal(ErrTypeNotConfirmable, "order %s is %s; it was not confirmed", o.in.OrderNo, o.status))
-		}
-	}
+	return awaitDecision(ctx, o, o.ConfirmRequest)
 }

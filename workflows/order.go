@@ -1,13 +1,12 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
-	"time"
 
 	"go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // OrderWorkflow is one order's whole life, from the moment it is placed until
@@ -28,7 +27,7 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	o := newOrder(ctx, in)
 	// Orders started since this change run their busy database steps as
 	// local activities (localDBActivities); older ones replay as they ran.
-	o.localDB = workflow.GetVersion(ctx, ChangeLocalDB, workflow.DefaultVersion, 1) >= 1
+	o.localDB = runsDBLocally(ctx)
 	// The order's work runs on a context that Temporal's cancellation does not
 	// interrupt: a refund or a close that has begun must finish. A cancel
 	// request (e.g. from the Web UI) is taken as the user's cancel instead.
@@ -38,14 +37,14 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	}
 	o.listen(ctx)
 
-	if err := o.place(ctx); err != nil {
+	// Each step ends in a status, and the status says what comes next.
+	if err := o.place(ctx); err != nil || o.Status == status.Refused {
 		return o.end(ctx, err)
 	}
-	paid, err := o.awaitPayment(ctx)
-	if err != nil {
+	if err := o.awaitPayment(ctx); err != nil {
 		return o.end(ctx, err)
 	}
-	if paid {
+	if o.Status == status.Paid {
 		if err := o.fulfil(ctx); err != nil {
 			return o.end(ctx, err)
 		}
@@ -53,44 +52,22 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	return o.end(ctx, nil)
 }
 
-// order is the workflow's state. The main loop changes the order's status;
+// order is one run of an order's workflow: the order's durable state, and
+// what only this run holds. The main loop changes the order's status;
 // update handlers record requests for it (cancel, refund, ship, confirm) and
 // answer once it acted. pay and sync run their own activities — a person
 // waits on them — and hand anything that changes the status to the loop.
 type order struct {
-	in       OrderInput
-	status   Status
-	deadline time.Time
-	created  CreatedOrder
-	placed   bool  // the create activity has finished, one way or the other
-	refusal  error // why the order was refused, when it was
-	logger   log.Logger
-	localDB  bool // runs localDBActivities locally (ChangeLocalDB)
+	OrderState
 
-	// Payment.
-	inbox           []PaymentNotice // payments reported and not yet handled
-	seen            map[string]bool // transaction ids already handled
-	transactionID   string          // the payment this order keeps
-	payParams       *PayParams      // the prepay's wx.requestPayment parameters
-	prepaidAt       time.Time
-	prepayAttempted bool // WeChat may know the order: close it there before closing it here
-	paying          bool // a pay update is making the prepay
-	closing         bool // closing has begun: no new prepay
-	cancelRequested bool
-	lastSync        time.Time
-
-	// After payment: requests the main loop decides on (see request).
-	refundRequest  *request[RefundRequest]
-	shipRequest    *request[ShipRequest]
-	confirmRequest *request[struct{}]
-	refundSeq      int
-	refunds        []RefundView
-	refundResults  map[string]RefundNotice // by out_refund_no: the latest final result reported
-	autoConfirm    workflow.Future
-
-	flags       []string
-	transitions []Transition
-	waiting     string
+	logger  log.Logger
+	localDB bool // this run's answer to ChangeLocalDB: localDBActivities run locally
+	// paying: a pay update is under way (checking stock, making the
+	// prepay); closing waits for it. Runtime only, like every update
+	// handler's progress: a run hands its state on once its handlers finish.
+	paying bool
+	// autoConfirm fires at AutoConfirmAt (a shipped order completes).
+	autoConfirm workflow.Future
 }
 
 func newOrder(ctx workflow.Context, in OrderInput) *order {
@@ -98,11 +75,13 @@ func newOrder(ctx workflow.Context, in OrderInput) *order {
 		in.AutoConfirm = DefaultAutoConfirm
 	}
 	return &order{
-		in:            in,
-		status:        StatusPending,
-		deadline:      workflow.Now(ctx).Add(in.PayTimeout),
-		seen:          map[string]bool{},
-		refundResults: map[string]RefundNotice{},
+		OrderState: OrderState{
+			Input:         in,
+			Status:        status.Pending,
+			Deadline:      workflow.Now(ctx).Add(in.PayTimeout),
+			Seen:          map[string]bool{},
+			WechatRefunds: WechatRefunds{Results: map[string]RefundNotice{}},
+		},
 		logger: log.With(workflow.GetLogger(ctx),
 			"order_no", in.OrderNo, "workflow_id", workflow.GetInfo(ctx).WorkflowExecution.ID),
 	}
@@ -116,41 +95,40 @@ func (o *order) detachFromCancellation(root workflow.Context) workflow.Context {
 	ctx, _ := workflow.NewDisconnectedContext(root)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		root.Done().Receive(ctx, nil)
-		if o.status == StatusPending {
+		if o.Status == status.Pending {
 			o.logger.Info("workflow cancel requested: closing the unpaid order")
-			o.cancelRequested = true
+			o.CancelRequested = true
 		}
 	})
 	return ctx
 }
 
-// place stores the order priced from the database, or refuses it. A refused
-// order leaves no row behind and its workflow ends at once.
+// place stores the order priced from the database, or refuses it
+// (REFUSED). A refused order leaves no row behind and its workflow ends at
+// once.
 func (o *order) place(ctx workflow.Context) error {
-	defer func() { o.placed = true }()
+	defer func() { o.Placed = true }()
 	o.setWaiting(ctx, "Placing the order: pricing the items and checking stock")
 
-	err := o.runDB(ctx, dbActivity("Price the items, check stock and store order "+o.in.OrderNo), ActivityCreateOrder, CreateOrderInput{
-		OrderNo:     o.in.OrderNo,
-		UserID:      o.in.UserID,
-		Items:       o.in.Items,
-		Address:     o.in.Address,
-		PayDeadline: o.deadline,
-	}, &o.created)
+	err := o.runDB(ctx, dbActivity("Price the items, check stock and store order "+o.Input.OrderNo), ActivityCreateOrder, CreateOrderInput{
+		OrderNo:     o.Input.OrderNo,
+		UserID:      o.Input.UserID,
+		Items:       o.Input.Items,
+		Address:     o.Input.Address,
+		PayDeadline: o.Deadline,
+	}, &o.Created)
 	if err != nil {
-		if t := errorType(err); isRefusal(t) {
-			var appErr *temporal.ApplicationError
-			errors.As(err, &appErr)
-			o.refusal = temporal.NewNonRetryableApplicationError(appErr.Message(), t, nil)
-			o.logger.Info("order refused", "reason", t, "message", appErr.Message())
-			o.setStatus(ctx, StatusRefused, appErr.Message())
-			return o.refusal
+		if t := errorType(err); refusesPlacement(t) {
+			o.Refusal = &Refusal{Type: t, Message: errorMessage(err)}
+			o.logger.Info("order refused", "reason", t, "message", o.Refusal.Message)
+			o.setStatus(ctx, status.Refused, o.Refusal.Message)
+			return nil
 		}
-		return fmt.Errorf("place order %s: %w", o.in.OrderNo, err)
+		return fmt.Errorf("place order %s: %w", o.Input.OrderNo, err)
 	}
 	// The row's deadline is the one stored (a retried activity returns the first row).
-	o.deadline = o.created.PayDeadline
-	o.logger.Info("order placed", "total_fen", o.created.TotalFen, "pay_deadline", o.deadline)
+	o.Deadline = o.Created.PayDeadline
+	o.logger.Info("order placed", "total_fen", o.Created.TotalFen, "pay_deadline", o.Deadline)
 	o.publish(ctx)
 	return nil
 }
@@ -165,58 +143,40 @@ func (o *order) end(ctx workflow.Context, err error) (OrderView, error) {
 	// A signal accepted by the server while the last task ran makes Temporal
 	// replay that task with it; handle what the replay delivered.
 	o.returnStrayPayments(ctx)
-	if o.status == StatusRefused {
+	if o.Status == status.Refused {
 		// A refusal is an answer, not a failure of the workflow.
 		return o.view(), nil
 	}
 	if err == nil {
-		o.setWaiting(ctx, fmt.Sprintf("Ended: **%s**", o.status))
+		o.setWaiting(ctx, fmt.Sprintf("Ended: **%s**", o.Status))
 	}
 	return o.view(), err
 }
 
-// refusePending answers the requests nobody will act on any more: the
-// workflow is ending (after an error, in whatever status it is in).
-func (o *order) refusePending(cause error) {
-	o.settleRequests()
-	why := fmt.Sprintf("order %s is %s and no longer takes requests", o.in.OrderNo, o.status)
-	if cause != nil {
-		why = fmt.Sprintf("order %s could not go on: %v", o.in.OrderNo, cause)
-	}
-	if r := o.refundRequest; pending(r) {
-		r.decide(refusal(ErrTypeNotRefundable, "%s", why))
-	}
-	if r := o.shipRequest; pending(r) {
-		r.decide(refusal(ErrTypeNotShippable, "%s", why))
-	}
-	if r := o.confirmRequest; pending(r) {
-		r.decide(refusal(ErrTypeNotConfirmable, "%s", why))
-	}
-}
-
 func (o *order) view() OrderView {
 	v := OrderView{
-		OrderNo:       o.in.OrderNo,
-		UserID:        o.in.UserID,
-		Status:        o.status,
-		TotalFen:      o.created.TotalFen,
-		Items:         o.created.Items,
-		PayDeadline:   o.deadline,
-		CreatedAt:     o.created.CreatedAt,
-		TransactionID: o.transactionID,
-		Refunds:       append([]RefundView(nil), o.refunds...),
-		Flags:         append([]string(nil), o.flags...),
-		Transitions:   append([]Transition(nil), o.transitions...),
-		Waiting:       o.waiting,
+		OrderNo:       o.Input.OrderNo,
+		UserID:        o.Input.UserID,
+		Status:        o.Status,
+		TotalFen:      o.Created.TotalFen,
+		Items:         o.Created.Items,
+		PayDeadline:   o.Deadline,
+		CreatedAt:     o.Created.CreatedAt,
+		TransactionID: o.TransactionID,
+		Refunds:       append([]RefundView(nil), o.Refunds...),
+		Flags:         append([]string(nil), o.Flags...),
+		Transitions:   append([]Transition(nil), o.Transitions...),
+		Waiting:       o.Waiting,
 	}
-	var appErr *temporal.ApplicationError
-	if errors.As(o.refusal, &appErr) {
-		v.RefusalType, v.RefusalMessage = appErr.Type(), appErr.Message()
+	if o.Refusal != nil {
+		v.RefusalType, v.RefusalMessage = o.Refusal.Type, o.Refusal.Message
 	}
 	return v
 }
 
-func isRefusal(errType string) bool {
+// refusesPlacement reports whether the create activity's error type is a
+// refusal of the order (an answer to the customer), not a failure.
+func refusesPlacement(errType string) bool {
 	switch errType {
 	case ErrTypeOutOfStock, ErrTypeUnknownProduct, ErrTypeInvalidOrder:
 		return true

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"ordersaga/internal/metrics"
+	"ordersaga/internal/status"
 )
 
 // Each test drives one order through a path of its life in the SDK's
@@ -36,10 +37,10 @@ func TestUnpaidOrderIsClosedWhenItsDeadlinePasses(t *testing.T) {
 			before := h.state(14 * time.Minute)
 			final := h.run()
 
-			if before.Status != StatusPending {
+			if before.Status != status.Pending {
 				t.Fatalf("state at 14m = %s, want PENDING", before.Status)
 			}
-			if final.Status != StatusClosed || w.order(orderNo).status != StatusClosed {
+			if final.Status != status.Closed || w.order(orderNo).status != status.Closed {
 				t.Fatalf("final %s, row %s", final.Status, w.order(orderNo).status)
 			}
 			if h.elapsed() < 15*time.Minute {
@@ -54,7 +55,7 @@ func TestUnpaidOrderIsClosedWhenItsDeadlinePasses(t *testing.T) {
 			if w.stockOf(1) != 10 {
 				t.Fatalf("stock changed to %d for an unpaid order", w.stockOf(1))
 			}
-			if !slices.Equal(statuses(final), []Status{StatusClosed}) || final.Transitions[0].Why != "payment deadline passed" {
+			if !slices.Equal(statuses(final), []status.Order{status.Closed}) || final.Transitions[0].Why != "payment deadline passed" {
 				t.Fatalf("transitions %+v", final.Transitions)
 			}
 		})
@@ -103,10 +104,10 @@ func TestDeadlineFindsThePaymentWeChatTook(t *testing.T) {
 			h.update(22*time.Minute, UpdateConfirm)
 			final := h.run()
 
-			if paid.Status != StatusPaid || paid.TransactionID != "tx-"+orderNo {
+			if paid.Status != status.Paid || paid.TransactionID != "tx-"+orderNo {
 				t.Fatalf("after the deadline: %s %q, want PAID", paid.Status, paid.TransactionID)
 			}
-			if final.Status != StatusCompleted || w.count(ActivityCloseOrder) != 0 {
+			if final.Status != status.Completed || w.count(ActivityCloseOrder) != 0 {
 				t.Fatalf("final %s, CloseOrder calls %d", final.Status, w.count(ActivityCloseOrder))
 			}
 			if w.stockOf(1) != 8 {
@@ -131,7 +132,7 @@ func TestPayerStillEnteringThePasswordGetsAGraceThenTheOrderCloses(t *testing.T)
 	h.update(time.Minute, UpdatePay)
 	final := h.run()
 
-	if final.Status != StatusClosed {
+	if final.Status != status.Closed {
 		t.Fatalf("final %s", final.Status)
 	}
 	// Four grace periods of 30 s after the deadline, then the close.
@@ -150,7 +151,7 @@ func TestCloseThatWeChatNeverConfirmsEndsClosedAndFlagged(t *testing.T) {
 	h.update(time.Minute, UpdatePay)
 	final := h.run()
 
-	if final.Status != StatusClosed || !slices.Contains(final.Flags, FlagCloseUnconfirmed) {
+	if final.Status != status.Closed || !slices.Contains(final.Flags, FlagCloseUnconfirmed) {
 		t.Fatalf("final %s flags %v", final.Status, final.Flags)
 	}
 	if !slices.Contains(w.order(orderNo).flags, FlagCloseUnconfirmed) {
@@ -175,7 +176,7 @@ func TestPaymentNotifyMarksPaidAndDeductsStockOnce(t *testing.T) {
 	h.update(2*time.Hour, UpdateConfirm)
 	final := h.run()
 
-	if paid.Status != StatusPaid || paid.TransactionID != "tx-"+orderNo {
+	if paid.Status != status.Paid || paid.TransactionID != "tx-"+orderNo {
 		t.Fatalf("after the notify: %+v", paid)
 	}
 	if n := w.count(ActivityMarkPaid); n != 1 {
@@ -186,10 +187,10 @@ func TestPaymentNotifyMarksPaidAndDeductsStockOnce(t *testing.T) {
 	}
 	// Nothing left to ask WeChat once PAID: the API reads PAID from the row.
 	sync.refusedWith(t, ErrTypeSyncNotNeeded)
-	if final.Status != StatusCompleted || w.order(orderNo).tracking != "SF123" {
+	if final.Status != status.Completed || w.order(orderNo).tracking != "SF123" {
 		t.Fatalf("final %s, tracking %q", final.Status, w.order(orderNo).tracking)
 	}
-	want := []Status{StatusPaid, StatusShipped, StatusCompleted}
+	want := []status.Order{status.Paid, status.Shipped, status.Completed}
 	if got := statuses(final); !slices.Equal(got, want) {
 		t.Fatalf("transitions %v, want %v", got, want)
 	}
@@ -220,7 +221,7 @@ func TestPaymentThatDoesNotMatchTheOrderIsNeverPaidAndIsReturned(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld()
-			w.refundSettlesAs = RefundSuccess
+			w.refundSettlesAs = status.RefundSuccess
 			h := newHarness(t, w)
 			h.update(time.Minute, UpdatePay)
 			h.signal(2*time.Minute, SignalPayment, func() any {
@@ -230,7 +231,7 @@ func TestPaymentThatDoesNotMatchTheOrderIsNeverPaidAndIsReturned(t *testing.T) {
 			})
 			final := h.run()
 
-			if final.Status != StatusClosed || w.count(ActivityMarkPaid) != 0 {
+			if final.Status != status.Closed || w.count(ActivityMarkPaid) != 0 {
 				t.Fatalf("final %s, MarkPaid calls %d", final.Status, w.count(ActivityMarkPaid))
 			}
 			if !slices.Contains(final.Flags, FlagPaymentMismatch) || !slices.Contains(w.order(orderNo).flags, FlagPaymentMismatch) {
@@ -245,7 +246,7 @@ func TestPaymentThatDoesNotMatchTheOrderIsNeverPaidAndIsReturned(t *testing.T) {
 			if !ok || stray.Payment.TransactionID != "tx-"+orderNo || !strings.Contains(stray.Reason, tt.reason) {
 				t.Fatalf("stray payment workflow started with %+v (ok=%v)", stray, ok)
 			}
-			if r := w.refund(StrayRefundNo("tx-" + orderNo)); r.status != RefundSuccess || r.txID != "tx-"+orderNo {
+			if r := w.refund(StrayRefundNo("tx-" + orderNo)); r.status != status.RefundSuccess || r.txID != "tx-"+orderNo {
 				t.Fatalf("WeChat refund %+v", r)
 			}
 			if w.stockOf(1) != 10 {
@@ -258,14 +259,14 @@ func TestPaymentThatDoesNotMatchTheOrderIsNeverPaidAndIsReturned(t *testing.T) {
 func TestPaidOrderOutOfStockIsRefunded(t *testing.T) {
 	tests := []struct {
 		name       string
-		notify     string // refund status the notify reports ("" = no notify comes)
-		settleAs   string // status a query finds
-		wantStatus Status
+		notify     status.Refund // refund status the notify reports ("" = no notify comes)
+		settleAs   status.Refund // status a query finds
+		wantStatus status.Order
 	}{
-		{"refund notify says SUCCESS", RefundSuccess, "", StatusRefunded},
-		{"no notify: a query finds SUCCESS", "", RefundSuccess, StatusRefunded},
-		{"refund closed at WeChat", RefundClosed, "", StatusRefundFailed},
-		{"refund abnormal at WeChat", "", RefundAbnormal, StatusRefundFailed},
+		{"refund notify says SUCCESS", status.RefundSuccess, "", status.Refunded},
+		{"no notify: a query finds SUCCESS", "", status.RefundSuccess, status.Refunded},
+		{"refund closed at WeChat", status.RefundClosed, "", status.RefundFailed},
+		{"refund abnormal at WeChat", "", status.RefundAbnormal, status.RefundFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -284,7 +285,7 @@ func TestPaidOrderOutOfStockIsRefunded(t *testing.T) {
 			if final.Status != tt.wantStatus || w.order(orderNo).status != tt.wantStatus {
 				t.Fatalf("final %s, row %s; want %s", final.Status, w.order(orderNo).status, tt.wantStatus)
 			}
-			want := []Status{StatusPaid, StatusRefunding, tt.wantStatus}
+			want := []status.Order{status.Paid, status.Refunding, tt.wantStatus}
 			if got := statuses(final); !slices.Equal(got, want) {
 				t.Fatalf("transitions %v, want %v", got, want)
 			}
@@ -295,7 +296,7 @@ func TestPaidOrderOutOfStockIsRefunded(t *testing.T) {
 			if w.stockOf(1) != 1 || w.restored[orderNo] != 0 {
 				t.Fatalf("stock %d restored %d: nothing was deducted, nothing to restore", w.stockOf(1), w.restored[orderNo])
 			}
-			failed := tt.wantStatus == StatusRefundFailed
+			failed := tt.wantStatus == status.RefundFailed
 			if slices.Contains(final.Flags, FlagRefundFailed) != failed {
 				t.Fatalf("flags %v", final.Flags)
 			}
@@ -318,15 +319,15 @@ func TestRefundWeChatLeavesProcessingIsAskedWithBackoffAndFlaggedOnce(t *testing
 	stalled := h.state(time.Hour + refundStallAfter + time.Hour)
 	h.at(time.Hour+4*24*time.Hour, func() {
 		w.mu.Lock()
-		w.refundSettlesAs = RefundSuccess
+		w.refundSettlesAs = status.RefundSuccess
 		w.mu.Unlock()
 	})
 	final := h.run()
 
-	if stalled.Status != StatusRefunding || !slices.Contains(stalled.Flags, FlagRefundStalled) {
+	if stalled.Status != status.Refunding || !slices.Contains(stalled.Flags, FlagRefundStalled) {
 		t.Fatalf("%s after the stall: %s, flags %v; want REFUNDING flagged %s", human(refundStallAfter), stalled.Status, stalled.Flags, FlagRefundStalled)
 	}
-	if final.Status != StatusRefunded || w.stockOf(1) != 10 {
+	if final.Status != status.Refunded || w.stockOf(1) != 10 {
 		t.Fatalf("final %s, stock %d; want REFUNDED and the stock back", final.Status, w.stockOf(1))
 	}
 	if n := h.counted(MetricOrdersFlagged, map[string]string{"flag": FlagRefundStalled}); n != 1 {
@@ -350,11 +351,11 @@ func TestCancellingTheWorkflowMidRefundStillFinishesTheRefund(t *testing.T) {
 	h.update(time.Hour, UpdateRequestRefund, RefundRequest{By: ByUser})
 	h.at(time.Hour+time.Minute, func() { h.env.CancelWorkflow() })
 	h.signal(time.Hour+20*time.Minute, SignalRefund, func() any {
-		return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess)
+		return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), status.RefundSuccess)
 	})
 	final := h.run()
 
-	if final.Status != StatusRefunded || w.order(orderNo).status != StatusRefunded || w.stockOf(1) != 10 {
+	if final.Status != status.Refunded || w.order(orderNo).status != status.Refunded || w.stockOf(1) != 10 {
 		t.Fatalf("final %s, row %s, stock %d; want REFUNDED with the stock back", final.Status, w.order(orderNo).status, w.stockOf(1))
 	}
 	if w.restored[orderNo] != 1 {
@@ -476,7 +477,7 @@ func TestPayParamsQueryAnswersOnlyAFreshPrepayOfAPendingOrder(t *testing.T) {
 	h.signal(2*time.Hour, SignalPayment, h.payment())
 	paid := h.queryPayParams(2*time.Hour + time.Minute)
 	h.update(3*time.Hour, UpdateRequestRefund, RefundRequest{By: ByUser})
-	h.signal(4*time.Hour, SignalRefund, func() any { return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess) })
+	h.signal(4*time.Hour, SignalRefund, func() any { return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), status.RefundSuccess) })
 	h.run()
 
 	for name, err := range map[string]*error{"before any prepay": before, "past prepayReuse": stale, "once paid": paid} {
@@ -526,9 +527,9 @@ func TestPayIsRefusedWhenTheOrderCannotBePaid(t *testing.T) {
 			h.update(7*time.Minute, UpdateCancel)
 			h.signal(8*time.Minute, SignalRefund, func() any {
 				if _, ok := w.refunds[OrderRefundNo(orderNo, 1)]; !ok {
-					return RefundNotice{OutRefundNo: "none", Status: RefundSuccess}
+					return RefundNotice{OutRefundNo: "none", Status: status.RefundSuccess}
 				}
-				return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess)
+				return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), status.RefundSuccess)
 			})
 			h.run()
 			pay.refusedWith(t, tt.wantType)
@@ -548,7 +549,7 @@ func TestUserCancelClosesAPendingOrderAndIsRefusedOncePaid(t *testing.T) {
 		again := h.update(2*time.Minute, UpdateCancel) // a double tap
 		final := h.run()
 
-		if v := cancel.view(t); v.Status != StatusClosed {
+		if v := cancel.view(t); v.Status != status.Closed {
 			t.Fatalf("cancel answered %s", v.Status)
 		}
 		// The order is closing already: the repeat writes nothing, and the
@@ -557,7 +558,7 @@ func TestUserCancelClosesAPendingOrderAndIsRefusedOncePaid(t *testing.T) {
 		if !again.rejected {
 			t.Fatalf("the second cancel was accepted: a repeat must not reach history")
 		}
-		if final.Status != StatusClosed || final.Transitions[0].Why != "cancelled by the user" {
+		if final.Status != status.Closed || final.Transitions[0].Why != "cancelled by the user" {
 			t.Fatalf("final %+v", final)
 		}
 		if h.elapsed() >= 15*time.Minute || w.trades[orderNo].state != TradeClosed || w.count(ActivityClosePayment) != 1 {
@@ -566,7 +567,7 @@ func TestUserCancelClosesAPendingOrderAndIsRefusedOncePaid(t *testing.T) {
 	})
 	t.Run("paid", func(t *testing.T) {
 		w := newWorld()
-		w.refundSettlesAs = RefundSuccess
+		w.refundSettlesAs = status.RefundSuccess
 		h := newHarness(t, w)
 		h.update(time.Minute, UpdatePay)
 		h.signal(2*time.Minute, SignalPayment, h.payment())
@@ -578,7 +579,7 @@ func TestUserCancelClosesAPendingOrderAndIsRefusedOncePaid(t *testing.T) {
 		if !cancel.rejected {
 			t.Fatalf("cancel of a paid order must be refused by the validator, before history")
 		}
-		if final.Status != StatusRefunded {
+		if final.Status != status.Refunded {
 			t.Fatalf("final %s", final.Status)
 		}
 	})
@@ -590,7 +591,7 @@ func TestWorkflowCancelRequestClosesAPendingOrder(t *testing.T) {
 	h.update(time.Minute, UpdatePay)
 	h.at(2*time.Minute, h.env.CancelWorkflow)
 	final := h.run()
-	if final.Status != StatusClosed || w.trades[orderNo].state != TradeClosed {
+	if final.Status != status.Closed || w.trades[orderNo].state != TradeClosed {
 		t.Fatalf("final %s, WeChat %s", final.Status, w.trades[orderNo].state)
 	}
 }
@@ -627,16 +628,16 @@ func TestSyncAsksWeChatAtMostOncePerIntervalAndAppliesThePayment(t *testing.T) {
 			t.Errorf("sync %s was taken into history, not refused by its validator", name)
 		}
 	}
-	if r := result(first); !r.Queried || r.Confirmed || r.Order.Status != StatusPending {
+	if r := result(first); !r.Queried || r.Confirmed || r.Order.Status != status.Pending {
 		t.Fatalf("first sync %+v", r)
 	}
-	if r := result(found); !r.Queried || !r.Confirmed || r.Order.Status != StatusPaid {
+	if r := result(found); !r.Queried || !r.Confirmed || r.Order.Status != status.Paid {
 		t.Fatalf("sync after the payment %+v", r)
 	}
 	if w.count(ActivityQueryPayment) != 2 {
 		t.Fatalf("WeChat queried %d times, want 2", w.count(ActivityQueryPayment))
 	}
-	if final.Status != StatusCompleted || w.stockOf(1) != 8 {
+	if final.Status != status.Completed || w.stockOf(1) != 8 {
 		t.Fatalf("final %s stock %d", final.Status, w.stockOf(1))
 	}
 }
@@ -645,7 +646,7 @@ func TestSyncAsksWeChatAtMostOncePerIntervalAndAppliesThePayment(t *testing.T) {
 // the mini-program is not told the order was paid.
 func TestSyncDoesNotConfirmAPaymentTheOrderRefuses(t *testing.T) {
 	w := newWorld()
-	w.refundSettlesAs = RefundSuccess
+	w.refundSettlesAs = status.RefundSuccess
 	h := newHarness(t, w)
 	h.update(time.Minute, UpdatePay)
 	h.at(2*time.Minute, func() {
@@ -661,10 +662,10 @@ func TestSyncDoesNotConfirmAPaymentTheOrderRefuses(t *testing.T) {
 		t.Fatalf("sync: %v", synced.err)
 	}
 	r := synced.value.(SyncResult)
-	if !r.Queried || r.Confirmed || r.Order.Status != StatusClosed {
+	if !r.Queried || r.Confirmed || r.Order.Status != status.Closed {
 		t.Fatalf("sync answered %+v; want queried, not confirmed, CLOSED", r)
 	}
-	if final.Status != StatusClosed || !slices.Contains(final.Flags, FlagPaymentMismatch) || w.count(ActivityMarkPaid) != 0 {
+	if final.Status != status.Closed || !slices.Contains(final.Flags, FlagPaymentMismatch) || w.count(ActivityMarkPaid) != 0 {
 		t.Fatalf("final %s flags %v, MarkPaid %d", final.Status, final.Flags, w.count(ActivityMarkPaid))
 	}
 }
@@ -696,9 +697,9 @@ func TestRefundRequests(t *testing.T) {
 			again := h.update(2*time.Hour+time.Minute, UpdateRequestRefund, RefundRequest{By: tt.by})
 			h.signal(3*time.Hour, SignalRefund, func() any {
 				if _, ok := w.refunds[OrderRefundNo(orderNo, 1)]; !ok {
-					return RefundNotice{OutRefundNo: "nothing", Status: RefundSuccess}
+					return RefundNotice{OutRefundNo: "nothing", Status: status.RefundSuccess}
 				}
-				return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess)
+				return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), status.RefundSuccess)
 			})
 			if tt.wantRefused != "" { // end the order another way
 				if !tt.shipFirst {
@@ -713,12 +714,12 @@ func TestRefundRequests(t *testing.T) {
 			}
 			if tt.wantRefused != "" {
 				req.refusedWith(t, tt.wantRefused)
-				if final.Status != StatusCompleted || w.count(ActivityRequestRefund) != 0 {
+				if final.Status != status.Completed || w.count(ActivityRequestRefund) != 0 {
 					t.Fatalf("final %s, refunds asked %d", final.Status, w.count(ActivityRequestRefund))
 				}
 				return
 			}
-			if v := req.view(t); v.Status != StatusRefunding && v.Status != StatusRefunded {
+			if v := req.view(t); v.Status != status.Refunding && v.Status != status.Refunded {
 				t.Fatalf("refund answered %s", v.Status)
 			}
 			// Refunding already: the repeat writes nothing, and the API
@@ -727,10 +728,10 @@ func TestRefundRequests(t *testing.T) {
 			if !again.rejected {
 				t.Fatalf("the second refund request was accepted: a repeat must not reach history")
 			}
-			if final.Status != StatusRefunded || w.count(ActivityRequestRefund) != 1 || w.restored[orderNo] > 1 {
+			if final.Status != status.Refunded || w.count(ActivityRequestRefund) != 1 || w.restored[orderNo] > 1 {
 				t.Fatalf("final %s, refund requests %d, restores %d", final.Status, w.count(ActivityRequestRefund), w.restored[orderNo])
 			}
-			if got := final.Refunds; len(got) != 1 || got[0].OutRefundNo != OrderRefundNo(orderNo, 1) || got[0].Status != RefundSuccess {
+			if got := final.Refunds; len(got) != 1 || got[0].OutRefundNo != OrderRefundNo(orderNo, 1) || got[0].Status != string(status.RefundSuccess) {
 				t.Fatalf("refunds %+v", got)
 			}
 		})
@@ -764,7 +765,7 @@ func TestShippedOrderCompletesOnConfirmOrByItself(t *testing.T) {
 			final := h.run()
 
 			early.refusedWith(t, ErrTypeNotConfirmable)
-			if shipped.Status != StatusShipped || final.Status != StatusCompleted {
+			if shipped.Status != status.Shipped || final.Status != status.Completed {
 				t.Fatalf("shipped %s final %s", shipped.Status, final.Status)
 			}
 			if e := h.elapsed(); e < tt.wantAfter || e > tt.wantAfter+time.Minute {
@@ -776,7 +777,7 @@ func TestShippedOrderCompletesOnConfirmOrByItself(t *testing.T) {
 
 func TestASecondPaymentOfAPaidOrderIsReturned(t *testing.T) {
 	w := newWorld()
-	w.refundSettlesAs = RefundSuccess
+	w.refundSettlesAs = status.RefundSuccess
 	h := newHarness(t, w)
 	h.update(time.Minute, UpdatePay)
 	h.signal(2*time.Minute, SignalPayment, h.payment())
@@ -789,14 +790,14 @@ func TestASecondPaymentOfAPaidOrderIsReturned(t *testing.T) {
 	h.update(2*time.Hour, UpdateConfirm)
 	final := h.run()
 
-	if final.Status != StatusCompleted || final.TransactionID != "tx-"+orderNo {
+	if final.Status != status.Completed || final.TransactionID != "tx-"+orderNo {
 		t.Fatalf("final %s keeps %q", final.Status, final.TransactionID)
 	}
 	stray, ok := h.strays[StrayPaymentWorkflowID("tx-second")]
 	if !ok {
 		t.Fatalf("no stray payment workflow ran; ran: %v", h.strays)
 	}
-	if stray.Status != StrayRefunded || w.refund(StrayRefundNo("tx-second")).status != RefundSuccess {
+	if stray.Status != StrayRefunded || w.refund(StrayRefundNo("tx-second")).status != status.RefundSuccess {
 		t.Fatalf("stray %+v", stray)
 	}
 }
@@ -804,13 +805,13 @@ func TestASecondPaymentOfAPaidOrderIsReturned(t *testing.T) {
 func TestWeChatFailuresAreRetriedWithTheSameIDsAndRefusalsChangeThePath(t *testing.T) {
 	t.Run("5xx on query, close and refund are retried with the same out_trade_no and out_refund_no", func(t *testing.T) {
 		w := newWorld()
-		w.refundSettlesAs = RefundSuccess
+		w.refundSettlesAs = status.RefundSuccess
 		w.failNext(ActivityQueryPayment, retryable("500 SYSTEM_ERROR"), retryable("timeout"))
 		w.failNext(ActivityClosePayment, retryable("502"))
 		h := newHarness(t, w)
 		h.update(time.Minute, UpdatePay)
 		final := h.run()
-		if final.Status != StatusClosed || w.count(ActivityQueryPayment) != 4 || w.count(ActivityClosePayment) != 2 {
+		if final.Status != status.Closed || w.count(ActivityQueryPayment) != 4 || w.count(ActivityClosePayment) != 2 {
 			t.Fatalf("final %s after %d queries %d closes", final.Status, w.count(ActivityQueryPayment), w.count(ActivityClosePayment))
 		}
 		for _, c := range append(w.calls[ActivityQueryPayment], w.calls[ActivityClosePayment]...) {
@@ -820,7 +821,7 @@ func TestWeChatFailuresAreRetriedWithTheSameIDsAndRefusalsChangeThePath(t *testi
 		}
 
 		w = newWorld()
-		w.refundSettlesAs = RefundSuccess
+		w.refundSettlesAs = status.RefundSuccess
 		w.failNext(ActivityRequestRefund, retryable("500"), retryable("500"), retryable("500"))
 		w.failNext(ActivityQueryRefund, retryable("429 FREQUENCY_LIMITED"))
 		h = newHarness(t, w)
@@ -828,7 +829,7 @@ func TestWeChatFailuresAreRetriedWithTheSameIDsAndRefusalsChangeThePath(t *testi
 		h.at(90*time.Second, func() { w.setStock(1, 0) })
 		h.signal(2*time.Minute, SignalPayment, h.payment())
 		final = h.run()
-		if final.Status != StatusRefunded || w.count(ActivityRequestRefund) != 4 {
+		if final.Status != status.Refunded || w.count(ActivityRequestRefund) != 4 {
 			t.Fatalf("final %s after %d refund requests", final.Status, w.count(ActivityRequestRefund))
 		}
 		for _, c := range w.calls[ActivityRequestRefund] {
@@ -845,7 +846,7 @@ func TestWeChatFailuresAreRetriedWithTheSameIDsAndRefusalsChangeThePath(t *testi
 		h.signal(2*time.Minute, SignalPayment, h.payment())
 		h.update(time.Hour, UpdateRequestRefund, RefundRequest{By: ByUser})
 		final := h.run()
-		if final.Status != StatusRefundFailed || w.count(ActivityRequestRefund) != 1 || !slices.Contains(final.Flags, FlagRefundFailed) {
+		if final.Status != status.RefundFailed || w.count(ActivityRequestRefund) != 1 || !slices.Contains(final.Flags, FlagRefundFailed) {
 			t.Fatalf("final %s flags %v after %d requests", final.Status, final.Flags, w.count(ActivityRequestRefund))
 		}
 		if w.stockOf(1) != 8 {
@@ -858,10 +859,10 @@ func TestWeChatFailuresAreRetriedWithTheSameIDsAndRefusalsChangeThePath(t *testi
 		h := newHarness(t, w)
 		created := h.update(0, UpdateCreate)
 		final := h.run()
-		if v := created.view(t); v.Status != StatusPending || v.TotalFen != 17600 {
+		if v := created.view(t); v.Status != status.Pending || v.TotalFen != 17600 {
 			t.Fatalf("create answered %+v", v)
 		}
-		if final.Status != StatusClosed || w.count(ActivityCreateOrder) != 4 {
+		if final.Status != status.Closed || w.count(ActivityCreateOrder) != 4 {
 			t.Fatalf("final %s after %d attempts", final.Status, w.count(ActivityCreateOrder))
 		}
 	})
@@ -884,7 +885,7 @@ func TestRefusedOrderAnswersTheCreateUpdateAndEnds(t *testing.T) {
 			created := h.update(0, UpdateCreate)
 			final := h.run()
 			created.refusedWith(t, tt.wantType)
-			if final.Status != StatusRefused || final.RefusalType != tt.wantType {
+			if final.Status != status.Refused || final.RefusalType != tt.wantType {
 				t.Fatalf("final = %+v", final)
 			}
 			if len(w.orders) != 0 || w.count(ActivityCloseOrder) != 0 {
@@ -901,8 +902,8 @@ func TestStrayPaymentWorkflowReturnsOnlyMoneyNobodyKeeps(t *testing.T) {
 		wantStatus string
 		wantRefund bool
 	}{
-		{"the order closed before the payment", &shopOrder{no: "S1000001", status: StatusClosed, total: 100}, StrayRefunded, true},
-		{"a late repeat of the payment the order keeps", &shopOrder{no: "S1000001", status: StatusPaid, total: 100, txID: "tx-s"}, StrayKept, false},
+		{"the order closed before the payment", &shopOrder{no: "S1000001", status: status.Closed, total: 100}, StrayRefunded, true},
+		{"a late repeat of the payment the order keeps", &shopOrder{no: "S1000001", status: status.Paid, total: 100, txID: "tx-s"}, StrayKept, false},
 		{"an order this shop never made", nil, StrayIgnored, false},
 	}
 	for _, tt := range tests {
@@ -918,7 +919,7 @@ func TestStrayPaymentWorkflowReturnsOnlyMoneyNobodyKeeps(t *testing.T) {
 			env := suite.NewTestWorkflowEnvironment()
 			w.register(env)
 			env.RegisterDelayedCallback(func() {
-				env.SignalWorkflow(SignalRefund, w.settleRefundAtWechat(StrayRefundNo("tx-s"), RefundSuccess))
+				env.SignalWorkflow(SignalRefund, w.settleRefundAtWechat(StrayRefundNo("tx-s"), status.RefundSuccess))
 			}, time.Minute)
 			env.ExecuteWorkflow(StrayPaymentWorkflowName, StrayPaymentInput{
 				Payment: PaymentNotice{OutTradeNo: "S1000001", TransactionID: "tx-s", TradeState: TradeSuccess, AmountFen: 100, Source: "notify"},

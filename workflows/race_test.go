@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"ordersaga/internal/status"
 )
 
 // Found by the chaos run (order 2026112320161664136067): a refund request
@@ -25,15 +27,15 @@ func TestRefundRequestRacingTheAutoConfirmIsNotAnsweredWithSuccess(t *testing.T)
 	req := h.update(73*time.Hour+100*time.Millisecond, UpdateRequestRefund, RefundRequest{By: ByAdmin, Reason: "customer service"})
 	h.signal(74*time.Hour, SignalRefund, func() any {
 		if _, ok := w.refunds[OrderRefundNo(orderNo, 1)]; !ok {
-			return RefundNotice{OutRefundNo: "nothing", Status: RefundSuccess}
+			return RefundNotice{OutRefundNo: "nothing", Status: status.RefundSuccess}
 		}
-		return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess)
+		return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), status.RefundSuccess)
 	})
 	final := h.run()
 
 	// The completion was under way first: the refund is refused, not lost.
 	req.refusedWith(t, ErrTypeNotRefundable)
-	if final.Status != StatusCompleted || w.count(ActivityRequestRefund) != 0 {
+	if final.Status != status.Completed || w.count(ActivityRequestRefund) != 0 {
 		t.Fatalf("order ended %s after %d refund requests to WeChat", final.Status, w.count(ActivityRequestRefund))
 	}
 }
@@ -51,16 +53,16 @@ func TestUserRefundRacingTheShipIsNotTakenAfterShipping(t *testing.T) {
 	req := h.update(time.Hour+100*time.Millisecond, UpdateRequestRefund, RefundRequest{By: ByUser, Reason: "changed my mind"})
 	h.signal(2*time.Hour, SignalRefund, func() any {
 		if _, ok := w.refunds[OrderRefundNo(orderNo, 1)]; !ok {
-			return RefundNotice{OutRefundNo: "nothing", Status: RefundSuccess}
+			return RefundNotice{OutRefundNo: "nothing", Status: status.RefundSuccess}
 		}
-		return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess)
+		return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), status.RefundSuccess)
 	})
 	h.update(3*time.Hour, UpdateConfirm)
 	final := h.run()
 
 	// The ship was under way first: a user may not refund a shipped order.
 	req.refusedWith(t, ErrTypeNotRefundable)
-	want := []Status{StatusPaid, StatusShipped, StatusCompleted}
+	want := []status.Order{status.Paid, status.Shipped, status.Completed}
 	if got := statuses(final); !slices.Equal(got, want) || w.count(ActivityRequestRefund) != 0 {
 		t.Fatalf("transitions %v (want %v), %d refund requests to WeChat", got, want, w.count(ActivityRequestRefund))
 	}
@@ -92,14 +94,14 @@ func TestShipOrConfirmRacingARefundIsRefused(t *testing.T) {
 			h.at(30*time.Minute, func() { w.failNext(ActivitySetOrderStatus, errors.New("database is restarting")) })
 			refund := h.update(time.Hour, UpdateRequestRefund, RefundRequest{By: ByAdmin, Reason: "out of season"})
 			other := h.update(time.Hour+100*time.Millisecond, tt.update, tt.arg...)
-			h.signal(2*time.Hour, SignalRefund, func() any { return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), RefundSuccess) })
+			h.signal(2*time.Hour, SignalRefund, func() any { return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), status.RefundSuccess) })
 			final := h.run()
 
 			other.refusedWith(t, tt.wantType)
-			if v := refund.view(t); v.Status != StatusRefunding && v.Status != StatusRefunded {
+			if v := refund.view(t); v.Status != status.Refunding && v.Status != status.Refunded {
 				t.Fatalf("refund answered %s", v.Status)
 			}
-			if final.Status != StatusRefunded {
+			if final.Status != status.Refunded {
 				t.Fatalf("final %s %v", final.Status, statuses(final))
 			}
 		})

@@ -20,6 +20,7 @@ import (
 
 	"ordersaga/internal/devserver"
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/testenv"
 	"ordersaga/workflows"
@@ -70,39 +71,39 @@ var recordings = []struct {
 		if workflows.ErrTypeOutOfStock != errType(err) {
 			r.t.Fatalf("placing 5 of 3: %v", err)
 		}
-		return r.ended("refused-out-of-stock", no, workflows.StatusRefused)
+		return r.ended("refused-out-of-stock", no, status.Refused)
 	}},
 	{"closed-never-prepaid", 2 * time.Second, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
-		return r.ended("closed-never-prepaid", no, workflows.StatusClosed)
+		return r.ended("closed-never-prepaid", no, status.Closed)
 	}},
 	{"closed-after-prepay", 3 * time.Second, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
-		return r.ended("closed-after-prepay", no, workflows.StatusClosed)
+		return r.ended("closed-after-prepay", no, status.Closed)
 	}},
 	{"cancelled-by-user", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.update(no, workflows.UpdateCancel, nil)
-		return r.ended("cancelled-by-user", no, workflows.StatusClosed)
+		return r.ended("cancelled-by-user", no, status.Closed)
 	}},
 	{"paid-shipped-confirmed", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF1234567890"})
 		r.update(no, workflows.UpdateConfirm, nil)
-		return r.ended("paid-shipped-confirmed", no, workflows.StatusCompleted)
+		return r.ended("paid-shipped-confirmed", no, status.Completed)
 	}},
 	{"paid-refunded-by-user", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser, Reason: "changed my mind"})
-		return r.ended("paid-refunded-by-user", no, workflows.StatusRefunded)
+		return r.ended("paid-refunded-by-user", no, status.Refunded)
 	}},
 	{"shipped-refunded-by-admin", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByAdmin, Reason: "parcel lost"})
-		return r.ended("shipped-refunded-by-admin", no, workflows.StatusRefunded)
+		return r.ended("shipped-refunded-by-admin", no, status.Refunded)
 	}},
 	{"oversold-refunded", time.Minute, 0, func(r *recorder) map[string]string {
 		first := r.mustPlace(2)
@@ -110,9 +111,9 @@ var recordings = []struct {
 		r.update(first, workflows.UpdatePay, nil)
 		r.update(last, workflows.UpdatePay, nil)
 		r.payerPays(first)
-		r.waitStatus(first, workflows.StatusPaid)
+		r.waitStatus(first, status.Paid)
 		r.payerPays(last)
-		return r.ended("oversold-refunded", last, workflows.StatusRefunded)
+		return r.ended("oversold-refunded", last, status.Refunded)
 	}},
 	{"notify-lost-found-by-sync", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
@@ -120,20 +121,20 @@ var recordings = []struct {
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
 		r.payerPays(no)
 		r.update(no, workflows.UpdateSync, nil)
-		r.waitStatus(no, workflows.StatusPaid)
+		r.waitStatus(no, status.Paid)
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
 		r.update(no, workflows.UpdateConfirm, nil)
-		return r.ended("notify-lost-found-by-sync", no, workflows.StatusCompleted)
+		return r.ended("notify-lost-found-by-sync", no, status.Completed)
 	}},
 	{"notify-lost-found-at-deadline", 4 * time.Second, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
 		r.payerPays(no)
-		r.waitStatus(no, workflows.StatusPaid)
+		r.waitStatus(no, status.Paid)
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
 		r.update(no, workflows.UpdateConfirm, nil)
-		return r.ended("notify-lost-found-at-deadline", no, workflows.StatusCompleted)
+		return r.ended("notify-lost-found-at-deadline", no, status.Completed)
 	}},
 	{"paid-a-moment-before-close", 3 * time.Second, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
@@ -141,16 +142,16 @@ var recordings = []struct {
 		if _, err := r.env.Sim.PayOnClose(no); err != nil {
 			r.t.Fatal(err)
 		}
-		r.waitStatus(no, workflows.StatusPaid)
+		r.waitStatus(no, status.Paid)
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
 		r.update(no, workflows.UpdateConfirm, nil)
-		return r.ended("paid-a-moment-before-close", no, workflows.StatusCompleted)
+		return r.ended("paid-a-moment-before-close", no, status.Completed)
 	}},
 	{"refund-abnormal", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.faults(paysim.Faults{Refund: &paysim.RefundFaults{Abnormal: 1}})
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser})
-		return r.ended("refund-abnormal", no, workflows.StatusRefundFailed)
+		return r.ended("refund-abnormal", no, status.RefundFailed)
 	}},
 	{"payment-mismatch", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
@@ -166,7 +167,7 @@ var recordings = []struct {
 		if err := r.env.Temporal.SignalWorkflow(r.ctx, workflows.WorkflowID(no), "", workflows.SignalPayment, p); err != nil {
 			r.t.Fatal(err)
 		}
-		saved := r.ended("payment-mismatch-closed", no, workflows.StatusClosed)
+		saved := r.ended("payment-mismatch-closed", no, status.Closed)
 		stray := workflows.StrayPaymentWorkflowID(tx.TransactionID)
 		var v workflows.StrayPaymentView
 		if err := r.env.Temporal.GetWorkflow(r.ctx, stray, "").Get(r.ctx, &v); err != nil || v.Status != workflows.StrayRefunded {
@@ -178,14 +179,14 @@ var recordings = []struct {
 	{"shipped-auto-confirmed", time.Minute, 2 * time.Second, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF2000000001"})
-		return r.ended("shipped-auto-confirmed", no, workflows.StatusCompleted)
+		return r.ended("shipped-auto-confirmed", no, status.Completed)
 	}},
 	{"refund-settled-by-query", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		// The refund's notify is lost: the workflow asks WeChat after its first poll interval.
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser, Reason: "wrong size"})
-		return r.ended("refund-settled-by-query", no, workflows.StatusRefunded)
+		return r.ended("refund-settled-by-query", no, status.Refunded)
 	}},
 	{"refund-refused-by-wechat", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.paidOrder()
@@ -193,7 +194,7 @@ var recordings = []struct {
 			"refund": {Status: 403, Code: "USER_ACCOUNT_ABNORMAL", Message: "the payer's account is abnormal"},
 		}})
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByAdmin, Reason: "out of season"})
-		return r.ended("refund-refused-by-wechat", no, workflows.StatusRefundFailed)
+		return r.ended("refund-refused-by-wechat", no, status.RefundFailed)
 	}},
 	{"cancelled-from-temporal", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
@@ -202,7 +203,7 @@ var recordings = []struct {
 		if err := r.env.Temporal.CancelWorkflow(r.ctx, workflows.WorkflowID(no), ""); err != nil {
 			r.t.Fatal(err)
 		}
-		return r.ended("cancelled-from-temporal", no, workflows.StatusClosed)
+		return r.ended("cancelled-from-temporal", no, status.Closed)
 	}},
 	{"paid-after-close-stray-refund", time.Minute, 0, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
@@ -216,7 +217,7 @@ var recordings = []struct {
 		})
 		tx := r.payerPays(no)
 		r.update(no, workflows.UpdateCancel, nil)
-		r.ended("order", no, workflows.StatusClosed)
+		r.ended("order", no, status.Closed)
 		stray := workflows.StrayPaymentWorkflowID(tx.TransactionID)
 		testenv.Eventually(r.t, time.Minute, "the stray payment workflow refunded", func() (bool, string) {
 			var v workflows.StrayPaymentView
@@ -263,7 +264,7 @@ func (r *recorder) place(quantity int64) (string, error) {
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		StaticSummary:            fmt.Sprintf("Order %s · ¥%.2f · 1 item", no, float64(quantity*r.product.PriceFen)/100),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.AttrOrderNo.ValueSet(no), workflows.AttrOrderStatus.ValueSet(string(workflows.StatusPending)),
+			workflows.AttrOrderNo.ValueSet(no), workflows.AttrOrderStatus.ValueSet(string(status.Pending)),
 			workflows.AttrOrderUserID.ValueSet(strconv.FormatInt(r.uid, 10))),
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
 		OrderNo: no, UserID: r.uid, Items: []workflows.Item{{ProductID: r.product.ID, Quantity: quantity}},
@@ -321,7 +322,7 @@ func (r *recorder) paidOrder() string {
 	no := r.mustPlace(1)
 	r.update(no, workflows.UpdatePay, nil)
 	r.payerPays(no)
-	r.waitStatus(no, workflows.StatusPaid)
+	r.waitStatus(no, status.Paid)
 	return no
 }
 
@@ -337,7 +338,7 @@ func (r *recorder) state(no string) workflows.OrderView {
 	return v
 }
 
-func (r *recorder) waitStatus(no string, want workflows.Status) {
+func (r *recorder) waitStatus(no string, want status.Order) {
 	testenv.Eventually(r.t, time.Minute, "order "+no+" "+string(want), func() (bool, string) {
 		s := r.state(no).Status
 		return s == want, string(s)
@@ -345,7 +346,7 @@ func (r *recorder) waitStatus(no string, want workflows.Status) {
 }
 
 // ended waits for the order's workflow to end in status want.
-func (r *recorder) ended(name, no string, want workflows.Status) map[string]string {
+func (r *recorder) ended(name, no string, want status.Order) map[string]string {
 	var v workflows.OrderView
 	if err := r.env.Temporal.GetWorkflow(r.ctx, workflows.WorkflowID(no), "").Get(r.ctx, &v); err != nil {
 		r.t.Fatalf("order %s: %v", no, err)

@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // Stray payment states (StrayPaymentView.Status).
@@ -29,91 +31,130 @@ const (
 //	refund it in full, with out_refund_no derived from the transaction id
 //	wait for the refund's result: its notify, or a query with backoff
 func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaymentView, error) {
-	p := in.Payment
-	v := &StrayPaymentView{Payment: p, Reason: in.Reason, Status: StrayExamining}
-	logger := log.With(workflow.GetLogger(ctx), "order_no", p.OutTradeNo,
-		"workflow_id", workflow.GetInfo(ctx).WorkflowExecution.ID, "transaction_id", p.TransactionID)
-	if err := workflow.SetQueryHandler(ctx, QueryState, func() (StrayPaymentView, error) { return *v, nil }); err != nil {
-		return *v, fmt.Errorf("register %s query: %w", QueryState, err)
+	s := newStray(ctx, in)
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (StrayPaymentView, error) { return s.view(), nil }); err != nil {
+		return s.view(), fmt.Errorf("register %s query: %w", QueryState, err)
 	}
-	results := map[string]RefundNotice{}
-	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, SignalRefund)
-		for {
-			var r RefundNotice
-			ch.Receive(ctx, &r)
-			if _, known := results[r.OutRefundNo]; r.Final() && !known {
-				results[r.OutRefundNo] = r
-			}
-		}
-	})
+	listenRefunds(ctx, s.logger, &s.WechatRefunds)
 	// Compensation must finish even if someone cancels this workflow.
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrOrderNo.ValueSet(p.OutTradeNo)); err != nil {
-		logger.Warn("upsert search attributes", "error", err)
-	}
-	done := func(status string) {
-		v.Status = status
-		workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": status}).Counter(MetricStrayPayments).Inc(1)
-	}
-	show := func(what string) {
-		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %s · transaction %s of order %s\n\n%s\n\nWhy: %s",
-			v.Status, yuan(p.AmountFen), p.TransactionID, p.OutTradeNo, what, in.Reason))
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrOrderNo.ValueSet(in.Payment.OutTradeNo)); err != nil {
+		s.logger.Warn("upsert search attributes", "error", err)
 	}
 
-	show("Examining the payment")
+	d, err := s.examine(ctx)
+	if err != nil {
+		return s.view(), err
+	}
+	if !d.Refund {
+		s.leave(ctx, d)
+		return s.view(), nil
+	}
+	err = s.refund(ctx, d) // before the view: it is the refund's outcome
+	return s.view(), err
+}
+
+// StrayState is the stray payment workflow's durable state: plain data, as
+// OrderState is the order's.
+type StrayState struct {
+	Input         StrayPaymentInput `json:"input"`
+	Status        string            `json:"status"` // Stray*
+	OutRefundNo   string            `json:"out_refund_no,omitempty"`
+	WechatRefunds WechatRefunds     `json:"wechat_refunds"`
+}
+
+// stray is one run of a StrayPaymentWorkflow.
+type stray struct {
+	StrayState
+	logger log.Logger
+}
+
+func newStray(ctx workflow.Context, in StrayPaymentInput) *stray {
+	p := in.Payment
+	return &stray{
+		StrayState: StrayState{Input: in, Status: StrayExamining, WechatRefunds: WechatRefunds{Results: map[string]RefundNotice{}}},
+		logger: log.With(workflow.GetLogger(ctx), "order_no", p.OutTradeNo,
+			"workflow_id", workflow.GetInfo(ctx).WorkflowExecution.ID, "transaction_id", p.TransactionID),
+	}
+}
+
+// examine records the payment and finds whether anyone keeps it.
+func (s *stray) examine(ctx workflow.Context) (StrayDecision, error) {
+	p := s.Input.Payment
+	s.setWaiting(ctx, "Examining the payment")
 	var d StrayDecision
 	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Record payment %s and check whether order %s keeps it", p.TransactionID, p.OutTradeNo)))
 	if err := workflow.ExecuteActivity(actx, ActivityExamineStrayPayment, p).Get(ctx, &d); err != nil {
-		return *v, fmt.Errorf("examine payment %s: %w", p.TransactionID, err)
+		return d, fmt.Errorf("examine payment %s: %w", p.TransactionID, err)
 	}
-	if !d.Refund {
-		if d.OrderKnown {
-			done(StrayKept)
-		} else {
-			done(StrayIgnored)
-		}
-		logger.Info("payment needs no refund", "why", d.Why)
-		show("Nothing to return: " + d.Why)
-		return *v, nil
-	}
+	return d, nil
+}
 
-	v.Status, v.OutRefundNo = StrayRefunding, StrayRefundNo(p.TransactionID)
-	logger.Warn("returning a stray payment", "out_refund_no", v.OutRefundNo, "why", d.Why)
-	show("Asking WeChat Pay for refund " + v.OutRefundNo)
-	opts := wechatActivity(fmt.Sprintf("Refund stray payment %s (%s) at WeChat Pay", p.TransactionID, yuan(p.AmountFen)))
-	opts.ScheduleToCloseTimeout = refundRequestFor
-	var accepted RefundNotice
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), ActivityRequestRefund, RequestRefundInput{
-		OrderNo: p.OutTradeNo, TransactionID: p.TransactionID, OutRefundNo: v.OutRefundNo,
-		RefundFen: p.AmountFen, TotalFen: p.AmountFen, Reason: "payment returned: " + d.Why,
-	}).Get(ctx, &accepted)
-	var result RefundNotice
-	if err != nil {
-		logger.Error("WeChat did not take the refund of a stray payment", "error", err)
-		result = RefundNotice{OutRefundNo: v.OutRefundNo, Status: RefundClosed, Source: "request refused: " + errorMessage(err)}
+// leave ends with nothing to return: the payment is its order's after all
+// (KEPT), or not the shop's (IGNORED).
+func (s *stray) leave(ctx workflow.Context, d StrayDecision) {
+	if d.OrderKnown {
+		s.end(ctx, StrayKept)
 	} else {
-		result = awaitRefundResult(ctx, logger, v.OutRefundNo, accepted,
-			func(no string) (RefundNotice, bool) { r, ok := results[no]; return r, ok }, show,
-			func() {
-				// Operators alert on this outcome (the refund goes on).
-				workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": StrayRefundStalled}).Counter(MetricStrayPayments).Inc(1)
-			})
+		s.end(ctx, StrayIgnored)
 	}
+	s.logger.Info("payment needs no refund", "why", d.Why)
+	s.setWaiting(ctx, "Nothing to return: "+d.Why)
+}
 
-	actx = workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Record refund %s as %s", result.OutRefundNo, result.Status)))
+// refund returns the payment in full (requestRefund) and records the result:
+// REFUNDED, or REFUND_FAILED for a person.
+func (s *stray) refund(ctx workflow.Context, d StrayDecision) error {
+	p := s.Input.Payment
+	s.Status, s.OutRefundNo = StrayRefunding, StrayRefundNo(p.TransactionID)
+	s.logger.Warn("returning a stray payment", "out_refund_no", s.OutRefundNo, "why", d.Why)
+	result := requestRefund(ctx, s, RequestRefundInput{
+		OrderNo: p.OutTradeNo, TransactionID: p.TransactionID, OutRefundNo: s.OutRefundNo,
+		RefundFen: p.AmountFen, TotalFen: p.AmountFen, Reason: "payment returned: " + d.Why,
+	}, fmt.Sprintf("Refund stray payment %s (%s) at WeChat Pay", p.TransactionID, yuan(p.AmountFen)))
+
+	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Record refund %s as %s", result.OutRefundNo, result.Status)))
 	if err := workflow.ExecuteActivity(actx, ActivitySettleRefund, SettleRefundInput{
 		OrderNo: p.OutTradeNo, Refund: result, OrderRefund: false,
 	}).Get(ctx, nil); err != nil {
-		return *v, fmt.Errorf("settle refund %s: %w", result.OutRefundNo, err)
+		return fmt.Errorf("settle refund %s: %w", result.OutRefundNo, err)
 	}
-	if result.Status == RefundSuccess {
-		done(StrayRefunded)
-		show("Returned to the payer")
-		return *v, nil
+	if result.Status == status.RefundSuccess {
+		s.end(ctx, StrayRefunded)
+		s.setWaiting(ctx, "Returned to the payer")
+		return nil
 	}
-	done(StrayRefundFailed)
-	logger.Error("stray payment refund failed: a person must return the money", "status", result.Status, "source", result.Source)
-	show(fmt.Sprintf("The refund is %s (%s): a person must return the money", result.Status, result.Source))
-	return *v, nil
+	s.end(ctx, StrayRefundFailed)
+	s.logger.Error("stray payment refund failed: a person must return the money", "status", result.Status, "source", result.Source)
+	s.setWaiting(ctx, fmt.Sprintf("The refund is %s (%s): a person must return the money", result.Status, result.Source))
+	return nil
+}
+
+// end sets the outcome and counts it: operators alert on
+// MetricStrayPayments.
+func (s *stray) end(ctx workflow.Context, outcome string) {
+	s.Status = outcome
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": outcome}).Counter(MetricStrayPayments).Inc(1)
+}
+
+// setWaiting shows, in the Web UI's details line, where the payment stands
+// and what the workflow is doing now.
+func (s *stray) setWaiting(ctx workflow.Context, what string) {
+	p := s.Input.Payment
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %s · transaction %s of order %s\n\n%s\n\nWhy: %s",
+		s.Status, yuan(p.AmountFen), p.TransactionID, p.OutTradeNo, what, s.Input.Reason))
+}
+
+func (s *stray) wechatRefunds() *WechatRefunds { return &s.WechatRefunds }
+
+func (s *stray) log() log.Logger { return s.logger }
+
+// refundStalled counts the stalled refund: operators alert on this outcome
+// (the refund goes on).
+func (s *stray) refundStalled(ctx workflow.Context, _ string) {
+	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": StrayRefundStalled}).Counter(MetricStrayPayments).Inc(1)
+}
+
+func (s *stray) view() StrayPaymentView {
+	return StrayPaymentView{Payment: s.Input.Payment, Reason: s.Input.Reason, OutRefundNo: s.OutRefundNo, Status: s.Status}
 }

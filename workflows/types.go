@@ -3,42 +3,9 @@ package workflows
 import (
 	"strconv"
 	"time"
+
+	"ordersaga/internal/status"
 )
-
-// Status is an order's state. The same strings are stored in the database.
-type Status string
-
-const (
-	StatusPending      Status = "PENDING"
-	StatusPaid         Status = "PAID"
-	StatusShipped      Status = "SHIPPED"
-	StatusCompleted    Status = "COMPLETED"
-	StatusClosed       Status = "CLOSED"
-	StatusRefunding    Status = "REFUNDING"
-	StatusRefunded     Status = "REFUNDED"
-	StatusRefundFailed Status = "REFUND_FAILED"
-	// StatusRefused is never stored: it marks, in the workflow and its search
-	// attribute, an order turned down at creation (out of stock, unknown product).
-	StatusRefused Status = "REFUSED"
-)
-
-// Terminal reports whether an order in status s has ended (its workflow too).
-func (s Status) Terminal() bool {
-	switch s {
-	case StatusClosed, StatusRefunded, StatusRefundFailed, StatusCompleted, StatusRefused:
-		return true
-	}
-	return false
-}
-
-// Kept reports whether an order in status s keeps the money it was paid.
-func (s Status) Kept() bool {
-	switch s {
-	case StatusPaid, StatusShipped, StatusCompleted:
-		return true
-	}
-	return false
-}
 
 // WeChat Pay trade states (trade_state of a query or notify), plus
 // TradeStateNotFound for an order WeChat never saw (no prepay was made).
@@ -51,14 +18,6 @@ const (
 	TradePayError   = "PAYERROR"
 	TradeRevoked    = "REVOKED"
 	TradeNotFound   = "NOT_FOUND"
-)
-
-// WeChat Pay refund statuses.
-const (
-	RefundProcessing = "PROCESSING"
-	RefundSuccess    = "SUCCESS"
-	RefundClosed     = "CLOSED"
-	RefundAbnormal   = "ABNORMAL"
 )
 
 // Who asks for a refund (RefundRequest.By).
@@ -135,7 +94,7 @@ type CloseOrderInput struct {
 // OrderStatusResult is the order's status after an activity that moves it
 // (CloseOrder, MarkPaid, SetOrderStatus, SettleRefund).
 type OrderStatusResult struct {
-	Status Status `json:"status"`
+	Status status.Order `json:"status"`
 }
 
 // PayParams are the five arguments of wx.requestPayment, named as WeChat
@@ -186,20 +145,18 @@ type MarkPaidInput struct {
 
 // RefundNotice is a refund result as WeChat reported it (notify or query).
 type RefundNotice struct {
-	OutRefundNo   string     `json:"out_refund_no"`
-	RefundID      string     `json:"refund_id,omitempty"`
-	OutTradeNo    string     `json:"out_trade_no,omitempty"`
-	TransactionID string     `json:"transaction_id,omitempty"`
-	Status        string     `json:"status"` // PROCESSING, SUCCESS, CLOSED, ABNORMAL
-	RefundFen     int64      `json:"refund_fen,omitempty"`
-	SuccessTime   *time.Time `json:"success_time,omitempty"`
-	Source        string     `json:"source"` // "notify" or "query"
+	OutRefundNo   string        `json:"out_refund_no"`
+	RefundID      string        `json:"refund_id,omitempty"`
+	OutTradeNo    string        `json:"out_trade_no,omitempty"`
+	TransactionID string        `json:"transaction_id,omitempty"`
+	Status        status.Refund `json:"status"`
+	RefundFen     int64         `json:"refund_fen,omitempty"`
+	SuccessTime   *time.Time    `json:"success_time,omitempty"`
+	Source        string        `json:"source"` // "notify" or "query"
 }
 
 // Final reports whether the refund will not change any more.
-func (r RefundNotice) Final() bool {
-	return r.Status == RefundSuccess || r.Status == RefundClosed || r.Status == RefundAbnormal
-}
+func (r RefundNotice) Final() bool { return r.Status.Final() }
 
 // RefundRequest is the request_refund update's argument.
 type RefundRequest struct {
@@ -238,11 +195,11 @@ type SettleRefundInput struct {
 // SetOrderStatusInput is the SetOrderStatus activity's input: one
 // conditional transition of the order row.
 type SetOrderStatusInput struct {
-	OrderNo    string   `json:"order_no"`
-	From       []Status `json:"from"`
-	To         Status   `json:"to"`
-	TrackingNo string   `json:"tracking_no,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
+	OrderNo    string         `json:"order_no"`
+	From       []status.Order `json:"from"`
+	To         status.Order   `json:"to"`
+	TrackingNo string         `json:"tracking_no,omitempty"`
+	Reason     string         `json:"reason,omitempty"`
 }
 
 // FlagOrderInput is the FlagOrder activity's input.
@@ -276,10 +233,10 @@ type SyncResult struct {
 
 // Transition is one change of an order's status, as the workflow decided it.
 type Transition struct {
-	At   time.Time `json:"at"`
-	From Status    `json:"from"`
-	To   Status    `json:"to"`
-	Why  string    `json:"why"`
+	At   time.Time    `json:"at"`
+	From status.Order `json:"from"`
+	To   status.Order `json:"to"`
+	Why  string       `json:"why"`
 }
 
 // RefundView is one refund of an order as the workflow knows it.
@@ -295,7 +252,7 @@ type RefundView struct {
 type OrderView struct {
 	OrderNo       string       `json:"order_no"`
 	UserID        int64        `json:"user_id"`
-	Status        Status       `json:"status"`
+	Status        status.Order `json:"status"`
 	TotalFen      int64        `json:"total_fen"`
 	Items         []PricedItem `json:"items"`
 	PayDeadline   time.Time    `json:"pay_deadline"`

@@ -8,37 +8,21 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"ordersaga/internal/status"
 )
 
 // What engineers see of an order in the Web UI: search attributes to find
 // it, the details line saying what it waits for, and the transitions in the
 // state query.
 
-// setStatus records a transition decided by the workflow (after the
-// activity that wrote it to the database succeeded) and makes it visible.
-func (o *order) setStatus(ctx workflow.Context, to Status, why string) {
-	if to == o.status && len(o.transitions) > 0 {
-		return
-	}
-	o.transitions = append(o.transitions, Transition{At: workflow.Now(ctx), From: o.status, To: to, Why: why})
-	o.logger.Info("order status changed", "from", o.status, "to", to, "why", why)
-	// Counted once per transition: the SDK does not emit metrics on replay.
-	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"from": string(o.status), "to": string(to)}).
-		Counter(MetricOrderTransitions).Inc(1)
-	o.status = to
-	// Requests made while this step was under way are answered now: done if
-	// this transition fulfils them, refused if the order can no longer.
-	o.settleRequests()
-	o.publish(ctx)
-}
-
 // addFlag records that the order needs a person, once per flag, and counts
 // it: operators alert on MetricOrdersFlagged.
 func (o *order) addFlag(ctx workflow.Context, flag string) {
-	if slices.Contains(o.flags, flag) {
+	if slices.Contains(o.Flags, flag) {
 		return
 	}
-	o.flags = append(o.flags, flag)
+	o.Flags = append(o.Flags, flag)
 	workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"flag": flag}).Counter(MetricOrdersFlagged).Inc(1)
 }
 
@@ -46,12 +30,12 @@ func (o *order) addFlag(ctx workflow.Context, flag string) {
 // OrderStatus="PAID" and friends, and refreshes the details line.
 func (o *order) publish(ctx workflow.Context) {
 	updates := []temporal.SearchAttributeUpdate{
-		AttrOrderNo.ValueSet(o.in.OrderNo),
-		AttrOrderStatus.ValueSet(string(o.status)),
-		AttrOrderUserID.ValueSet(strconv.FormatInt(o.in.UserID, 10)),
+		AttrOrderNo.ValueSet(o.Input.OrderNo),
+		AttrOrderStatus.ValueSet(string(o.Status)),
+		AttrOrderUserID.ValueSet(strconv.FormatInt(o.Input.UserID, 10)),
 	}
-	if o.status != StatusRefused {
-		updates = append(updates, AttrOrderAmountFen.ValueSet(o.created.TotalFen))
+	if o.Status != status.Refused {
+		updates = append(updates, AttrOrderAmountFen.ValueSet(o.Created.TotalFen))
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		o.logger.Warn("upsert search attributes", "error", err)
@@ -62,20 +46,20 @@ func (o *order) publish(ctx workflow.Context) {
 // setWaiting says, in the Web UI's details line and the state query, what
 // the order is doing or waiting for now.
 func (o *order) setWaiting(ctx workflow.Context, what string) {
-	o.waiting = what
+	o.Waiting = what
 	o.showDetails(ctx)
 }
 
 func (o *order) showDetails(ctx workflow.Context) {
-	details := fmt.Sprintf("**%s** · %s", o.status, yuan(o.created.TotalFen))
-	if o.transactionID != "" {
-		details += " · WeChat transaction " + o.transactionID
+	details := fmt.Sprintf("**%s** · %s", o.Status, yuan(o.Created.TotalFen))
+	if o.TransactionID != "" {
+		details += " · WeChat transaction " + o.TransactionID
 	}
-	if len(o.flags) > 0 {
-		details += " · ⚠ needs a person: " + fmt.Sprint(o.flags)
+	if len(o.Flags) > 0 {
+		details += " · ⚠ needs a person: " + fmt.Sprint(o.Flags)
 	}
-	if o.waiting != "" {
-		details += "\n\n" + o.waiting
+	if o.Waiting != "" {
+		details += "\n\n" + o.Waiting
 	}
 	workflow.SetCurrentDetails(ctx, details)
 }
@@ -84,11 +68,11 @@ func (o *order) showDetails(ctx workflow.Context) {
 // query and in the details line, and in the worker's error log.
 func (o *order) flag(ctx workflow.Context, flag, reason string) error {
 	o.logger.Error("order needs a person", "flag", flag, "reason", reason)
-	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Flag order %s for a person: %s", o.in.OrderNo, flag)))
+	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Flag order %s for a person: %s", o.Input.OrderNo, flag)))
 	if err := workflow.ExecuteActivity(actx, ActivityFlagOrder, FlagOrderInput{
-		OrderNo: o.in.OrderNo, Flag: flag, Reason: reason,
+		OrderNo: o.Input.OrderNo, Flag: flag, Reason: reason,
 	}).Get(ctx, nil); err != nil {
-		return fmt.Errorf("flag order %s: %w", o.in.OrderNo, err)
+		return fmt.Errorf("flag order %s: %w", o.Input.OrderNo, err)
 	}
 	o.addFlag(ctx, flag)
 	o.showDetails(ctx)

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"ordersaga/internal/metrics"
+	"ordersaga/internal/status"
 )
 
 // world stands in for the shop's database and WeChat Pay in the workflow
@@ -40,7 +41,7 @@ type world struct {
 	closeHasNoEffect bool
 	// refundSettlesAs is the status a PROCESSING refund has when it is next
 	// queried ("" = stays PROCESSING).
-	refundSettlesAs string
+	refundSettlesAs status.Refund
 	// onQuery runs before each payment query answers (a payer acting
 	// between the workflow's steps).
 	onQuery func(w *world, orderNo string, n int)
@@ -56,7 +57,7 @@ type world struct {
 type shopOrder struct {
 	no       string
 	userID   int64
-	status   Status
+	status   status.Order
 	total    int64
 	items    []PricedItem
 	txID     string
@@ -76,7 +77,7 @@ type trade struct {
 type wxRefund struct {
 	no, txID, orderNo string
 	amount            int64
-	status            string
+	status            status.Refund
 }
 
 const (
@@ -208,7 +209,7 @@ func (w *world) createOrder(_ context.Context, in CreateOrderInput) (CreatedOrde
 		total += price * it.Quantity
 		items = append(items, PricedItem{ProductID: it.ProductID, UnitPriceFen: price, Quantity: it.Quantity})
 	}
-	w.orders[in.OrderNo] = &shopOrder{no: in.OrderNo, userID: in.UserID, status: StatusPending, total: total, items: items}
+	w.orders[in.OrderNo] = &shopOrder{no: in.OrderNo, userID: in.UserID, status: status.Pending, total: total, items: items}
 	return CreatedOrder{OrderNo: in.OrderNo, TotalFen: total, Items: items, PayDeadline: in.PayDeadline}, nil
 }
 
@@ -291,8 +292,8 @@ func (w *world) markPaid(_ context.Context, in MarkPaidInput) (OrderStatusResult
 	}
 	o := w.orders[in.OrderNo]
 	switch {
-	case o.status == StatusPending:
-		o.status, o.txID = StatusPaid, in.Payment.TransactionID
+	case o.status == status.Pending:
+		o.status, o.txID = status.Paid, in.Payment.TransactionID
 	case o.txID != in.Payment.TransactionID:
 		return OrderStatusResult{}, temporal.NewNonRetryableApplicationError("order is "+string(o.status), ErrTypeStatusConflict, nil)
 	}
@@ -328,10 +329,10 @@ func (w *world) closeOrder(_ context.Context, in CloseOrderInput) (OrderStatusRe
 		return OrderStatusResult{}, err
 	}
 	o := w.orders[in.OrderNo]
-	if o.status != StatusPending && o.status != StatusClosed {
+	if o.status != status.Pending && o.status != status.Closed {
 		return OrderStatusResult{}, temporal.NewNonRetryableApplicationError("order is "+string(o.status), ErrTypeStatusConflict, nil)
 	}
-	o.status = StatusClosed
+	o.status = status.Closed
 	if in.Flag != "" && !slices.Contains(o.flags, in.Flag) {
 		o.flags = append(o.flags, in.Flag)
 	}
@@ -377,7 +378,7 @@ func (w *world) requestRefund(_ context.Context, in RequestRefundInput) (RefundN
 	}
 	r := w.refunds[in.OutRefundNo]
 	if r == nil {
-		r = &wxRefund{no: in.OutRefundNo, txID: in.TransactionID, orderNo: in.OrderNo, amount: in.RefundFen, status: RefundProcessing}
+		r = &wxRefund{no: in.OutRefundNo, txID: in.TransactionID, orderNo: in.OrderNo, amount: in.RefundFen, status: status.RefundProcessing}
 		w.refunds[in.OutRefundNo] = r
 		if t := w.trades[in.OrderNo]; t != nil && t.txID == in.TransactionID {
 			t.state = TradeRefund
@@ -393,19 +394,19 @@ func (w *world) queryRefund(_ context.Context, no string) (RefundNotice, error) 
 		return RefundNotice{}, err
 	}
 	r := w.refunds[no]
-	if r.status == RefundProcessing && w.refundSettlesAs != "" {
+	if r.status == status.RefundProcessing && w.refundSettlesAs != "" {
 		r.status = w.refundSettlesAs
 	}
 	return RefundNotice{OutRefundNo: r.no, OutTradeNo: r.orderNo, TransactionID: r.txID, Status: r.status, RefundFen: r.amount, Source: "query"}, nil
 }
 
 // settleRefundAtWechat settles a refund as WeChat would before its notify.
-func (w *world) settleRefundAtWechat(no, status string) RefundNotice {
+func (w *world) settleRefundAtWechat(no string, st status.Refund) RefundNotice {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	r := w.refunds[no]
-	r.status = status
-	return RefundNotice{OutRefundNo: r.no, OutTradeNo: r.orderNo, TransactionID: r.txID, Status: status, RefundFen: r.amount, Source: "notify"}
+	r.status = st
+	return RefundNotice{OutRefundNo: r.no, OutTradeNo: r.orderNo, TransactionID: r.txID, Status: st, RefundFen: r.amount, Source: "notify"}
 }
 
 func (w *world) settleRefund(_ context.Context, in SettleRefundInput) (OrderStatusResult, error) {
@@ -418,11 +419,11 @@ func (w *world) settleRefund(_ context.Context, in SettleRefundInput) (OrderStat
 	if !in.OrderRefund || o == nil {
 		return OrderStatusResult{}, nil
 	}
-	if o.status == StatusRefunding {
-		if in.Refund.Status == RefundSuccess {
-			o.status = StatusRefunded
+	if o.status == status.Refunding {
+		if in.Refund.Status == status.RefundSuccess {
+			o.status = status.Refunded
 		} else {
-			o.status = StatusRefundFailed
+			o.status = status.RefundFailed
 			o.flags = append(o.flags, FlagRefundFailed)
 		}
 	}
@@ -634,8 +635,8 @@ func (h *harness) elapsed() time.Duration { return h.env.Now().Sub(h.start) }
 // payment is the notify of the order's payment, made when the signal is sent.
 func (h *harness) payment() func() any { return func() any { return h.w.pay(orderNo) } }
 
-func statuses(v OrderView) []Status {
-	out := []Status{}
+func statuses(v OrderView) []status.Order {
+	out := []status.Order{}
 	for _, tr := range v.Transitions {
 		out = append(out, tr.To)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"ordersaga/api"
 	"ordersaga/internal/auth"
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
@@ -292,7 +293,7 @@ func (h createdHandle) Get(_ context.Context, out any) error {
 		return errors.New("unexpected result type")
 	}
 	now := time.Now()
-	*v = workflows.OrderView{OrderNo: h.in.OrderNo, UserID: h.in.UserID, Status: workflows.StatusPending,
+	*v = workflows.OrderView{OrderNo: h.in.OrderNo, UserID: h.in.UserID, Status: status.Pending,
 		PayDeadline: now.Add(h.in.PayTimeout), CreatedAt: now}
 	for _, it := range h.in.Items {
 		v.Items = append(v.Items, workflows.PricedItem{ProductID: it.ProductID, Quantity: it.Quantity})

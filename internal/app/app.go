@@ -43,6 +43,28 @@ func NewLogger(level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
+// ErrUnknownRole: RunRole was asked for a mode that is not a production role.
+var ErrUnknownRole = errors.New("unknown role: want api, worker or migrate")
+
+// RunRole runs this process as one of the stack's production roles — api,
+// worker or migrate — configured from getenv (the environment), until ctx
+// is cancelled (migrate: until the migrations are applied). `ordersaga api`,
+// `ordersaga worker`, `ordersaga migrate` and the chaos harness's processes
+// all start here.
+func RunRole(ctx context.Context, mode config.Mode, getenv func(string) string) error {
+	run := map[config.Mode]func(context.Context, config.Config, *slog.Logger) error{
+		config.ModeAPI: RunAPI, config.ModeWorker: RunWorker, config.ModeMigrate: RunMigrate,
+	}[mode]
+	if run == nil {
+		return fmt.Errorf("%w (got %q)", ErrUnknownRole, mode)
+	}
+	cfg, err := config.Load(mode, getenv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	return run(ctx, cfg, NewLogger(cfg.LogLevel))
+}
+
 // RunMigrate applies the database migrations and returns.
 func RunMigrate(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	st, err := openStore(ctx, cfg.DatabaseURL, log)

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -73,6 +74,31 @@ func TestAPIDoesNotServeTheDemoPage(t *testing.T) {
 	for _, path := range []string{"/demo/", "/demo", "/demo/index.html", "/demo/config.json", "/demo/sim/settings", "/demo/sim/transactions/x"} {
 		if code, body := get(path); code != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404 (the demo page is dev only): %.200s", path, code, body)
+		}
+	}
+}
+
+// RunRole starts only the production roles, and one whose configuration is
+// incomplete not at all: the error says which.
+func TestRunRoleRefusesAnUnknownRoleAndAMissingConfiguration(t *testing.T) {
+	empty := func(string) string { return "" }
+	tests := []struct {
+		mode config.Mode
+		want string
+	}{
+		{config.ModeDev, "unknown role"},
+		{"nonsense", "unknown role"},
+		{config.ModeAPI, "configuration:"},
+		{config.ModeWorker, "configuration:"},
+		{config.ModeMigrate, "configuration:"},
+	}
+	for _, tt := range tests {
+		err := app.RunRole(t.Context(), tt.mode, empty)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("RunRole(%q) = %v, want an error saying %q", tt.mode, err, tt.want)
+		}
+		if unknown := errors.Is(err, app.ErrUnknownRole); unknown != (tt.want == "unknown role") {
+			t.Errorf("RunRole(%q): errors.Is(ErrUnknownRole) = %v", tt.mode, unknown)
 		}
 	}
 }

@@ -79,8 +79,7 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	if err := fillDevDefaults(&cfg, opts.DataDir, keys, simURL, "http://"+apiLn.Addr().String()); err != nil {
 		return err
 	}
-	simOpts := keys.SimOptions(cfg.WechatAppID, cfg.PayMchID)
-	simOpts.LoginSecret = cfg.WechatAppSecret
+	simOpts := SimShop{AppID: cfg.WechatAppID, AppSecret: cfg.WechatAppSecret, MchID: cfg.PayMchID}.SimOptions(keys)
 	simOpts.Logger = log.With("component", "paysim")
 	sim := paysim.New(simOpts)
 	defer sim.Close()
@@ -175,23 +174,7 @@ const (
 // tokens and keys survive a restart) and local secrets. A variable set in the
 // environment wins.
 func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simURL, apiURL string) error {
-	set := func(v *string, def string) {
-		if *v == "" || *v == config.DefaultWechatPayBaseURL || *v == "https://api.weixin.qq.com" {
-			*v = def
-		}
-	}
-	set(&cfg.WechatAppID, devAppID)
-	set(&cfg.WechatAppSecret, devAppSecret)
-	set(&cfg.WechatAPIBaseURL, simURL)
-	set(&cfg.PayMchID, devMchID)
-	set(&cfg.PayBaseURL, simURL)
-	set(&cfg.PayNotifyURL, apiURL+"/v1/wechatpay/notify")
-	env := keys.Env(simURL, cfg.PayNotifyURL)
-	set(&cfg.PayMchCertSerial, env["WECHATPAY_MCH_CERT_SERIAL"])
-	set(&cfg.PayMchKeyFile, env["WECHATPAY_MCH_PRIVATE_KEY_FILE"])
-	set(&cfg.PayAPIv3Key, env["WECHATPAY_APIV3_KEY"])
-	set(&cfg.PayPublicKeyID, env["WECHATPAY_PUBLIC_KEY_ID"])
-	set(&cfg.PayPublicKeyFile, env["WECHATPAY_PUBLIC_KEY_FILE"])
+	UseSimulator(cfg, SimShop{AppID: devAppID, AppSecret: devAppSecret, MchID: devMchID}, keys, simURL, apiURL)
 	if cfg.JWTSecret == "" {
 		s, err := persistentSecret(filepath.Join(dataDir, "keys", "jwt_secret"))
 		if err != nil {

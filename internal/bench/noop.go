@@ -14,8 +14,9 @@ import (
 	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-	"google.golang.org/grpc/status"
+	grpcstatus "google.golang.org/grpc/status"
 
+	"ordersaga/internal/status"
 	"ordersaga/workflows"
 )
 
@@ -84,14 +85,14 @@ func (s noopShape) workflow(ctx workflow.Context, in workflows.OrderInput) error
 	// search attribute): the same here.
 	workflow.GetVersion(ctx, noopVersion, workflow.DefaultVersion, 1)
 	var (
-		placed  bool
-		created workflows.CreatedOrder
-		status  = workflows.StatusPending
-		inbox   []workflows.PaymentNotice
+		placed      bool
+		created     workflows.CreatedOrder
+		orderStatus = status.Pending
+		inbox       []workflows.PaymentNotice
 	)
 	deadline := workflow.Now(ctx).Add(in.PayTimeout)
 	view := func() workflows.OrderView {
-		return workflows.OrderView{OrderNo: in.OrderNo, UserID: in.UserID, Status: status, TotalFen: created.TotalFen,
+		return workflows.OrderView{OrderNo: in.OrderNo, UserID: in.UserID, Status: orderStatus, TotalFen: created.TotalFen,
 			Items: created.Items, PayDeadline: deadline, CreatedAt: created.CreatedAt}
 	}
 	if err := workflow.SetUpdateHandler(ctx, workflows.UpdateCreate, func(ctx workflow.Context) (workflows.OrderView, error) {
@@ -111,7 +112,7 @@ func (s noopShape) workflow(ctx workflow.Context, in workflows.OrderInput) error
 			workflows.RequestPaymentInput{OrderNo: in.OrderNo, UserID: in.UserID, TotalFen: created.TotalFen, TimeExpire: deadline}, &p)
 		return p, err
 	}, workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context) error {
-		if !placed || status != workflows.StatusPending {
+		if !placed || orderStatus != status.Pending {
 			return temporal.NewApplicationError("not payable", workflows.ErrTypeNotPayable)
 		}
 		return nil
@@ -129,10 +130,10 @@ func (s noopShape) workflow(ctx workflow.Context, in workflows.OrderInput) error
 	publish := func() {
 		_ = workflow.UpsertTypedSearchAttributes(ctx,
 			workflows.AttrOrderNo.ValueSet(in.OrderNo),
-			workflows.AttrOrderStatus.ValueSet(string(status)),
+			workflows.AttrOrderStatus.ValueSet(string(orderStatus)),
 			workflows.AttrOrderUserID.ValueSet(strconv.FormatInt(in.UserID, 10)),
 			workflows.AttrOrderAmountFen.ValueSet(created.TotalFen))
-		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %d fen", status, created.TotalFen))
+		workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %d fen", orderStatus, created.TotalFen))
 	}
 
 	if err := s.exec(ctx, workflows.ActivityCreateOrder, noopCreate, "Price the items, check stock and store order "+in.OrderNo,
@@ -157,7 +158,7 @@ func (s noopShape) workflow(ctx workflow.Context, in workflows.OrderInput) error
 		workflows.MarkPaidInput{OrderNo: in.OrderNo, Payment: p}, &res); err != nil {
 		return err
 	}
-	status = workflows.StatusPaid
+	orderStatus = status.Paid
 	publish()
 	stopTimer()
 	if err := s.exec(ctx, workflows.ActivityDeductStock, noopDeduct, "Deduct the stock of order "+in.OrderNo, in.OrderNo, nil); err != nil {
@@ -212,7 +213,7 @@ func (a *noopActivities) Prepay(_ context.Context, in workflows.RequestPaymentIn
 }
 
 func (a *noopActivities) Mark(context.Context, workflows.MarkPaidInput) (workflows.OrderStatusResult, error) {
-	return workflows.OrderStatusResult{Status: workflows.StatusPaid}, nil
+	return workflows.OrderStatusResult{Status: status.Paid}, nil
 }
 
 func (a *noopActivities) Deduct(_ context.Context, orderNo string) error {
@@ -262,7 +263,7 @@ func (d noopDriver) play(ctx context.Context, orderNo string, userID int64) (noo
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.AttrOrderNo.ValueSet(orderNo),
 			workflows.AttrOrderUserID.ValueSet(strconv.FormatInt(userID, 10)),
-			workflows.AttrOrderStatus.ValueSet(string(workflows.StatusPending))),
+			workflows.AttrOrderStatus.ValueSet(string(status.Pending))),
 		StaticSummary: "Order " + orderNo + " · ¥12.80 · 1 item",
 		StaticDetails: "User " + strconv.FormatInt(userID, 10) + " ordered (priced by the workflow from the database):\n- Bench product × 1\n",
 	}, noopWorkflowName, in)
@@ -324,7 +325,7 @@ func temporalErrKind(err error) string {
 	case errors.Is(err, errTimeout), errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	}
-	var st interface{ GRPCStatus() *status.Status }
+	var st interface{ GRPCStatus() *grpcstatus.Status }
 	if errors.As(err, &st) {
 		return st.GRPCStatus().Code().String()
 	}

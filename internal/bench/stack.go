@@ -156,8 +156,8 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 		return nil, err
 	}
 	s.tap = newNotifyTap()
-	simOpts := keys.SimOptions(benchAppID, benchMchID)
-	simOpts.LoginSecret = benchAppSecret
+	shop := app.SimShop{AppID: benchAppID, AppSecret: benchAppSecret, MchID: benchMchID}
+	simOpts := shop.SimOptions(keys)
 	simOpts.NotifyClient = &http.Client{Timeout: 30 * time.Second, Transport: s.tap}
 	simOpts.Logger = s.log.With("component", "paysim")
 	s.sim = paysim.New(simOpts)
@@ -183,19 +183,7 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 	}
 	s.undo = append(s.undo, func() { _ = s.ts.Stop() })
 
-	payEnv := keys.Env(s.simURL, s.apiURL+"/v1/wechatpay/notify")
 	s.cfg = config.Config{
-		WechatAppID:       benchAppID,
-		WechatAppSecret:   benchAppSecret,
-		WechatAPIBaseURL:  s.simURL,
-		PayMchID:          benchMchID,
-		PayMchCertSerial:  payEnv["WECHATPAY_MCH_CERT_SERIAL"],
-		PayMchKeyFile:     payEnv["WECHATPAY_MCH_PRIVATE_KEY_FILE"],
-		PayAPIv3Key:       payEnv["WECHATPAY_APIV3_KEY"],
-		PayPublicKeyID:    payEnv["WECHATPAY_PUBLIC_KEY_ID"],
-		PayPublicKeyFile:  payEnv["WECHATPAY_PUBLIC_KEY_FILE"],
-		PayNotifyURL:      payEnv["WECHATPAY_NOTIFY_URL"],
-		PayBaseURL:        s.simURL,
 		TemporalAddress:   s.ts.FrontendAddress(),
 		TemporalNamespace: s.ts.Namespace(),
 		TemporalTaskQueue: benchQueue,
@@ -207,6 +195,7 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 		ShutdownTimeout:   5 * time.Second,
 		HTTPClientTimeout: 10 * time.Second,
 	}
+	app.UseSimulator(&s.cfg, shop, keys, s.simURL, s.apiURL)
 
 	dial := func() (client.Client, error) {
 		_, m := app.NewMetrics()

@@ -11,6 +11,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 	"ordersaga/workflows"
 )
 
@@ -72,15 +73,15 @@ func settledState() *checkState {
 		c.ledger = append(c.ledger, ledgerRow{id: seq, order: order, kind: kind, product: p, qty: q,
 			committed: sql.NullTime{Time: t0.Add(time.Duration(seq) * time.Second), Valid: true}})
 	}
-	order := func(no, status string, total int64, items map[int64]int64) *orderRow {
-		o := &orderRow{no: no, status: status, total: total, items: items, deadline: t0.Add(15 * time.Minute)}
+	order := func(no, rowStatus string, total int64, items map[int64]int64) *orderRow {
+		o := &orderRow{no: no, status: rowStatus, total: total, items: items, deadline: t0.Add(15 * time.Minute)}
 		c.rows[no] = o
 		want := completed
-		if !workflows.Status(status).Terminal() {
+		if !status.Order(rowStatus).Terminal() {
 			want = running
 		}
-		c.wf[no] = workflowFact{status: want, orderStatus: status}
-		st.listed = append(st.listed, listedWorkflow{id: workflows.WorkflowID(no), status: want, orderStatus: status})
+		c.wf[no] = workflowFact{status: want, orderStatus: rowStatus}
+		st.listed = append(st.listed, listedWorkflow{id: workflows.WorkflowID(no), status: want, orderStatus: rowStatus})
 		return o
 	}
 	pay := func(o *orderRow) paysim.TransactionView {
@@ -172,7 +173,7 @@ func settledState() *checkState {
 	c.strayViews["stray-payment-tx-strayfailed"] = workflows.StrayPaymentView{Status: workflows.StrayRefundFailed,
 		Payment: workflows.PaymentNotice{OutTradeNo: "strayfailed", TransactionID: "tx-strayfailed", AmountFen: 3900}}
 
-	st.listed = append(st.listed, listedWorkflow{id: "order-refused", status: completed, orderStatus: string(workflows.StatusRefused)})
+	st.listed = append(st.listed, listedWorkflow{id: "order-refused", status: completed, orderStatus: string(status.Refused)})
 	slices.SortFunc(c.records, func(a, b *orderRecord) int { return strings.Compare(a.No, b.No) })
 
 	// Out: coffee 2 (paid) + 1 (completed) + 1 (shipref) + 1 (refundfailed);

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -22,29 +23,11 @@ import (
 func RunRole(role string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	mode := config.Mode(role)
-	switch mode {
-	case config.ModeAPI, config.ModeWorker, config.ModeMigrate:
-	default:
-		fmt.Fprintf(os.Stderr, "chaos: unknown role %q\n", role)
-		return 2
-	}
-	cfg, err := config.Load(mode, os.Getenv)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ordersaga %s: configuration:\n%v\n", role, err)
-		return 1
-	}
-	log := app.NewLogger(cfg.LogLevel)
-	switch mode {
-	case config.ModeAPI:
-		err = app.RunAPI(ctx, cfg, log)
-	case config.ModeWorker:
-		err = app.RunWorker(ctx, cfg, log)
-	default:
-		err = app.RunMigrate(ctx, cfg, log)
-	}
-	if err != nil {
+	if err := app.RunRole(ctx, config.Mode(role), os.Getenv); err != nil {
 		fmt.Fprintf(os.Stderr, "ordersaga %s: %v\n", role, err)
+		if errors.Is(err, app.ErrUnknownRole) {
+			return 2
+		}
 		return 1
 	}
 	return 0

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"gorm.io/gorm"
+
+	"ordersaga/internal/status"
 )
 
 // Sentinel errors; test with errors.Is.
@@ -47,8 +49,8 @@ func (e *OutOfStockError) Is(target error) bool { return target == ErrOutOfStock
 // StatusConflictError says an order is not in a status the operation accepts.
 type StatusConflictError struct {
 	OrderNo string
-	Current OrderStatus
-	Want    []OrderStatus
+	Current status.Order
+	Want    []status.Order
 }
 
 func (e *StatusConflictError) Error() string {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
 )
@@ -21,23 +22,23 @@ func TestTransitionOrder_ShipsAndCompletesOnce(t *testing.T) {
 			t.Fatalf("new order has fulfilment fields: %+v", o)
 		}
 		paidAt := time.Now()
-		_, _, err := s.TransitionOrder(ctx, o.OrderNo, []store.OrderStatus{store.StatusPending}, store.StatusPaid,
+		_, _, err := s.TransitionOrder(ctx, o.OrderNo, []status.Order{status.Pending}, status.Paid,
 			store.OrderUpdate{PaidAt: &paidAt, TransactionID: ptr("4200000001")})
 		noErr(t, err)
 
 		shanghai := time.FixedZone("CST", 8*3600)
 		shippedAt := time.Date(2026, 11, 24, 9, 30, 0, 123456789, shanghai)
-		changed, got, err := s.TransitionOrder(ctx, o.OrderNo, []store.OrderStatus{store.StatusPaid}, store.StatusShipped,
+		changed, got, err := s.TransitionOrder(ctx, o.OrderNo, []status.Order{status.Paid}, status.Shipped,
 			store.OrderUpdate{ShippedAt: &shippedAt, TrackingNo: ptr("SF1234567890")})
 		noErr(t, err)
-		if !changed || got.Status != store.StatusShipped || got.TrackingNo != "SF1234567890" || got.ShippedAt == nil ||
+		if !changed || got.Status != status.Shipped || got.TrackingNo != "SF1234567890" || got.ShippedAt == nil ||
 			!got.ShippedAt.Equal(shippedAt.Truncate(time.Microsecond)) || got.ShippedAt.Location() != time.UTC {
 			t.Fatalf("shipped: changed=%v %+v (shipped_at %v)", changed, got, got.ShippedAt)
 		}
 
 		// A retry (even with other values) changes nothing.
 		later := shippedAt.Add(time.Hour)
-		changed, got, err = s.TransitionOrder(ctx, o.OrderNo, []store.OrderStatus{store.StatusPaid}, store.StatusShipped,
+		changed, got, err = s.TransitionOrder(ctx, o.OrderNo, []status.Order{status.Paid}, status.Shipped,
 			store.OrderUpdate{ShippedAt: &later, TrackingNo: ptr("YT999")})
 		noErr(t, err)
 		if changed || got.TrackingNo != "SF1234567890" || !got.ShippedAt.Equal(shippedAt.Truncate(time.Microsecond)) {
@@ -45,7 +46,7 @@ func TestTransitionOrder_ShipsAndCompletesOnce(t *testing.T) {
 		}
 
 		completedAt := shippedAt.Add(72 * time.Hour)
-		changed, got, err = s.TransitionOrder(ctx, o.OrderNo, []store.OrderStatus{store.StatusShipped}, store.StatusCompleted,
+		changed, got, err = s.TransitionOrder(ctx, o.OrderNo, []status.Order{status.Shipped}, status.Completed,
 			store.OrderUpdate{CompletedAt: &completedAt})
 		noErr(t, err)
 		if !changed || got.CompletedAt == nil || !got.CompletedAt.Equal(completedAt.Truncate(time.Microsecond)) {
@@ -53,7 +54,7 @@ func TestTransitionOrder_ShipsAndCompletesOnce(t *testing.T) {
 		}
 		stored, err := s.GetOrder(ctx, o.OrderNo)
 		noErr(t, err)
-		if stored.Status != store.StatusCompleted || stored.TrackingNo != "SF1234567890" || stored.ShippedAt == nil ||
+		if stored.Status != status.Completed || stored.TrackingNo != "SF1234567890" || stored.ShippedAt == nil ||
 			stored.CompletedAt == nil || stored.TransactionID != "4200000001" {
 			t.Errorf("stored %+v", stored)
 		}
@@ -66,11 +67,11 @@ func TestTransitionOrder_AddFlagInTheSameWrite(t *testing.T) {
 		ctx := t.Context()
 		u := mustUser(t, s)
 		tea := mustProduct(t, s, 100, 10)
-		pending := []store.OrderStatus{store.StatusPending}
+		pending := []status.Order{status.Pending}
 		closeWith := func(orderNo, flag string) store.Order {
 			t.Helper()
 			now := time.Now()
-			_, got, err := s.TransitionOrder(ctx, orderNo, pending, store.StatusClosed, store.OrderUpdate{ClosedAt: &now, AddFlag: flag})
+			_, got, err := s.TransitionOrder(ctx, orderNo, pending, status.Closed, store.OrderUpdate{ClosedAt: &now, AddFlag: flag})
 			noErr(t, err)
 			return got
 		}
@@ -93,7 +94,7 @@ func TestTransitionOrder_AddFlagInTheSameWrite(t *testing.T) {
 					noErr(t, s.FlagOrder(ctx, o.OrderNo, f))
 				}
 				got := closeWith(o.OrderNo, tt.add)
-				if got.Status != store.StatusClosed || got.Flag != tt.want {
+				if got.Status != status.Closed || got.Flag != tt.want {
 					t.Errorf("status %s flag %q, want CLOSED %q", got.Status, got.Flag, tt.want)
 				}
 				// A FlagOrder of the same reason afterwards agrees that it is there.
@@ -105,14 +106,14 @@ func TestTransitionOrder_AddFlagInTheSameWrite(t *testing.T) {
 		}
 
 		o := mustOrder(t, s, u.ID, item(tea, 1))
-		_, _, err := s.TransitionOrder(ctx, o.OrderNo, pending, store.StatusClosed, store.OrderUpdate{AddFlag: "A,B"})
+		_, _, err := s.TransitionOrder(ctx, o.OrderNo, pending, status.Closed, store.OrderUpdate{AddFlag: "A,B"})
 		wantErr(t, err, store.ErrInvalidArgument)
-		_, _, err = s.TransitionOrder(ctx, o.OrderNo, pending, store.StatusClosed, store.OrderUpdate{AddFlag: "A", Flag: ptr("B")})
+		_, _, err = s.TransitionOrder(ctx, o.OrderNo, pending, status.Closed, store.OrderUpdate{AddFlag: "A", Flag: ptr("B")})
 		wantErr(t, err, store.ErrInvalidArgument)
 		// A conflict writes no flag.
-		_, _, err = s.TransitionOrder(ctx, o.OrderNo, []store.OrderStatus{store.StatusPaid}, store.StatusShipped, store.OrderUpdate{AddFlag: "X"})
+		_, _, err = s.TransitionOrder(ctx, o.OrderNo, []status.Order{status.Paid}, status.Shipped, store.OrderUpdate{AddFlag: "X"})
 		wantErr(t, err, store.ErrStatusConflict)
-		if got, _ := s.GetOrder(ctx, o.OrderNo); got.Flag != "" || got.Status != store.StatusPending {
+		if got, _ := s.GetOrder(ctx, o.OrderNo); got.Flag != "" || got.Status != status.Pending {
 			t.Errorf("after refused transitions: %+v", got)
 		}
 	})
@@ -170,11 +171,11 @@ func TestSetRefundID_KeepsTheFirstAndTheStatus(t *testing.T) {
 		noErr(t, err)
 		noErr(t, s.SetRefundID(ctx, "RF-ID-1", "50300001"))
 		noErr(t, s.SetRefundID(ctx, "RF-ID-1", "50300001"))
-		noErr(t, s.UpdateRefundStatus(ctx, "RF-ID-1", store.RefundSuccess, ""))
+		noErr(t, s.UpdateRefundStatus(ctx, "RF-ID-1", status.RefundSuccess, ""))
 		noErr(t, s.SetRefundID(ctx, "RF-ID-1", "50300002"))
 		got, err := s.GetRefund(ctx, "RF-ID-1")
 		noErr(t, err)
-		if got.RefundID != "50300001" || got.Status != store.RefundSuccess {
+		if got.RefundID != "50300001" || got.Status != status.RefundSuccess {
 			t.Errorf("refund %+v", got)
 		}
 		wantErr(t, s.SetRefundID(ctx, "RF-MISSING", "1"), store.ErrNotFound)
@@ -238,10 +239,13 @@ func TestRetriedWrites_LeaveUpdatedAtAlone(t *testing.T) {
 
 		_, err = s.UpsertRefund(ctx, store.Refund{OutRefundNo: "RF-NOOP", OrderNo: o.OrderNo, RefundFen: 100, TotalFen: 100})
 		noErr(t, err)
-		for _, step := range []struct{ status, refundID string }{
-			{store.RefundProcessing, "50300009"},
-			{store.RefundAbnormal, ""},
-			{store.RefundSuccess, "50300009"},
+		for _, step := range []struct {
+			status   status.Refund
+			refundID string
+		}{
+			{status.RefundProcessing, "50300009"},
+			{status.RefundAbnormal, ""},
+			{status.RefundSuccess, "50300009"},
 		} {
 			noErr(t, s.UpdateRefundStatus(ctx, "RF-NOOP", step.status, step.refundID))
 			first, err := s.GetRefund(ctx, "RF-NOOP")
@@ -256,8 +260,8 @@ func TestRetriedWrites_LeaveUpdatedAtAlone(t *testing.T) {
 			}
 		}
 		// A new refund_id with the same status is still recorded.
-		noErr(t, s.UpdateRefundStatus(ctx, "RF-NOOP", store.RefundSuccess, "50300010"))
-		if got, _ := s.GetRefund(ctx, "RF-NOOP"); got.RefundID != "50300010" || got.Status != store.RefundSuccess {
+		noErr(t, s.UpdateRefundStatus(ctx, "RF-NOOP", status.RefundSuccess, "50300010"))
+		if got, _ := s.GetRefund(ctx, "RF-NOOP"); got.RefundID != "50300010" || got.Status != status.RefundSuccess {
 			t.Errorf("new refund_id not recorded: %+v", got)
 		}
 	})

@@ -2,54 +2,14 @@ package store
 
 import (
 	"time"
+
+	"ordersaga/internal/status"
 )
-
-// OrderStatus is the life-cycle state of an order (see DESIGN.md, "Order states").
-type OrderStatus string
-
-// Order states.
-const (
-	StatusPending      OrderStatus = "PENDING"       // awaiting payment
-	StatusPaid         OrderStatus = "PAID"          // paid, stock deducted
-	StatusShipped      OrderStatus = "SHIPPED"       // handed to the carrier
-	StatusCompleted    OrderStatus = "COMPLETED"     // confirmed by the user or automatically
-	StatusClosed       OrderStatus = "CLOSED"        // expired or cancelled before payment
-	StatusRefunding    OrderStatus = "REFUNDING"     // a full refund is in flight
-	StatusRefunded     OrderStatus = "REFUNDED"      // the money went back to the payer
-	StatusRefundFailed OrderStatus = "REFUND_FAILED" // needs a person
-)
-
-// Terminal reports whether no further transition leaves s.
-func (s OrderStatus) Terminal() bool {
-	switch s {
-	case StatusClosed, StatusRefunded, StatusRefundFailed, StatusCompleted:
-		return true
-	}
-	return false
-}
-
-// Valid reports whether s is one of the known statuses.
-func (s OrderStatus) Valid() bool {
-	switch s {
-	case StatusPending, StatusPaid, StatusShipped, StatusCompleted,
-		StatusClosed, StatusRefunding, StatusRefunded, StatusRefundFailed:
-		return true
-	}
-	return false
-}
 
 // Stock ledger kinds.
 const (
 	LedgerDeduct  = "DEDUCT"
 	LedgerRestore = "RESTORE"
-)
-
-// Refund statuses (WeChat Pay's refund status values).
-const (
-	RefundProcessing = "PROCESSING"
-	RefundSuccess    = "SUCCESS"
-	RefundClosed     = "CLOSED"
-	RefundAbnormal   = "ABNORMAL"
 )
 
 // All times written by this package are UTC truncated to the microsecond
@@ -82,18 +42,18 @@ func (Product) TableName() string { return "products" }
 // Order is the database copy of one order; the order's workflow is the only writer
 // of its status.
 type Order struct {
-	OrderNo       string      `gorm:"column:order_no;primaryKey" json:"order_no"`
-	UserID        int64       `gorm:"column:user_id" json:"user_id"`
-	Status        OrderStatus `gorm:"column:status" json:"status"`
-	TotalFen      int64       `gorm:"column:total_fen" json:"total_fen"`
-	Address       string      `gorm:"column:address" json:"address"`
-	PayDeadline   time.Time   `gorm:"column:pay_deadline" json:"pay_deadline"`
-	PrepayID      string      `gorm:"column:prepay_id" json:"prepay_id,omitempty"`
-	TransactionID string      `gorm:"column:transaction_id" json:"transaction_id,omitempty"`
-	PaidAt        *time.Time  `gorm:"column:paid_at" json:"paid_at,omitempty"`
-	ClosedAt      *time.Time  `gorm:"column:closed_at" json:"closed_at,omitempty"`
-	ShippedAt     *time.Time  `gorm:"column:shipped_at" json:"shipped_at,omitempty"`
-	CompletedAt   *time.Time  `gorm:"column:completed_at" json:"completed_at,omitempty"`
+	OrderNo       string       `gorm:"column:order_no;primaryKey" json:"order_no"`
+	UserID        int64        `gorm:"column:user_id" json:"user_id"`
+	Status        status.Order `gorm:"column:status" json:"status"`
+	TotalFen      int64        `gorm:"column:total_fen" json:"total_fen"`
+	Address       string       `gorm:"column:address" json:"address"`
+	PayDeadline   time.Time    `gorm:"column:pay_deadline" json:"pay_deadline"`
+	PrepayID      string       `gorm:"column:prepay_id" json:"prepay_id,omitempty"`
+	TransactionID string       `gorm:"column:transaction_id" json:"transaction_id,omitempty"`
+	PaidAt        *time.Time   `gorm:"column:paid_at" json:"paid_at,omitempty"`
+	ClosedAt      *time.Time   `gorm:"column:closed_at" json:"closed_at,omitempty"`
+	ShippedAt     *time.Time   `gorm:"column:shipped_at" json:"shipped_at,omitempty"`
+	CompletedAt   *time.Time   `gorm:"column:completed_at" json:"completed_at,omitempty"`
 	// TrackingNo is the carrier's tracking number given when shipping ("" = none).
 	TrackingNo string `gorm:"column:tracking_no" json:"tracking_no,omitempty"`
 	// Flag is "" when nothing needs a person; otherwise the reason(s), e.g. "PAYMENT_MISMATCH".
@@ -153,17 +113,17 @@ func (Payment) TableName() string { return "payments" }
 
 // Refund is one refund request, identified by our out_refund_no.
 type Refund struct {
-	ID            int64     `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
-	OutRefundNo   string    `gorm:"column:out_refund_no" json:"out_refund_no"`
-	OrderNo       string    `gorm:"column:order_no" json:"order_no"`
-	TransactionID string    `gorm:"column:transaction_id" json:"transaction_id"`
-	RefundFen     int64     `gorm:"column:refund_fen" json:"refund_fen"`
-	TotalFen      int64     `gorm:"column:total_fen" json:"total_fen"`
-	Reason        string    `gorm:"column:reason" json:"reason"`
-	Status        string    `gorm:"column:status" json:"status"` // RefundProcessing, RefundSuccess, ...
-	RefundID      string    `gorm:"column:refund_id" json:"refund_id,omitempty"`
-	CreatedAt     time.Time `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt     time.Time `gorm:"column:updated_at" json:"updated_at"`
+	ID            int64         `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
+	OutRefundNo   string        `gorm:"column:out_refund_no" json:"out_refund_no"`
+	OrderNo       string        `gorm:"column:order_no" json:"order_no"`
+	TransactionID string        `gorm:"column:transaction_id" json:"transaction_id"`
+	RefundFen     int64         `gorm:"column:refund_fen" json:"refund_fen"`
+	TotalFen      int64         `gorm:"column:total_fen" json:"total_fen"`
+	Reason        string        `gorm:"column:reason" json:"reason"`
+	Status        status.Refund `gorm:"column:status" json:"status"`
+	RefundID      string        `gorm:"column:refund_id" json:"refund_id,omitempty"`
+	CreatedAt     time.Time     `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt     time.Time     `gorm:"column:updated_at" json:"updated_at"`
 }
 
 // TableName implements gorm's tabler.

@@ -11,6 +11,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"ordersaga/internal/status"
 )
 
 // Default and maximum page sizes of ListOrdersByUser.
@@ -78,9 +80,9 @@ func prepareOrder(o *Order) error {
 		return invalid("order %s: user id %d", o.OrderNo, o.UserID)
 	}
 	if o.Status == "" {
-		o.Status = StatusPending
+		o.Status = status.Pending
 	}
-	if !o.Status.Valid() {
+	if !o.Status.Stored() {
 		return invalid("order %s: status %q", o.OrderNo, o.Status)
 	}
 	if o.PayDeadline.IsZero() {
@@ -234,14 +236,14 @@ func (s *Store) ListOrdersByUser(ctx context.Context, userID int64, limit int, b
 // if it does not exist, ErrNotFound; otherwise (false, order, *StatusConflictError)
 // carrying the current status. A from list containing to is treated as if to were
 // absent (a transition to the same status never "changes" anything).
-func (s *Store) TransitionOrder(ctx context.Context, orderNo string, from []OrderStatus, to OrderStatus, set OrderUpdate) (_ bool, _ Order, err error) {
+func (s *Store) TransitionOrder(ctx context.Context, orderNo string, from []status.Order, to status.Order, set OrderUpdate) (_ bool, _ Order, err error) {
 	defer annotate(&err, "transition order %s to %s", orderNo, to)
-	if !to.Valid() {
+	if !to.Stored() {
 		return false, Order{}, invalid("target status %q", to)
 	}
 	var fromStr []string
 	for _, f := range from {
-		if !f.Valid() {
+		if !f.Stored() {
 			return false, Order{}, invalid("source status %q", f)
 		}
 		if f != to {
@@ -326,7 +328,7 @@ func (s *Store) SetPrepayID(ctx context.Context, orderNo, prepayID string) (err 
 		return invalid("empty prepay_id")
 	}
 	res := s.conn(ctx).Model(&Order{}).
-		Where("order_no = ? AND status = ? AND prepay_id <> ?", orderNo, string(StatusPending), prepayID).
+		Where("order_no = ? AND status = ? AND prepay_id <> ?", orderNo, string(status.Pending), prepayID).
 		Updates(map[string]any{"prepay_id": prepayID, "updated_at": now()})
 	if res.Error != nil {
 		return res.Error
@@ -341,7 +343,7 @@ func (s *Store) SetPrepayID(ctx context.Context, orderNo, prepayID string) (err 
 	if o.PrepayID == prepayID {
 		return nil
 	}
-	return &StatusConflictError{OrderNo: orderNo, Current: o.Status, Want: []OrderStatus{StatusPending}}
+	return &StatusConflictError{OrderNo: orderNo, Current: o.Status, Want: []status.Order{status.Pending}}
 }
 
 // FlagOrder marks an order for a person to look at, with a reason such as

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
 )
@@ -23,7 +24,7 @@ func TestCreateOrder_IsIdempotentByOrderNo(t *testing.T) {
 		}
 		first, err := s.CreateOrder(ctx, in)
 		noErr(t, err)
-		if first.Status != store.StatusPending || first.TotalFen != 4498 || first.Address != "Shanghai" {
+		if first.Status != status.Pending || first.TotalFen != 4498 || first.Address != "Shanghai" {
 			t.Errorf("created %+v", first)
 		}
 		if len(first.Items) != 2 || first.Items[0].ID == 0 || first.Items[0].OrderNo != "SO-IDEMP-1" ||
@@ -192,23 +193,23 @@ func TestTransitionOrder_IsConditional(t *testing.T) {
 		o := mustOrder(t, s, u.ID, item(tea, 1))
 		paidAt := time.Date(2025, 3, 1, 10, 0, 0, 0, time.FixedZone("CST", 8*3600))
 		pay := store.OrderUpdate{TransactionID: ptr("4200001"), PaidAt: &paidAt}
-		pending := []store.OrderStatus{store.StatusPending}
+		pending := []status.Order{status.Pending}
 
 		steps := []struct {
 			name        string
-			from        []store.OrderStatus
-			to          store.OrderStatus
+			from        []status.Order
+			to          status.Order
 			set         store.OrderUpdate
 			wantChanged bool
 			wantErr     error
-			wantStatus  store.OrderStatus
+			wantStatus  status.Order
 		}{
-			{"PENDING to PAID", pending, store.StatusPaid, pay, true, nil, store.StatusPaid},
-			{"PENDING to PAID again is a retry", pending, store.StatusPaid, store.OrderUpdate{TransactionID: ptr("other")}, false, nil, store.StatusPaid},
-			{"PENDING to CLOSED conflicts", pending, store.StatusClosed, store.OrderUpdate{}, false, store.ErrStatusConflict, store.StatusPaid},
-			{"PAID to SHIPPED", []store.OrderStatus{store.StatusPaid}, store.StatusShipped, store.OrderUpdate{}, true, nil, store.StatusShipped},
-			{"PAID or SHIPPED to REFUNDING", []store.OrderStatus{store.StatusPaid, store.StatusShipped}, store.StatusRefunding, store.OrderUpdate{}, true, nil, store.StatusRefunding},
-			{"to the same status is a no-op", []store.OrderStatus{store.StatusRefunding}, store.StatusRefunding, store.OrderUpdate{Flag: ptr("X")}, false, nil, store.StatusRefunding},
+			{"PENDING to PAID", pending, status.Paid, pay, true, nil, status.Paid},
+			{"PENDING to PAID again is a retry", pending, status.Paid, store.OrderUpdate{TransactionID: ptr("other")}, false, nil, status.Paid},
+			{"PENDING to CLOSED conflicts", pending, status.Closed, store.OrderUpdate{}, false, store.ErrStatusConflict, status.Paid},
+			{"PAID to SHIPPED", []status.Order{status.Paid}, status.Shipped, store.OrderUpdate{}, true, nil, status.Shipped},
+			{"PAID or SHIPPED to REFUNDING", []status.Order{status.Paid, status.Shipped}, status.Refunding, store.OrderUpdate{}, true, nil, status.Refunding},
+			{"to the same status is a no-op", []status.Order{status.Refunding}, status.Refunding, store.OrderUpdate{Flag: ptr("X")}, false, nil, status.Refunding},
 		}
 		for _, st := range steps {
 			changed, got, err := s.TransitionOrder(t.Context(), o.OrderNo, st.from, st.to, st.set)
@@ -228,10 +229,10 @@ func TestTransitionOrder_IsConditional(t *testing.T) {
 		}
 
 		// The conflict error carries the current status.
-		_, _, err := s.TransitionOrder(t.Context(), o.OrderNo, []store.OrderStatus{store.StatusPaid}, store.StatusClosed, store.OrderUpdate{})
+		_, _, err := s.TransitionOrder(t.Context(), o.OrderNo, []status.Order{status.Paid}, status.Closed, store.OrderUpdate{})
 		var sc *store.StatusConflictError
-		if !errors.As(err, &sc) || sc.Current != store.StatusRefunding || sc.OrderNo != o.OrderNo ||
-			!slices.Equal(sc.Want, []store.OrderStatus{store.StatusPaid}) {
+		if !errors.As(err, &sc) || sc.Current != status.Refunding || sc.OrderNo != o.OrderNo ||
+			!slices.Equal(sc.Want, []status.Order{status.Paid}) {
 			t.Errorf("conflict error = %#v", err)
 		}
 
@@ -246,11 +247,11 @@ func TestTransitionOrder_IsConditional(t *testing.T) {
 			t.Errorf("updated_at %v before created %v", stored.UpdatedAt, o.UpdatedAt)
 		}
 
-		_, _, err = s.TransitionOrder(t.Context(), "SO-MISSING", pending, store.StatusPaid, store.OrderUpdate{})
+		_, _, err = s.TransitionOrder(t.Context(), "SO-MISSING", pending, status.Paid, store.OrderUpdate{})
 		wantErr(t, err, store.ErrNotFound)
 		_, _, err = s.TransitionOrder(t.Context(), o.OrderNo, pending, "BOGUS", store.OrderUpdate{})
 		wantErr(t, err, store.ErrInvalidArgument)
-		_, _, err = s.TransitionOrder(t.Context(), o.OrderNo, nil, store.StatusPaid, store.OrderUpdate{})
+		_, _, err = s.TransitionOrder(t.Context(), o.OrderNo, nil, status.Paid, store.OrderUpdate{})
 		wantErr(t, err, store.ErrInvalidArgument)
 	})
 }
@@ -267,11 +268,11 @@ func TestTransitionOrder_ConcurrentCallersChangeOnce(t *testing.T) {
 		for i := range n {
 			go func() {
 				// Half try to pay, half to close: exactly one transition wins.
-				to := store.StatusPaid
+				to := status.Paid
 				if i%2 == 1 {
-					to = store.StatusClosed
+					to = status.Closed
 				}
-				changed, _, err := s.TransitionOrder(t.Context(), o.OrderNo, []store.OrderStatus{store.StatusPending}, to, store.OrderUpdate{})
+				changed, _, err := s.TransitionOrder(t.Context(), o.OrderNo, []status.Order{status.Pending}, to, store.OrderUpdate{})
 				if err != nil && !errors.Is(err, store.ErrStatusConflict) {
 					errs <- err
 				}
@@ -309,7 +310,7 @@ func TestSetPrepayID_OnlyWhilePending(t *testing.T) {
 		if got.PrepayID != "wx-prepay-1" {
 			t.Errorf("prepay_id = %q", got.PrepayID)
 		}
-		_, _, err = s.TransitionOrder(ctx, o.OrderNo, []store.OrderStatus{store.StatusPending}, store.StatusClosed, store.OrderUpdate{ClosedAt: ptr(time.Now())})
+		_, _, err = s.TransitionOrder(ctx, o.OrderNo, []status.Order{status.Pending}, status.Closed, store.OrderUpdate{ClosedAt: ptr(time.Now())})
 		noErr(t, err)
 		// The same value again is a retry; a new one on a closed order a conflict.
 		noErr(t, s.SetPrepayID(ctx, o.OrderNo, "wx-prepay-1"))
@@ -364,7 +365,7 @@ func TestTimes_RoundTripInUTC(t *testing.T) {
 			PayDeadline: deadline, Items: []store.OrderItem{item(tea, 1)}})
 		noErr(t, err)
 		paid := time.Date(2025, 6, 30, 23, 50, 0, 1000, time.UTC)
-		_, _, err = s.TransitionOrder(ctx, o.OrderNo, []store.OrderStatus{store.StatusPending}, store.StatusPaid, store.OrderUpdate{PaidAt: &paid})
+		_, _, err = s.TransitionOrder(ctx, o.OrderNo, []status.Order{status.Pending}, status.Paid, store.OrderUpdate{PaidAt: &paid})
 		noErr(t, err)
 
 		got, err := s.GetOrder(ctx, o.OrderNo)

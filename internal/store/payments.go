@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"gorm.io/gorm/clause"
+
+	"ordersaga/internal/status"
 )
 
 // RecordPayment stores a payment reported by WeChat Pay, once per transaction_id:
@@ -55,7 +57,7 @@ func (s *Store) ListPayments(ctx context.Context, orderNo string) (_ []Payment, 
 
 // UpsertRefund records a refund request: inserted when out_refund_no is new,
 // otherwise the stored refund is returned unchanged (a retry). Status defaults
-// to RefundProcessing. RefundFen must be > 0 and <= TotalFen.
+// to status.RefundProcessing. RefundFen must be > 0 and <= TotalFen.
 func (s *Store) UpsertRefund(ctx context.Context, r Refund) (_ Refund, err error) {
 	defer annotate(&err, "upsert refund %s", r.OutRefundNo)
 	switch {
@@ -67,7 +69,7 @@ func (s *Store) UpsertRefund(ctx context.Context, r Refund) (_ Refund, err error
 		return Refund{}, invalid("refund %d fen of a %d fen payment", r.RefundFen, r.TotalFen)
 	}
 	if r.Status == "" {
-		r.Status = RefundProcessing
+		r.Status = status.RefundProcessing
 	}
 	r.ID = 0
 	r.CreatedAt = now()
@@ -87,20 +89,20 @@ func (s *Store) UpsertRefund(ctx context.Context, r Refund) (_ Refund, err error
 // status (SUCCESS or CLOSED) is never replaced by another one: a late or
 // reordered report is ignored and nil returned. A report that changes nothing
 // writes nothing (updated_at included). ErrNotFound if there is no such refund.
-func (s *Store) UpdateRefundStatus(ctx context.Context, outRefundNo, status, refundID string) (err error) {
+func (s *Store) UpdateRefundStatus(ctx context.Context, outRefundNo string, st status.Refund, refundID string) (err error) {
 	defer annotate(&err, "update refund %s", outRefundNo)
-	if strings.TrimSpace(status) == "" {
+	if strings.TrimSpace(string(st)) == "" {
 		return invalid("empty refund status")
 	}
-	set := map[string]any{"status": status, "updated_at": now()}
+	set := map[string]any{"status": string(st), "updated_at": now()}
 	q := s.conn(ctx).Model(&Refund{}).
 		Where("out_refund_no = ? AND (status NOT IN ? OR status = ?)",
-			outRefundNo, []string{RefundSuccess, RefundClosed}, status)
+			outRefundNo, []string{string(status.RefundSuccess), string(status.RefundClosed)}, string(st))
 	if refundID != "" {
 		set["refund_id"] = refundID
-		q = q.Where("(status <> ? OR refund_id <> ?)", status, refundID)
+		q = q.Where("(status <> ? OR refund_id <> ?)", string(st), refundID)
 	} else {
-		q = q.Where("status <> ?", status)
+		q = q.Where("status <> ?", string(st))
 	}
 	res := q.Updates(set)
 	if res.Error != nil {

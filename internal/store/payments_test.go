@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
 )
@@ -70,7 +71,7 @@ func TestRefunds_UpsertIsIdempotent(t *testing.T) {
 			RefundFen: 4498, TotalFen: 4498, Reason: "out of stock"}
 		first, err := s.UpsertRefund(ctx, r)
 		noErr(t, err)
-		if first.ID == 0 || first.Status != store.RefundProcessing || first.RefundFen != 4498 || first.Reason != "out of stock" {
+		if first.ID == 0 || first.Status != status.RefundProcessing || first.RefundFen != 4498 || first.Reason != "out of stock" {
 			t.Errorf("first upsert %+v", first)
 		}
 		again := r
@@ -120,14 +121,17 @@ func TestRefunds_StatusUpdatesKeepTheFinalStatus(t *testing.T) {
 		noErr(t, err)
 
 		steps := []struct {
-			name, status, refundID string
-			wantStatus, wantID     string
+			name       string
+			status     status.Refund
+			refundID   string
+			wantStatus status.Refund
+			wantID     string
 		}{
-			{"accepted by WeChat", store.RefundProcessing, "50000001", store.RefundProcessing, "50000001"},
-			{"notify says success", store.RefundSuccess, "", store.RefundSuccess, "50000001"},
-			{"duplicate notify", store.RefundSuccess, "50000001", store.RefundSuccess, "50000001"},
-			{"late query says processing", store.RefundProcessing, "", store.RefundSuccess, "50000001"},
-			{"nonsense close after success", store.RefundClosed, "", store.RefundSuccess, "50000001"},
+			{"accepted by WeChat", status.RefundProcessing, "50000001", status.RefundProcessing, "50000001"},
+			{"notify says success", status.RefundSuccess, "", status.RefundSuccess, "50000001"},
+			{"duplicate notify", status.RefundSuccess, "50000001", status.RefundSuccess, "50000001"},
+			{"late query says processing", status.RefundProcessing, "", status.RefundSuccess, "50000001"},
+			{"nonsense close after success", status.RefundClosed, "", status.RefundSuccess, "50000001"},
 		}
 		for _, st := range steps {
 			noErr(t, s.UpdateRefundStatus(ctx, "RF-1", st.status, st.refundID))
@@ -141,15 +145,15 @@ func TestRefunds_StatusUpdatesKeepTheFinalStatus(t *testing.T) {
 		// ABNORMAL is not final: a person can resolve it and WeChat then reports SUCCESS.
 		_, err = s.UpsertRefund(ctx, store.Refund{OutRefundNo: "RF-2", OrderNo: "SO-1", RefundFen: 10, TotalFen: 10})
 		noErr(t, err)
-		noErr(t, s.UpdateRefundStatus(ctx, "RF-2", store.RefundAbnormal, ""))
-		noErr(t, s.UpdateRefundStatus(ctx, "RF-2", store.RefundSuccess, "50000002"))
+		noErr(t, s.UpdateRefundStatus(ctx, "RF-2", status.RefundAbnormal, ""))
+		noErr(t, s.UpdateRefundStatus(ctx, "RF-2", status.RefundSuccess, "50000002"))
 		got, err := s.GetRefund(ctx, "RF-2")
 		noErr(t, err)
-		if got.Status != store.RefundSuccess || got.RefundID != "50000002" {
+		if got.Status != status.RefundSuccess || got.RefundID != "50000002" {
 			t.Errorf("RF-2 = %+v", got)
 		}
 
-		wantErr(t, s.UpdateRefundStatus(ctx, "RF-MISSING", store.RefundSuccess, ""), store.ErrNotFound)
+		wantErr(t, s.UpdateRefundStatus(ctx, "RF-MISSING", status.RefundSuccess, ""), store.ErrNotFound)
 		wantErr(t, s.UpdateRefundStatus(ctx, "RF-1", "", ""), store.ErrInvalidArgument)
 		_, err = s.GetRefund(ctx, "RF-MISSING")
 		wantErr(t, err, store.ErrNotFound)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"ordersaga/internal/status"
 	"ordersaga/internal/store"
 	"ordersaga/internal/store/storetest"
 )
@@ -270,39 +271,11 @@ func TestErrors_MatchSentinels(t *testing.T) {
 	if !strings.Contains(err.Error(), "product 7") {
 		t.Errorf("message %q does not name the product", err)
 	}
-	err = &store.StatusConflictError{OrderNo: "A1", Current: store.StatusPaid, Want: []store.OrderStatus{store.StatusPending}}
+	err = &store.StatusConflictError{OrderNo: "A1", Current: status.Paid, Want: []status.Order{status.Pending}}
 	if !errors.Is(err, store.ErrStatusConflict) || errors.Is(err, store.ErrOutOfStock) {
 		t.Error("StatusConflictError matches the wrong sentinels")
 	}
 	if got := err.Error(); !strings.Contains(got, "PAID") || !strings.Contains(got, "PENDING") {
 		t.Errorf("message %q does not name the statuses", got)
-	}
-}
-
-func TestOrderStatus_Terminal(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		s    store.OrderStatus
-		want bool
-	}{
-		{store.StatusPending, false},
-		{store.StatusPaid, false},
-		{store.StatusShipped, false},
-		{store.StatusRefunding, false},
-		{store.StatusCompleted, true},
-		{store.StatusClosed, true},
-		{store.StatusRefunded, true},
-		{store.StatusRefundFailed, true},
-	}
-	for _, tt := range tests {
-		if got := tt.s.Terminal(); got != tt.want {
-			t.Errorf("%s.Terminal() = %v, want %v", tt.s, got, tt.want)
-		}
-		if !tt.s.Valid() {
-			t.Errorf("%s.Valid() = false", tt.s)
-		}
-	}
-	if store.OrderStatus("NOPE").Valid() {
-		t.Error(`"NOPE".Valid() = true`)
 	}
 }

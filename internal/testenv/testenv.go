@@ -146,8 +146,8 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	simOpts := keys.SimOptions(testAppID, testMchID)
-	simOpts.LoginSecret = testAppSecret
+	shop := app.SimShop{AppID: testAppID, AppSecret: testAppSecret, MchID: testMchID}
+	simOpts := shop.SimOptions(keys)
 	simOpts.NotifyScale = opts.NotifyScale
 	simOpts.RefundDelay = opts.RefundDelay
 	simOpts.Logger = log.With("component", "paysim")
@@ -157,19 +157,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	t.Cleanup(simSrv.Close)
 	t.Cleanup(sim.Close)
 
-	payEnv := keys.Env(simSrv.URL, srv.URL+"/v1/wechatpay/notify")
 	cfg := config.Config{
-		WechatAppID:       testAppID,
-		WechatAppSecret:   testAppSecret,
-		WechatAPIBaseURL:  simSrv.URL,
-		PayMchID:          testMchID,
-		PayMchCertSerial:  payEnv["WECHATPAY_MCH_CERT_SERIAL"],
-		PayMchKeyFile:     payEnv["WECHATPAY_MCH_PRIVATE_KEY_FILE"],
-		PayAPIv3Key:       payEnv["WECHATPAY_APIV3_KEY"],
-		PayPublicKeyID:    payEnv["WECHATPAY_PUBLIC_KEY_ID"],
-		PayPublicKeyFile:  payEnv["WECHATPAY_PUBLIC_KEY_FILE"],
-		PayNotifyURL:      payEnv["WECHATPAY_NOTIFY_URL"],
-		PayBaseURL:        simSrv.URL,
 		TemporalNamespace: ts.Namespace(),
 		TemporalTaskQueue: fmt.Sprintf("orders-test-%d-%d", os.Getpid(), queueSeq.Add(1)),
 		OrderPayTimeout:   opts.PayTimeout,
@@ -179,6 +167,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 		ShutdownTimeout:   5 * time.Second,
 		HTTPClientTimeout: 5 * time.Second,
 	}
+	app.UseSimulator(&cfg, shop, keys, simSrv.URL, srv.URL)
 	// One registry, as in `ordersaga dev`: the API's /metrics shows the
 	// worker's WeChat calls, the SDK's metrics and the workflows' counters.
 	reg, sdkMetrics := app.NewMetrics()

@@ -1,8 +1,6 @@
 package workflows
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -10,59 +8,15 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Timing of the order process. A duration can be tuned without
-// workflow.GetVersion (replay does not compare a timer's length); a count
-// (userPayingRounds, closeAttempts) decides how many steps run, so changing
-// one is a change of logic and needs GetVersion.
-const (
-	// SyncInterval: the sync update asks WeChat at most this often per order,
-	// however fast the mini-program polls.
-	SyncInterval = 3 * time.Second
-	// prepayReuse: a prepay_id lives 2 hours at WeChat; reuse it well within that.
-	prepayReuse = 110 * time.Minute
-	// userPayingGrace: how long a payer entering the password is given, at
-	// most userPayingRounds times, before the order is closed anyway.
-	userPayingGrace  = 30 * time.Second
-	userPayingRounds = 4
-	// closeAttempts: close-and-query rounds at WeChat before the order is
-	// closed here all the same and flagged (CLOSE_UNCONFIRMED): a payment
-	// that lands later is returned by a StrayPaymentWorkflow.
-	closeAttempts    = 8
-	closeRetryFirst  = 10 * time.Second
-	closeRetryMax    = 5 * time.Minute
-	refundPollFirst  = 10 * time.Second
-	refundPollMax    = 30 * time.Minute
-	refundRequestFor = 24 * time.Hour
-	// refundStallAfter: a refund still PROCESSING at WeChat this long after
-	// it was accepted flags the order REFUND_STALLED (the waiting goes on).
-	refundStallAfter = 3 * 24 * time.Hour
-)
-
-// ChangeRefundStall is the change (workflow.GetVersion) after which a
-// refund WeChat leaves PROCESSING for refundStallAfter is flagged.
-const ChangeRefundStall = "refund-stall-flag"
-
-// The error types no retry can fix: an activity failing with one of them is
-// not retried, whatever its own error says.
-var businessErrorTypes = []string{
-	ErrTypeOutOfStock, ErrTypeUnknownProduct, ErrTypeInvalidOrder, ErrTypeStatusConflict,
-	ErrTypeNotPayable, ErrTypeWechatRefused,
-}
+// How the workflows run their activities: the options of each kind (the
+// database, WeChat Pay the order can wait for, a call a person waits on),
+// and which database steps a new order runs as local activities.
 
 // dbActivity is the options of an activity that writes the database: short
 // attempts, retried with backoff for as long as it takes (the database may be
 // restarting), except for the business errors that no retry can fix.
 func dbActivity(summary string) workflow.ActivityOptions {
-	return workflow.ActivityOptions{
-		StartToCloseTimeout: 10 * time.Second,
-		Summary:             summary,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        500 * time.Millisecond,
-			BackoffCoefficient:     2,
-			MaximumInterval:        30 * time.Second,
-			NonRetryableErrorTypes: businessErrorTypes,
-		},
-	}
+	return retried(summary, 10*time.Second, 500*time.Millisecond, 30*time.Second)
 }
 
 // wechatActivity is the options of a WeChat Pay call the order can wait for:
@@ -70,64 +24,32 @@ func dbActivity(summary string) workflow.ActivityOptions {
 // out_trade_no / out_refund_no until WeChat answers. An attempt is bounded a
 // little above the client's own 10 s timeout.
 func wechatActivity(summary string) workflow.ActivityOptions {
-	return workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Second,
-		Summary:             summary,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        time.Second,
-			BackoffCoefficient:     2,
-			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: businessErrorTypes,
-		},
-	}
+	return retried(summary, 15*time.Second, time.Second, time.Minute)
 }
 
 // userWaitsActivity is a WeChat Pay or database call a person is waiting
 // for (pay, sync): a few quick retries, then the update answers "try again".
 func userWaitsActivity(summary string) workflow.ActivityOptions {
+	opts := retried(summary, 10*time.Second, 300*time.Millisecond, 2*time.Second)
+	opts.ScheduleToCloseTimeout = 15 * time.Second
+	return opts
+}
+
+// retried is the options of an activity whose attempts last at most
+// attempt, retried after first, doubling up to most, for every error but
+// the business errors that no retry can fix.
+func retried(summary string, attempt, first, most time.Duration) workflow.ActivityOptions {
 	return workflow.ActivityOptions{
-		StartToCloseTimeout:    10 * time.Second,
-		ScheduleToCloseTimeout: 15 * time.Second,
-		Summary:                summary,
+		StartToCloseTimeout: attempt,
+		Summary:             summary,
 		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:        300 * time.Millisecond,
+			InitialInterval:        first,
 			BackoffCoefficient:     2,
-			MaximumInterval:        2 * time.Second,
+			MaximumInterval:        most,
 			NonRetryableErrorTypes: businessErrorTypes,
 		},
 	}
 }
-
-// errorType is the ApplicationError type in err's chain ("" when none).
-func errorType(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Type()
-	}
-	return ""
-}
-
-// errorMessage is the message of the ApplicationError in err's chain, or
-// err's text.
-func errorMessage(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
-	}
-	return err.Error()
-}
-
-// refusal is the error an update returns to the API for a business reason.
-func refusal(errType, format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), errType)
-}
-
-// ChangeLocalDB is the change (workflow.GetVersion) after which an order
-// runs the database steps of its busy path as local activities: orders
-// started before it keep regular activities until they end. (A worker's
-// PreferredVersionProvider can still choose the old path for new orders:
-// `ordersaga bench -baseline` does, to measure it.)
-const ChangeLocalDB = "local-db-activities"
 
 // localDBActivities are the steps an order started since ChangeLocalDB runs
 // as local activities — in the worker, inside the workflow task that asks

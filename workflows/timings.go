@@ -1,0 +1,31 @@
+package workflows
+
+import "time"
+
+// Timing of the order process. A duration can be tuned without
+// workflow.GetVersion (replay does not compare a timer's length); a count
+// (userPayingRounds, closeAttempts) decides how many steps run, so changing
+// one is a change of logic and needs GetVersion.
+const (
+	// SyncInterval: the sync update asks WeChat at most this often per order,
+	// however fast the mini-program polls.
+	SyncInterval = 3 * time.Second
+	// prepayReuse: a prepay_id lives 2 hours at WeChat; reuse it well within that.
+	prepayReuse = 110 * time.Minute
+	// userPayingGrace: how long a payer entering the password is given, at
+	// most userPayingRounds times, before the order is closed anyway.
+	userPayingGrace  = 30 * time.Second
+	userPayingRounds = 4
+	// closeAttempts: close-and-query rounds at WeChat before the order is
+	// closed here all the same and flagged (CLOSE_UNCONFIRMED): a payment
+	// that lands later is returned by a StrayPaymentWorkflow.
+	closeAttempts    = 8
+	closeRetryFirst  = 10 * time.Second
+	closeRetryMax    = 5 * time.Minute
+	refundPollFirst  = 10 * time.Second
+	refundPollMax    = 30 * time.Minute
+	refundRequestFor = 24 * time.Hour
+	// refundStallAfter: a refund still PROCESSING at WeChat this long after
+	// it was accepted flags the order REFUND_STALLED (the waiting goes on).
+	refundStallAfter = 3 * 24 * time.Hour
+)

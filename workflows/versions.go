@@ -1,0 +1,39 @@
+package workflows
+
+import "go.temporal.io/sdk/workflow"
+
+// Every change of the workflows' logic that running workflows must replay
+// as they ran (README, "Changing the workflow safely"), oldest first. Each
+// change ID is asked with workflow.GetVersion in one place: the function
+// beside it, which the workflow code calls where the branch is. A workflow
+// that started before a change answers DefaultVersion there for the rest of
+// its life and takes the old branch; one that started after takes the new.
+// workflows/replay_test.go's recordedVersions names the changes whose
+// histories are recorded.
+
+// ChangeLocalDB (2026-12-01, commit 7f2a5bc): an order runs the database
+// steps of its busy path (localDBActivities) as local activities; before
+// it, every step was a regular activity. Asked once, when the order starts.
+// (A worker's PreferredVersionProvider can still choose the old path for
+// new orders: `ordersaga bench -baseline` does, to measure it.)
+const ChangeLocalDB = "local-db-activities"
+
+// runsDBLocally reports whether this order runs localDBActivities as local
+// activities (ChangeLocalDB).
+func runsDBLocally(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeLocalDB, workflow.DefaultVersion, 1) >= 1
+}
+
+// ChangeRefundStall (2026-12-01, commit 12d22a8): a refund WeChat leaves
+// PROCESSING for refundStallAfter is reported once — the order flagged
+// REFUND_STALLED, the stray payment counted — and the waiting goes on;
+// before it, the waiting went on without a word. Asked when a refund
+// first reaches refundStallAfter, so refunds that were already waiting
+// then replay without the step.
+const ChangeRefundStall = "refund-stall-flag"
+
+// reportsStalledRefunds reports whether a refund that reached
+// refundStallAfter is reported (ChangeRefundStall).
+func reportsStalledRefunds(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeRefundStall, workflow.DefaultVersion, 1) >= 1
+}

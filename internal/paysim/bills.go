@@ -219,18 +219,20 @@ func (s *Sim) handleBillDownload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if rep, ok := s.verifyRequest(r, nil); !ok {
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(rep.status)
-		_, _ = w.Write(rep.body)
-		return
-	}
+	// The token first: an expired URL is an expired URL, however the
+	// request is signed.
 	s.mu.Lock()
 	d := s.bills.downloads[r.URL.Query().Get("token")]
 	expired := d != nil && s.now().After(d.expires)
 	s.mu.Unlock()
 	if d == nil || expired {
 		unsigned(http.StatusBadRequest, "INVALID_REQUEST", "下载地址已失效，请重新申请账单")
+		return
+	}
+	if rep, ok := s.verifyRequest(r, nil); !ok {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(rep.status)
+		_, _ = w.Write(rep.body)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

@@ -275,6 +275,7 @@ var keptStatuses = []string{string(StatusPaid), string(StatusShipped), string(St
 func (s *Store) CompareReconcileRun(ctx context.Context, runID int64, day DayWindow, strayRefundPrefix string) (err error) {
 	defer annotate(&err, "compare reconciliation run %d", runID)
 	from, to := dbTime(day.From), dbTime(day.To)
+	// (The notes hold no question mark: gorm would take it for a parameter.)
 	const insert = `INSERT INTO reconciliation_drifts (run_id, kind, explained, transaction_id, out_trade_no, out_refund_no,
 wechat_fen, shop_fen, wechat_time, order_status, note, resolved) `
 	// A payment of the shop's day: by WeChat's success time (the bill's
@@ -333,8 +334,8 @@ WHERE ` + paymentInDay + `
 		{DriftRefundNotInShop, insert + `
 SELECT b.run_id, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund_no, b.amount_fen, NULL, b.traded_at, COALESCE(o.status, ''),
   CASE WHEN o.transaction_id = b.transaction_id AND o.status IN ` + kept + `
-       THEN 'a refund the shop never asked for (made by hand in the merchant platform?); order ' || o.order_no || ' is ' || o.status || ' and counts this money as kept'
-       ELSE 'a refund the shop never asked for (made by hand in the merchant platform?)' END, ?
+       THEN 'a refund the shop never asked for: made by hand in the merchant platform, or by another system; order ' || o.order_no || ' is ' || o.status || ' and counts this money as kept'
+       ELSE 'a refund the shop never asked for: made by hand in the merchant platform, or by another system' END, ?
 FROM reconciliation_bill_rows b LEFT JOIN orders o ON o.order_no = b.out_trade_no
 WHERE b.run_id = ? AND b.kind = 'REFUND'
   AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.out_refund_no = b.out_refund_no)`,

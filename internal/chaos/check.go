@@ -28,6 +28,10 @@ const (
 	CheckStuck     = "stuck"     // every order ended or legitimately waits, its workflow with it
 	CheckAgreement = "agreement" // the database and WeChat (the simulator) tell the same story
 	CheckPromise   = "promise"   // what the API told a payer came true
+	// CheckReconcile: WeChat's trade bill of every day of the run,
+	// reconciled through the API as the shop does each morning, shows no
+	// unexplained drift and lists apart exactly the payments no order keeps.
+	CheckReconcile = "reconciliation"
 )
 
 // Break is one invariant that does not hold.
@@ -201,6 +205,7 @@ func (h *harness) check(ctx context.Context) (*Report, error) {
 	}
 	c.strayChecks()
 	c.promises()
+	c.reconcile(ctx)
 	c.attachHistories(ctx, 5)
 	return c.r, nil
 }

@@ -129,8 +129,9 @@ func (s *Sim) handleTradeBill(r *http.Request, _ []byte) reply {
 		return errReply(http.StatusBadRequest, "PARAM_ERROR", "缺少参数 bill_date")
 	case q.Get("bill_type") != "" && q.Get("bill_type") != "ALL":
 		return errReply(http.StatusBadRequest, "PARAM_ERROR", "paysim serves bill_type ALL only")
-	case q.Get("tar_type") != "" && q.Get("tar_type") != "GZIP":
-		return errReply(http.StatusBadRequest, "PARAM_ERROR", "tar_type 仅支持GZIP")
+	case q.Get("tar_type") != "GZIP":
+		// WeChat sends the bill uncompressed without it; paysim gzips only.
+		return errReply(http.StatusBadRequest, "PARAM_ERROR", "paysim serves tar_type GZIP only")
 	}
 	day, err := dayStart(date)
 	if err != nil {

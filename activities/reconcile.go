@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -27,8 +28,10 @@ const (
 	// past this many (something is badly wrong) the rest are reported as
 	// they are, without asking.
 	maxResolveQueries = 500
-	// heartbeatEvery paces the heartbeats of a long run.
-	heartbeatEvery = 5 * time.Second
+	// heartbeatEvery paces the heartbeats of a run, whatever it is doing:
+	// one statement of a large day's comparison takes seconds, and silence
+	// for the heartbeat timeout (2 min) would mean a dead worker.
+	heartbeatEvery = 10 * time.Second
 	// WeChat's codes for "no such thing" when asked about one item.
 	codeResourceNotExists = "RESOURCE_NOT_EXISTS"
 )
@@ -101,19 +104,23 @@ func (a *Activities) ReconcileBill(ctx context.Context, in workflows.ReconcileBi
 	if run.Status == store.RunComplete {
 		return a.runSummary(ctx, run) // an earlier attempt finished; its answer was lost
 	}
-	if err := a.Store.ResetReconcileRun(ctx, in.RunID); err != nil {
+	attempt, err := a.Store.ResetReconcileRun(ctx, in.RunID)
+	if err != nil {
 		if errors.Is(err, store.ErrRunNotRunning) {
 			return workflows.ReconcileSummary{}, nonRetryable(workflows.ErrTypeStatusConflict, "%v", err)
 		}
 		return workflows.ReconcileSummary{}, businessError(err)
 	}
+	log = log.With("run_attempt", attempt)
 	started := time.Now()
+	beat := startHeartbeat(ctx, "asking WeChat for the bill")
+	defer beat.stop()
 
 	totals := store.BillTotals{State: store.BillReady}
 	tb, err := a.Pay.TradeBillGzip(ctx, in.BillDate)
 	switch code := wxpay.Code(err); {
 	case err == nil:
-		if totals, err = a.stageBill(ctx, log, in, tb); err != nil {
+		if totals, err = a.stageBill(ctx, log, in, attempt, tb, beat); err != nil {
 			return workflows.ReconcileSummary{}, err
 		}
 	case code == wxpay.CodeStatementCreating:
@@ -130,14 +137,15 @@ func (a *Activities) ReconcileBill(ctx context.Context, in workflows.ReconcileBi
 	}
 	staged := time.Since(started)
 
-	if err := a.Store.CompareReconcileRun(ctx, in.RunID, day, workflows.StrayRefundNo("")); err != nil {
+	beat.say(fmt.Sprintf("comparing %d bill rows with the shop", totals.Rows))
+	if err := a.Store.CompareReconcileRun(ctx, in.RunID, attempt, day, workflows.StrayRefundNo("")); err != nil {
 		return workflows.ReconcileSummary{}, err
 	}
-	activity.RecordHeartbeat(ctx, "compared")
-	if err := a.resolveShopSide(ctx, in, day); err != nil {
+	if err := a.resolveShopSide(ctx, in, attempt, day, beat); err != nil {
 		return workflows.ReconcileSummary{}, err
 	}
-	done, err := a.Store.CompleteReconcileRun(ctx, in.RunID, totals, day)
+	beat.say("writing the report")
+	done, err := a.Store.CompleteReconcileRun(ctx, in.RunID, attempt, totals, day)
 	if err != nil {
 		if errors.Is(err, store.ErrRunNotRunning) {
 			return workflows.ReconcileSummary{}, nonRetryable(workflows.ErrTypeStatusConflict, "%v", err)
@@ -157,7 +165,7 @@ func (a *Activities) ReconcileBill(ctx context.Context, in workflows.ReconcileBi
 // stageBill downloads the bill and stages its rows while reading them. The
 // SHA-1 is known only at the end: until then (and when it fails) the staged
 // rows are no report — the run becomes one only in CompleteReconcileRun.
-func (a *Activities) stageBill(ctx context.Context, log *slog.Logger, in workflows.ReconcileBillInput, tb wxpay.TradeBill) (store.BillTotals, error) {
+func (a *Activities) stageBill(ctx context.Context, log *slog.Logger, in workflows.ReconcileBillInput, attempt int64, tb wxpay.TradeBill, beat *heartbeat) (store.BillTotals, error) {
 	body, err := a.Pay.DownloadBill(ctx, tb)
 	if err != nil {
 		if wxpay.StatusCode(err) == 0 && wxpay.Classify(err) == wxpay.KindPermanent {
@@ -190,7 +198,7 @@ func (a *Activities) stageBill(ctx context.Context, log *slog.Logger, in workflo
 		batch = batch[:0]
 		return nil
 	}
-	lastBeat := time.Now()
+	beat.say("reading the bill")
 	for {
 		row, err := rd.Next()
 		if err == io.EOF {
@@ -203,7 +211,7 @@ func (a *Activities) stageBill(ctx context.Context, log *slog.Logger, in workflo
 			return store.BillTotals{}, badBill(in.BillDate, fmt.Errorf("line %d is of merchant %q, not %q", row.Line, row.MchID, mchID))
 		}
 		totals.Rows++
-		br := store.BillRow{RunID: in.RunID, Line: int64(row.Line), TransactionID: row.TransactionID,
+		br := store.BillRow{RunID: in.RunID, Attempt: attempt, Line: int64(row.Line), TransactionID: row.TransactionID,
 			OutTradeNo: row.OutTradeNo, TradedAt: row.Time}
 		switch row.TradeState {
 		case tradebill.StateSuccess:
@@ -223,10 +231,7 @@ func (a *Activities) stageBill(ctx context.Context, log *slog.Logger, in workflo
 			if err := flush(); err != nil {
 				return store.BillTotals{}, err
 			}
-		}
-		if time.Since(lastBeat) >= heartbeatEvery {
-			activity.RecordHeartbeat(ctx, fmt.Sprintf("%d bill rows read", totals.Rows))
-			lastBeat = time.Now()
+			beat.say(fmt.Sprintf("%d bill rows read", totals.Rows))
 		}
 	}
 	if err := dl.Verify(); err != nil {
@@ -238,7 +243,6 @@ func (a *Activities) stageBill(ctx context.Context, log *slog.Logger, in workflo
 	// The fees of the day, for the books: the summary's, which the reader
 	// checked against the rows.
 	totals.FeeMilliFen = rd.Summary().FeeMilliFen
-	activity.RecordHeartbeat(ctx, fmt.Sprintf("%d bill rows staged", totals.Rows))
 	log.Info("bill read", "rows", totals.Rows, "bytes", dl.Size(), "sha1", tb.HashValue)
 	return totals, nil
 }
@@ -246,8 +250,8 @@ func (a *Activities) stageBill(ctx context.Context, log *slog.Logger, in workflo
 // resolveShopSide asks WeChat about each payment and refund the shop has
 // for the day and the bill does not: WeChat knows it under another day (it
 // crossed midnight: explained) or not at all (drift).
-func (a *Activities) resolveShopSide(ctx context.Context, in workflows.ReconcileBillInput, day store.DayWindow) error {
-	open, err := a.Store.UnresolvedShopDrifts(ctx, in.RunID, maxResolveQueries+1)
+func (a *Activities) resolveShopSide(ctx context.Context, in workflows.ReconcileBillInput, attempt int64, day store.DayWindow, beat *heartbeat) error {
+	open, err := a.Store.UnresolvedShopDrifts(ctx, in.RunID, attempt, maxResolveQueries+1)
 	if err != nil {
 		return err
 	}
@@ -268,7 +272,7 @@ func (a *Activities) resolveShopSide(ctx context.Context, in workflows.Reconcile
 		if err := a.Store.ResolveDrift(ctx, d); err != nil {
 			return err
 		}
-		activity.RecordHeartbeat(ctx, fmt.Sprintf("asked WeChat about %d of the shop's items", i+1))
+		beat.say(fmt.Sprintf("asked WeChat about %d of the shop's %d items the bill lacks", i+1, len(open)))
 	}
 	return nil
 }
@@ -354,4 +358,49 @@ func (a *Activities) runSummary(ctx context.Context, run store.ReconcileRun) (wo
 		}
 	}
 	return sum, nil
+}
+
+// heartbeat tells Temporal, from a goroutine of its own, that the activity
+// is alive and what it is doing — also while it waits on one long statement
+// or download. A worker that dies stops it, and its attempt times out.
+type heartbeat struct {
+	mu   sync.Mutex
+	what string
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func startHeartbeat(ctx context.Context, what string) *heartbeat {
+	h := &heartbeat{what: what, done: make(chan struct{})}
+	activity.RecordHeartbeat(ctx, what)
+	h.wg.Go(func() {
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				h.mu.Lock()
+				what := h.what
+				h.mu.Unlock()
+				activity.RecordHeartbeat(ctx, what)
+			}
+		}
+	})
+	return h
+}
+
+// say sets what the next heartbeats report.
+func (h *heartbeat) say(what string) {
+	h.mu.Lock()
+	h.what = what
+	h.mu.Unlock()
+}
+
+func (h *heartbeat) stop() {
+	close(h.done)
+	h.wg.Wait()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 )
 
 // Reconciliation: the shop's payments and refunds of a day against WeChat
@@ -96,11 +97,13 @@ const (
 
 // ReconcileRun is one attempt at one bill date.
 type ReconcileRun struct {
-	ID                int64      `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
-	BillDate          string     `gorm:"column:bill_date" json:"bill_date"`
-	WorkflowID        string     `gorm:"column:workflow_id" json:"workflow_id"`
-	WorkflowRunID     string     `gorm:"column:workflow_run_id" json:"workflow_run_id"`
-	Status            string     `gorm:"column:status" json:"status"`
+	ID            int64  `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
+	BillDate      string `gorm:"column:bill_date" json:"bill_date"`
+	WorkflowID    string `gorm:"column:workflow_id" json:"workflow_id"`
+	WorkflowRunID string `gorm:"column:workflow_run_id" json:"workflow_run_id"`
+	Status        string `gorm:"column:status" json:"status"`
+	// Attempt numbers the run's attempts: the rows of the last one count.
+	Attempt           int64      `gorm:"column:attempt" json:"attempt"`
 	BillState         string     `gorm:"column:bill_state" json:"bill_state,omitempty"`
 	BillSHA1          string     `gorm:"column:bill_sha1" json:"bill_sha1,omitempty"`
 	BillRows          int64      `gorm:"column:bill_rows" json:"bill_rows"`
@@ -130,6 +133,7 @@ func (ReconcileRun) TableName() string { return "reconciliation_runs" }
 type ReconcileDrift struct {
 	ID            int64      `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
 	RunID         int64      `gorm:"column:run_id" json:"-"`
+	Attempt       int64      `gorm:"column:attempt" json:"-"`
 	Kind          string     `gorm:"column:kind" json:"kind"`
 	Explained     bool       `gorm:"column:explained" json:"explained"`
 	TransactionID string     `gorm:"column:transaction_id" json:"transaction_id,omitempty"`
@@ -149,6 +153,7 @@ func (ReconcileDrift) TableName() string { return "reconciliation_drifts" }
 // BillRow is one row of the bill, as a run compares it.
 type BillRow struct {
 	RunID         int64     `gorm:"column:run_id;primaryKey"`
+	Attempt       int64     `gorm:"column:attempt;primaryKey"`
 	Line          int64     `gorm:"column:line;primaryKey"`
 	Kind          string    `gorm:"column:kind"` // BillRowPayment | BillRowRefund
 	TransactionID string    `gorm:"column:transaction_id"`
@@ -165,7 +170,8 @@ func (BillRow) TableName() string { return "reconciliation_bill_rows" }
 // DayWindow is a bill date as instants: [From, To) in UTC.
 type DayWindow struct{ From, To time.Time }
 
-// ErrRunNotRunning: the run already ended (COMPLETE, FAILED or SUPERSEDED).
+// ErrRunNotRunning: the run already ended (COMPLETE, FAILED or SUPERSEDED),
+// or the attempt is not its latest (one that timed out and went on).
 var ErrRunNotRunning = errors.New("reconciliation run is not running")
 
 // StartReconcileRun records a run for the workflow run workflowRunID (once:
@@ -200,19 +206,38 @@ func (s *Store) GetReconcileRun(ctx context.Context, id int64) (_ ReconcileRun, 
 	return run, nil
 }
 
-// ResetReconcileRun clears what an earlier attempt of a RUNNING run left
-// (staged rows, drifts): an attempt starts from nothing.
-func (s *Store) ResetReconcileRun(ctx context.Context, id int64) (err error) {
+// ResetReconcileRun starts a new attempt at a RUNNING run and returns its
+// number: what earlier attempts left (staged rows, drifts) is removed, and
+// an earlier attempt still at work (it timed out, its worker did not know)
+// writes rows of its own number, which nothing reads any more.
+func (s *Store) ResetReconcileRun(ctx context.Context, id int64) (attempt int64, err error) {
 	defer annotate(&err, "reset reconciliation run %d", id)
-	return s.tx(ctx, func(tx *gorm.DB) error {
-		if err := runningRun(tx, id); err != nil {
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockRunningRun(tx, id); err != nil {
 			return err
 		}
 		if err := clearRun(tx, id); err != nil {
 			return err
 		}
-		return tx.Exec(`UPDATE reconciliation_runs SET bill_state = '', bill_sha1 = '', bill_rows = 0, error = '', updated_at = ? WHERE id = ?`, now(), id).Error
+		if err := tx.Exec(`UPDATE reconciliation_runs SET attempt = attempt + 1, bill_state = '', bill_sha1 = '', bill_rows = 0,
+error = '', updated_at = ? WHERE id = ?`, now(), id).Error; err != nil {
+			return err
+		}
+		return tx.Raw(`SELECT attempt FROM reconciliation_runs WHERE id = ?`, id).Scan(&attempt).Error
 	})
+	return attempt, err
+}
+
+// lockRunningRun checks that the run is RUNNING and, on PostgreSQL, locks
+// its row until the transaction ends, so that a new attempt waits for one
+// that is completing (SQLite's write transactions are exclusive already).
+func (s *Store) lockRunningRun(tx *gorm.DB, id int64) error {
+	if s.dialect == DialectPostgres {
+		if err := tx.Exec(`SELECT id FROM reconciliation_runs WHERE id = ? FOR UPDATE`, id).Error; err != nil {
+			return err
+		}
+	}
+	return runningRun(tx, id)
 }
 
 func runningRun(tx *gorm.DB, id int64) error {
@@ -236,6 +261,13 @@ func clearRun(tx *gorm.DB, id int64) error {
 	return tx.Exec(`DELETE FROM reconciliation_drifts WHERE run_id = ?`, id).Error
 }
 
+// bulk is the handle of the reconciliation's large statements: on a big day
+// they take seconds by nature, which is not worth a slow-query warning each
+// (errors are returned).
+func (s *Store) bulk(ctx context.Context) *gorm.DB {
+	return s.db.Session(&gorm.Session{Logger: s.db.Logger.LogMode(logger.Silent)}).WithContext(ctx)
+}
+
 // SetReconcileBillState records what WeChat said of the bill (a RUNNING run).
 func (s *Store) SetReconcileBillState(ctx context.Context, id int64, state string) (err error) {
 	defer annotate(&err, "set bill state of reconciliation run %d", id)
@@ -253,13 +285,14 @@ func (s *Store) SetReconcileBillState(ctx context.Context, id int64, state strin
 // below SQLite's and PostgreSQL's limits on parameters).
 const stageBatch = 500
 
-// StageBillRows writes bill rows of a run (any number: they go in batches).
+// StageBillRows writes bill rows of a run's attempt (any number: they go in
+// batches).
 func (s *Store) StageBillRows(ctx context.Context, rows []BillRow) (err error) {
 	defer annotate(&err, "stage %d bill rows", len(rows))
 	for i := range rows {
 		rows[i].TradedAt = dbTime(rows[i].TradedAt)
 	}
-	return s.conn(ctx).CreateInBatches(rows, stageBatch).Error
+	return s.bulk(ctx).CreateInBatches(rows, stageBatch).Error
 }
 
 // kept are the statuses in which an order keeps the money it was paid.
@@ -272,11 +305,20 @@ var keptStatuses = []string{string(StatusPaid), string(StatusShipped), string(St
 // another day's bill) and ResolveDrift records the answer.
 // strayRefundPrefix + transaction_id is the out_refund_no of a stray
 // payment's refund.
-func (s *Store) CompareReconcileRun(ctx context.Context, runID int64, day DayWindow, strayRefundPrefix string) (err error) {
+func (s *Store) CompareReconcileRun(ctx context.Context, runID, attempt int64, day DayWindow, strayRefundPrefix string) (err error) {
 	defer annotate(&err, "compare reconciliation run %d", runID)
 	from, to := dbTime(day.From), dbTime(day.To)
+	if s.dialect == DialectPostgres {
+		// The staged rows came in the last minutes: without fresh
+		// statistics the planner takes the table for empty and joins a
+		// day of payments with it row by row (minutes instead of a second
+		// at 100 000 rows).
+		if err := s.bulk(ctx).Exec(`ANALYZE reconciliation_bill_rows`).Error; err != nil {
+			return err
+		}
+	}
 	// (The notes hold no question mark: gorm would take it for a parameter.)
-	const insert = `INSERT INTO reconciliation_drifts (run_id, kind, explained, transaction_id, out_trade_no, out_refund_no,
+	const insert = `INSERT INTO reconciliation_drifts (run_id, attempt, kind, explained, transaction_id, out_trade_no, out_refund_no,
 wechat_fen, shop_fen, wechat_time, order_status, note, resolved) `
 	// A payment of the shop's day: by WeChat's success time (the bill's
 	// clock), or when it was recorded if WeChat gave none.
@@ -286,97 +328,98 @@ wechat_fen, shop_fen, wechat_time, order_status, note, resolved) `
 	const refundInDay = `(r.created_at >= ? AND r.created_at < ? AND NOT (r.status = 'CLOSED' AND r.refund_id = ''))`
 	kept := "('" + strings.Join(keptStatuses, "','") + "')"
 	// Each statement's placeholders, in order: (for the shop's side, the run
-	// id,) the kind, whether it is explained, whether it is resolved (the
-	// shop's side is not: WeChat is asked about it next), then its filters.
+	// and attempt,) the kind, whether it is explained, whether it is resolved
+	// (the shop's side is not: WeChat is asked about it next), then its
+	// filters. The bill's rows are the attempt's (b.run_id, b.attempt).
 	bill := func(kind string) []any { return []any{kind, ExplainedKind(kind), true} }
-	shopSide := func(kind string) []any { return []any{runID, kind, ExplainedKind(kind), false} }
+	shopSide := func(kind string) []any { return []any{runID, attempt, kind, ExplainedKind(kind), false} }
 	stmts := []struct {
 		kind string
 		sql  string
 		args []any
 	}{
 		{DriftPaymentNotInShop, insert + `
-SELECT b.run_id, ?, ?, b.transaction_id, b.out_trade_no, '', b.amount_fen, NULL, b.traded_at, COALESCE(o.status, ''),
+SELECT b.run_id, b.attempt, ?, ?, b.transaction_id, b.out_trade_no, '', b.amount_fen, NULL, b.traded_at, COALESCE(o.status, ''),
   CASE WHEN o.order_no IS NULL THEN 'no order with this number in the shop: another system on the merchant, or money nobody here accounts for'
        ELSE 'the shop never recorded this payment of its order' END, ?
 FROM reconciliation_bill_rows b LEFT JOIN orders o ON o.order_no = b.out_trade_no
-WHERE b.run_id = ? AND b.kind = 'PAYMENT'
+WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'PAYMENT'
   AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.transaction_id = b.transaction_id)`,
-			append(bill(DriftPaymentNotInShop), runID)},
+			append(bill(DriftPaymentNotInShop), runID, attempt)},
 
 		{DriftPaymentAmount, insert + `
-SELECT b.run_id, ?, ?, b.transaction_id, b.out_trade_no, '', b.amount_fen, p.amount_fen, b.traded_at, COALESCE(o.status, ''),
+SELECT b.run_id, b.attempt, ?, ?, b.transaction_id, b.out_trade_no, '', b.amount_fen, p.amount_fen, b.traded_at, COALESCE(o.status, ''),
   'WeChat and the shop recorded other amounts', ?
 FROM reconciliation_bill_rows b JOIN payments p ON p.transaction_id = b.transaction_id
   LEFT JOIN orders o ON o.order_no = p.order_no
-WHERE b.run_id = ? AND b.kind = 'PAYMENT' AND p.amount_fen <> b.amount_fen`,
-			append(bill(DriftPaymentAmount), runID)},
+WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'PAYMENT' AND p.amount_fen <> b.amount_fen`,
+			append(bill(DriftPaymentAmount), runID, attempt)},
 
 		{DriftStrayPayment, insert + `
-SELECT b.run_id, ?, ?, b.transaction_id, b.out_trade_no, COALESCE(sr.out_refund_no, ''), b.amount_fen, p.amount_fen, b.traded_at, COALESCE(o.status, ''),
+SELECT b.run_id, b.attempt, ?, ?, b.transaction_id, b.out_trade_no, COALESCE(sr.out_refund_no, ''), b.amount_fen, p.amount_fen, b.traded_at, COALESCE(o.status, ''),
   CASE WHEN sr.out_refund_no IS NULL THEN 'money no order keeps; no refund of it recorded yet'
        ELSE 'money no order keeps, returned by refund ' || sr.out_refund_no || ' (' || sr.status || ')' END, ?
 FROM reconciliation_bill_rows b JOIN payments p ON p.transaction_id = b.transaction_id
   LEFT JOIN orders o ON o.order_no = p.order_no
   LEFT JOIN refunds sr ON sr.out_refund_no = ? || p.transaction_id
-WHERE b.run_id = ? AND b.kind = 'PAYMENT' AND p.amount_fen = b.amount_fen
+WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'PAYMENT' AND p.amount_fen = b.amount_fen
   AND (o.order_no IS NULL OR o.transaction_id <> p.transaction_id)`,
-			append(bill(DriftStrayPayment), strayRefundPrefix, runID)},
+			append(bill(DriftStrayPayment), strayRefundPrefix, runID, attempt)},
 
 		{DriftPaymentNotAtWechat, insert + `
-SELECT ?, ?, ?, p.transaction_id, p.order_no, '', NULL, p.amount_fen, NULL, COALESCE(o.status, ''),
+SELECT ?, ?, ?, ?, p.transaction_id, p.order_no, '', NULL, p.amount_fen, NULL, COALESCE(o.status, ''),
   'the shop recorded this payment; the bill does not list it', ?
 FROM payments p LEFT JOIN orders o ON o.order_no = p.order_no
 WHERE ` + paymentInDay + `
-  AND NOT EXISTS (SELECT 1 FROM reconciliation_bill_rows b WHERE b.run_id = ? AND b.kind = 'PAYMENT' AND b.transaction_id = p.transaction_id)`,
-			append(shopSide(DriftPaymentNotAtWechat), from, to, from, to, runID)},
+  AND NOT EXISTS (SELECT 1 FROM reconciliation_bill_rows b WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'PAYMENT' AND b.transaction_id = p.transaction_id)`,
+			append(shopSide(DriftPaymentNotAtWechat), from, to, from, to, runID, attempt)},
 
 		{DriftRefundNotInShop, insert + `
-SELECT b.run_id, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund_no, b.amount_fen, NULL, b.traded_at, COALESCE(o.status, ''),
+SELECT b.run_id, b.attempt, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund_no, b.amount_fen, NULL, b.traded_at, COALESCE(o.status, ''),
   CASE WHEN o.transaction_id = b.transaction_id AND o.status IN ` + kept + `
        THEN 'a refund the shop never asked for: made by hand in the merchant platform, or by another system; order ' || o.order_no || ' is ' || o.status || ' and counts this money as kept'
        ELSE 'a refund the shop never asked for: made by hand in the merchant platform, or by another system' END, ?
 FROM reconciliation_bill_rows b LEFT JOIN orders o ON o.order_no = b.out_trade_no
-WHERE b.run_id = ? AND b.kind = 'REFUND'
+WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'REFUND'
   AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.out_refund_no = b.out_refund_no)`,
-			append(bill(DriftRefundNotInShop), runID)},
+			append(bill(DriftRefundNotInShop), runID, attempt)},
 
 		{DriftRefundAmount, insert + `
-SELECT b.run_id, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund_no, b.amount_fen, r.refund_fen, b.traded_at, COALESCE(o.status, ''),
+SELECT b.run_id, b.attempt, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund_no, b.amount_fen, r.refund_fen, b.traded_at, COALESCE(o.status, ''),
   'WeChat and the shop recorded other amounts for this refund', ?
 FROM reconciliation_bill_rows b JOIN refunds r ON r.out_refund_no = b.out_refund_no
   LEFT JOIN orders o ON o.order_no = r.order_no
-WHERE b.run_id = ? AND b.kind = 'REFUND' AND r.refund_fen <> b.amount_fen`,
-			append(bill(DriftRefundAmount), runID)},
+WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'REFUND' AND r.refund_fen <> b.amount_fen`,
+			append(bill(DriftRefundAmount), runID, attempt)},
 
 		{DriftRefundStatus, insert + `
-SELECT b.run_id, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund_no, b.amount_fen, r.refund_fen, b.traded_at, COALESCE(o.status, ''),
+SELECT b.run_id, b.attempt, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund_no, b.amount_fen, r.refund_fen, b.traded_at, COALESCE(o.status, ''),
   'the bill says the refund is ' || b.status || ', the shop that it is ' || r.status, ?
 FROM reconciliation_bill_rows b JOIN refunds r ON r.out_refund_no = b.out_refund_no
   LEFT JOIN orders o ON o.order_no = r.order_no
-WHERE b.run_id = ? AND b.kind = 'REFUND' AND r.refund_fen = b.amount_fen
+WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'REFUND' AND r.refund_fen = b.amount_fen
   AND ((b.status = 'SUCCESS' AND r.status IN ('CLOSED', 'ABNORMAL')) OR (b.status = 'FAIL' AND r.status = 'SUCCESS'))`,
-			append(bill(DriftRefundStatus), runID)},
+			append(bill(DriftRefundStatus), runID, attempt)},
 
 		{DriftKeptButRefunded, insert + `
-SELECT b.run_id, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund_no, b.amount_fen, r.refund_fen, b.traded_at, o.status,
+SELECT b.run_id, b.attempt, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund_no, b.amount_fen, r.refund_fen, b.traded_at, o.status,
   'WeChat refunded the whole payment; order ' || o.order_no || ' is still ' || o.status, ?
 FROM reconciliation_bill_rows b JOIN refunds r ON r.out_refund_no = b.out_refund_no
   JOIN orders o ON o.order_no = b.out_trade_no
-WHERE b.run_id = ? AND b.kind = 'REFUND' AND b.status <> 'FAIL' AND r.refund_fen = b.amount_fen AND r.refund_fen = r.total_fen
+WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'REFUND' AND b.status <> 'FAIL' AND r.refund_fen = b.amount_fen AND r.refund_fen = r.total_fen
   AND o.transaction_id = b.transaction_id AND o.status IN ` + kept,
-			append(bill(DriftKeptButRefunded), runID)},
+			append(bill(DriftKeptButRefunded), runID, attempt)},
 
 		{DriftRefundNotAtWechat, insert + `
-SELECT ?, ?, ?, r.transaction_id, r.order_no, r.out_refund_no, NULL, r.refund_fen, NULL, COALESCE(o.status, ''),
+SELECT ?, ?, ?, ?, r.transaction_id, r.order_no, r.out_refund_no, NULL, r.refund_fen, NULL, COALESCE(o.status, ''),
   'the shop asked for this refund; the bill does not list it', ?
 FROM refunds r LEFT JOIN orders o ON o.order_no = r.order_no
 WHERE ` + refundInDay + `
-  AND NOT EXISTS (SELECT 1 FROM reconciliation_bill_rows b WHERE b.run_id = ? AND b.kind = 'REFUND' AND b.out_refund_no = r.out_refund_no)`,
-			append(shopSide(DriftRefundNotAtWechat), from, to, runID)},
+  AND NOT EXISTS (SELECT 1 FROM reconciliation_bill_rows b WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'REFUND' AND b.out_refund_no = r.out_refund_no)`,
+			append(shopSide(DriftRefundNotAtWechat), from, to, runID, attempt)},
 	}
 	for _, st := range stmts {
-		if err := s.conn(ctx).Exec(st.sql, st.args...).Error; err != nil {
+		if err := s.bulk(ctx).Exec(st.sql, st.args...).Error; err != nil {
 			return fmt.Errorf("%s: %w", st.kind, err)
 		}
 	}
@@ -385,10 +428,10 @@ WHERE ` + refundInDay + `
 
 // UnresolvedShopDrifts lists up to limit drifts of the shop's side that
 // nobody asked WeChat about yet, oldest first.
-func (s *Store) UnresolvedShopDrifts(ctx context.Context, runID int64, limit int) (_ []ReconcileDrift, err error) {
+func (s *Store) UnresolvedShopDrifts(ctx context.Context, runID, attempt int64, limit int) (_ []ReconcileDrift, err error) {
 	defer annotate(&err, "unresolved drifts of run %d", runID)
 	var out []ReconcileDrift
-	err = s.conn(ctx).Where("run_id = ? AND resolved = ?", runID, false).Order("id").Limit(limit).Find(&out).Error
+	err = s.conn(ctx).Where("run_id = ? AND attempt = ? AND resolved = ?", runID, attempt, false).Order("id").Limit(limit).Find(&out).Error
 	return out, err
 }
 
@@ -418,17 +461,22 @@ type BillTotals struct {
 // CompleteReconcileRun makes a RUNNING run the report of its date, in one
 // transaction: its counts, the shop's totals of the day, the previous
 // report of the date superseded (its drift rows removed), the staged bill
-// rows removed. A run that is not RUNNING is left alone: ErrRunNotRunning.
-func (s *Store) CompleteReconcileRun(ctx context.Context, runID int64, bill BillTotals, day DayWindow) (_ ReconcileRun, err error) {
+// rows removed. A run that is not RUNNING, or an attempt that is not its
+// latest, is left alone: ErrRunNotRunning.
+func (s *Store) CompleteReconcileRun(ctx context.Context, runID, attempt int64, bill BillTotals, day DayWindow) (_ ReconcileRun, err error) {
 	defer annotate(&err, "complete reconciliation run %d", runID)
 	from, to := dbTime(day.From), dbTime(day.To)
 	err = s.tx(ctx, func(tx *gorm.DB) error {
-		if err := runningRun(tx, runID); err != nil {
+		tx = tx.Session(&gorm.Session{Logger: s.db.Logger.LogMode(logger.Silent)})
+		if err := s.lockRunningRun(tx, runID); err != nil {
 			return err
 		}
 		var run ReconcileRun
 		if err := tx.Where("id = ?", runID).Take(&run).Error; err != nil {
 			return err
+		}
+		if run.Attempt != attempt {
+			return fmt.Errorf("attempt %d of reconciliation run %d, whose latest is %d: %w", attempt, runID, run.Attempt, ErrRunNotRunning)
 		}
 		var shop struct{ N, Fen int64 }
 		if err := tx.Raw(`SELECT COUNT(*) AS n, COALESCE(SUM(p.amount_fen), 0) AS fen FROM payments p WHERE
@@ -443,16 +491,19 @@ r.created_at >= ? AND r.created_at < ? AND NOT (r.status = 'CLOSED' AND r.refund
 		}
 		run.ShopRefunds, run.ShopRefundFen = shop.N, shop.Fen
 		if err := tx.Raw(`SELECT COUNT(*) FROM reconciliation_bill_rows b JOIN payments p
-ON p.transaction_id = b.transaction_id AND p.amount_fen = b.amount_fen WHERE b.run_id = ? AND b.kind = 'PAYMENT'`, runID).Scan(&run.MatchedPayments).Error; err != nil {
+ON p.transaction_id = b.transaction_id AND p.amount_fen = b.amount_fen WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'PAYMENT'`,
+			runID, attempt).Scan(&run.MatchedPayments).Error; err != nil {
 			return err
 		}
 		if err := tx.Raw(`SELECT COUNT(*) FROM reconciliation_bill_rows b JOIN refunds r
-ON r.out_refund_no = b.out_refund_no AND r.refund_fen = b.amount_fen WHERE b.run_id = ? AND b.kind = 'REFUND'`, runID).Scan(&run.MatchedRefunds).Error; err != nil {
+ON r.out_refund_no = b.out_refund_no AND r.refund_fen = b.amount_fen WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'REFUND'`,
+			runID, attempt).Scan(&run.MatchedRefunds).Error; err != nil {
 			return err
 		}
 		var counts struct{ Drift, Explained int64 }
 		if err := tx.Raw(`SELECT COALESCE(SUM(CASE WHEN explained THEN 0 ELSE 1 END), 0) AS drift,
-COALESCE(SUM(CASE WHEN explained THEN 1 ELSE 0 END), 0) AS explained FROM reconciliation_drifts WHERE run_id = ?`, runID).Scan(&counts).Error; err != nil {
+COALESCE(SUM(CASE WHEN explained THEN 1 ELSE 0 END), 0) AS explained FROM reconciliation_drifts WHERE run_id = ? AND attempt = ?`,
+			runID, attempt).Scan(&counts).Error; err != nil {
 			return err
 		}
 		t := now()
@@ -464,7 +515,13 @@ COALESCE(SUM(CASE WHEN explained THEN 1 ELSE 0 END), 0) AS explained FROM reconc
 			RunSuperseded, t, run.BillDate, RunComplete, runID).Error; err != nil {
 			return err
 		}
-		if err := tx.Exec(`DELETE FROM reconciliation_bill_rows WHERE run_id = ?`, runID).Error; err != nil {
+		// This run's staged rows, its drift of earlier attempts, and what
+		// attempts that timed out may have left to ended runs since.
+		if err := tx.Exec(`DELETE FROM reconciliation_drifts WHERE run_id = ? AND attempt <> ?`, runID, attempt).Error; err != nil {
+			return err
+		}
+		if err := tx.Exec(`DELETE FROM reconciliation_bill_rows WHERE run_id = ? OR run_id IN
+(SELECT id FROM reconciliation_runs WHERE status <> ?)`, runID, RunRunning).Error; err != nil {
 			return err
 		}
 		run.Status, run.BillState, run.BillSHA1, run.BillRows = RunComplete, bill.State, bill.SHA1, bill.Rows
@@ -486,7 +543,7 @@ COALESCE(SUM(CASE WHEN explained THEN 1 ELSE 0 END), 0) AS explained FROM reconc
 func (s *Store) FailReconcileRun(ctx context.Context, runID int64, reason string) (_ ReconcileRun, err error) {
 	defer annotate(&err, "fail reconciliation run %d", runID)
 	err = s.tx(ctx, func(tx *gorm.DB) error {
-		if err := runningRun(tx, runID); err != nil {
+		if err := s.lockRunningRun(tx, runID); err != nil {
 			if errors.Is(err, ErrRunNotRunning) {
 				return nil
 			}
@@ -505,6 +562,9 @@ func (s *Store) FailReconcileRun(ctx context.Context, runID int64, reason string
 	return s.GetReconcileRun(ctx, runID)
 }
 
+// ofLatestAttempt restricts drift rows to those of their run's latest attempt.
+const ofLatestAttempt = `attempt = (SELECT attempt FROM reconciliation_runs WHERE id = ?)`
+
 // DriftCounts counts a run's drift rows by kind.
 func (s *Store) DriftCounts(ctx context.Context, runID int64) (_ map[string]int64, err error) {
 	defer annotate(&err, "count drift of run %d", runID)
@@ -512,7 +572,8 @@ func (s *Store) DriftCounts(ctx context.Context, runID int64) (_ map[string]int6
 		Kind string
 		N    int64
 	}
-	if err := s.conn(ctx).Raw(`SELECT kind, COUNT(*) AS n FROM reconciliation_drifts WHERE run_id = ? GROUP BY kind`, runID).Scan(&rows).Error; err != nil {
+	if err := s.conn(ctx).Raw(`SELECT kind, COUNT(*) AS n FROM reconciliation_drifts WHERE run_id = ? AND `+ofLatestAttempt+` GROUP BY kind`,
+		runID, runID).Scan(&rows).Error; err != nil {
 		return nil, err
 	}
 	out := make(map[string]int64, len(rows))
@@ -548,6 +609,6 @@ func (s *Store) ReconcileReport(ctx context.Context, billDate string) (report, l
 func (s *Store) ListDrifts(ctx context.Context, runID, afterID int64, limit int) (_ []ReconcileDrift, err error) {
 	defer annotate(&err, "list drift of run %d", runID)
 	var out []ReconcileDrift
-	err = s.conn(ctx).Where("run_id = ? AND id > ?", runID, afterID).Order("id").Limit(limit).Find(&out).Error
+	err = s.conn(ctx).Where("run_id = ? AND id > ? AND "+ofLatestAttempt, runID, afterID, runID).Order("id").Limit(limit).Find(&out).Error
 	return out, err
 }

@@ -142,16 +142,20 @@ func TestReconcileComparisonFindsEachKindOfDrift(t *testing.T) {
 		if err != nil || again.ID != run.ID || run.Status != store.RunRunning {
 			t.Fatalf("the same workflow run started twice: %+v %+v %v", run, again, err)
 		}
+		attempt, err := s.ResetReconcileRun(ctx, run.ID)
+		if err != nil || attempt != 1 {
+			t.Fatalf("first attempt %d %v", attempt, err)
+		}
 		for i := range r.rows {
-			r.rows[i].RunID = run.ID
+			r.rows[i].RunID, r.rows[i].Attempt = run.ID, attempt
 		}
 		if err := s.StageBillRows(ctx, r.rows); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CompareReconcileRun(ctx, run.ID, day, "S"); err != nil {
+		if err := s.CompareReconcileRun(ctx, run.ID, attempt, day, "S"); err != nil {
 			t.Fatal(err)
 		}
-		open, err := s.UnresolvedShopDrifts(ctx, run.ID, 10)
+		open, err := s.UnresolvedShopDrifts(ctx, run.ID, attempt, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,7 +181,7 @@ func TestReconcileComparisonFindsEachKindOfDrift(t *testing.T) {
 		if err := s.ResolveDrift(ctx, f); err != nil {
 			t.Fatal(err)
 		}
-		done, err := s.CompleteReconcileRun(ctx, run.ID, store.BillTotals{State: store.BillReady, SHA1: "ab", Rows: int64(len(r.rows)),
+		done, err := s.CompleteReconcileRun(ctx, run.ID, attempt, store.BillTotals{State: store.BillReady, SHA1: "ab", Rows: int64(len(r.rows)),
 			Payments: 5, PaymentFen: 7500, Refunds: 6, RefundFen: 8000, FeeMilliFen: 12000}, day)
 		if err != nil {
 			t.Fatal(err)
@@ -244,16 +248,8 @@ func TestReconcileRerunReplacesTheReportOnlyWhenItCompletes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i := range rows {
-				rows[i].RunID = run.ID
-			}
-			if err := s.StageBillRows(ctx, rows); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.CompareReconcileRun(ctx, run.ID, day, "S"); err != nil {
-				t.Fatal(err)
-			}
-			done, err := s.CompleteReconcileRun(ctx, run.ID, store.BillTotals{State: store.BillReady, Rows: int64(len(rows))}, day)
+			attempt := stageAndCompare(t, s, run.ID, rows)
+			done, err := s.CompleteReconcileRun(ctx, run.ID, attempt, store.BillTotals{State: store.BillReady, Rows: int64(len(rows))}, day)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -277,16 +273,7 @@ func TestReconcileRerunReplacesTheReportOnlyWhenItCompletes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows := append([]store.BillRow(nil), r.rows[:3]...)
-		for i := range rows {
-			rows[i].RunID = third.ID
-		}
-		if err := s.StageBillRows(ctx, rows); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CompareReconcileRun(ctx, third.ID, day, "S"); err != nil {
-			t.Fatal(err)
-		}
+		stageAndCompare(t, s, third.ID, append([]store.BillRow(nil), r.rows[:3]...))
 		failed, err := s.FailReconcileRun(ctx, third.ID, "bill of 2026-12-05: SHA-1 mismatch")
 		if err != nil || failed.Status != store.RunFailed || failed.Error == "" || failed.FinishedAt == nil {
 			t.Fatalf("failed run %+v %v", failed, err)
@@ -299,10 +286,10 @@ func TestReconcileRerunReplacesTheReportOnlyWhenItCompletes(t *testing.T) {
 			t.Errorf("the failed run keeps drift %v (%v)", n, err)
 		}
 		// An ended run cannot be completed, reset or failed again.
-		if _, err := s.CompleteReconcileRun(ctx, third.ID, store.BillTotals{}, day); !errors.Is(err, store.ErrRunNotRunning) {
+		if _, err := s.CompleteReconcileRun(ctx, third.ID, 1, store.BillTotals{}, day); !errors.Is(err, store.ErrRunNotRunning) {
 			t.Errorf("completing a failed run: %v", err)
 		}
-		if err := s.ResetReconcileRun(ctx, second.ID); !errors.Is(err, store.ErrRunNotRunning) {
+		if _, err := s.ResetReconcileRun(ctx, second.ID); !errors.Is(err, store.ErrRunNotRunning) {
 			t.Errorf("resetting a complete run: %v", err)
 		}
 		if again, err := s.FailReconcileRun(ctx, second.ID, "late"); err != nil || again.Status != store.RunComplete {
@@ -310,6 +297,81 @@ func TestReconcileRerunReplacesTheReportOnlyWhenItCompletes(t *testing.T) {
 		}
 		if _, err := s.StartReconcileRun(ctx, "2026-02-30", "x", "run-4"); !errors.Is(err, store.ErrInvalidArgument) {
 			t.Errorf("a date that is not one: %v", err)
+		}
+	})
+}
+
+// stageAndCompare starts an attempt at a run, stages rows and compares them.
+func stageAndCompare(t *testing.T, s *store.Store, runID int64, rows []store.BillRow) int64 {
+	t.Helper()
+	attempt, err := s.ResetReconcileRun(t.Context(), runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows = append([]store.BillRow(nil), rows...)
+	for i := range rows {
+		rows[i].RunID, rows[i].Attempt = runID, attempt
+	}
+	if err := s.StageBillRows(t.Context(), rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompareReconcileRun(t.Context(), runID, attempt, day, "S"); err != nil {
+		t.Fatal(err)
+	}
+	return attempt
+}
+
+// An attempt that timed out but still works (its worker lost touch with
+// Temporal) writes alongside the retry: what it writes never shows, and it
+// cannot complete the run.
+func TestReconcileAttemptThatTimedOutCannotWriteTheReport(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		r := newDay(t, s)
+		run, err := s.StartReconcileRun(ctx, oneDate, "reconcile-"+oneDate, "run-z")
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := stageAndCompare(t, s, run.ID, r.rows)
+		// The retry starts while the old attempt is still at work.
+		latest := stageAndCompare(t, s, run.ID, r.rows[:1]) // a bill of one matched payment
+		if latest != old+1 {
+			t.Fatalf("attempts %d then %d", old, latest)
+		}
+		// The old attempt goes on writing, then tries to complete.
+		zombie := append([]store.BillRow(nil), r.rows...)
+		for i := range zombie {
+			zombie[i].RunID, zombie[i].Attempt = run.ID, old
+		}
+		if err := s.StageBillRows(ctx, zombie); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CompareReconcileRun(ctx, run.ID, old, day, "S"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CompleteReconcileRun(ctx, run.ID, old, store.BillTotals{}, day); !errors.Is(err, store.ErrRunNotRunning) {
+			t.Fatalf("the old attempt completed the run: %v", err)
+		}
+		done, err := s.CompleteReconcileRun(ctx, run.ID, latest, store.BillTotals{State: store.BillReady, Rows: 1}, day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The latest attempt's bill had only A's payment: the shop's other
+		// payments and refunds of the day are what it lacks, nothing else.
+		counts, err := s.DriftCounts(ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done.MatchedPayments != 1 || counts[store.DriftPaymentNotInShop] != 0 || counts[store.DriftStrayPayment] != 0 ||
+			counts[store.DriftPaymentNotAtWechat] != 4 || done.Drift != counts[store.DriftPaymentNotAtWechat]+counts[store.DriftRefundNotAtWechat] {
+			t.Fatalf("report %+v, drift %v: the old attempt's rows counted", done, counts)
+		}
+		// Written after the report: never read, and removed with the next run's.
+		if err := s.CompareReconcileRun(ctx, run.ID, old, day, "S"); err != nil {
+			t.Fatal(err)
+		}
+		if rows, err := s.ListDrifts(ctx, run.ID, 0, 1000); err != nil || int64(len(rows)) != done.Drift+done.Explained {
+			t.Errorf("%d drift rows listed for a report of %d (%v)", len(rows), done.Drift+done.Explained, err)
 		}
 	})
 }

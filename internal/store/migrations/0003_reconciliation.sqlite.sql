@@ -1,9 +1,11 @@
 -- 0003 reconciliation (SQLite). Same tables, constraints and indexes as the
 -- PostgreSQL file: the daily check of the shop's payments and refunds against
--- WeChat Pay's trade bill. A run is one attempt at one bill
--- date; its report is its drift rows. A run is shown as a report only once
+-- WeChat Pay's trade bill. A run is one reconciliation of one
+-- bill date; its report is its drift rows. A run is shown as a report only once
 -- COMPLETE, which it becomes in one transaction with its last counts, so a
--- failed or interrupted run never passes for a finished one.
+-- failed or interrupted run never passes for a finished one. Each attempt of a
+-- run has its number: an attempt that timed out but still writes (a worker that
+-- lost touch) writes rows of its own number, which nothing reads.
 
 CREATE TABLE reconciliation_runs (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -11,6 +13,7 @@ CREATE TABLE reconciliation_runs (
     workflow_id        TEXT        NOT NULL,
     workflow_run_id    TEXT        NOT NULL,
     status             TEXT        NOT NULL,
+    attempt            INTEGER     NOT NULL DEFAULT 0, -- the attempt whose rows count
     bill_state         TEXT        NOT NULL DEFAULT '',
     bill_sha1          TEXT        NOT NULL DEFAULT '',
     bill_rows          INTEGER     NOT NULL DEFAULT 0,
@@ -41,6 +44,7 @@ CREATE UNIQUE INDEX reconciliation_runs_one_report_idx ON reconciliation_runs (b
 CREATE TABLE reconciliation_drifts (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id         INTEGER     NOT NULL REFERENCES reconciliation_runs (id) ON DELETE CASCADE,
+    attempt        INTEGER     NOT NULL,
     kind           TEXT        NOT NULL,
     explained      INTEGER     NOT NULL, -- 0 or 1
     transaction_id TEXT        NOT NULL DEFAULT '',
@@ -53,12 +57,13 @@ CREATE TABLE reconciliation_drifts (
     note           TEXT        NOT NULL DEFAULT '',
     resolved       INTEGER     NOT NULL DEFAULT 0 -- asked WeChat about it (shop-side rows)
 );
-CREATE INDEX reconciliation_drifts_run_id_idx ON reconciliation_drifts (run_id, explained, id);
+CREATE INDEX reconciliation_drifts_run_id_idx ON reconciliation_drifts (run_id, attempt, id);
 
 -- The bill's rows while a run compares them: written as the download is
 -- read, joined with payments and refunds, removed when the run ends.
 CREATE TABLE reconciliation_bill_rows (
     run_id         INTEGER     NOT NULL REFERENCES reconciliation_runs (id) ON DELETE CASCADE,
+    attempt        INTEGER     NOT NULL,
     line           INTEGER     NOT NULL,
     kind           TEXT        NOT NULL, -- PAYMENT | REFUND
     transaction_id TEXT        NOT NULL,
@@ -67,10 +72,10 @@ CREATE TABLE reconciliation_bill_rows (
     amount_fen     INTEGER     NOT NULL,
     status         TEXT        NOT NULL DEFAULT '', -- a refund's, as the bill writes it
     traded_at      TIMESTAMP NOT NULL,
-    PRIMARY KEY (run_id, line)
+    PRIMARY KEY (run_id, attempt, line)
 );
-CREATE INDEX reconciliation_bill_rows_transaction_idx ON reconciliation_bill_rows (run_id, kind, transaction_id);
-CREATE INDEX reconciliation_bill_rows_refund_idx ON reconciliation_bill_rows (run_id, out_refund_no);
+CREATE INDEX reconciliation_bill_rows_transaction_idx ON reconciliation_bill_rows (run_id, attempt, kind, transaction_id);
+CREATE INDEX reconciliation_bill_rows_refund_idx ON reconciliation_bill_rows (run_id, attempt, out_refund_no);
 
 -- A day's payments (by WeChat's success time) and refunds (by when they
 -- were asked for).

@@ -155,10 +155,10 @@ func (s ReconcileSummary) Text() string {
 	if s.Drift == 0 {
 		b.WriteString("no drift")
 	} else {
-		fmt.Fprintf(&b, "⚠ %d drift (%s)", s.Drift, kindCounts(s.DriftByKind))
+		fmt.Fprintf(&b, "⚠ %d drift (%s)", s.Drift, KindCounts(s.DriftByKind))
 	}
 	if s.Explained > 0 {
-		fmt.Fprintf(&b, " · %d listed apart (%s)", s.Explained, kindCounts(s.ExplainedByKind))
+		fmt.Fprintf(&b, " · %d listed apart (%s)", s.Explained, KindCounts(s.ExplainedByKind))
 	}
 	bill := fmt.Sprintf("%d rows", s.BillRows)
 	if s.NoStatement {
@@ -170,7 +170,8 @@ func (s ReconcileSummary) Text() string {
 	return b.String()
 }
 
-func kindCounts(m map[string]int64) string {
+// KindCounts writes counts by kind for people: "A 1, B 2", in kind order.
+func KindCounts(m map[string]int64) string {
 	kinds := make([]string, 0, len(m))
 	for k := range m {
 		kinds = append(kinds, k)

@@ -548,22 +548,7 @@ func (s *Sim) MerchantRefund(in MerchantRefundInput) (RefundView, error) {
 		refund: amount, total: t.total, status: RefundProcessing, createTime: now,
 		forceStatus: s.takeRefundFault(), quiet: true,
 	}
-	t.refunds = append(t.refunds, r)
-	s.refunds[no] = r
-	t.state, t.stateDesc = StateRefund, "转入退款"
-	t.event(now, "refund %s of %d fen made by hand in the merchant platform (no notify)", no, amount)
-	s.log.Info("paysim: merchant-platform refund", "out_refund_no", no, "refund_fen", amount)
-	if delay := s.refundDelay; delay >= 0 {
-		r.settleAt = now.Add(delay)
-		s.goLocked(func() {
-			if !s.sleep(delay) {
-				return
-			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.settleRefundLocked(r, "", s.now())
-		})
-	}
+	s.acceptRefundLocked(r, now, fmt.Sprintf("refund %s of %d fen made by hand in the merchant platform (no notify)", no, amount))
 	return s.refundViewLocked(r), nil
 }
 

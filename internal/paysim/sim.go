@@ -342,6 +342,29 @@ func (s *Sim) settleRefundLocked(r *refundRec, status string, now time.Time) {
 	s.enqueueNotifyLocked(r.tx, r.outRefundNo, event, summary, "refund", url, s.refundNotifyJSON(r))
 }
 
+// acceptRefundLocked records a new PROCESSING refund of its transaction and
+// schedules its settlement after the refund delay (none when negative: the
+// control API settles it).
+func (s *Sim) acceptRefundLocked(r *refundRec, now time.Time, what string) {
+	t := r.tx
+	t.refunds = append(t.refunds, r)
+	s.refunds[r.outRefundNo] = r
+	t.state, t.stateDesc = StateRefund, "转入退款"
+	t.event(now, "%s", what)
+	s.log.Info("paysim: refund accepted", "out_refund_no", r.outRefundNo, "refund_fen", r.refund, "quiet", r.quiet)
+	if delay := s.refundDelay; delay >= 0 {
+		r.settleAt = now.Add(delay)
+		s.goLocked(func() {
+			if !s.sleep(delay) {
+				return
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.settleRefundLocked(r, "", s.now())
+		})
+	}
+}
+
 // ---- views ----
 
 // TransactionView is the simulator's view of a transaction (GET

@@ -3,13 +3,12 @@ package reconcile
 import (
 	"fmt"
 	"io"
-	"sort"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"ordersaga/internal/store"
 	"ordersaga/internal/tradebill"
+	"ordersaga/workflows"
 )
 
 var beijing = time.FixedZone("CST", 8*3600)
@@ -34,16 +33,7 @@ func kinds(m map[string]int64) string {
 	if len(m) == 0 {
 		return ""
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
-	}
-	return " (" + strings.Join(parts, ", ") + ")"
+	return " (" + workflows.KindCounts(m) + ")"
 }
 
 // WriteText prints a report for people: the run, the day's totals on both

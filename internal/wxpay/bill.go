@@ -120,12 +120,5 @@ func (c *Client) QueryTransaction(ctx context.Context, transactionID string) (_ 
 		TransactionId: core.String(transactionID),
 		Mchid:         core.String(c.cfg.MchID),
 	})
-	if err != nil {
-		return Transaction{}, c.wrap(op, result, err)
-	}
-	out, err := transactionFrom(tx)
-	if err != nil {
-		return Transaction{}, &Error{Op: op, Kind: KindUnknown, StatusCode: statusOf(result), Err: err}
-	}
-	return out, nil
+	return c.transactionAnswer(op, tx, result, err)
 }

@@ -188,14 +188,22 @@ func TestBillFileIsWeChatsFormat(t *testing.T) {
 	}
 }
 
-func TestBillDownloadIsSignedButItsAnswerIsNot(t *testing.T) {
+// todaysBill is an env whose simulator took one payment today, and WeChat's
+// answer to the request for today's bill.
+func todaysBill(t *testing.T) (*env, wxpay.TradeBill) {
+	t.Helper()
 	e := newEnv(t, func(o *paysim.Options, _ *wxpay.Config) { o.BillsImmediate = true })
 	e.prepayAndPay(t, newOrderNo(), 1280)
-	ctx := context.Background()
-	tb, err := e.client.TradeBillGzip(ctx, e.clock.Now().In(beijing).Format("2006-01-02"))
+	tb, err := e.client.TradeBillGzip(context.Background(), e.clock.Now().In(beijing).Format("2006-01-02"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e, tb
+}
+
+func TestBillDownloadIsSignedButItsAnswerIsNot(t *testing.T) {
+	e, tb := todaysBill(t)
+	ctx := context.Background()
 	if !strings.HasPrefix(tb.DownloadURL, "https://api.mch.weixin.qq.com/v3/billdownload/file?token=") || tb.HashType != "SHA1" {
 		t.Fatalf("answer %+v", tb)
 	}
@@ -250,13 +258,8 @@ func (r rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func TestBillDownloadGoesOnlyToWeChatAndExpires(t *testing.T) {
-	e := newEnv(t, func(o *paysim.Options, _ *wxpay.Config) { o.BillsImmediate = true })
-	e.prepayAndPay(t, newOrderNo(), 1280)
+	e, tb := todaysBill(t)
 	ctx := context.Background()
-	tb, err := e.client.TradeBillGzip(ctx, e.clock.Now().In(beijing).Format("2006-01-02"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, u := range []string{"https://evil.example/v3/billdownload/file?token=x", "http://api.mch.weixin.qq.com/v3/billdownload/file", "https://api.mch.weixin.qq.com/notv3"} {
 		_, err := e.client.DownloadBill(ctx, wxpay.TradeBill{HashType: "SHA1", HashValue: tb.HashValue, DownloadURL: u})
 		if err == nil || wxpay.Classify(err) != wxpay.KindPermanent || wxpay.StatusCode(err) != 0 {
@@ -264,7 +267,7 @@ func TestBillDownloadGoesOnlyToWeChatAndExpires(t *testing.T) {
 		}
 	}
 	e.clock.Advance(5*time.Minute + time.Second)
-	_, err = e.client.DownloadBill(ctx, tb)
+	_, err := e.client.DownloadBill(ctx, tb)
 	wantErr(t, err, wxpay.KindPermanent, "INVALID_REQUEST", http.StatusBadRequest)
 }
 

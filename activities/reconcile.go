@@ -68,13 +68,7 @@ func (a *Activities) FailReconcileRun(ctx context.Context, in workflows.FailReco
 }
 
 func (a *Activities) reconcileLog(ctx context.Context, billDate string) *slog.Logger {
-	l := a.Logger
-	if l == nil {
-		l = slog.Default()
-	}
-	info := activity.GetInfo(ctx)
-	return l.With("bill_date", billDate, "workflow_id", info.WorkflowExecution.ID,
-		"activity", info.ActivityType.Name, "attempt", info.Attempt)
+	return a.logWith(ctx, "bill_date", billDate)
 }
 
 // badBill is the retryable failure of a download that is not the bill

@@ -8,6 +8,7 @@
 //	ordersaga healthcheck  exit 0 when a health URL answers 2xx (container health checks)
 //	ordersaga chaos        many orders through the real stack under injected faults, then invariant checks
 //	ordersaga bench        throughput and latency of the saga against the bare Temporal ceiling
+//	ordersaga reconcile    reconcile a day's WeChat Pay bill through the API and print the report
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"ordersaga/internal/chaos"
 	"ordersaga/internal/config"
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/reconcile"
 )
 
 const usage = `usage: ordersaga <command> [flags]
@@ -39,6 +41,7 @@ commands:
   healthcheck  probe a health URL (for container health checks)
   chaos        drive orders through the stack under faults and check money and stock (see docs/RELIABILITY.md)
   bench        measure the saga against the bare Temporal ceiling on this machine (see docs/BENCHMARKS.md)
+  reconcile    reconcile a day's WeChat Pay trade bill with the shop and print the report (-date YYYY-MM-DD)
 
 Configuration is read from the environment; see README.md.
 `
@@ -70,6 +73,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return chaos.RunCommand(ctx, args, os.Stdout, os.Stderr)
 	case "bench":
 		return bench.RunCommand(ctx, args, os.Stdout, os.Stderr)
+	case "reconcile":
+		return reconcile.RunCommand(ctx, args, os.Getenv, os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

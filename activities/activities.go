@@ -44,13 +44,18 @@ func (a *Activities) now() time.Time {
 }
 
 func (a *Activities) log(ctx context.Context, orderNo string) *slog.Logger {
+	return a.logWith(ctx, "order_no", orderNo)
+}
+
+// logWith is the activity's logger: attrs, then its workflow, name and attempt.
+func (a *Activities) logWith(ctx context.Context, attrs ...any) *slog.Logger {
 	l := a.Logger
 	if l == nil {
 		l = slog.Default()
 	}
 	info := activity.GetInfo(ctx)
-	return l.With("order_no", orderNo, "workflow_id", info.WorkflowExecution.ID,
-		"activity", info.ActivityType.Name, "attempt", info.Attempt)
+	return l.With(append(attrs, "workflow_id", info.WorkflowExecution.ID,
+		"activity", info.ActivityType.Name, "attempt", info.Attempt)...)
 }
 
 // CreateOrder prices the items from the database, checks stock and stores the

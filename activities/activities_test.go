@@ -19,6 +19,7 @@ func TestEveryActivityNameIsRegisteredOnce(t *testing.T) {
 		workflows.ActivityDeductStock, workflows.ActivityCloseOrder, workflows.ActivitySetOrderStatus,
 		workflows.ActivityFlagOrder, workflows.ActivityRequestRefund, workflows.ActivityQueryRefund,
 		workflows.ActivitySettleRefund, workflows.ActivityExamineStrayPayment,
+		workflows.ActivityStartReconcileRun, workflows.ActivityReconcileBill, workflows.ActivityFailReconcileRun,
 	}
 	registered := map[string]int{}
 	for _, a := range worker.Activities(nil) {

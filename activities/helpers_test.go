@@ -66,6 +66,8 @@ type fxOptions struct {
 	// beforeRequest, when set, runs in the client's transport before each
 	// request to WeChat Pay leaves (to change the database at that moment).
 	beforeRequest func(*http.Request)
+	// simClock, when set, is the simulator's clock.
+	simClock func() time.Time
 }
 
 func newFx(t *testing.T, st *store.Store, opts ...func(*fxOptions)) *fx {
@@ -85,6 +87,7 @@ func newFx(t *testing.T, st *store.Store, opts ...func(*fxOptions)) *fx {
 	so := devKeys.SimOptions(paysim.DefaultAppID, paysim.DefaultMchID)
 	so.NotifyScale = 0.001
 	so.RefundDelay = -1 // refunds settle when a test says so
+	so.Clock = o.simClock
 	sim := paysim.New(so)
 	simSrv := httptest.NewServer(sim.Handler())
 	t.Cleanup(func() {

@@ -204,6 +204,8 @@ func newEngine(d Deps) *gin.Engine {
 	admin.GET("/orders/:no", s.adminGetOrder)
 	admin.POST("/orders/:no/ship", s.adminShipOrder)
 	admin.POST("/orders/:no/refund", s.adminRefundOrder)
+	admin.POST("/reconciliations", s.adminStartReconciliation)
+	admin.GET("/reconciliations/:date", s.adminGetReconciliation)
 	return r
 }
 

@@ -1,5 +1,5 @@
-// Package worker builds the Temporal worker that runs the order workflows and
-// their activities on one task queue. Any number of replicas may run.
+// Package worker builds the Temporal worker that runs the order workflows,
+// the daily reconciliation and their activities on one task queue. Any number of replicas may run.
 package worker
 
 import (
@@ -31,6 +31,8 @@ func Register(r sdkworker.Registry, acts *activities.Activities) {
 func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.OrderWorkflow, workflow.RegisterOptions{Name: workflows.OrderWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.StrayPaymentWorkflow, workflow.RegisterOptions{Name: workflows.StrayPaymentWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.ReconcileWorkflow, workflow.RegisterOptions{Name: workflows.ReconcileWorkflowName})
+	r.RegisterWorkflowWithOptions(workflows.ReconcileDailyWorkflow, workflow.RegisterOptions{Name: workflows.ReconcileDailyWorkflowName})
 }
 
 // RegisterActivities registers every activity under the name the workflows
@@ -64,5 +66,8 @@ func Activities(acts *activities.Activities) []NamedActivity {
 		{workflows.ActivityQueryRefund, acts.QueryRefund},
 		{workflows.ActivitySettleRefund, acts.SettleRefund},
 		{workflows.ActivityExamineStrayPayment, acts.ExamineStrayPayment},
+		{workflows.ActivityStartReconcileRun, acts.StartReconcileRun},
+		{workflows.ActivityReconcileBill, acts.ReconcileBill},
+		{workflows.ActivityFailReconcileRun, acts.FailReconcileRun},
 	}
 }

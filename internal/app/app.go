@@ -166,6 +166,7 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer w.Stop() // waits for running activities to finish or time out
 	log.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
+	go keepReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, log)
 
 	registerProcessMetrics(reg)
 	return serveHTTP(ctx, cfg.HTTPAddr, healthHandler(st, tc, reg), cfg.ShutdownTimeout, log)

@@ -81,6 +81,8 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	}
 	simOpts := SimShop{AppID: cfg.WechatAppID, AppSecret: cfg.WechatAppSecret, MchID: cfg.PayMchID}.SimOptions(keys)
 	simOpts.Logger = log.With("component", "paysim")
+	// `ordersaga reconcile -date <today>` works at once in dev.
+	simOpts.BillsImmediate = true
 	sim := paysim.New(simOpts)
 	defer sim.Close()
 
@@ -139,6 +141,7 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
+	go keepReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, log)
 
 	apiHandler, err := NewAPIHandler(cfg, st, tc, reg, log)
 	if err != nil {

@@ -43,7 +43,7 @@ type PayOption func(*wxpay.Config)
 func WithCallMetrics(reg prometheus.Registerer) PayOption {
 	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ordersaga_wechatpay_calls_total",
-		Help: "WeChat Pay API calls by operation (prepay, query, close, refund, refund_query) and outcome (ok, retryable, permanent, unknown).",
+		Help: "WeChat Pay API calls by operation (prepay, query, query_by_id, close, refund, refund_query, tradebill, bill_download) and outcome (ok, retryable, permanent, unknown).",
 	}, []string{"op", "outcome"})
 	took := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "ordersaga_wechatpay_call_duration_seconds",

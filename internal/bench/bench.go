@@ -88,6 +88,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{PhaseNotify, func() { b := r.burstPhase(ctx); rep.Notify = &b }},
 		{PhaseRead, func() { x := r.readPhase(ctx); rep.Reads = &x }},
 		{PhaseExpiry, func() { e := r.expiryPhase(ctx); rep.Expiry = &e }},
+		{PhaseReconcile, func() { x := r.reconcilePhase(ctx); rep.Reconcile = &x }},
 	}
 	ran := false
 	for _, p := range phases {

@@ -28,6 +28,7 @@ func TestTinyRunReportsEveryPhaseAndItsCountsAddUp(t *testing.T) {
 		Burst:         4,
 		ReadRate:      40,
 		ReadFor:       250 * time.Millisecond,
+		Reconcile:     200,
 		Log:           &log,
 	})
 	if err != nil {
@@ -56,6 +57,9 @@ func TestTinyRunReportsEveryPhaseAndItsCountsAddUp(t *testing.T) {
 	if r.Expiry == nil || r.Expiry.Closed != 3 || r.Expiry.PendingAtFirstDeadline != 3 {
 		t.Errorf("expiry: %+v; want 3 pending, 3 closed", r.Expiry)
 	}
+	if x := r.Reconcile; x == nil || x.Error != "" || x.Trades != 200 || x.Drift != 10 || x.MatchedRefunds < 20 {
+		t.Errorf("reconcile: %+v; want 200 trades, the 10 refunds made by hand as the only drift", x)
+	}
 	if r.Ratio <= 0 || r.Machine.Cores <= 0 || r.Settings.Temporal.HistoryShards <= 0 || r.Settings.DB != bench.DBSQLite {
 		t.Errorf("ratio %v, machine %+v, settings %+v", r.Ratio, r.Machine, r.Settings)
 	}
@@ -77,7 +81,7 @@ func TestTinyRunReportsEveryPhaseAndItsCountsAddUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"cores", "no-op workflow", "paid orders end to end", "ours / no-op",
-		"notify_to_paid", "notify burst", "GET /v1/orders/:no", "closed after deadline"} {
+		"notify_to_paid", "notify burst", "GET /v1/orders/:no", "closed after deadline", "reconcile: a day of 200 trades"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -110,6 +114,10 @@ func TestCheckRefusesCountsThatDoNotAddUp(t *testing.T) {
 		"reads":  func(r *bench.Report) { r.Reads = &bench.Reads{Sent: 3, OK: 1, Errors: 1} },
 		"expiry": func(r *bench.Report) { r.Expiry = &bench.Expiry{Orders: 2, Closed: 2} },
 		"burst":  func(r *bench.Report) { r.Notify = &bench.Burst{Notifies: 2, Answered: 1} },
+		"reconcile drift": func(r *bench.Report) {
+			r.Reconcile = &bench.Reconcile{Trades: 10, Refunds: 1, HandRefunds: 1, BillRows: 12, MatchedPayments: 10, MatchedRefunds: 1}
+		},
+		"reconcile failed": func(r *bench.Report) { r.Reconcile = &bench.Reconcile{Trades: 10, Error: "no report"} },
 	} {
 		r := good
 		s := *good.Saga

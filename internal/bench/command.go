@@ -24,7 +24,8 @@ server, WeChat Pay simulator, worker replicas and API in this process;
 PostgreSQL of its own or the embedded SQLite database), simulated
 mini-program users placing and paying orders, then a no-op workflow of the
 same shape driven the same way; a burst of payment notifies; order reads at
-a fixed rate; unpaid orders closing at their deadline. See docs/BENCHMARKS.md.
+a fixed rate; unpaid orders closing at their deadline; a generated day of
+trades reconciled with its WeChat Pay bill. See docs/BENCHMARKS.md.
 
 phases (in this order): %s
 
@@ -46,6 +47,7 @@ flags:
 	fs.IntVar(&o.Burst, "burst", d.Burst, "payment notifies at once")
 	fs.Float64Var(&o.ReadRate, "read-rate", d.ReadRate, "order reads per second")
 	fs.DurationVar(&o.ReadFor, "read-for", d.ReadFor, "how long the reads go on")
+	fs.IntVar(&o.Reconcile, "reconcile-trades", d.Reconcile, "trades of the day the reconcile phase generates and reconciles (100000 for the full measurement)")
 	fs.IntVar(&o.Workers, "workers", d.Workers, "worker replicas (each with its own Temporal connection and database pool)")
 	fs.IntVar(&o.HistoryShards, "shards", 0, "history shards of the run's new Temporal database (0 = the embedded server's default)")
 	revert := fs.String("revert", "", "leave tunings out, to measure them: all, or a comma-separated list of "+strings.Join(Tunings, ","))

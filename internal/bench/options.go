@@ -18,10 +18,12 @@ const (
 	PhaseNotify = "notify" // a burst of concurrent payment notifies
 	PhaseRead   = "read"   // GET /v1/orders/:no at a fixed rate
 	PhaseExpiry = "expiry" // unpaid orders closing at their deadline
+	// PhaseReconcile: a generated day of trades reconciled with its bill.
+	PhaseReconcile = "reconcile"
 )
 
 // AllPhases lists the phases in the order a run takes them.
-var AllPhases = []string{PhaseNoop, PhaseSaga, PhaseNotify, PhaseRead, PhaseExpiry}
+var AllPhases = []string{PhaseNoop, PhaseSaga, PhaseNotify, PhaseRead, PhaseExpiry, PhaseReconcile}
 
 // Tunings of the stack that Options.Revert can leave out: the embedded
 // server's (devserver.Tunings) and these.
@@ -96,6 +98,8 @@ type Options struct {
 	Burst      int           // concurrent payment notifies
 	ReadRate   float64       // order reads per second
 	ReadFor    time.Duration // how long the reads go on
+	// Reconcile is the trades of the day the reconcile phase generates.
+	Reconcile int
 
 	Workers int // worker replicas (each with its own Temporal connection)
 	// HistoryShards of the new Temporal database (0 = the devserver's default).
@@ -131,6 +135,7 @@ func Defaults() Options {
 		Burst:          200,
 		ReadRate:       500,
 		ReadFor:        5 * time.Second,
+		Reconcile:      20_000,
 		Workers:        1,
 		NoopActivities: NoopSameKinds,
 	}
@@ -158,6 +163,9 @@ func (o *Options) fill() error {
 	}
 	if o.Poll <= 0 {
 		o.Poll = d.Poll
+	}
+	if o.Reconcile <= 0 {
+		o.Reconcile = d.Reconcile
 	}
 	if o.Expiry < 0 || o.ExpiryRate < 0 || o.Burst < 0 || o.ReadRate < 0 || o.ReadFor < 0 {
 		return errors.New("bench: sizes must not be negative")

@@ -34,6 +34,8 @@ type Report struct {
 	Notify *Burst  `json:"notify_burst,omitempty"`
 	Reads  *Reads  `json:"reads,omitempty"`
 	Expiry *Expiry `json:"expiry,omitempty"`
+	// Reconcile is the reconciliation of a generated day.
+	Reconcile *Reconcile `json:"reconcile,omitempty"`
 
 	TotalSeconds float64 `json:"total_seconds"`
 	Dir          string  `json:"dir,omitempty"`
@@ -253,6 +255,20 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintln(w)
 	}
+	if x := r.Reconcile; x != nil {
+		if x.Error != "" {
+			fmt.Fprintf(w, "reconcile: %d trades: FAILED: %s\n\n", x.Trades, x.Error)
+		} else {
+			fmt.Fprintf(w, "reconcile: a day of %d trades (%d refunded by the shop, %d by hand at the merchant platform), its bill %d rows, %.1f MB uncompressed\n",
+				x.Trades, x.Refunds, x.HandRefunds, x.BillRows, float64(x.BillBytes)/(1<<20))
+			fmt.Fprintf(w, "  reported in %.1fs from the request (the run itself %.1fs); the shop's side took %.1fs to write beforehand\n",
+				x.Seconds, x.RunSeconds, x.ShopSetupSecond)
+			fmt.Fprintf(w, "  matched %d payments and %d refunds; drift %d %v (the refunds by hand)\n",
+				x.MatchedPayments, x.MatchedRefunds, x.Drift, x.DriftByKind)
+			fmt.Fprintf(w, "  live heap %.1f MB before, %.1f MB at its peak; process resident peak %.0f MB (the whole stack is this process)\n\n",
+				x.HeapBeforeMB, x.HeapPeakMB, x.RSSPeakMB)
+		}
+	}
 	fmt.Fprintf(w, "total %.1fs\n", r.TotalSeconds)
 	if r.Dir != "" {
 		fmt.Fprintf(w, "run directory kept: %s\n", r.Dir)
@@ -335,6 +351,18 @@ func (r *Report) Check() error {
 			bad("expiry: %d pending of %d", e.PendingAtFirstDeadline, e.Orders)
 		}
 		lat("expiry", e.Late)
+	}
+	if x := r.Reconcile; x != nil {
+		switch {
+		case x.Error != "":
+			bad("reconcile: %s", x.Error)
+		case x.Drift != int64(x.HandRefunds) || x.DriftByKind["REFUND_NOT_IN_SHOP"] != int64(x.HandRefunds):
+			bad("reconcile: drift %d %v, want the %d refunds made by hand", x.Drift, x.DriftByKind, x.HandRefunds)
+		case x.MatchedPayments < int64(x.Trades) || x.MatchedRefunds < int64(x.Refunds) || x.BillRows < int64(x.Trades+x.Refunds+x.HandRefunds):
+			bad("reconcile: matched %d payments and %d refunds of %d rows, for %d trades and %d refunds", x.MatchedPayments, x.MatchedRefunds, x.BillRows, x.Trades, x.Refunds)
+		case x.HeapPeakMB < x.HeapBeforeMB:
+			bad("reconcile: heap peak %.1f below its start %.1f", x.HeapPeakMB, x.HeapBeforeMB)
+		}
 	}
 	if r.Machine.Cores <= 0 || r.Settings.Users <= 0 || r.Settings.Temporal.HistoryShards <= 0 {
 		bad("machine or settings missing: %+v %+v", r.Machine, r.Settings)

@@ -191,6 +191,7 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 	simOpts.LoginSecret = chaosAppSecret
 	simOpts.NotifyScale = o.NotifyScale
 	simOpts.RefundDelay = o.RefundDelay
+	simOpts.BillsImmediate = true // the run's day is reconciled when it settles
 	simOpts.Logger = slog.New(slog.NewTextHandler(simLog, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h.sim = paysim.New(simOpts)
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")

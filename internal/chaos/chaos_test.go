@@ -101,6 +101,11 @@ func TestChaos(t *testing.T) {
 		r.Restarts.APIRestarts != want.APIRestarts || r.Restarts.PostgresRestarts != want.PostgresRestarts || len(r.Restarts.Failed) > 0 {
 		t.Errorf("restarts %+v, want %+v and none failed", r.Restarts, want)
 	}
+	// The day (or days) of the run were reconciled with WeChat's bill (a
+	// day with drift is a break above).
+	if len(r.Reconciliation) == 0 || r.Reconciliation[0].BillRows == 0 {
+		t.Errorf("the run's days were not reconciled: %+v", r.Reconciliation)
+	}
 	if r.Money.Transactions == 0 || r.Money.RefundedFen == 0 {
 		t.Errorf("no payments or no refunds: %+v", r.Money)
 	}

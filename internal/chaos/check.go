@@ -23,6 +23,10 @@ const (
 	CheckStuck     = "stuck"     // every order ended or legitimately waits, its workflow with it
 	CheckAgreement = "agreement" // the database and WeChat (the simulator) tell the same story
 	CheckPromise   = "promise"   // what the API told a payer came true
+	// CheckReconcile: WeChat's trade bill of every day of the run,
+	// reconciled through the API as the shop does each morning, shows no
+	// unexplained drift and lists apart exactly the payments no order keeps.
+	CheckReconcile = "reconciliation"
 )
 
 // Break is one invariant that does not hold.

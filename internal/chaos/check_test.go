@@ -12,6 +12,7 @@ import (
 
 	"ordersaga/internal/paysim"
 	"ordersaga/internal/status"
+	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
 
@@ -463,4 +464,65 @@ func breakLines(breaks []Break) string {
 		fmt.Fprintf(&b, "  %s order %q: %s\n", x.Check, x.Order, x.Detail)
 	}
 	return b.String()
+}
+
+// The reconciliation check on the settled state, whose payments no order
+// keeps are late's and strayfailed's.
+func TestCheckerReconciliation(t *testing.T) {
+	clean := func() []ReconciledDay {
+		return []ReconciledDay{
+			{Date: "2026-11-23", BillRows: 14, MatchedPayments: 8, Explained: map[string]int64{store.DriftStrayPayment: 2}},
+			{Date: "2026-11-24"},
+		}
+	}
+	cases := []struct {
+		name    string
+		days    func() []ReconciledDay
+		order   string
+		detail  string
+		nBreaks int
+	}{
+		{"no drift, the strays listed apart", clean, "", "", 0},
+		{"a refund nobody here asked for", func() []ReconciledDay {
+			d := clean()
+			d[0].Drift = 1
+			d[0].Drifts = []store.ReconcileDrift{{Kind: store.DriftRefundNotInShop, OutTradeNo: "paid", OutRefundNo: "MP1", Note: "by hand"}}
+			return d
+		}, "paid", "REFUND_NOT_IN_SHOP", 1},
+		{"drift not listed", func() []ReconciledDay { d := clean(); d[1].Drift = 2; return d }, "", "2 more drift", 1},
+		{"a day without a report", func() []ReconciledDay {
+			d := clean()
+			d[1].Error = "no report: FAILED bill of 2026-11-24: SHA-1"
+			return d
+		}, "", "SHA-1", 1},
+		{"a stray payment not listed", func() []ReconciledDay {
+			d := clean()
+			d[0].Explained[store.DriftStrayPayment] = 1
+			return d
+		}, "", "list 1 stray payments; the database holds 2", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := settledState()
+			st.reconcileBreaks(tc.days())
+			var ours []Break
+			for _, b := range st.r.Breaks {
+				if b.Check == CheckReconcile {
+					ours = append(ours, b)
+				}
+			}
+			if len(ours) != tc.nBreaks {
+				t.Fatalf("%d reconciliation breaks, want %d:\n%s", len(ours), tc.nBreaks, breakLines(ours))
+			}
+			if tc.nBreaks > 0 && (ours[0].Order != tc.order || !strings.Contains(ours[0].Detail, tc.detail)) {
+				t.Errorf("break %+v; want order %q saying %q", ours[0], tc.order, tc.detail)
+			}
+			if len(st.r.Reconciliation) != 2 {
+				t.Errorf("report lists %d days", len(st.r.Reconciliation))
+			}
+		})
+	}
+	if days := runDays(time.Date(2026, 11, 23, 15, 59, 0, 0, time.UTC), time.Date(2026, 11, 23, 16, 1, 0, 0, time.UTC)); !slices.Equal(days, []string{"2026-11-23", "2026-11-24"}) {
+		t.Errorf("a run across midnight Beijing time covers %v", days)
+	}
 }

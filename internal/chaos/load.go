@@ -54,6 +54,7 @@ func (h *harness) check(ctx context.Context) (*Report, error) {
 	}
 	c.strayChecks()
 	c.promises()
+	c.reconcile(ctx)
 	c.attachHistories(ctx, 5)
 	return c.r, nil
 }

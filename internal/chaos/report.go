@@ -38,6 +38,10 @@ type Report struct {
 	CloseOnPaidFlips int            `json:"close_on_paid_flips"`
 	Restarts         Restarts       `json:"restarts"`
 
+	// Reconciliation is each day of the run reconciled with WeChat's bill
+	// after it settled (CheckReconcile).
+	Reconciliation []ReconciledDay `json:"reconciliation"`
+
 	Breaks   []Break        `json:"breaks"`
 	Stuck    []string       `json:"stuck"`
 	Counters map[string]int `json:"counters,omitempty"`
@@ -148,6 +152,9 @@ func (r *Report) WriteText(w io.Writer) {
 	p("time: orders played in %.1fs, %s, %.1fs in all", r.DriveSeconds, settled, r.TotalSeconds)
 	if r.DriveTruncated {
 		p("the drive hit its time bound: not every order was played")
+	}
+	for _, d := range r.Reconciliation {
+		p("reconciliation %s", d.line())
 	}
 	p("invariant breaks: %d; stuck orders: %d", len(r.Breaks), len(r.Stuck))
 	const show = 50

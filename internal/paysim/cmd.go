@@ -27,6 +27,7 @@ import (
 //	-refund-delay   PROCESSING → SUCCESS delay (default 2s; negative: only via /sim/refunds/{no}/settle)
 //	-close-on-paid  refuse | ok204 (default refuse)
 //	-strict-codes   a login code works once (default false: any code, any number of times)
+//	-bills-immediate  trade bills of every day, today's included, at once
 //	-notify-url     only printed in the suggested merchant settings (default http://127.0.0.1:8080/v1/wechatpay/notify)
 //	-v              log every request
 func RunCommand(ctx context.Context, args []string, stdout io.Writer) error {
@@ -42,6 +43,7 @@ func RunCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	closeOnPaid := fs.String("close-on-paid", CloseRefuse, "answer to closing a paid order: refuse | ok204")
 	strict := fs.Bool("strict-codes", false, "a login code works only once (errcode 40163 after)")
 	notifyURL := fs.String("notify-url", "http://127.0.0.1:8080/v1/wechatpay/notify", "merchant notify URL to print in the suggested settings")
+	billsNow := fs.Bool("bills-immediate", false, "every day's trade bill, today's included, is available at once (not from 10:00 the next day)")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,6 +75,7 @@ func RunCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	opts.CloseOnPaid = *closeOnPaid
 	opts.LoginSecret = *secret
 	opts.LoginStrictCodes = *strict
+	opts.BillsImmediate = *billsNow
 	opts.Logger = logger
 	sim := New(opts)
 	defer sim.Close()

@@ -22,6 +22,8 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("/v3/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeReply(w, errReply(http.StatusNotFound, "NOT_FOUND", "paysim does not simulate "+r.Method+" "+r.URL.Path), false)
 	})
+	// Trade bills, and the control calls that make drift for them.
+	s.registerBillRoutes(mux)
 	// Mini-program login.
 	mux.HandleFunc("GET /sns/jscode2session", s.handleLogin)
 

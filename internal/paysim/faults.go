@@ -19,6 +19,7 @@ const (
 var endpointNames = map[string]bool{
 	EndpointPrepay: true, EndpointQuery: true, EndpointClose: true,
 	EndpointRefund: true, EndpointRefundQuery: true, EndpointLogin: true,
+	EndpointTradeBill: true, EndpointBillDownload: true,
 }
 
 // Notify tamper kinds: what a tampered delivery attempt gets wrong.
@@ -42,6 +43,7 @@ type Faults struct {
 	Notify    *NotifyFaults             `json:"notify,omitempty"`
 	Endpoints map[string]*EndpointFault `json:"endpoints,omitempty"`
 	Refund    *RefundFaults             `json:"refund,omitempty"`
+	Bill      *BillFaults               `json:"bill,omitempty"`
 }
 
 // NotifyFaults act on notifications (payment and refund).
@@ -125,6 +127,14 @@ func (f Faults) validate() error {
 	if r := f.Refund; r != nil && (r.Abnormal < 0 || r.Closed < 0) {
 		return fmt.Errorf("%w: refund counts must not be negative", ErrInvalid)
 	}
+	if b := f.Bill; b != nil {
+		if b.Corrupt != "" && !billCorruptions[b.Corrupt] {
+			return fmt.Errorf("%w: unknown bill corruption %q (want one of %v)", ErrInvalid, b.Corrupt, sortedKeys(billCorruptions))
+		}
+		if b.Count < -1 {
+			return fmt.Errorf("%w: bill count must be >= -1", ErrInvalid)
+		}
+	}
 	return nil
 }
 
@@ -171,6 +181,15 @@ func (s *Sim) ApplyFaults(f Faults) (Faults, error) {
 	if f.Refund != nil {
 		s.faults.refund = *f.Refund
 	}
+	if f.Bill != nil {
+		b := *f.Bill
+		if b.Corrupt == "" {
+			b.Count = 0
+		} else if b.Count == 0 {
+			b.Count = 1
+		}
+		s.bills.faults = b
+	}
 	s.log.Info("paysim: faults set", "faults", fmt.Sprintf("%+v", s.faultsLocked()))
 	return s.faultsLocked(), nil
 }
@@ -180,6 +199,7 @@ func (s *Sim) ClearFaults() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = newFaultState()
+	s.bills.faults = BillFaults{}
 	if s.held != nil {
 		s.releaseHeldLocked()
 	}
@@ -195,7 +215,8 @@ func (s *Sim) CurrentFaults() Faults {
 func (s *Sim) faultsLocked() Faults {
 	n := s.faults.notify
 	r := s.faults.refund
-	out := Faults{Notify: &n, Refund: &r, Endpoints: map[string]*EndpointFault{}}
+	b := s.bills.faults
+	out := Faults{Notify: &n, Refund: &r, Bill: &b, Endpoints: map[string]*EndpointFault{}}
 	for k, v := range s.faults.endpoints {
 		c := *v
 		out.Endpoints[k] = &c

@@ -608,22 +608,7 @@ func (s *Sim) handleRefundCreate(_ *http.Request, body []byte) reply {
 		createTime:  now,
 		forceStatus: s.takeRefundFault(),
 	}
-	t.refunds = append(t.refunds, r)
-	s.refunds[r.outRefundNo] = r
-	t.state, t.stateDesc = StateRefund, "转入退款"
-	t.event(now, "refund %s of %d fen accepted (PROCESSING)", r.outRefundNo, refund)
-	s.log.Info("paysim: refund accepted", "out_refund_no", r.outRefundNo, "refund_fen", refund)
-	if delay := s.refundDelay; delay >= 0 {
-		r.settleAt = now.Add(delay)
-		s.goLocked(func() {
-			if !s.sleep(delay) {
-				return
-			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.settleRefundLocked(r, "", s.now())
-		})
-	}
+	s.acceptRefundLocked(r, now, fmt.Sprintf("refund %s of %d fen accepted (PROCESSING)", r.outRefundNo, refund))
 	return jsonReply(http.StatusOK, s.refundJSON(r))
 }
 

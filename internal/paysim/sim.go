@@ -100,6 +100,11 @@ type Options struct {
 	// openid. LoginStrictCodes makes a code usable once (errcode 40163 after).
 	LoginSecret      string
 	LoginStrictCodes bool
+
+	// BillsImmediate makes a day's trade bill available at once, today's
+	// included (made again at each request), instead of from 10:00 the
+	// next day: dev and tests cannot wait until tomorrow.
+	BillsImmediate bool
 }
 
 // Errors of the control methods.
@@ -134,6 +139,7 @@ type Sim struct {
 	held        *notification // reorder: waiting for the next notification
 	probes      []ProbeResult
 	wrongKey    *rsa.PrivateKey
+	bills       billBook
 }
 
 type txn struct {
@@ -157,6 +163,7 @@ type refundRec struct {
 	status                            string
 	createTime, successTime, settleAt time.Time
 	forceStatus                       string
+	quiet                             bool // made in the merchant platform: no notify
 }
 
 // Event is one thing that happened to a transaction.
@@ -212,6 +219,7 @@ func New(opts Options) *Sim {
 		closeOnPaid:  opts.CloseOnPaid,
 		refundDelay:  opts.RefundDelay,
 		notifyScale:  opts.NotifyScale,
+		bills:        newBillBook(opts.BillsImmediate),
 	}
 }
 
@@ -324,11 +332,37 @@ func (s *Sim) settleRefundLocked(r *refundRec, status string, now time.Time) {
 	}
 	r.tx.event(now, "refund %s settled %s", r.outRefundNo, status)
 	s.log.Info("paysim: refund settled", "out_refund_no", r.outRefundNo, "status", status)
+	if r.quiet {
+		return
+	}
 	url := r.notifyURL
 	if url == "" {
 		url = r.tx.notifyURL
 	}
 	s.enqueueNotifyLocked(r.tx, r.outRefundNo, event, summary, "refund", url, s.refundNotifyJSON(r))
+}
+
+// acceptRefundLocked records a new PROCESSING refund of its transaction and
+// schedules its settlement after the refund delay (none when negative: the
+// control API settles it).
+func (s *Sim) acceptRefundLocked(r *refundRec, now time.Time, what string) {
+	t := r.tx
+	t.refunds = append(t.refunds, r)
+	s.refunds[r.outRefundNo] = r
+	t.state, t.stateDesc = StateRefund, "转入退款"
+	t.event(now, "%s", what)
+	s.log.Info("paysim: refund accepted", "out_refund_no", r.outRefundNo, "refund_fen", r.refund, "quiet", r.quiet)
+	if delay := s.refundDelay; delay >= 0 {
+		r.settleAt = now.Add(delay)
+		s.goLocked(func() {
+			if !s.sleep(delay) {
+				return
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.settleRefundLocked(r, "", s.now())
+		})
+	}
 }
 
 // ---- views ----
@@ -646,6 +680,9 @@ type Settings struct {
 	CloseOnPaid   string   `json:"close_on_paid"`             // refuse | ok204
 	RefundDelayMS *int64   `json:"refund_delay_ms,omitempty"` // negative: only settled by the control API
 	NotifyScale   *float64 `json:"notify_scale,omitempty"`
+	// BillsImmediate: every day's trade bill, today's included, is
+	// available at once (Options.BillsImmediate).
+	BillsImmediate *bool `json:"bills_immediate,omitempty"`
 }
 
 // Settings returns the current settings.
@@ -661,7 +698,8 @@ func (s *Sim) settingsLocked() Settings {
 		d = -1
 	}
 	scale := s.notifyScale
-	return Settings{CloseOnPaid: s.closeOnPaid, RefundDelayMS: &d, NotifyScale: &scale}
+	immediate := s.bills.immediate
+	return Settings{CloseOnPaid: s.closeOnPaid, RefundDelayMS: &d, NotifyScale: &scale, BillsImmediate: &immediate}
 }
 
 // UpdateSettings changes the fields that are set.
@@ -688,6 +726,9 @@ func (s *Sim) UpdateSettings(in Settings) (Settings, error) {
 	}
 	if in.NotifyScale != nil {
 		s.notifyScale = *in.NotifyScale
+	}
+	if in.BillsImmediate != nil {
+		s.bills.immediate = *in.BillsImmediate
 	}
 	return s.settingsLocked(), nil
 }

@@ -224,6 +224,12 @@ func (c *Client) QueryOrder(ctx context.Context, outTradeNo string) (_ Transacti
 		OutTradeNo: core.String(outTradeNo),
 		Mchid:      core.String(c.cfg.MchID),
 	})
+	return c.transactionAnswer(op, tx, result, err)
+}
+
+// transactionAnswer is a transaction query's outcome: its failure wrapped,
+// or the transaction read from the answer.
+func (c *Client) transactionAnswer(op string, tx *payments.Transaction, result *core.APIResult, err error) (Transaction, error) {
 	if err != nil {
 		return Transaction{}, c.wrap(op, result, err)
 	}

@@ -48,7 +48,8 @@ type Config struct {
 	// (tests, instrumentation). nil means a tuned clone of http.DefaultTransport.
 	Transport http.RoundTripper
 	// OnCall, when set, is told of every API call: the operation ("prepay",
-	// "query", "close", "refund", "refund_query"), how it ended (KindNone on
+	// "query", "query_by_id", "close", "refund", "refund_query", "tradebill",
+	// "bill_download"), how it ended (KindNone on
 	// success) and how long it took. For metrics.
 	OnCall func(op string, outcome ErrorKind, took time.Duration)
 }

@@ -47,7 +47,7 @@ func (k ErrorKind) String() string {
 // Error is what every Client method returns on failure. Its message is short
 // and safe to log: it never contains request headers or bodies.
 type Error struct {
-	Op         string    // "prepay", "query", "close", "refund", "refund_query"
+	Op         string    // "prepay", "query", "close", "refund", "refund_query", "tradebill", … (Config.OnCall)
 	Kind       ErrorKind // see Classify
 	StatusCode int       // HTTP status when WeChat answered, else 0
 	Code       string    // WeChat's error code (e.g. "ORDER_NOT_EXIST"), if any

@@ -596,7 +596,7 @@ func newCallbackFront(t *testing.T, env *testenv.Env) *callbackFront {
 		t.Fatal(err)
 	}
 	env.StopWorker()
-	w := app.NewWorker(cfg, env.Temporal, env.Store, pay, testLogger(t))
+	w := app.NewWorker(cfg, env.Temporal, env.Store, pay, env.Shipping, testLogger(t))
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ func (o *order) listen(ctx workflow.Context) {
 		}
 	})
 	listenRefunds(ctx, o.logger, &o.WechatRefunds)
+	o.listenWechat(ctx)
 }
 
 func (o *order) registerHandlers(ctx workflow.Context) error {
@@ -198,7 +199,9 @@ func (o *order) handleConfirm(ctx workflow.Context) (OrderView, error) {
 	if o.Status == status.Completed {
 		return o.view(), nil
 	}
-	if o.ConfirmRequest == nil {
+	// A confirmation refused while the order is still SHIPPED (WeChat had
+	// not recorded the receipt yet) does not answer the next one.
+	if r := o.ConfirmRequest; r == nil || (r.Done && r.Refused != nil && o.Status == status.Shipped) {
 		o.ConfirmRequest = &request[struct{}]{}
 	}
 	return awaitDecision(ctx, o, o.ConfirmRequest)

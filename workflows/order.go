@@ -28,6 +28,11 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	// Orders started since this change run their busy database steps as
 	// local activities (localDBActivities); older ones replay as they ran.
 	o.localDB = runsDBLocally(ctx)
+	// Orders started since this change report their shipment to WeChat
+	// and complete on its word; older ones replay as they ran.
+	if reportsShipping(ctx) {
+		o.WechatShipping = &WechatShipping{}
+	}
 	// The order's work runs on a context that Temporal's cancellation does not
 	// interrupt: a refund or a close that has begun must finish. A cancel
 	// request (e.g. from the Web UI) is taken as the user's cancel instead.
@@ -116,6 +121,8 @@ func (o *order) place(ctx workflow.Context) error {
 		Items:       o.Input.Items,
 		Address:     o.Input.Address,
 		PayDeadline: o.Deadline,
+		// Set by the API for orders since ChangeWechatShipping only.
+		ShippingAddress: o.Input.ShippingAddress,
 	}, &o.Created)
 	if err != nil {
 		if t := errorType(err); refusesPlacement(t) {
@@ -167,6 +174,7 @@ func (o *order) view() OrderView {
 		Flags:         append([]string(nil), o.Flags...),
 		Transitions:   append([]Transition(nil), o.Transitions...),
 		Waiting:       o.Waiting,
+		Wechat:        o.wechatView(),
 	}
 	if o.Refusal != nil {
 		v.RefusalType, v.RefusalMessage = o.Refusal.Type, o.Refusal.Message

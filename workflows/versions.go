@@ -37,3 +37,19 @@ const ChangeRefundStall = "refund-stall-flag"
 func reportsStalledRefunds(ctx workflow.Context) bool {
 	return workflow.GetVersion(ctx, ChangeRefundStall, workflow.DefaultVersion, 1) >= 1
 }
+
+// ChangeWechatShipping (2026-12-07, issue 16): an order reports its
+// shipment to WeChat's order shipping management once SHIPPED, and — when
+// WeChat manages the shop's shipping — completes on WeChat's word (its
+// settlement event, or WeChat asked at the auto-confirm time and after)
+// instead of by itself; the user's confirmation is checked with WeChat.
+// Asked once, when the order starts: orders started before keep the old
+// path to their end. (WeChat's events are taken by every order: no history
+// recorded before this change holds one.)
+const ChangeWechatShipping = "wechat-shipping"
+
+// reportsShipping reports whether this order takes the shipping-management
+// path (ChangeWechatShipping).
+func reportsShipping(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeWechatShipping, workflow.DefaultVersion, 1) >= 1
+}

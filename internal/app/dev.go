@@ -79,7 +79,9 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	if err := fillDevDefaults(&cfg, opts.DataDir, keys, simURL, "http://"+apiLn.Addr().String()); err != nil {
 		return err
 	}
-	simOpts := SimShop{AppID: cfg.WechatAppID, AppSecret: cfg.WechatAppSecret, MchID: cfg.PayMchID}.SimOptions(keys)
+	simOpts := SimShop{AppID: cfg.WechatAppID, AppSecret: cfg.WechatAppSecret, MchID: cfg.PayMchID,
+		PushToken: cfg.PushToken, PushAESKey: cfg.PushAESKey}.SimOptions(keys)
+	simOpts.PushURL = EventsURL("http://" + apiLn.Addr().String())
 	simOpts.Logger = log.With("component", "paysim")
 	// `ordersaga reconcile -date <today>` works at once in dev.
 	simOpts.BillsImmediate = true
@@ -136,11 +138,13 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	if err != nil {
 		return err
 	}
-	w := NewWorker(cfg, tc, st, pay, log)
+	ship := NewShipping(cfg, log, reg)
+	w := NewWorker(cfg, tc, st, pay, ship, log)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
+	ship.Start(ctx, cfg, log)
 	go keepReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, log)
 
 	apiHandler, err := NewAPIHandler(cfg, st, tc, reg, log)
@@ -177,7 +181,24 @@ const (
 // tokens and keys survive a restart) and local secrets. A variable set in the
 // environment wins.
 func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simURL, apiURL string) error {
-	UseSimulator(cfg, SimShop{AppID: devAppID, AppSecret: devAppSecret, MchID: devMchID}, keys, simURL, apiURL)
+	// The message push settings are secrets of the console: made once,
+	// kept with the keys, so a restart takes the simulator's retries.
+	pushToken, err := persistentSecret(filepath.Join(dataDir, "keys", "push_token"))
+	if err != nil {
+		return err
+	}
+	pushKey, err := persistentSecret(filepath.Join(dataDir, "keys", "push_aes_key"))
+	if err != nil {
+		return err
+	}
+	UseSimulator(cfg, SimShop{AppID: devAppID, AppSecret: devAppSecret, MchID: devMchID,
+		PushToken: pushToken[:32], PushAESKey: pushKey[:43]}, keys, simURL, apiURL)
+	// Dev plays a shop under WeChat's shipping management, as most are:
+	// shipped orders are reported to the simulator and complete when the
+	// buyer confirms there (WECHAT_SHIPPING_MANAGED=off says otherwise).
+	if cfg.ShippingManaged == config.ShippingAuto || cfg.ShippingManaged == "" {
+		cfg.ShippingManaged = config.ShippingOn
+	}
 	if cfg.JWTSecret == "" {
 		s, err := persistentSecret(filepath.Join(dataDir, "keys", "jwt_secret"))
 		if err != nil {

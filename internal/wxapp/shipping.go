@@ -2,6 +2,9 @@ package wxapp
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -209,4 +212,55 @@ func MaskPhone(phone string) string {
 		}
 	}
 	return string(r)
+}
+
+// Managed answers whether WeChat manages the shop's shipping
+// (WECHAT_SHIPPING_MANAGED): always (on), never (off), or as
+// is_trade_managed says (auto) — asked once per process; a failed
+// question is asked again by the next caller.
+type Managed struct {
+	mode   string
+	client *Client
+
+	mu    sync.Mutex
+	known *bool
+}
+
+// Shipping management modes (WECHAT_SHIPPING_MANAGED).
+const (
+	ManagedAuto = "auto"
+	ManagedOn   = "on"
+	ManagedOff  = "off"
+)
+
+// NewManaged returns the answer of mode; client asks WeChat under auto.
+func NewManaged(mode string, client *Client) *Managed {
+	return &Managed{mode: mode, client: client}
+}
+
+// Mode is the configured mode.
+func (m *Managed) Mode() string { return m.mode }
+
+// Get reports whether WeChat manages the shop's shipping.
+func (m *Managed) Get(ctx context.Context) (bool, error) {
+	switch m.mode {
+	case ManagedOn:
+		return true, nil
+	case ManagedOff:
+		return false, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.known != nil {
+		return *m.known, nil
+	}
+	if m.client == nil {
+		return false, errors.New("wxapp: shipping management is auto, but there is no client to ask WeChat")
+	}
+	managed, err := m.client.IsTradeManaged(ctx)
+	if err != nil {
+		return false, fmt.Errorf("wxapp: ask WeChat whether it manages the shop's shipping: %w", err)
+	}
+	m.known = &managed
+	return managed, nil
 }

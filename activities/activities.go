@@ -37,7 +37,7 @@ type Activities struct {
 	// does not, and Wxapp is not used).
 	Wxapp    *wxapp.Client
 	Shipping *wxapp.Managed
-	Logger *slog.Logger
+	Logger   *slog.Logger
 	// Now is the clock for timestamps written to the database.
 	Now func() time.Time
 }

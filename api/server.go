@@ -52,7 +52,7 @@ type Deps struct {
 	Notify *wxpay.NotifyHandler
 	// Push verifies and decrypts the mini-program's message pushes
 	// (/v1/wechat/events); nil: not configured, the route answers 404.
-	Push *wxapp.Push
+	Push   *wxapp.Push
 	Logger *slog.Logger
 	// Metrics is where the API registers its collectors; /metrics serves it.
 	Metrics *prometheus.Registry

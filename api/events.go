@@ -98,7 +98,7 @@ func (s *server) wechatEvents(c *gin.Context) {
 		}
 	default:
 		s.Logger.Info("wechat event ignored", "request_id", c.GetString(ctxRequestID), "msg_type", ev.MsgType, "event", ev.Event)
-		s.eventOK(c, ev.Event, "ignored")
+		s.eventOK(c, "message:"+ev.MsgType+":"+ev.Event, "ignored") // counted as "other"
 	}
 }
 

@@ -63,12 +63,19 @@ type payParams struct {
 
 type orderView struct {
 	orderBody
-	PaidAt       *time.Time `json:"paid_at"`
-	ClosedAt     *time.Time `json:"closed_at"`
-	ShippedAt    *time.Time `json:"shipped_at"`
-	TrackingNo   string     `json:"tracking_no"`
-	CompletedAt  *time.Time `json:"completed_at"`
-	WechatSynced *bool      `json:"wechat_synced"`
+	PaidAt          *time.Time                 `json:"paid_at"`
+	ClosedAt        *time.Time                 `json:"closed_at"`
+	ShippedAt       *time.Time                 `json:"shipped_at"`
+	TrackingNo      string                     `json:"tracking_no"`
+	CompletedAt     *time.Time                 `json:"completed_at"`
+	WechatSynced    *bool                      `json:"wechat_synced"`
+	Address         string                     `json:"address"`
+	ShippingAddress *workflows.ShippingAddress `json:"shipping_address"`
+	Shipment        *struct {
+		LogisticsType string              `json:"logistics_type"`
+		Packages      []workflows.Package `json:"packages"`
+		ItemDesc      string              `json:"item_desc"`
+	} `json:"shipment"`
 }
 
 // place creates an order over HTTP and fails the test unless it is created.

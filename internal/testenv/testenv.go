@@ -302,6 +302,17 @@ func (r Response) ErrorCode() string {
 	return b.Error.Code
 }
 
+// ErrorMessage is the message of an error body, "" when the body is not one.
+func (r Response) ErrorMessage() string {
+	var b struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &b)
+	return b.Error.Message
+}
+
 // Do sends a request; body may be nil, a string/[]byte sent as is, or a value
 // marshalled to JSON.
 func (e *Env) Do(method, path, token string, body any) Response {

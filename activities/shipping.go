@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -181,7 +182,7 @@ func shippingError(what string, err error) error {
 	var e *wxapp.Error
 	if refusedByWechat(err) && errors.As(err, &e) {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: WeChat refused: errcode %d: %s", what, e.Code, e.Msg),
-			workflows.ErrTypeWechatRefused, err, e.Code)
+			workflows.ErrTypeWechatRefused, err, strconv.Itoa(e.Code))
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -302,7 +302,9 @@ func TestShipRequestsWeChatWouldRefuseAreBadRequests(t *testing.T) {
 	_, token := env.UserToken("openid-bad-ship")
 	noPhone, _ := placePaid(t, env, token, item{ps[0].ID, 1}) // free-text address only
 	withPhone := paidAt(t, env, token, shipTo, item{ps[0].ID, 1})
-	pkg := func(company, no string) map[string]string { return map[string]string{"express_company": company, "tracking_no": no} }
+	pkg := func(company, no string) map[string]string {
+		return map[string]string{"express_company": company, "tracking_no": no}
+	}
 	sixteen := []map[string]string{}
 	for i := range 16 {
 		sixteen = append(sixteen, pkg("YTO", fmt.Sprintf("YT%03d", i)))

@@ -153,7 +153,7 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	}
 	// The demo page (and its proxy to the simulator's control API) exists in
 	// dev only; `ordersaga api` serves the bare API handler.
-	handler, err := demo.NewHandler(apiHandler, simURL, ts.UIURL(), cfg.TemporalNamespace)
+	handler, err := demo.NewHandler(apiHandler, simURL, ts.UIURL(), cfg.TemporalNamespace, demo.WithAdminToken(cfg.AdminToken))
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,9 @@ type Report struct {
 	RefusedAtCreation int `json:"refused_at_creation"` // 409 OUT_OF_STOCK
 	RefusedByWorkflow int `json:"refused_by_workflow"` // workflows that refused their order (no row)
 	Oversold          int `json:"oversold"`            // paid after the stock ran out: refunded automatically
+	// ShippedAtWechat: orders whose shipment WeChat's shipping management
+	// took (once each: CheckShipping).
+	ShippedAtWechat int `json:"shipped_at_wechat"`
 
 	ByStatus      map[string]int            `json:"by_status"`
 	ByBehaviour   map[string]map[string]int `json:"by_behaviour"` // behaviour → final status → orders
@@ -104,8 +107,8 @@ func (r *Report) WriteText(w io.Writer) {
 	p("")
 	p("chaos run %s — seed %d, %d orders asked, %d payers at once, pay timeout %s, notify retries ×%g",
 		verdict, r.Seed, r.OrdersAsked, r.Concurrency, r.PayTimeout, r.NotifyScale)
-	p("orders: %d in the database (%d answered to a payer, %d whose answer was lost); %d refused at creation (out of stock); %d oversold and refunded",
-		r.Orders, r.Placed, r.AnswerLost, r.RefusedAtCreation, r.Oversold)
+	p("orders: %d in the database (%d answered to a payer, %d whose answer was lost); %d refused at creation (out of stock); %d oversold and refunded; %d shipped at WeChat (once each)",
+		r.Orders, r.Placed, r.AnswerLost, r.RefusedAtCreation, r.Oversold, r.ShippedAtWechat)
 
 	statuses := sortedKeys(r.ByStatus)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

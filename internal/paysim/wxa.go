@@ -117,7 +117,7 @@ type wxaState struct {
 
 // shipRec is WeChat's shipping view of one paid transaction.
 type shipRec struct {
-	uploads       []shipUpload
+	uploads       []ShippingUpload
 	reminded      time.Time
 	confirmedAt   time.Time
 	confirmMethod int // 1 the buyer, 2 WeChat by itself
@@ -125,23 +125,26 @@ type shipRec struct {
 	pushes        []*pushRec
 }
 
-type shipUpload struct {
+// ShippingUpload is one shipment WeChat took (upload_shipping_info).
+type ShippingUpload struct {
 	At             time.Time      `json:"at"`
 	LogisticsType  int            `json:"logistics_type"`
 	DeliveryMode   int            `json:"delivery_mode"`
 	IsAllDelivered *bool          `json:"is_all_delivered,omitempty"`
-	ShippingList   []shipItemJSON `json:"shipping_list"`
+	ShippingList   []ShippingItem `json:"shipping_list"`
 	UploadTime     string         `json:"upload_time"`
 }
 
-type shipItemJSON struct {
+// ShippingItem is one package of a shipment, as uploaded.
+type ShippingItem struct {
 	TrackingNo     string           `json:"tracking_no,omitempty"`
 	ExpressCompany string           `json:"express_company,omitempty"`
 	ItemDesc       string           `json:"item_desc"`
-	Contact        *shipContactJSON `json:"contact,omitempty"`
+	Contact        *ShippingContact `json:"contact,omitempty"`
 }
 
-type shipContactJSON struct {
+// ShippingContact is a package's masked phone (SF Express).
+type ShippingContact struct {
 	ConsignorContact string `json:"consignor_contact,omitempty"`
 	ReceiverContact  string `json:"receiver_contact,omitempty"`
 }
@@ -386,7 +389,7 @@ func (s *Sim) handleUploadShippingInfo(_ *http.Request, body []byte) map[string]
 		LogisticsType  int            `json:"logistics_type"`
 		DeliveryMode   int            `json:"delivery_mode"`
 		IsAllDelivered *bool          `json:"is_all_delivered"`
-		ShippingList   []shipItemJSON `json:"shipping_list"`
+		ShippingList   []ShippingItem `json:"shipping_list"`
 		UploadTime     string         `json:"upload_time"`
 		Payer          struct {
 			OpenID string `json:"openid"`
@@ -442,7 +445,7 @@ func (s *Sim) handleUploadShippingInfo(_ *http.Request, body []byte) map[string]
 		t.event(now, "upload_shipping_info refused: the re-ship was used already (10060003)")
 		return wxaError(ErrcodeReshipUsed, "支付单已使用重新发货机会")
 	}
-	t.ship.uploads = append(t.ship.uploads, shipUpload{
+	t.ship.uploads = append(t.ship.uploads, ShippingUpload{
 		At: now, LogisticsType: in.LogisticsType, DeliveryMode: in.DeliveryMode, IsAllDelivered: in.IsAllDelivered,
 		ShippingList: in.ShippingList, UploadTime: in.UploadTime,
 	})
@@ -468,7 +471,7 @@ func (s *Sim) handleUploadShippingInfo(_ *http.Request, body []byte) map[string]
 }
 
 // checkShipment applies WeChat's rules on a shipment's fields.
-func checkShipment(logistics, mode int, allDelivered *bool, list []shipItemJSON) map[string]any {
+func checkShipment(logistics, mode int, allDelivered *bool, list []ShippingItem) map[string]any {
 	if logistics < 1 || logistics > 4 {
 		return wxaError(errcodeLogisticsType, "物流类型有误: logistics_type must be 1 to 4")
 	}
@@ -716,9 +719,9 @@ type ShippingView struct {
 	OrderState     int    `json:"order_state"`
 	OrderStateDesc string `json:"order_state_desc"`
 	// ShippingList is the shipment WeChat holds (the last upload's).
-	ShippingList []shipItemJSON `json:"shipping_list"`
+	ShippingList []ShippingItem `json:"shipping_list"`
 	// Uploads are the accepted uploads: 1, or 2 once the re-ship was used.
-	Uploads              []shipUpload `json:"uploads"`
+	Uploads              []ShippingUpload `json:"uploads"`
 	RemindedAt           *time.Time   `json:"reminded_at,omitempty"`
 	ConfirmedAt          *time.Time   `json:"confirmed_at,omitempty"`
 	ConfirmReceiveMethod int          `json:"confirm_receive_method,omitempty"`
@@ -730,7 +733,7 @@ func (s *Sim) shippingViewLocked(t *txn) ShippingView {
 	st := shipStateLocked(t)
 	v := ShippingView{
 		OutTradeNo: t.outTradeNo, TransactionID: t.transactionID, OrderState: st, OrderStateDesc: shipStateDesc[st],
-		ShippingList: []shipItemJSON{}, Uploads: []shipUpload{}, Pushes: []PushView{},
+		ShippingList: []ShippingItem{}, Uploads: []ShippingUpload{}, Pushes: []PushView{},
 	}
 	if sh := t.ship; sh != nil {
 		v.Uploads = append(v.Uploads, sh.uploads...)

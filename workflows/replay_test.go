@@ -30,7 +30,8 @@ const historiesDir = "testdata/histories"
 // one may still be running somewhere, so every one must replay.
 var recordedVersions = []string{
 	"",
-	"local-db", // workflows.ChangeLocalDB: the busy path's database steps as local activities
+	"local-db",        // workflows.ChangeLocalDB: the busy path's database steps as local activities
+	"wechat-shipping", // workflows.ChangeWechatShipping: shipments reported to WeChat, completion on its word
 }
 
 // recordVersion is the version TestRecordHistories records (the newest).
@@ -69,6 +70,11 @@ var recordedPaths = []struct{ name, since string }{
 	{"refund-refused-by-wechat", "local-db"},
 	{"cancelled-from-temporal", "local-db"},
 	{"paid-after-close-stray-refund", "local-db"},
+	{"shipped-confirmed-in-wechat", "wechat-shipping"},
+	{"shipped-completed-asking-wechat", "wechat-shipping"},
+	{"shipping-upload-answer-lost", "wechat-shipping"},
+	{"shipping-refused-then-refunded", "wechat-shipping"},
+	{"reminded-to-ship-then-confirmed", "wechat-shipping"},
 }
 
 // (The USERPAYING grace is not recorded: the simulator, like WeChat, closes

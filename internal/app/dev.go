@@ -239,7 +239,7 @@ ordersaga dev is running (Ctrl-C stops everything; data stays in %s)
   Temporal Web UI  %s/namespaces/%s/workflows
   Temporal gRPC    %s
   Admin token      %s
-  WeChat Pay sim   %s  (stands in for WeChat Pay and jscode2session)
+  WeChat Pay sim   %s  (stands in for WeChat Pay, jscode2session and shipping management)
 
 Try it (a mini-program journey with curl; README.md explains each step):
 
@@ -250,6 +250,13 @@ Try it (a mini-program journey with curl; README.md explains each step):
   curl -s -XPOST $API/v1/orders/$ORDER/pay -H "Authorization: Bearer $TOKEN"
   curl -s -XPOST $SIM/sim/transactions/$ORDER/pay >/dev/null   # the payer pays; WeChat's notify follows
   curl -s "$API/v1/orders/$ORDER?sync=1" -H "Authorization: Bearer $TOKEN"
+
+Ship it as the shop, see WeChat's view, confirm receipt as the buyer in WeChat (→ COMPLETED):
+
+  curl -s -XPOST $API/v1/admin/orders/$ORDER/ship -H "Authorization: Bearer %[6]s" -d '{"logistics_type":"express","packages":[{"express_company":"SF","tracking_no":"SF1400000000001"}]}'
+  curl -s $SIM/sim/shipping/$ORDER            # order_state 2: WeChat has the shipment
+  curl -s -XPOST $SIM/sim/shipping/$ORDER/confirm-receipt >/dev/null
+  curl -s $API/v1/orders/$ORDER -H "Authorization: Bearer $TOKEN"   # COMPLETED, on WeChat's settlement event
 
 Then open the Web UI (%[3]s) and filter: OrderNo="<order_no>" or OrderStatus="PAID"
 Unpaid orders close after ORDER_PAY_TIMEOUT (%[8]s).

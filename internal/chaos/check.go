@@ -101,8 +101,8 @@ type checker struct {
 	refunds  map[string]refundRow
 	sim      map[string]paysim.TransactionView
 	shipping map[string]paysim.ShippingView // WeChat's shipping view, by order no (paid ones)
-	wf       map[string]workflowFact // order no → its workflow
-	records  []*orderRecord          // what the payers did and were told, by order no
+	wf       map[string]workflowFact        // order no → its workflow
+	records  []*orderRecord                 // what the payers did and were told, by order no
 	// Stray-payment workflows by id: completed (with their result) and not.
 	strayViews map[string]workflows.StrayPaymentView
 	strayOpen  map[string]enumspb.WorkflowExecutionStatus

@@ -722,11 +722,11 @@ type ShippingView struct {
 	ShippingList []ShippingItem `json:"shipping_list"`
 	// Uploads are the accepted uploads: 1, or 2 once the re-ship was used.
 	Uploads              []ShippingUpload `json:"uploads"`
-	RemindedAt           *time.Time   `json:"reminded_at,omitempty"`
-	ConfirmedAt          *time.Time   `json:"confirmed_at,omitempty"`
-	ConfirmReceiveMethod int          `json:"confirm_receive_method,omitempty"`
-	SettledAt            *time.Time   `json:"settled_at,omitempty"`
-	Pushes               []PushView   `json:"pushes"`
+	RemindedAt           *time.Time       `json:"reminded_at,omitempty"`
+	ConfirmedAt          *time.Time       `json:"confirmed_at,omitempty"`
+	ConfirmReceiveMethod int              `json:"confirm_receive_method,omitempty"`
+	SettledAt            *time.Time       `json:"settled_at,omitempty"`
+	Pushes               []PushView       `json:"pushes"`
 }
 
 func (s *Sim) shippingViewLocked(t *txn) ShippingView {

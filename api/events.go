@@ -26,9 +26,6 @@ import (
 // otherwise: the answer is "success" once Temporal took the signal (or
 // there was nothing to signal), 500 when it did not.
 
-// eventsPath is the message push route.
-const eventsPath = "/v1/wechat/events"
-
 // wechatEventsCheck answers the console's URL check with echostr.
 func (s *server) wechatEventsCheck(c *gin.Context) {
 	if !s.pushConfigured(c) {

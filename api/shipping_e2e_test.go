@@ -52,6 +52,22 @@ func paidAt(t *testing.T, env *testenv.Env, token string, address map[string]any
 	return o
 }
 
+// paidManaged is a managed stack (opts) with one tea paid for by who, to
+// shipTo.
+func paidManaged(t *testing.T, opts testenv.Options, who string) (*testenv.Env, orderView, string) {
+	t.Helper()
+	env := managedEnv(t, opts)
+	ps := env.Seed(store.Product{Name: "Tea", PriceFen: 1000, Stock: 5})
+	_, token := env.UserToken(who)
+	return env, paidAt(t, env, token, shipTo, item{ps[0].ID, 1}), token
+}
+
+// shipOK ships an order through the admin API and fails unless it is SHIPPED.
+func shipOK(t *testing.T, env *testenv.Env, orderNo string, body any) {
+	t.Helper()
+	expectStatus(t, env.Do(http.MethodPost, "/v1/admin/orders/"+orderNo+"/ship", env.Config.AdminToken, body), status.Shipped)
+}
+
 // simShipping reads WeChat's view of an order from the simulator's control
 // API, over HTTP.
 func simShipping(t *testing.T, env *testenv.Env, orderNo string) paysim.ShippingView {
@@ -404,18 +420,14 @@ func TestOrderTakesAStructuredAddress(t *testing.T) {
 // WeChat loses the answer to the upload, then does not see the payment for
 // a while: the shipment still reaches WeChat exactly once.
 func TestUploadFaultsDoNotSpendTheReship(t *testing.T) {
-	env := managedEnv(t, testenv.Options{})
-	ps := env.Seed(store.Product{Name: "Tea", PriceFen: 1000, Stock: 5})
-	_, token := env.UserToken("openid-upload-faults")
-	o := paidAt(t, env, token, shipTo, item{ps[0].ID, 1})
+	env, o, _ := paidManaged(t, testenv.Options{}, "openid-upload-faults")
 	if _, err := env.Sim.ApplyFaults(paysim.Faults{Endpoints: map[string]*paysim.EndpointFault{
 		paysim.EndpointUploadShippingInfo: {ErrCode: -1, After: true, Count: 1}, // done, the answer lost
 		paysim.EndpointGetOrder:           {ErrCode: 10060001, Count: 2},        // then "no such payment" twice
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	expectStatus(t, env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", env.Config.AdminToken,
-		map[string]any{"logistics_type": "same_city", "item_desc": "Tea, by bike"}), status.Shipped)
+	shipOK(t, env, o.OrderNo, map[string]any{"logistics_type": "same_city", "item_desc": "Tea, by bike"})
 	testenv.Eventually(t, time.Minute, "the order knows WeChat has the shipment", func() (bool, string) {
 		w := orderState(t, env, o.OrderNo).Wechat
 		return w != nil && w.Uploaded, fmt.Sprintf("%+v", w)
@@ -432,10 +444,7 @@ func TestUploadFaultsDoNotSpendTheReship(t *testing.T) {
 // WeChat's reminder to ship puts the order on the admin's list of orders
 // that need a person, and is counted.
 func TestReminderToShipPutsTheOrderOnTheFlaggedList(t *testing.T) {
-	env := managedEnv(t, testenv.Options{})
-	ps := env.Seed(store.Product{Name: "Tea", PriceFen: 1000, Stock: 5})
-	_, token := env.UserToken("openid-remind")
-	o := paidAt(t, env, token, shipTo, item{ps[0].ID, 1})
+	env, o, _ := paidManaged(t, testenv.Options{}, "openid-remind")
 	if _, err := env.Sim.RemindShipping(o.OrderNo); err != nil {
 		t.Fatal(err)
 	}
@@ -456,12 +465,8 @@ func TestReminderToShipPutsTheOrderOnTheFlaggedList(t *testing.T) {
 // ask WeChat, which says receipt was confirmed. Before that, WeChat's word
 // is missing and the confirmation is refused.
 func TestUserConfirmationIsCheckedWithWeChatWhenItsEventIsLost(t *testing.T) {
-	env := managedEnv(t, testenv.Options{})
-	ps := env.Seed(store.Product{Name: "Tea", PriceFen: 1000, Stock: 5})
-	_, token := env.UserToken("openid-confirm")
-	o := paidAt(t, env, token, shipTo, item{ps[0].ID, 1})
-	expectStatus(t, env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", env.Config.AdminToken,
-		map[string]any{"logistics_type": "virtual"}), status.Shipped)
+	env, o, token := paidManaged(t, testenv.Options{}, "openid-confirm")
+	shipOK(t, env, o.OrderNo, map[string]any{"logistics_type": "virtual"})
 	waitWechatState(t, env, o.OrderNo, paysim.ShipShipped)
 	r := env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/confirm", token, nil)
 	expectError(t, r, http.StatusConflict, "ORDER_NOT_CONFIRMABLE")
@@ -482,17 +487,13 @@ func TestUserConfirmationIsCheckedWithWeChatWhenItsEventIsLost(t *testing.T) {
 // asks WeChat, which confirmed receipt by itself meanwhile (its own
 // deadline).
 func TestAutoConfirmTimeAsksWeChat(t *testing.T) {
-	env := managedEnv(t, testenv.Options{AutoConfirm: 2 * time.Second, Sim: func(o *paysim.Options) {
+	env, o, _ := paidManaged(t, testenv.Options{AutoConfirm: 2 * time.Second, Sim: func(o *paysim.Options) {
 		o.ReceiptAutoConfirm = 500 * time.Millisecond
-	}})
-	ps := env.Seed(store.Product{Name: "Tea", PriceFen: 1000, Stock: 5})
-	_, token := env.UserToken("openid-auto")
-	o := paidAt(t, env, token, shipTo, item{ps[0].ID, 1})
+	}}, "openid-auto")
 	if _, err := env.Sim.ApplyFaults(paysim.Faults{Push: &paysim.PushFaults{Drop: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	expectStatus(t, env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", env.Config.AdminToken,
-		map[string]any{"logistics_type": "express", "packages": []any{map[string]string{"express_company": "ZTO", "tracking_no": "ZT1"}}}), status.Shipped)
+	shipOK(t, env, o.OrderNo, map[string]any{"logistics_type": "express", "packages": []any{map[string]string{"express_company": "ZTO", "tracking_no": "ZT1"}}})
 	waitStatus(t, env, o.OrderNo, status.Completed)
 	final := orderState(t, env, o.OrderNo)
 	if final.Wechat == nil || final.Wechat.Asks < 1 || final.Wechat.Settlement != nil {
@@ -509,12 +510,8 @@ func TestAutoConfirmTimeAsksWeChat(t *testing.T) {
 // The ship body of before shipping management still ships the order; WeChat
 // cannot be told of it, so a person is (SHIPPING_UPLOAD_FAILED).
 func TestOldShipBodyUnderShippingManagementIsFlagged(t *testing.T) {
-	env := managedEnv(t, testenv.Options{})
-	ps := env.Seed(store.Product{Name: "Tea", PriceFen: 1000, Stock: 5})
-	_, token := env.UserToken("openid-old-ship")
-	o := paidAt(t, env, token, shipTo, item{ps[0].ID, 1})
-	expectStatus(t, env.Do(http.MethodPost, "/v1/admin/orders/"+o.OrderNo+"/ship", env.Config.AdminToken,
-		map[string]string{"tracking_no": "SF123"}), status.Shipped)
+	env, o, _ := paidManaged(t, testenv.Options{}, "openid-old-ship")
+	shipOK(t, env, o.OrderNo, map[string]string{"tracking_no": "SF123"})
 	testenv.Eventually(t, 30*time.Second, "the order is flagged", func() (bool, string) {
 		r := row(t, env, o.OrderNo)
 		return slices.Contains(strings.Split(r.Flag, ","), workflows.FlagShippingUploadFailed), r.Flag

@@ -277,7 +277,9 @@ func (o *order) nextWechatDeadline() time.Time {
 func (o *order) awaitShippedAtWechat(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	switch {
-	case o.uploadDue(now):
+	case o.uploadDue(now) && !pending(o.RefundRequest):
+		// (A refund asked for meanwhile goes first: a busy WeChat must not
+		// hold the money back for a round.)
 		return o.uploadShipment(ctx)
 	case o.askDue(now) && !pending(o.ConfirmRequest) && !pending(o.RefundRequest) && o.WechatSettlement == nil:
 		return o.askRound(ctx)

@@ -331,3 +331,28 @@ func TestOrdersStartedBeforeShippingManagementKeepTheOldPath(t *testing.T) {
 			w.count(ActivityUploadShipping), w.count(ActivityQueryWechatShipping), final.Wechat)
 	}
 }
+
+// A refund asked for while WeChat is too busy to take the shipment waits
+// for the round under way at most, not for the next ones.
+func TestRefundDuringABusySpellGoesBeforeTheNextUploadRound(t *testing.T) {
+	w := newWorld()
+	w.refundSettlesAs = status.RefundSuccess
+	busy := make([]error, 200)
+	for i := range busy {
+		busy[i] = retryable("errcode -1: system busy")
+	}
+	w.failNext(ActivityUploadShipping, busy...)
+	h := managedHarness(t, w)
+	h.update(time.Hour+5*time.Minute, UpdateRequestRefund, RefundRequest{By: ByAdmin, Reason: "the shop cannot ship after all"})
+	final := h.run()
+
+	if final.Status != status.Refunded {
+		t.Fatalf("final %s", final.Status)
+	}
+	if e := h.elapsed(); e > time.Hour+shippingUploadRound+shippingUploadRetryFirst {
+		t.Errorf("refunded after %v: it waited for more than the round under way", e)
+	}
+	if x := w.wxOrder(orderNo); x.uploads != 0 {
+		t.Errorf("WeChat took %d uploads", x.uploads)
+	}
+}

@@ -178,8 +178,9 @@ func (o *order) listenWechat(ctx workflow.Context) {
 // wechatView is the state query's WechatShippingView (nil when WeChat is
 // not part of the order's story).
 func (o *order) wechatView() *WechatShippingView {
-	if o.WechatShipping == nil && o.WechatSettlement == nil {
-		return nil
+	w := o.WechatShipping
+	if o.WechatSettlement == nil && (w == nil || (w.Managed == nil && w.UploadRounds == 0 && w.OrderState == 0)) {
+		return nil // nothing asked of WeChat yet (not shipped)
 	}
 	v := &WechatShippingView{Settlement: o.WechatSettlement}
 	if o.WechatShipping != nil {
@@ -195,15 +196,15 @@ func (o *order) wechatView() *WechatShippingView {
 // wechatDetails is WeChat's side for the details line ("" when none).
 func (o *order) wechatDetails() string {
 	w := o.WechatShipping
+	v := o.wechatView()
 	switch {
-	case w == nil && o.WechatSettlement == nil:
+	case v == nil:
 		return ""
 	case w != nil && w.Managed != nil && !*w.Managed:
 		return "WeChat: shipping not managed"
 	case w != nil && w.UploadRefused != "":
 		return "WeChat: shipment refused (" + w.UploadRefused + ")"
 	}
-	v := o.wechatView()
 	if v.OrderState == 0 {
 		return "WeChat: shipment not reported yet"
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"ordersaga/internal/bench"
-	"ordersaga/internal/chaos"
+	"ordersaga/internal/pgserver"
 )
 
 // A tiny run of every phase on the embedded database: the harness runs and
@@ -142,7 +142,7 @@ func TestParsePhases(t *testing.T) {
 //	go test -run '^$' -bench PaidOrders -benchtime 400x ./internal/bench
 func BenchmarkPaidOrders(b *testing.B) {
 	db := bench.DBSQLite
-	if chaos.PostgresAvailable() {
+	if pgserver.Available() {
 		db = bench.DBPostgres
 	}
 	r, err := bench.Run(context.Background(), bench.Options{

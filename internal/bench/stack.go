@@ -23,10 +23,10 @@ import (
 
 	"ordersaga/internal/apiclient"
 	"ordersaga/internal/app"
-	"ordersaga/internal/chaos"
 	"ordersaga/internal/config"
 	"ordersaga/internal/devserver"
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/pgserver"
 	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
@@ -39,6 +39,7 @@ const (
 	benchQueue     = "orders-bench"
 	noopQueue      = "noop-bench"
 	adminToken     = "bench-admin-token-not-for-production"
+	benchDatabase  = "ordersaga_bench"
 	// sagaPayTimeout is the ORDER_PAY_TIMEOUT of the orders that are paid
 	// (and of the no-op's deadline timer): far beyond any run, as in a shop.
 	sagaPayTimeout = 15 * time.Minute
@@ -53,7 +54,7 @@ type stack struct {
 	dir  string
 	log  *slog.Logger
 
-	pg      *chaos.PostgresServer
+	pg      *pgserver.Server
 	dbURL   string
 	ts      *devserver.Server
 	sim     *paysim.Sim
@@ -116,11 +117,14 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 	// The shop's database.
 	switch o.DB {
 	case DBPostgres:
-		if s.pg, err = chaos.StartPostgres(ctx, o.PGBin, filepath.Join(s.dir, "pg")); err != nil {
+		if s.pg, err = pgserver.Start(ctx, pgserver.Options{Bin: o.PGBin, Dir: filepath.Join(s.dir, "pg")}); err != nil {
 			return nil, err
 		}
 		s.undo = append(s.undo, func() { _ = s.pg.Stop() })
-		s.dbURL = s.pg.URL()
+		if err := s.pg.CreateDatabase(ctx, benchDatabase); err != nil {
+			return nil, err
+		}
+		s.dbURL = s.pg.URL(benchDatabase)
 	case DBSQLite:
 		s.dbURL = "sqlite:" + filepath.Join(s.dir, "shop.db")
 	}

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -23,6 +22,8 @@ import (
 
 	"ordersaga/internal/devserver"
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/pgserver"
+	"ordersaga/internal/ports"
 	"ordersaga/workflows"
 )
 
@@ -34,13 +35,16 @@ const (
 	chaosQueue     = "orders-chaos"
 )
 
+// chaosDatabase is the shop's database of a run.
+const chaosDatabase = "ordersaga_chaos"
+
 // harness is one run.
 type harness struct {
 	opts  Options
 	start time.Time
 	dir   string
 
-	pg      *postgres
+	pg      *pgserver.Server
 	sim     *paysim.Sim
 	simURL  string
 	ts      *devserver.Server
@@ -131,10 +135,7 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 		}
 	}
 	o := h.opts
-	pgBin, err := lookPG(o.PGBin)
-	if err != nil {
-		return cleanup, err
-	}
+	var err error
 	h.dir = o.Dir
 	if h.dir == "" {
 		if h.dir, err = os.MkdirTemp("", "ordersaga-chaos-"); err != nil {
@@ -162,13 +163,16 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 	h.logf("run directory %s; seed %d; %d orders, %d payers at once; faults: %s",
 		h.dir, o.Seed, o.Orders, o.Concurrency, strings.Join(o.Faults, ","))
 
-	h.pg, err = startPostgres(ctx, pgBin, filepath.Join(h.dir, "pg"))
+	h.pg, err = pgserver.Start(ctx, pgserver.Options{Bin: o.PGBin, Dir: filepath.Join(h.dir, "pg")})
 	if err != nil {
 		return cleanup, err
 	}
-	undo = append(undo, func() { _ = h.pg.stop(syscall.SIGINT) })
-	h.logf("postgres %s on 127.0.0.1:%d", pgBin, h.pg.port)
-	if h.db, err = sql.Open("pgx", h.pg.url(chaosDatabase)); err != nil {
+	undo = append(undo, func() { _ = h.pg.Stop() })
+	h.logf("postgres %s on 127.0.0.1:%d", h.pg.Bin(), h.pg.Port())
+	if err := h.pg.CreateDatabase(ctx, chaosDatabase); err != nil {
+		return cleanup, err
+	}
+	if h.db, err = sql.Open("pgx", h.pg.URL(chaosDatabase)); err != nil {
 		return cleanup, err
 	}
 	undo = append(undo, func() { h.db.Close() })
@@ -177,7 +181,7 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 	if err != nil {
 		return cleanup, err
 	}
-	apiPort, err := freePort()
+	apiPort, err := ports.Free("127.0.0.1")
 	if err != nil {
 		return cleanup, err
 	}
@@ -233,7 +237,7 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 
 	h.adminToken = "chaos-admin-token-" + strconv.FormatInt(o.Seed&0xffff, 16)
 	settings := map[string]string{
-		"DATABASE_URL":        h.pg.url(chaosDatabase),
+		"DATABASE_URL":        h.pg.URL(chaosDatabase),
 		"TEMPORAL_ADDRESS":    h.ts.FrontendAddress(),
 		"TEMPORAL_NAMESPACE":  h.ts.Namespace(),
 		"TEMPORAL_TASK_QUEUE": chaosQueue,
@@ -267,7 +271,7 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 		healthz: h.apiURL + "/readyz", spawn: o.Spawn, logPath: filepath.Join(logDir, "api.log"), h: h}
 	procs := []*proc{h.api}
 	for i := 1; i <= 2; i++ {
-		port, err := freePort()
+		port, err := ports.Free("127.0.0.1")
 		if err != nil {
 			return cleanup, err
 		}

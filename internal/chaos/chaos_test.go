@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ordersaga/internal/chaos"
+	"ordersaga/internal/pgserver"
 )
 
 // The chaos run starts this test binary again as the API and the workers:
@@ -38,7 +39,7 @@ func spawnTestBinary(t *testing.T) chaos.Spawn {
 // CHAOS_ORDERS and CHAOS_SEED override its size and seed (a failure prints
 // the seed).
 func TestChaos(t *testing.T) {
-	if !chaos.PostgresAvailable() {
+	if !pgserver.Available() {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("CI=true but no PostgreSQL server binaries (initdb, postgres) are installed")
 		}

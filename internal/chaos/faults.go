@@ -420,14 +420,14 @@ func (p *processFaults) do(ctx context.Context, kind string) {
 		}
 		h.restarts.add(kind)
 	case FaultPostgresRestart:
-		if !h.pg.running() {
+		if !h.pg.Running() {
 			h.restarts.fail(kind, "postgres was not running: nothing to crash")
 			h.logf("postgres was not running: no crash")
 			return
 		}
 		down := time.Second + time.Duration(p.rng.Int64N(int64(2*time.Second)))
 		h.logf("postgres crashed (immediate shutdown); starting it again in %v", down.Round(time.Millisecond))
-		if err := h.pg.restart(ctx, down); err != nil {
+		if err := h.pg.Restart(ctx, down); err != nil {
 			h.restarts.fail(kind, "restart postgres: "+err.Error())
 			h.logf("restart postgres: %v", err)
 			return

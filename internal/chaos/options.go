@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -219,72 +218,4 @@ func ParseFaults(s string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// lookPG finds the directory holding initdb and postgres.
-func lookPG(hint string) (string, error) {
-	has := func(dir string) bool {
-		for _, b := range []string{"initdb", "postgres"} {
-			if st, err := os.Stat(dir + "/" + b); err != nil || st.IsDir() {
-				return false
-			}
-		}
-		return true
-	}
-	if hint != "" {
-		if has(hint) {
-			return hint, nil
-		}
-		return "", fmt.Errorf("chaos: %s holds no initdb and postgres", hint)
-	}
-	if v := os.Getenv("PG_BIN"); v != "" && has(v) {
-		return v, nil
-	}
-	// Debian/Ubuntu keep them out of PATH, one directory per major version:
-	// take the newest.
-	dirs, _ := listDirs("/usr/lib/postgresql")
-	sort.Slice(dirs, func(i, j int) bool { return versionLess(dirs[j], dirs[i]) })
-	for _, d := range dirs {
-		if bin := "/usr/lib/postgresql/" + d + "/bin"; has(bin) {
-			return bin, nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		dir := p[:strings.LastIndex(p, "/")]
-		if has(dir) {
-			return dir, nil
-		}
-	}
-	return "", errors.New("chaos: no PostgreSQL server binaries (initdb, postgres) found; install PostgreSQL or pass -pg-bin")
-}
-
-// PostgresAvailable reports whether the PostgreSQL server binaries a run needs
-// can be found (tests skip without them).
-func PostgresAvailable() bool {
-	_, err := lookPG("")
-	return err == nil
-}
-
-func listDirs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
-}
-
-func versionLess(a, b string) bool {
-	var x, y int
-	_, errA := fmt.Sscanf(a, "%d", &x)
-	_, errB := fmt.Sscanf(b, "%d", &y)
-	if errA == nil && errB == nil && x != y {
-		return x < y
-	}
-	return a < b
 }

@@ -8,6 +8,7 @@
 //	ordersaga healthcheck  exit 0 when a health URL answers 2xx (container health checks)
 //	ordersaga chaos        many orders through the real stack under injected faults, then invariant checks
 //	ordersaga bench        throughput and latency of the saga against the bare Temporal ceiling
+//	ordersaga cluster      docker-compose's topology as processes on this machine (official Temporal server)
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"ordersaga/internal/app"
 	"ordersaga/internal/bench"
 	"ordersaga/internal/chaos"
+	"ordersaga/internal/cluster"
 	"ordersaga/internal/config"
 	"ordersaga/internal/paysim"
 )
@@ -39,6 +41,8 @@ commands:
   healthcheck  probe a health URL (for container health checks)
   chaos        drive orders through the stack under faults and check money and stock (see docs/RELIABILITY.md)
   bench        measure the saga against the bare Temporal ceiling on this machine (see docs/BENCHMARKS.md)
+  cluster      run docker-compose.yml's topology as processes on this machine: the official Temporal
+               server as separate services on PostgreSQL, api and worker replicas (see README.md)
 
 Configuration is read from the environment; see README.md.
 `
@@ -83,6 +87,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return chaos.RunCommand(ctx, args, os.Stdout, os.Stderr)
 	case "bench":
 		return bench.RunCommand(ctx, args, os.Stdout, os.Stderr)
+	case "cluster":
+		return cluster.RunCommand(ctx, args, os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

@@ -23,6 +23,7 @@ import (
 
 	"ordersaga/internal/apiclient"
 	"ordersaga/internal/app"
+	"ordersaga/internal/cluster"
 	"ordersaga/internal/config"
 	"ordersaga/internal/devserver"
 	"ordersaga/internal/paysim"
@@ -54,14 +55,18 @@ type stack struct {
 	dir  string
 	log  *slog.Logger
 
-	pg      *pgserver.Server
-	dbURL   string
-	ts      *devserver.Server
-	sim     *paysim.Sim
-	tap     *notifyTap
-	simURL  string
-	cfg     config.Config
-	workers []sdkworker.Worker
+	pg    *pgserver.Server
+	dbURL string
+	ts    temporalServer
+	// On a cluster: its services, and the PostgreSQL server it keeps its
+	// databases on (the shop's, unless the shop runs on SQLite).
+	cluster    *cluster.Temporal
+	temporalPG *pgserver.Server
+	sim        *paysim.Sim
+	tap        *notifyTap
+	simURL     string
+	cfg        config.Config
+	workers    []sdkworker.Worker
 	// noopWorkers run the no-op workflow, alike (app.WorkerOptions).
 	noopWorkers []sdkworker.Worker
 	noop        *noopActivities
@@ -105,6 +110,9 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 	}
 	// PostgreSQL runs as another user (as root): it must get through.
 	if err := os.Chmod(s.dir, 0o711); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(s.dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(s.dir, "stack.log"))
@@ -173,19 +181,9 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 	})
 
 	// Temporal.
-	s.ts, err = devserver.Start(ctx, devserver.Options{
-		Dir:              filepath.Join(s.dir, "temporal"),
-		FrontendPort:     -1,
-		UIPort:           0,
-		SearchAttributes: workflows.SearchAttributes(),
-		HistoryShards:    o.HistoryShards,
-		Revert:           serverReverts(o),
-		Logger:           s.log.With("component", "temporal-server"),
-	})
-	if err != nil {
+	if err := s.startTemporal(ctx, o); err != nil {
 		return nil, err
 	}
-	s.undo = append(s.undo, func() { _ = s.ts.Stop() })
 
 	payEnv := keys.Env(s.simURL, s.apiURL+"/v1/wechatpay/notify")
 	s.cfg = config.Config{

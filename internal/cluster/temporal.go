@@ -309,7 +309,7 @@ func StartTemporal(ctx context.Context, o TemporalOptions) (_ *Temporal, err err
 		return nil, err
 	}
 	for _, s := range t.Services() {
-		env := t.serviceEnv(s, dynamic)
+		env := t.serviceEnv(s, o.PG.Port(), dynamic)
 		s.EnvPath = filepath.Join(o.Dir, s.Name+".env")
 		if err := os.WriteFile(s.EnvPath, []byte(strings.Join(env, "\n")+"\n"), 0o644); err != nil {
 			return nil, err
@@ -336,17 +336,27 @@ func StartTemporal(ctx context.Context, o TemporalOptions) (_ *Temporal, err err
 	}
 
 	began = time.Now()
-	for _, s := range t.Services() {
+	if t.conn, err = grpc.NewClient(t.FrontendAddress(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		return nil, err
+	}
+	// The frontend first: the first process of a new database writes the
+	// cluster's metadata, and two doing it at once fail all but one (which
+	// exit, to be restarted — noise at best). Then the others, together.
+	if err := t.Frontend.Start(); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if err := t.WaitUp(ctx, t.Frontend, o.StartTimeout); err != nil {
+		return nil, err
+	}
+	rest := t.Services()[1:]
+	for _, s := range rest {
 		if err := s.Start(); err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 	}
-	if t.conn, err = grpc.NewClient(t.FrontendAddress(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
-		return nil, err
-	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(t.Services()))
-	for i, s := range t.Services() {
+	errs := make([]error, len(rest))
+	for i, s := range rest {
 		wg.Go(func() { errs[i] = t.WaitUp(ctx, s, o.StartTimeout) })
 	}
 	wg.Wait()
@@ -414,9 +424,9 @@ func (t *Temporal) describeServices() string {
 // addresses, and ports of the service's own — two history processes on one
 // host need their own gRPC and membership ports, and every process its own
 // pprof and metrics port.
-func (t *Temporal) serviceEnv(s *Service, dynamicConfig string) []string {
+func (t *Temporal) serviceEnv(s *Service, pgPortN int, dynamicConfig string) []string {
 	o := t.opts
-	pgPort := strconv.Itoa(o.PG.Port())
+	pgPort := strconv.Itoa(pgPortN)
 	env := map[string]string{
 		"DB":                         "postgres12",
 		"DB_PORT":                    pgPort,

@@ -8,8 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
+
+	"go.temporal.io/server/common/headers"
 )
 
 // The official Temporal server and its SQL schema tool, from the module the
@@ -51,15 +52,15 @@ func FindTools(ctx context.Context, dir string) (Tools, error) {
 			return Tools{}, err
 		}
 	}
-	want := PinnedServerVersion()
+	want := strings.TrimPrefix(PinnedServerVersion(), "v")
 	for _, p := range []string{t.Server, t.SQLTool} {
 		out, err := exec.CommandContext(ctx, p, "--version").CombinedOutput()
 		if err != nil {
 			return Tools{}, fmt.Errorf("cluster: %s --version: %w\n%s", p, err, out)
 		}
 		// "temporal version 1.32.1", "temporal-sql-tool version 1.32.1"
-		if want != "" && !strings.HasSuffix(strings.TrimSpace(string(out)), " "+strings.TrimPrefix(want, "v")) {
-			return Tools{}, fmt.Errorf("cluster: %s is %q, but this program pins %s %s", p, strings.TrimSpace(string(out)), serverModule, want)
+		if !strings.HasSuffix(strings.TrimSpace(string(out)), " "+want) {
+			return Tools{}, fmt.Errorf("cluster: %s is %q, but this program pins %s %s", p, strings.TrimSpace(string(out)), serverModule, PinnedServerVersion())
 		}
 	}
 	return t, nil
@@ -94,19 +95,6 @@ func goTool(ctx context.Context, pkg string) (string, error) {
 }
 
 // PinnedServerVersion is the version of go.temporal.io/server this program
-// was built with ("" when the build carries no module information).
-func PinnedServerVersion() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	for _, d := range info.Deps {
-		if d.Path == serverModule {
-			if d.Replace != nil {
-				return d.Replace.Version
-			}
-			return d.Version
-		}
-	}
-	return ""
-}
+// is built with ("v1.32.1"): the module's own constant, so that it holds in
+// test binaries too, which carry no module list.
+func PinnedServerVersion() string { return "v" + headers.ServerVersion }

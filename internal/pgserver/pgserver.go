@@ -129,6 +129,17 @@ func (s *Server) Port() int { return s.opts.Port }
 // Bin is the directory of the server binaries used.
 func (s *Server) Bin() string { return s.opts.Bin }
 
+// PID is the postmaster's process id, also its process group's (its
+// backends are in that group); 0 when it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // LogPath is the server's log file.
 func (s *Server) LogPath() string { return s.logPath }
 

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"ordersaga/internal/chaos"
-	"ordersaga/internal/pgserver"
+	"ordersaga/internal/pgserver/pgservertest"
+	"ordersaga/internal/testenv"
 )
 
 // The chaos run starts this test binary again as the API and the workers:
@@ -23,28 +24,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// spawnTestBinary re-executes this test binary in a role.
-func spawnTestBinary(t *testing.T) chaos.Spawn {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func(role string) (string, []string, []string) {
-		return exe, nil, []string{chaos.RoleEnv + "=" + role}
-	}
-}
-
 // TestChaos is the CI-sized chaos run: a few hundred orders through the API
 // and two worker processes, every fault kind on, then every invariant.
 // CHAOS_ORDERS and CHAOS_SEED override its size and seed (a failure prints
 // the seed).
 func TestChaos(t *testing.T) {
-	if !pgserver.Available() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no PostgreSQL server binaries (initdb, postgres) are installed")
-		}
-		t.Skip("no PostgreSQL server binaries (initdb, postgres): the chaos run needs a server of its own")
-	}
+	pgservertest.Need(t)
 	orders := 240
 	if v := os.Getenv("CHAOS_ORDERS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -75,7 +60,7 @@ func TestChaos(t *testing.T) {
 		MaxDrive:         4 * time.Minute,
 		SettleTimeout:    3 * time.Minute,
 		Timeout:          8 * time.Minute,
-		Spawn:            spawnTestBinary(t),
+		Spawn:            testenv.SpawnSelf(t, chaos.RoleEnv),
 		Log:              log,
 	})
 	if err != nil {

@@ -1,13 +1,18 @@
 // Package chaos drives many orders through the real stack — the API and two
-// workers as separate processes, one Temporal server, a PostgreSQL server of
-// its own and the WeChat Pay simulator — with random payer behaviour and
-// injected faults (lost, repeated, late and reordered notifies, WeChat 5xx,
-// slow and lost answers, SIGKILLed workers, API and PostgreSQL restarts), waits
-// until everything has settled, and then checks that no money and no stock
-// was lost or made up and that no order is stuck.
+// workers as separate processes, Temporal, a PostgreSQL server of its own and
+// the WeChat Pay simulator — with random payer behaviour and injected faults
+// (lost, repeated, late and reordered notifies, WeChat 5xx, slow and lost
+// answers, SIGKILLed workers, API and PostgreSQL restarts), waits until
+// everything has settled, and then checks that no money and no stock was lost
+// or made up and that no order is stuck. Temporal is the embedded server, or
+// (Options.Temporal = TemporalCluster) the official server as separate
+// processes with two API replicas behind a balancer, whose own processes
+// fail too (history and matching killed, the frontend restarted, its
+// PostgreSQL crashed).
 //
 // `ordersaga chaos` runs it from the command line (RunCommand);
-// internal/chaos's own test runs a small one in CI.
+// internal/chaos's own test runs a small one in CI, internal/cluster's a
+// small one on a cluster.
 package chaos
 
 import (

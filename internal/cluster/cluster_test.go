@@ -5,7 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +20,7 @@ import (
 
 	"ordersaga/internal/chaos"
 	"ordersaga/internal/cluster"
-	"ordersaga/internal/pgserver"
+	"ordersaga/internal/pgserver/pgservertest"
 	"ordersaga/internal/testenv"
 )
 
@@ -30,42 +32,6 @@ func TestMain(m *testing.M) {
 		os.Exit(chaos.RunRole(role))
 	}
 	os.Exit(m.Run())
-}
-
-func spawnTestBinary(t *testing.T) cluster.Spawn {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func(role string) (string, []string, []string) {
-		return exe, nil, []string{chaos.RoleEnv + "=" + role}
-	}
-}
-
-func needPostgres(t *testing.T) {
-	t.Helper()
-	if !pgserver.Available() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no PostgreSQL server binaries (initdb, postgres) are installed")
-		}
-		t.Skip("no PostgreSQL server binaries (initdb, postgres): the cluster needs a server of its own")
-	}
-}
-
-func runDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ordersaga-cluster-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("run directory kept: %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	})
-	return dir
 }
 
 // testLog sends progress lines to the test log until the test ends.
@@ -97,13 +63,13 @@ func (l *testLog) close() {
 // process it started is gone; started again on the same directory, it
 // reuses the schema (never drops it) and the order is still there.
 func TestClusterServesTheREADMEWalkthroughAndKeepsItsData(t *testing.T) {
-	needPostgres(t)
-	dir := runDir(t)
+	pgservertest.Need(t)
+	dir := pgservertest.Dir(t)
 	log := &testLog{t: t}
 	t.Cleanup(log.close)
 	opts := cluster.StackOptions{
 		Dir: dir, APIPort: -1, FrontendPort: -1, UIPort: -1, PaySimPort: -1,
-		Spawn: spawnTestBinary(t), Logf: log.logf,
+		Spawn: testenv.SpawnSelf(t, chaos.RoleEnv), Logf: log.logf,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -207,7 +173,7 @@ func TestClusterServesTheREADMEWalkthroughAndKeepsItsData(t *testing.T) {
 // crashed — then every invariant. CHAOS_ORDERS and CHAOS_SEED override its
 // size and seed (a failure prints the seed).
 func TestChaosOnCluster(t *testing.T) {
-	needPostgres(t)
+	pgservertest.Need(t)
 	orders := 150
 	if v := os.Getenv("CHAOS_ORDERS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -246,7 +212,7 @@ func TestChaosOnCluster(t *testing.T) {
 		MaxDrive:                 4 * time.Minute,
 		SettleTimeout:            3 * time.Minute,
 		Timeout:                  8 * time.Minute,
-		Spawn:                    spawnTestBinary(t),
+		Spawn:                    testenv.SpawnSelf(t, chaos.RoleEnv),
 		Log:                      logw,
 	})
 	if err != nil {
@@ -308,5 +274,26 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 		}
 		w.f("%s", w.buf[:i])
 		w.buf = w.buf[i+1:]
+	}
+}
+
+// A public port that is taken stops the cluster before anything starts,
+// naming the port and the flag that moves it.
+func TestTakenAPIPortIsNamedWithItsFlag(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	_, err = cluster.StartStack(context.Background(), cluster.StackOptions{
+		Dir: dir, APIPort: port, FrontendPort: -1, UIPort: -1, PaySimPort: -1, Spawn: testenv.SpawnSelf(t, chaos.RoleEnv),
+	})
+	if err == nil || !strings.Contains(err.Error(), "API (balancer) port "+strconv.Itoa(port)+" on 127.0.0.1 is taken (-api-port moves it)") {
+		t.Fatalf("start with the API port taken: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "pg")); len(ents) > 0 {
+		t.Errorf("a database was made before the port was found taken: %v", ents)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"ordersaga/deploy"
 	"ordersaga/internal/pgserver"
+	"ordersaga/internal/pgserver/pgservertest"
 	"ordersaga/workflows"
 )
 
@@ -142,37 +143,6 @@ func TestTemporalIsConfiguredAsDockerComposeConfiguresTheImage(t *testing.T) {
 	}
 }
 
-func needPostgres(t *testing.T) {
-	t.Helper()
-	if !pgserver.Available() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no PostgreSQL server binaries (initdb, postgres) are installed")
-		}
-		t.Skip("no PostgreSQL server binaries (initdb, postgres)")
-	}
-}
-
-// runDir is a directory the postgres user can reach when the tests run as
-// root (t.TempDir's parents are private).
-func runDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ordersaga-cluster-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if !t.Failed() {
-			os.RemoveAll(dir)
-		} else {
-			t.Logf("run directory kept: %s", dir)
-		}
-	})
-	return dir
-}
-
 func startPG(t *testing.T, dir string) *pgserver.Server {
 	t.Helper()
 	pg, err := pgserver.Start(context.Background(), pgserver.Options{Dir: filepath.Join(dir, "pg"), MaxConnections: 300})
@@ -186,8 +156,8 @@ func startPG(t *testing.T, dir string) *pgserver.Server {
 // A frontend port that is taken stops the start before anything runs, and
 // the error names it.
 func TestTakenFrontendPortIsNamed(t *testing.T) {
-	needPostgres(t)
-	dir := runDir(t)
+	pgservertest.Need(t)
+	dir := pgservertest.Dir(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -206,8 +176,8 @@ func TestTakenFrontendPortIsNamed(t *testing.T) {
 // A Temporal service that does not come up is named, with its log and the
 // log's last lines; everything started is stopped again.
 func TestServiceThatDoesNotComeUpIsNamedWithItsLog(t *testing.T) {
-	needPostgres(t)
-	dir := runDir(t)
+	pgservertest.Need(t)
+	dir := pgservertest.Dir(t)
 	tools, err := FindTools(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)

@@ -151,22 +151,22 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 
 	// Every public port before anything slow starts: a taken one is named.
 	const ip = "127.0.0.1"
-	apiLn, err := listen(ip, o.APIPort, "API (balancer)")
+	apiLn, err := listen(ip, o.APIPort, "API (balancer)", "-api-port")
 	if err != nil {
 		return nil, err
 	}
 	s.undo = append(s.undo, func() { apiLn.Close() })
-	simLn, err := listen(ip, o.PaySimPort, "WeChat Pay simulator")
+	simLn, err := listen(ip, o.PaySimPort, "WeChat Pay simulator", "-paysim-port")
 	if err != nil {
 		return nil, err
 	}
 	s.undo = append(s.undo, func() { simLn.Close() })
 	if o.FrontendPort, err = ports.Claim(ip, portOrAny(o.FrontendPort), "Temporal frontend"); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, fmt.Errorf("cluster: %w (-temporal-port moves it)", err)
 	}
 	if o.UIPort != 0 {
 		if o.UIPort, err = ports.Claim(ip, o.UIPort, "Temporal Web UI"); err != nil {
-			return nil, fmt.Errorf("cluster: %w", err)
+			return nil, fmt.Errorf("cluster: %w (-ui-port moves it)", err)
 		}
 	}
 	s.APIURL, s.SimURL = "http://"+apiLn.Addr().String(), "http://"+simLn.Addr().String()
@@ -311,17 +311,15 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 	return s, nil
 }
 
-func listen(ip string, port int, what string) (net.Listener, error) {
-	if port == 0 {
-		port = -1
+// listen binds a public port (0 = any free one); a taken one is named,
+// with the flag that moves it.
+func listen(ip string, port int, what, flag string) (net.Listener, error) {
+	if port <= 0 {
+		port = 0
 	}
-	p, err := ports.Claim(ip, port, what)
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %s port %d on %s is taken: %w", what, p, ip, err)
+		return nil, fmt.Errorf("cluster: %s port %d on %s is taken (%s moves it): %w", what, port, ip, flag, err)
 	}
 	return l, nil
 }

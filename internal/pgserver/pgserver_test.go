@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,32 +11,8 @@ import (
 	"time"
 
 	"ordersaga/internal/pgserver"
+	"ordersaga/internal/pgserver/pgservertest"
 )
-
-func needPostgres(t *testing.T) {
-	t.Helper()
-	if !pgserver.Available() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no PostgreSQL server binaries (initdb, postgres) are installed")
-		}
-		t.Skip("no PostgreSQL server binaries (initdb, postgres)")
-	}
-}
-
-// runDir is a directory the postgres user can reach when the tests run as
-// root (t.TempDir's parents are private).
-func runDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "pgserver-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
 
 func count(t *testing.T, url, query string) int {
 	t.Helper()
@@ -56,9 +31,9 @@ func count(t *testing.T, url, query string) int {
 // A database created once survives a crash of the server and a new server
 // on the same directory; creating it again is not an error.
 func TestDatabasesSurviveACrashAndAReuseOfTheDirectory(t *testing.T) {
-	needPostgres(t)
+	pgservertest.Need(t)
 	ctx := context.Background()
-	dir := filepath.Join(runDir(t), "pg")
+	dir := filepath.Join(pgservertest.Dir(t), "pg")
 	s, err := pgserver.Start(ctx, pgserver.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -106,14 +81,14 @@ func TestDatabasesSurviveACrashAndAReuseOfTheDirectory(t *testing.T) {
 
 // A port that is taken is named, and nothing is started.
 func TestTakenPortIsNamed(t *testing.T) {
-	needPostgres(t)
+	pgservertest.Need(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	_, err = pgserver.Start(context.Background(), pgserver.Options{Dir: filepath.Join(runDir(t), "pg"), Port: port})
+	_, err = pgserver.Start(context.Background(), pgserver.Options{Dir: filepath.Join(pgservertest.Dir(t), "pg"), Port: port})
 	if err == nil || !strings.Contains(err.Error(), "PostgreSQL port "+strconv.Itoa(port)) {
 		t.Fatalf("start on a taken port: %v; want an error naming PostgreSQL port %d", err, port)
 	}

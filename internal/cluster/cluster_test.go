@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 
 	"ordersaga/internal/chaos"
+	"ordersaga/internal/chaos/chaostest"
 	"ordersaga/internal/cluster"
 	"ordersaga/internal/pgserver/pgservertest"
 	"ordersaga/internal/testenv"
@@ -34,27 +34,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// testLog sends progress lines to the test log until the test ends.
-type testLog struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (l *testLog) logf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		l.t.Logf(format, args...)
-	}
-}
-
-func (l *testLog) close() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.done = true
-}
-
 // `ordersaga cluster` on free ports: the README's walk-through, run as
 // written by bash and curl through the balancer, gets what its comments
 // promise on the official server's separate processes — the two API
@@ -65,11 +44,10 @@ func (l *testLog) close() {
 func TestClusterServesTheREADMEWalkthroughAndKeepsItsData(t *testing.T) {
 	pgservertest.Need(t)
 	dir := pgservertest.Dir(t)
-	log := &testLog{t: t}
-	t.Cleanup(log.close)
+	log := chaostest.Log(t)
 	opts := cluster.StackOptions{
 		Dir: dir, APIPort: -1, FrontendPort: -1, UIPort: -1, PaySimPort: -1,
-		Spawn: testenv.SpawnSelf(t, chaos.RoleEnv), Logf: log.logf,
+		Spawn: testenv.SpawnSelf(t, chaos.RoleEnv), Logf: log.Logf,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
@@ -174,25 +152,7 @@ func TestClusterServesTheREADMEWalkthroughAndKeepsItsData(t *testing.T) {
 // size and seed (a failure prints the seed).
 func TestChaosOnCluster(t *testing.T) {
 	pgservertest.Need(t)
-	orders := 150
-	if v := os.Getenv("CHAOS_ORDERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatalf("CHAOS_ORDERS=%q", v)
-		}
-		orders = n
-	}
-	var seed int64
-	if v := os.Getenv("CHAOS_SEED"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CHAOS_SEED=%q", v)
-		}
-		seed = n
-	}
-	log := &testLog{t: t}
-	t.Cleanup(log.close)
-	logw := &lineWriter{f: log.logf}
+	orders, seed := chaostest.Size(t, 150)
 	want := chaos.Restarts{WorkerKills: 2, APIRestarts: 1, PostgresRestarts: 1,
 		HistoryKills: 1, FrontendRestarts: 1, MatchingKills: 1, TemporalPostgresRestarts: 1}
 	r, err := chaos.Run(context.Background(), chaos.Options{
@@ -213,30 +173,13 @@ func TestChaosOnCluster(t *testing.T) {
 		SettleTimeout:            3 * time.Minute,
 		Timeout:                  8 * time.Minute,
 		Spawn:                    testenv.SpawnSelf(t, chaos.RoleEnv),
-		Log:                      logw,
+		Log:                      chaostest.Log(t),
 	})
 	if err != nil {
 		t.Fatalf("chaos run: %v", err)
 	}
-	var out bytes.Buffer
-	r.WriteText(&out)
-	t.Log(out.String())
-	if !r.OK() {
-		t.Fatalf("chaos run failed (seed %d; rerun with CHAOS_SEED=%d): %d invariant breaks, %d stuck, settled %v",
-			r.Seed, r.Seed, len(r.Breaks), len(r.Stuck), r.Settled)
-	}
-	// Every fault kind happened — counted from what the simulator did and
-	// from the process faults seen through (not merely asked for).
-	for _, kind := range chaos.FaultKinds(chaos.TemporalCluster) {
-		if r.Faults[kind] == 0 {
-			t.Errorf("fault %s never happened: injected %v (asked of the simulator %v)", kind, r.Faults, r.FaultsAsked)
-		}
-	}
-	got := r.Restarts
-	got.UnexpectedExits, got.TemporalUnexpectedExits = 0, 0
-	if len(got.Failed) > 0 || !equalRestarts(got, want) {
-		t.Errorf("restarts %+v, want %+v and none failed", r.Restarts, want)
-	}
+	chaostest.Check(t, r, chaos.FaultKinds(chaos.TemporalCluster), want)
+	// Both API replicas took the payers' and WeChat's requests.
 	if len(r.APIRequests) != 2 {
 		t.Errorf("api requests %v; want both replicas", r.APIRequests)
 	}
@@ -244,36 +187,6 @@ func TestChaosOnCluster(t *testing.T) {
 		if n == 0 {
 			t.Errorf("api replica %s answered nothing: %v", name, r.APIRequests)
 		}
-	}
-	if r.Money.Transactions == 0 || r.Money.RefundedFen == 0 {
-		t.Errorf("no payments or no refunds: %+v", r.Money)
-	}
-}
-
-func equalRestarts(a, b chaos.Restarts) bool {
-	return a.WorkerKills == b.WorkerKills && a.APIRestarts == b.APIRestarts && a.PostgresRestarts == b.PostgresRestarts &&
-		a.HistoryKills == b.HistoryKills && a.FrontendRestarts == b.FrontendRestarts && a.MatchingKills == b.MatchingKills &&
-		a.TemporalPostgresRestarts == b.TemporalPostgresRestarts
-}
-
-// lineWriter turns the run's progress output into log lines.
-type lineWriter struct {
-	mu  sync.Mutex
-	f   func(format string, args ...any)
-	buf []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		w.f("%s", w.buf[:i])
-		w.buf = w.buf[i+1:]
 	}
 }
 

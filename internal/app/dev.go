@@ -179,19 +179,25 @@ const (
 func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simURL, apiURL string) error {
 	UseSimulator(cfg, SimShop{AppID: devAppID, AppSecret: devAppSecret, MchID: devMchID}, keys, simURL, apiURL)
 	if cfg.JWTSecret == "" {
-		s, err := persistentSecret(filepath.Join(dataDir, "keys", "jwt_secret"))
+		s, err := PersistentSecret(filepath.Join(dataDir, "keys", "jwt_secret"))
 		if err != nil {
 			return err
 		}
 		cfg.JWTSecret = s
 	}
 	if cfg.AdminToken == "" {
-		cfg.AdminToken = "dev-admin-token-not-for-production"
+		cfg.AdminToken = DevAdminToken
 	}
 	return nil
 }
 
-func persistentSecret(path string) (string, error) {
+// DevAdminToken is the ADMIN_TOKEN of the stacks that run on one machine
+// (`ordersaga dev`, `ordersaga cluster`): the README's walk-through uses it.
+const DevAdminToken = "dev-admin-token-not-for-production"
+
+// PersistentSecret returns the 32-byte hex secret kept in path, generating
+// it on first use, so that tokens signed with it survive a restart.
+func PersistentSecret(path string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
 		return strings.TrimSpace(string(b)), nil
 	}

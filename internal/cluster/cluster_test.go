@@ -1,0 +1,212 @@
+package cluster_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"ordersaga/internal/chaos"
+	"ordersaga/internal/chaos/chaostest"
+	"ordersaga/internal/cluster"
+	"ordersaga/internal/pgserver/pgservertest"
+	"ordersaga/internal/testenv"
+)
+
+// The cluster starts this test binary again as api, worker and migrate:
+// with chaos.RoleEnv set it runs as that process, configured from the
+// environment exactly as `ordersaga api` is.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(chaos.RoleEnv); role != "" {
+		os.Exit(chaos.RunRole(role))
+	}
+	os.Exit(m.Run())
+}
+
+// `ordersaga cluster` on free ports: the README's walk-through, run as
+// written by bash and curl through the balancer, gets what its comments
+// promise on the official server's separate processes — the two API
+// replicas both answering, the history shards held by the two history
+// processes that found each other through the database. Stopped, every
+// process it started is gone; started again on the same directory, it
+// reuses the schema (never drops it) and the order is still there.
+func TestClusterServesTheREADMEWalkthroughAndKeepsItsData(t *testing.T) {
+	pgservertest.Need(t)
+	dir := pgservertest.Dir(t)
+	log := chaostest.Log(t)
+	opts := cluster.StackOptions{
+		Dir: dir, APIPort: -1, FrontendPort: -1, UIPort: -1, PaySimPort: -1,
+		Spawn: testenv.SpawnSelf(t, chaos.RoleEnv), Logf: log.Logf,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	began := time.Now()
+	s, err := cluster.StartStack(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			s.Stop()
+		}
+	}()
+	t.Logf("cluster up in %.1fs", time.Since(began).Seconds())
+	var banner bytes.Buffer
+	s.PrintBanner(&banner)
+	t.Log(banner.String())
+
+	members, err := s.Temporal.Membership(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members[cluster.RoleHistory]) != 2 || len(members[cluster.RoleMatching]) != 1 ||
+		len(members[cluster.RoleWorker]) != 1 || len(members[cluster.RoleFrontend]) != 1 {
+		t.Errorf("membership %v; want 1 frontend, 2 history, 1 matching, 1 worker", members)
+	}
+	owners, err := s.Temporal.ShardOwners(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, n := range owners {
+		held += n
+	}
+	if held != cluster.DefaultHistoryShards {
+		t.Errorf("shards held %v; want all %d", owners, cluster.DefaultHistoryShards)
+	}
+
+	out, no := testenv.Walkthrough(t, "../../README.md", map[string]string{
+		"API": s.APIURL, "SIM": s.SimURL, "ADMIN": s.AdminToken,
+	})
+	testenv.WalkthroughPromises(t, out, no)
+	if served := s.Balancer.Served(); len(served) != 2 || served[0] == 0 || served[1] == 0 {
+		t.Errorf("requests answered per api replica %v; want both", served)
+	}
+
+	pids := []int{s.PG.PID()}
+	for _, sv := range s.Temporal.Services() {
+		pids = append(pids, sv.PID())
+	}
+	for _, p := range append(slices.Clone(s.APIs), s.Workers...) {
+		pids = append(pids, p.PID())
+	}
+	s.Stop()
+	stopped = true
+	for _, pid := range pids {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			t.Errorf("process %d (%s) still runs after Stop", pid, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+
+	again, err := cluster.StartStack(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Stop()
+	for _, line := range again.Temporal.Schema {
+		if !strings.Contains(line, "reused") {
+			t.Errorf("second start on the same directory: %q; want the schema reused", line)
+		}
+	}
+	db, err := sql.Open("pgx", again.PG.URL("ordersaga"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var status string
+	if err := db.QueryRowContext(ctx, `SELECT status FROM orders WHERE order_no = $1`, no).Scan(&status); err != nil {
+		t.Fatalf("order %s after the restart: %v", no, err)
+	}
+	if status != "REFUNDING" && status != "REFUNDED" {
+		t.Errorf("order %s is %s after the restart; want it refunded", no, status)
+	}
+	if d, err := again.Temporal.Dial(ctx, client.Options{Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))}); err != nil {
+		t.Error(err)
+	} else {
+		if _, err := d.DescribeWorkflowExecution(ctx, "order-"+no, ""); err != nil {
+			t.Errorf("the order's workflow after the restart: %v", err)
+		}
+		d.Close()
+	}
+}
+
+// TestChaosOnCluster is the CI-sized chaos run on the cluster: orders
+// through both API replicas and two workers on the official server's
+// processes, every fault kind on — Temporal's own included: a history
+// process killed until its shards have moved, the frontend restarted,
+// matching killed until the membership dropped it, Temporal's PostgreSQL
+// crashed — then every invariant. CHAOS_ORDERS and CHAOS_SEED override its
+// size and seed (a failure prints the seed).
+func TestChaosOnCluster(t *testing.T) {
+	pgservertest.Need(t)
+	orders, seed := chaostest.Size(t, 150)
+	want := chaos.Restarts{WorkerKills: 2, APIRestarts: 1, PostgresRestarts: 1,
+		HistoryKills: 1, FrontendRestarts: 1, MatchingKills: 1, TemporalPostgresRestarts: 1}
+	r, err := chaos.Run(context.Background(), chaos.Options{
+		Temporal:                 chaos.TemporalCluster,
+		Orders:                   orders,
+		Concurrency:              30,
+		Seed:                     seed,
+		PayTimeout:               6 * time.Second,
+		AutoConfirm:              3 * time.Second,
+		WorkerKills:              want.WorkerKills,
+		APIRestarts:              want.APIRestarts,
+		PostgresRestarts:         want.PostgresRestarts,
+		HistoryKills:             want.HistoryKills,
+		FrontendRestarts:         want.FrontendRestarts,
+		MatchingKills:            want.MatchingKills,
+		TemporalPostgresRestarts: want.TemporalPostgresRestarts,
+		MaxDrive:                 4 * time.Minute,
+		SettleTimeout:            3 * time.Minute,
+		Timeout:                  8 * time.Minute,
+		Spawn:                    testenv.SpawnSelf(t, chaos.RoleEnv),
+		Log:                      chaostest.Log(t),
+	})
+	if err != nil {
+		t.Fatalf("chaos run: %v", err)
+	}
+	chaostest.Check(t, r, chaos.FaultKinds(chaos.TemporalCluster), want)
+	// Both API replicas took the payers' and WeChat's requests.
+	if len(r.APIRequests) != 2 {
+		t.Errorf("api requests %v; want both replicas", r.APIRequests)
+	}
+	for name, n := range r.APIRequests {
+		if n == 0 {
+			t.Errorf("api replica %s answered nothing: %v", name, r.APIRequests)
+		}
+	}
+}
+
+// A public port that is taken stops the cluster before anything starts,
+// naming the port and the flag that moves it.
+func TestTakenAPIPortIsNamedWithItsFlag(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	_, err = cluster.StartStack(context.Background(), cluster.StackOptions{
+		Dir: dir, APIPort: port, FrontendPort: -1, UIPort: -1, PaySimPort: -1, Spawn: testenv.SpawnSelf(t, chaos.RoleEnv),
+	})
+	if err == nil || !strings.Contains(err.Error(), "API (balancer) port "+strconv.Itoa(port)+" on 127.0.0.1 is taken (-api-port moves it)") {
+		t.Fatalf("start with the API port taken: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dir, "pg")); len(ents) > 0 {
+		t.Errorf("a database was made before the port was found taken: %v", ents)
+	}
+}

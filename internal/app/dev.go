@@ -122,6 +122,7 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	// Temporal SDK's and the workflows' own counters. (Dial connects without
 	// gRPC compression: the server is in this process.)
 	reg, sdkMetrics := NewMetrics()
+	DeclareWorkerMetrics(sdkMetrics, cfg.TemporalNamespace, cfg.TemporalTaskQueue)
 	tc, err := ts.Dial(ctx, client.Options{
 		Namespace:      cfg.TemporalNamespace,
 		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),

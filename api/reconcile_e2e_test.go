@@ -290,9 +290,22 @@ func TestReconciliationDownloadsABadBillAgain(t *testing.T) {
 	if _, err := env.Sim.ApplyFaults(paysim.Faults{Bill: &paysim.BillFaults{Corrupt: paysim.BillBadSummary}}); err != nil {
 		t.Fatal(err)
 	}
-	r := reconciled(t, env, billDate(time.Now()))
-	if r.Report.Run.Drift != 0 || r.Report.Run.MatchedPayments != 1 || r.LatestRun.ID != r.Report.Run.ID {
+	// `ordersaga reconcile` says why while the attempt waits to be made
+	// again (seconds of backoff; it asks every 100 ms).
+	var progress bytes.Buffer
+	cl := reconcileClient(env)
+	cl.Progress = &progress
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := cl.Wait(ctx, billDate(time.Now()), true, 100*time.Millisecond)
+	if err != nil || r.Report == nil {
+		t.Fatalf("reconcile: %v %+v", err, r)
+	}
+	if r.Report.Run.Drift != 0 || r.Report.Run.MatchedPayments != 1 || r.LatestRun.ID != r.Report.Run.ID || r.Report.Run.Error != "" {
 		t.Fatalf("report %+v", r.Report.Run)
+	}
+	if !strings.Contains(progress.String(), "an attempt failed, retrying") || !strings.Contains(progress.String(), "does not add up") {
+		t.Errorf("while retrying, the command said %q; want why the attempt failed", progress.String())
 	}
 	h := env.Temporal.GetWorkflowHistory(context.Background(), workflows.ReconcileWorkflowID(r.BillDate), "", false, 0)
 	attempts := 0

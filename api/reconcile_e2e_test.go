@@ -251,6 +251,9 @@ func TestReconciliationEndpointsRefuseBadRequests(t *testing.T) {
 		{"not a date", map[string]any{"bill_date": "2026-13-01"}, admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"another format", map[string]any{"bill_date": "20261205"}, admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"a day to come", map[string]any{"bill_date": tomorrow}, admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		// WeChat keeps bills for three months: the run could only fail (and page).
+		{"a day whose bill WeChat no longer keeps", map[string]any{"bill_date": billDate(time.Now().AddDate(0, -4, 0))}, admin,
+			http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"an unknown field", map[string]any{"bill_date": "2026-12-01", "force": true}, admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"not JSON", "bill_date=2026-12-01", admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"no admin token", map[string]any{"bill_date": "2026-12-01"}, "", http.StatusUnauthorized, "UNAUTHENTICATED"},
@@ -274,8 +277,10 @@ func TestReconciliationEndpointsRefuseBadRequests(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want %d", c.path, resp.Status, resp.Body, c.status)
 		}
 	}
-	if report, latest, err := env.Store.ReconcileReport(context.Background(), "2026-12-01"); err != nil || report != nil || latest != nil {
-		t.Errorf("a refused request left a run: %+v %+v %v", report, latest, err)
+	for _, date := range []string{"2026-12-01", billDate(time.Now().AddDate(0, -4, 0))} {
+		if report, latest, err := env.Store.ReconcileReport(context.Background(), date); err != nil || report != nil || latest != nil {
+			t.Errorf("a refused request left a run of %s: %+v %+v %v", date, report, latest, err)
+		}
 	}
 }
 

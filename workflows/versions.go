@@ -1,6 +1,10 @@
 package workflows
 
-import "go.temporal.io/sdk/workflow"
+import (
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
 
 // Every change of the workflows' logic that running workflows must replay
 // as they ran (README, "Changing the workflow safely"), oldest first. Each
@@ -36,4 +40,20 @@ const ChangeRefundStall = "refund-stall-flag"
 // refundStallAfter is reported (ChangeRefundStall).
 func reportsStalledRefunds(ctx workflow.Context) bool {
 	return workflow.GetVersion(ctx, ChangeRefundStall, workflow.DefaultVersion, 1) >= 1
+}
+
+// ChangeBillWait (2026-12-07, review-17): a reconciliation gives up on a
+// bill WeChat is still making after billWaitFor (23 h) instead of 24 h, so
+// that the daily run ends before the schedule's next one is due (overlap
+// policy skip would drop that day). Asked once, when the run starts
+// waiting; runs that started before keep billWaitForV0.
+const ChangeBillWait = "reconcile-bill-wait-23h"
+
+// billWaitLimit is how long this reconciliation waits for a bill WeChat is
+// still making (ChangeBillWait).
+func billWaitLimit(ctx workflow.Context) time.Duration {
+	if workflow.GetVersion(ctx, ChangeBillWait, workflow.DefaultVersion, 1) >= 1 {
+		return billWaitFor
+	}
+	return billWaitForV0
 }

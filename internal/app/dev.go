@@ -122,6 +122,7 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	// Temporal SDK's and the workflows' own counters. (Dial connects without
 	// gRPC compression: the server is in this process.)
 	reg, sdkMetrics := NewMetrics()
+	DeclareWorkerMetrics(sdkMetrics, cfg.TemporalNamespace, cfg.TemporalTaskQueue)
 	tc, err := ts.Dial(ctx, client.Options{
 		Namespace:      cfg.TemporalNamespace,
 		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
@@ -238,6 +239,10 @@ Try it (a mini-program journey with curl; README.md explains each step):
 
 Then open the Web UI (%[3]s) and filter: OrderNo="<order_no>" or OrderStatus="PAID"
 Unpaid orders close after ORDER_PAY_TIMEOUT (%[8]s).
+
+Reconcile today's orders with WeChat Pay's bill (served at once in dev; a bill date is a
+day of Beijing time, which may not be your date):
+  go run . reconcile -date $(TZ=Asia/Shanghai date +%%F) -api %[2]s -token %[6]s
 `, opts.DataDir, apiURL, uiURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.AdminToken, simURL, cfg.OrderPayTimeout)
 }
 

@@ -171,6 +171,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	// One registry, as in `ordersaga dev`: the API's /metrics shows the
 	// worker's WeChat calls, the SDK's metrics and the workflows' counters.
 	reg, sdkMetrics := app.NewMetrics()
+	app.DeclareWorkerMetrics(sdkMetrics, cfg.TemporalNamespace, cfg.TemporalTaskQueue)
 	pay, err := app.NewWechatPay(cfg, app.WithCallMetrics(reg))
 	if err != nil {
 		t.Fatalf("wechat pay client: %v", err)

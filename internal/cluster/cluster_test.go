@@ -229,3 +229,21 @@ func TestTakenPortIsNamedWithItsFlag(t *testing.T) {
 		})
 	}
 }
+
+// A port flag past 65535 is refused as such, by its flag, before anything
+// is made — not reported as a port that is taken.
+func TestPortFlagOutOfRangeIsRefused(t *testing.T) {
+	for _, flag := range []string{"-api-port", "-temporal-port", "-ui-port", "-paysim-port", "-pg-port"} {
+		t.Run(flag, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "cluster")
+			var stdout, stderr bytes.Buffer
+			err := cluster.RunCommand(context.Background(), []string{"-data", dir, flag, "70000"}, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), flag+" must be a port number, at most 65535 (got 70000)") {
+				t.Fatalf("%s 70000: %v; want it refused by name", flag, err)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("the data directory was made (%v)", err)
+			}
+		})
+	}
+}

@@ -36,7 +36,7 @@ flags:
 	fs.StringVar(&o.Dir, "data", d.Dir, "directory of the databases, keys and logs (kept; a second start reuses it)")
 	fs.IntVar(&o.APIPort, "api-port", d.APIPort, "API port (the balancer in front of the api replicas)")
 	fs.IntVar(&o.FrontendPort, "temporal-port", d.FrontendPort, "Temporal frontend gRPC port")
-	fs.IntVar(&o.UIPort, "ui-port", d.UIPort, "Temporal Web UI port")
+	fs.IntVar(&o.UIPort, "ui-port", d.UIPort, "Temporal Web UI port (0 = no Web UI)")
 	fs.IntVar(&o.PaySimPort, "paysim-port", d.PaySimPort, "WeChat Pay simulator port")
 	fs.IntVar(&o.PGPort, "pg-port", 0, "PostgreSQL port (0 = any free port)")
 	fs.IntVar(&o.APIs, "apis", d.APIs, "api replicas")
@@ -60,6 +60,16 @@ flags:
 	}{{"apis", o.APIs}, {"workers", o.Workers}, {"history", o.HistoryHosts}, {"shards", o.HistoryShards}} {
 		if c.v < 1 {
 			return fmt.Errorf("-%s must be at least 1 (got %d)", c.name, c.v)
+		}
+	}
+	// A port past 65535 would otherwise be reported as "taken" by the
+	// listen that refuses it.
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"api-port", o.APIPort}, {"temporal-port", o.FrontendPort}, {"ui-port", o.UIPort}, {"paysim-port", o.PaySimPort}, {"pg-port", o.PGPort}} {
+		if c.v > 65535 {
+			return fmt.Errorf("-%s must be a port number, at most 65535 (got %d)", c.name, c.v)
 		}
 	}
 	var err error

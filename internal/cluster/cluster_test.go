@@ -247,3 +247,15 @@ func TestPortFlagOutOfRangeIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// The help names -temporal-bin's argument (a directory), not a fragment of
+// its description.
+func TestHelpNamesTheTemporalBinArgument(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := cluster.RunCommand(context.Background(), []string{"-h"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "-temporal-bin dir\n") {
+		t.Errorf("help:\n%s\nwant the line \"-temporal-bin dir\"", stderr.String())
+	}
+}

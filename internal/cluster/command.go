@@ -43,7 +43,7 @@ flags:
 	fs.IntVar(&o.Workers, "workers", d.Workers, "worker replicas")
 	fs.IntVar(&o.HistoryHosts, "history", d.HistoryHosts, "Temporal history processes")
 	fs.IntVar(&o.HistoryShards, "shards", d.HistoryShards, "history shards of a new Temporal database (fixed once created)")
-	fs.StringVar(&o.TemporalBin, "temporal-bin", "", "directory holding temporal-server and temporal-sql-tool (default: built by `go tool -n` from go.mod's tool directive)")
+	fs.StringVar(&o.TemporalBin, "temporal-bin", "", TemporalBinUsage)
 	fs.StringVar(&o.PGBin, "pg-bin", "", "directory of initdb and postgres (default: the newest /usr/lib/postgresql/*/bin, or PATH)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -59,6 +59,21 @@ func composeDefault(v string) string {
 	return v
 }
 
+// historyEnv is the environment of a cluster's first history process, its
+// PostgreSQL on port 5433 and every port known: the frontend's 1–5
+// (gRPC, membership, pprof, metrics, HTTP), its own 11–14.
+func historyEnv() map[string]string {
+	tp := &Temporal{opts: TemporalOptions{HistoryShards: DefaultHistoryShards, LogLevel: DefaultLogLevel}}
+	tp.Frontend = &Service{Name: "frontend", Role: RoleFrontend, IP: "127.0.0.1", GRPC: 1, Membership: 2, Pprof: 3, Metrics: 4, HTTP: 5}
+	hist := &Service{Name: "history-1", Role: RoleHistory, IP: "127.0.0.1", GRPC: 11, Membership: 12, Pprof: 13, Metrics: 14}
+	env := map[string]string{}
+	for _, kv := range tp.serviceEnv(hist, 5433, "/x/dynamicconfig.yaml") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
 // The cluster's Temporal is configured as docker-compose.yml configures the
 // temporalio/server image: every variable compose gives the temporal
 // service, the cluster gives each service process — with the same value
@@ -71,14 +86,7 @@ func TestTemporalIsConfiguredAsDockerComposeConfiguresTheImage(t *testing.T) {
 	if tmp.Environment == nil {
 		t.Fatal("docker-compose.yml has no temporal service with an environment")
 	}
-	tp := &Temporal{opts: TemporalOptions{HistoryShards: DefaultHistoryShards, LogLevel: DefaultLogLevel}}
-	tp.Frontend = &Service{Name: "frontend", Role: RoleFrontend, IP: "127.0.0.1", GRPC: 1, Membership: 2, Pprof: 3, Metrics: 4, HTTP: 5}
-	hist := &Service{Name: "history-1", Role: RoleHistory, IP: "127.0.0.1", GRPC: 11, Membership: 12, Pprof: 13, Metrics: 14}
-	env := map[string]string{}
-	for _, kv := range tp.serviceEnv(hist, 5433, "/x/dynamicconfig.yaml") {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	env := historyEnv()
 	machine := []string{"DB_PORT", "POSTGRES_SEEDS", "POSTGRES_USER", "POSTGRES_PWD", "BIND_ON_IP", "DYNAMIC_CONFIG_FILE_PATH"}
 	for _, k := range slices.Sorted(maps.Keys(tmp.Environment)) {
 		got, ok := env[k]
@@ -175,14 +183,7 @@ func TestServerRendersTheClusterConfigAsItRendersCompose(t *testing.T) {
 	// What the image's entrypoint adds when BIND_ON_IP is 0.0.0.0: the
 	// container's address.
 	compose["TEMPORAL_BROADCAST_ADDRESS"] = "172.18.0.4"
-	tp := &Temporal{opts: TemporalOptions{HistoryShards: DefaultHistoryShards, LogLevel: DefaultLogLevel}}
-	tp.Frontend = &Service{Name: "frontend", Role: RoleFrontend, IP: "127.0.0.1", GRPC: 1, Membership: 2, Pprof: 3, Metrics: 4, HTTP: 5}
-	hist := &Service{Name: "history-1", Role: RoleHistory, IP: "127.0.0.1", GRPC: 11, Membership: 12, Pprof: 13, Metrics: 14}
-	ours := map[string]string{}
-	for _, kv := range tp.serviceEnv(hist, 5433, "/x/dynamicconfig.yaml") {
-		k, v, _ := strings.Cut(kv, "=")
-		ours[k] = v
-	}
+	ours := historyEnv()
 	var both []string // every variable either sets, emptied for the other
 	for k := range compose {
 		both = append(both, k)

@@ -431,7 +431,7 @@ func (t *Temporal) serviceEnv(s *Service, pgPortN int, dynamicConfig string) []s
 	env := map[string]string{
 		"DB":                         "postgres12",
 		"DB_PORT":                    pgPort,
-		"VISIBILITY_DB_PORT":         pgPort, // 1.32's template falls back to DB_PORT; the module's newer config/docker.yaml does not
+		"VISIBILITY_DB_PORT":         pgPort, // 1.32's template falls back to DB_PORT; the module's config/docker.yaml does not
 		"POSTGRES_SEEDS":             "127.0.0.1",
 		"POSTGRES_USER":              "postgres",
 		"POSTGRES_PWD":               "",

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"ordersaga/internal/cluster"
 )
 
 // RunCommand is `ordersaga bench`: flags, then Run; the report goes to
@@ -37,7 +39,7 @@ flags:
 	}
 	o := Options{}
 	fs.StringVar(&o.Temporal, "temporal", TemporalEmbedded, "Temporal to measure on: embedded (in this process) or cluster (the official server as processes)")
-	fs.StringVar(&o.TemporalBin, "temporal-bin", "", "cluster: directory holding temporal-server and temporal-sql-tool (default: built by `go tool -n` from go.mod's tool directive)")
+	fs.StringVar(&o.TemporalBin, "temporal-bin", "", "cluster: "+cluster.TemporalBinUsage)
 	fs.StringVar(&o.DB, "db", d.DB, "shop database: postgres (a server of the run's own) or sqlite (embedded)")
 	fs.StringVar(&o.PGBin, "pg-bin", "", "directory of initdb and postgres (default: the newest /usr/lib/postgresql/*/bin, or PATH)")
 	fs.IntVar(&o.Users, "users", d.Users, "simulated mini-program users acting at once")

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"ordersaga/internal/cluster"
 )
 
 // ErrBroken is returned by RunCommand when the run found an invariant
@@ -55,7 +57,7 @@ flags:
 	fs.IntVar(&o.FrontendRestarts, "frontend-restarts", d.FrontendRestarts, "cluster: Temporal frontend restarts")
 	fs.IntVar(&o.MatchingKills, "matching-kills", d.MatchingKills, "cluster: Temporal matching killed with SIGKILL (and restarted)")
 	fs.IntVar(&o.TemporalPostgresRestarts, "temporal-postgres-restarts", d.TemporalPostgresRestarts, "cluster: crashes and restarts of Temporal's PostgreSQL")
-	fs.StringVar(&o.TemporalBin, "temporal-bin", "", "cluster: directory holding temporal-server and temporal-sql-tool (default: built by `go tool -n` from go.mod's tool directive)")
+	fs.StringVar(&o.TemporalBin, "temporal-bin", "", "cluster: "+cluster.TemporalBinUsage)
 	fs.DurationVar(&o.MaxDrive, "max-drive", d.MaxDrive, "bound on playing the orders")
 	fs.DurationVar(&o.SettleTimeout, "settle-timeout", d.SettleTimeout, "bound on waiting for the run to settle")
 	fs.DurationVar(&o.Timeout, "timeout", 0, "bound on the whole run (default max-drive + settle-timeout + 5m)")

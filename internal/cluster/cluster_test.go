@@ -190,23 +190,72 @@ func TestChaosOnCluster(t *testing.T) {
 	}
 }
 
-// A public port that is taken stops the cluster before anything starts,
-// naming the port and the flag that moves it.
-func TestTakenAPIPortIsNamedWithItsFlag(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+// A port that is taken stops the cluster before anything is made or
+// started — before the Temporal binaries are even looked for (the tools
+// here do not exist) — naming the port and the flag that moves it.
+func TestTakenPortIsNamedWithItsFlag(t *testing.T) {
+	for _, c := range []struct {
+		flag, what string
+		set        func(o *cluster.StackOptions, port int)
+	}{
+		{"-api-port", "API (balancer)", func(o *cluster.StackOptions, p int) { o.APIPort = p }},
+		{"-paysim-port", "WeChat Pay simulator", func(o *cluster.StackOptions, p int) { o.PaySimPort = p }},
+		{"-temporal-port", "Temporal frontend", func(o *cluster.StackOptions, p int) { o.FrontendPort = p }},
+		{"-ui-port", "Temporal Web UI", func(o *cluster.StackOptions, p int) { o.UIPort = p }},
+		{"-pg-port", "PostgreSQL", func(o *cluster.StackOptions, p int) { o.PGPort = p }},
+	} {
+		t.Run(c.flag, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			port := l.Addr().(*net.TCPAddr).Port
+			dir := filepath.Join(t.TempDir(), "cluster")
+			o := cluster.StackOptions{
+				Dir: dir, APIPort: -1, FrontendPort: -1, UIPort: -1, PaySimPort: -1,
+				TemporalBin: filepath.Join(t.TempDir(), "no-binaries-here"),
+				Spawn:       testenv.SpawnSelf(t, chaos.RoleEnv),
+			}
+			c.set(&o, port)
+			_, err = cluster.StartStack(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), c.what+" port "+strconv.Itoa(port)+" on 127.0.0.1 is taken") ||
+				!strings.Contains(err.Error(), "("+c.flag+" moves it)") {
+				t.Fatalf("start with the %s port taken: %v; want it named with %s", c.what, err, c.flag)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("the data directory was made before the port was found taken (%v)", err)
+			}
+		})
+	}
+}
+
+// A port flag past 65535 is refused as such, by its flag, before anything
+// is made — not reported as a port that is taken.
+func TestPortFlagOutOfRangeIsRefused(t *testing.T) {
+	for _, flag := range []string{"-api-port", "-temporal-port", "-ui-port", "-paysim-port", "-pg-port"} {
+		t.Run(flag, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "cluster")
+			var stdout, stderr bytes.Buffer
+			err := cluster.RunCommand(context.Background(), []string{"-data", dir, flag, "70000"}, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), flag+" must be a port number, at most 65535 (got 70000)") {
+				t.Fatalf("%s 70000: %v; want it refused by name", flag, err)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("the data directory was made (%v)", err)
+			}
+		})
+	}
+}
+
+// The help names -temporal-bin's argument (a directory), not a fragment of
+// its description.
+func TestHelpNamesTheTemporalBinArgument(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := cluster.RunCommand(context.Background(), []string{"-h"}, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	dir := t.TempDir()
-	_, err = cluster.StartStack(context.Background(), cluster.StackOptions{
-		Dir: dir, APIPort: port, FrontendPort: -1, UIPort: -1, PaySimPort: -1, Spawn: testenv.SpawnSelf(t, chaos.RoleEnv),
-	})
-	if err == nil || !strings.Contains(err.Error(), "API (balancer) port "+strconv.Itoa(port)+" on 127.0.0.1 is taken (-api-port moves it)") {
-		t.Fatalf("start with the API port taken: %v", err)
-	}
-	if ents, _ := os.ReadDir(filepath.Join(dir, "pg")); len(ents) > 0 {
-		t.Errorf("a database was made before the port was found taken: %v", ents)
+	if !strings.Contains(stderr.String(), "-temporal-bin dir\n") {
+		t.Errorf("help:\n%s\nwant the line \"-temporal-bin dir\"", stderr.String())
 	}
 }

@@ -36,14 +36,14 @@ flags:
 	fs.StringVar(&o.Dir, "data", d.Dir, "directory of the databases, keys and logs (kept; a second start reuses it)")
 	fs.IntVar(&o.APIPort, "api-port", d.APIPort, "API port (the balancer in front of the api replicas)")
 	fs.IntVar(&o.FrontendPort, "temporal-port", d.FrontendPort, "Temporal frontend gRPC port")
-	fs.IntVar(&o.UIPort, "ui-port", d.UIPort, "Temporal Web UI port")
+	fs.IntVar(&o.UIPort, "ui-port", d.UIPort, "Temporal Web UI port (0 = no Web UI)")
 	fs.IntVar(&o.PaySimPort, "paysim-port", d.PaySimPort, "WeChat Pay simulator port")
 	fs.IntVar(&o.PGPort, "pg-port", 0, "PostgreSQL port (0 = any free port)")
 	fs.IntVar(&o.APIs, "apis", d.APIs, "api replicas")
 	fs.IntVar(&o.Workers, "workers", d.Workers, "worker replicas")
 	fs.IntVar(&o.HistoryHosts, "history", d.HistoryHosts, "Temporal history processes")
 	fs.IntVar(&o.HistoryShards, "shards", d.HistoryShards, "history shards of a new Temporal database (fixed once created)")
-	fs.StringVar(&o.TemporalBin, "temporal-bin", "", "directory holding temporal-server and temporal-sql-tool (default: built by `go tool -n` from go.mod's tool directive)")
+	fs.StringVar(&o.TemporalBin, "temporal-bin", "", TemporalBinUsage)
 	fs.StringVar(&o.PGBin, "pg-bin", "", "directory of initdb and postgres (default: the newest /usr/lib/postgresql/*/bin, or PATH)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,6 +60,16 @@ flags:
 	}{{"apis", o.APIs}, {"workers", o.Workers}, {"history", o.HistoryHosts}, {"shards", o.HistoryShards}} {
 		if c.v < 1 {
 			return fmt.Errorf("-%s must be at least 1 (got %d)", c.name, c.v)
+		}
+	}
+	// A port past 65535 would otherwise be reported as "taken" by the
+	// listen that refuses it.
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"api-port", o.APIPort}, {"temporal-port", o.FrontendPort}, {"ui-port", o.UIPort}, {"paysim-port", o.PaySimPort}, {"pg-port", o.PGPort}} {
+		if c.v > 65535 {
+			return fmt.Errorf("-%s must be a port number, at most 65535 (got %d)", c.name, c.v)
 		}
 	}
 	var err error

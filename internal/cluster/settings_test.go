@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	serverconfig "go.temporal.io/server/common/config"
 	"gopkg.in/yaml.v3"
 
 	"ordersaga/deploy"
@@ -57,6 +59,21 @@ func composeDefault(v string) string {
 	return v
 }
 
+// historyEnv is the environment of a cluster's first history process, its
+// PostgreSQL on port 5433 and every port known: the frontend's 1–5
+// (gRPC, membership, pprof, metrics, HTTP), its own 11–14.
+func historyEnv() map[string]string {
+	tp := &Temporal{opts: TemporalOptions{HistoryShards: DefaultHistoryShards, LogLevel: DefaultLogLevel}}
+	tp.Frontend = &Service{Name: "frontend", Role: RoleFrontend, IP: "127.0.0.1", GRPC: 1, Membership: 2, Pprof: 3, Metrics: 4, HTTP: 5}
+	hist := &Service{Name: "history-1", Role: RoleHistory, IP: "127.0.0.1", GRPC: 11, Membership: 12, Pprof: 13, Metrics: 14}
+	env := map[string]string{}
+	for _, kv := range tp.serviceEnv(hist, 5433, "/x/dynamicconfig.yaml") {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
+
 // The cluster's Temporal is configured as docker-compose.yml configures the
 // temporalio/server image: every variable compose gives the temporal
 // service, the cluster gives each service process — with the same value
@@ -69,14 +86,7 @@ func TestTemporalIsConfiguredAsDockerComposeConfiguresTheImage(t *testing.T) {
 	if tmp.Environment == nil {
 		t.Fatal("docker-compose.yml has no temporal service with an environment")
 	}
-	tp := &Temporal{opts: TemporalOptions{HistoryShards: DefaultHistoryShards, LogLevel: DefaultLogLevel}}
-	tp.Frontend = &Service{Name: "frontend", Role: RoleFrontend, IP: "127.0.0.1", GRPC: 1, Membership: 2, Pprof: 3, Metrics: 4, HTTP: 5}
-	hist := &Service{Name: "history-1", Role: RoleHistory, IP: "127.0.0.1", GRPC: 11, Membership: 12, Pprof: 13, Metrics: 14}
-	env := map[string]string{}
-	for _, kv := range tp.serviceEnv(hist, 5433, "/x/dynamicconfig.yaml") {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
+	env := historyEnv()
 	machine := []string{"DB_PORT", "POSTGRES_SEEDS", "POSTGRES_USER", "POSTGRES_PWD", "BIND_ON_IP", "DYNAMIC_CONFIG_FILE_PATH"}
 	for _, k := range slices.Sorted(maps.Keys(tmp.Environment)) {
 		got, ok := env[k]
@@ -86,12 +96,6 @@ func TestTemporalIsConfiguredAsDockerComposeConfiguresTheImage(t *testing.T) {
 		case !slices.Contains(machine, k) && got != composeDefault(tmp.Environment[k]):
 			t.Errorf("%s: the cluster runs %q, compose %q", k, got, tmp.Environment[k])
 		}
-	}
-	// The visibility store of the server's template reads its port from
-	// VISIBILITY_DB_PORT (or POSTGRES_PORT), not DB_PORT: left out, it
-	// would go to 5432 — whatever runs there.
-	if env["VISIBILITY_DB_PORT"] != env["DB_PORT"] {
-		t.Errorf("VISIBILITY_DB_PORT %q, DB_PORT %q: the two stores on different servers", env["VISIBILITY_DB_PORT"], env["DB_PORT"])
 	}
 	if env["HISTORY_GRPC_PORT"] != "11" || env["HISTORY_MEMBERSHIP_PORT"] != "12" || env["PPROF_PORT"] != "13" ||
 		env["PROMETHEUS_ENDPOINT"] != "127.0.0.1:14" || env["FRONTEND_GRPC_PORT"] != "1" {
@@ -140,6 +144,113 @@ func TestTemporalIsConfiguredAsDockerComposeConfiguresTheImage(t *testing.T) {
 		if !strings.Contains(string(script), want) {
 			t.Errorf("deploy/temporal/schema.sh no longer runs %q, as the cluster does", want)
 		}
+	}
+}
+
+// renderServerConfig is the configuration the official server builds from
+// env when it starts without a config file — as the temporalio/server
+// image's entrypoint (`temporal-server start`) and the cluster's processes
+// start it: its embedded template (common/config/config_template_embedded.yaml
+// of the pinned module). unset are emptied first, which the template reads
+// as unset.
+func renderServerConfig(t *testing.T, env map[string]string, unset []string) *serverconfig.Config {
+	t.Helper()
+	for _, k := range unset {
+		t.Setenv(k, "")
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	c, err := serverconfig.Load(serverconfig.WithEmbedded())
+	if err != nil {
+		t.Fatalf("the server's template refuses the environment %v: %v", env, err)
+	}
+	return c
+}
+
+// The server configuration a cluster's process renders is the one compose's
+// environment renders in the image, but for this machine's addresses: both
+// stores on postgres12 in the same databases, the same shard count, log
+// level and dynamic config — and, on this machine, both stores (the
+// visibility store too) on the cluster's own PostgreSQL port, each process
+// on its own ports.
+func TestServerRendersTheClusterConfigAsItRendersCompose(t *testing.T) {
+	tmp := readCompose(t)["temporal"]
+	compose := map[string]string{}
+	for k, v := range tmp.Environment {
+		compose[k] = composeDefault(v)
+	}
+	// What the image's entrypoint adds when BIND_ON_IP is 0.0.0.0: the
+	// container's address.
+	compose["TEMPORAL_BROADCAST_ADDRESS"] = "172.18.0.4"
+	ours := historyEnv()
+	var both []string // every variable either sets, emptied for the other
+	for k := range compose {
+		both = append(both, k)
+	}
+	for k := range ours {
+		both = append(both, k)
+	}
+
+	type shape struct {
+		Default, Visibility     serverconfig.SQL
+		Shards                  int32
+		LogLevel, DynamicConfig string
+		DefaultName, VisName    string
+	}
+	shapeOf := func(c *serverconfig.Config) shape {
+		var s shape
+		s.DefaultName, s.VisName = c.Persistence.DefaultStore, c.Persistence.VisibilityStore
+		for name, dst := range map[string]*serverconfig.SQL{s.DefaultName: &s.Default, s.VisName: &s.Visibility} {
+			if ds, ok := c.Persistence.DataStores[name]; ok && ds.SQL != nil {
+				*dst = *ds.SQL
+			} else {
+				t.Errorf("store %q is not an SQL store: %+v", name, ds)
+			}
+		}
+		s.Shards, s.LogLevel = c.Persistence.NumHistoryShards, c.Log.Level
+		if c.DynamicConfigClient != nil {
+			s.DynamicConfig = c.DynamicConfigClient.Filepath
+		}
+		return s
+	}
+	fromCompose := shapeOf(renderServerConfig(t, compose, both))
+	c := renderServerConfig(t, ours, both)
+	fromCluster := shapeOf(c)
+
+	for name, s := range map[string]shape{"compose": fromCompose, "cluster": fromCluster} {
+		if s.Default.PluginName != "postgres12" || s.Visibility.PluginName != "postgres12" {
+			t.Errorf("%s: stores on %q and %q; want postgres12 for both", name, s.Default.PluginName, s.Visibility.PluginName)
+		}
+	}
+	if fromCompose.Default.ConnectAddr != "postgres:5432" || fromCompose.Visibility.ConnectAddr != "postgres:5432" {
+		t.Errorf("compose: stores at %s and %s; want postgres:5432", fromCompose.Default.ConnectAddr, fromCompose.Visibility.ConnectAddr)
+	}
+	if fromCluster.Default.ConnectAddr != "127.0.0.1:5433" || fromCluster.Visibility.ConnectAddr != "127.0.0.1:5433" {
+		t.Errorf("cluster: stores at %s and %s; want both at its PostgreSQL, 127.0.0.1:5433", fromCluster.Default.ConnectAddr, fromCluster.Visibility.ConnectAddr)
+	}
+	if fromCompose.DynamicConfig != tmp.Environment["DYNAMIC_CONFIG_FILE_PATH"] || fromCluster.DynamicConfig != "/x/dynamicconfig.yaml" {
+		t.Errorf("dynamic config read from %q (compose) and %q (cluster)", fromCompose.DynamicConfig, fromCluster.DynamicConfig)
+	}
+	// Beyond this machine's addresses, credentials and mount path, the same.
+	for _, s := range []*shape{&fromCompose, &fromCluster} {
+		for _, sql := range []*serverconfig.SQL{&s.Default, &s.Visibility} {
+			sql.ConnectAddr, sql.User, sql.Password = "", "", ""
+		}
+		s.DynamicConfig = ""
+	}
+	if !reflect.DeepEqual(fromCompose, fromCluster) {
+		t.Errorf("the server renders\n  from compose %+v\n  from the cluster %+v", fromCompose, fromCluster)
+	}
+
+	// Each process on its own ports, known to the others.
+	h, fe := c.Services[RoleHistory].RPC, c.Services[RoleFrontend].RPC
+	if h.GRPCPort != 11 || h.MembershipPort != 12 || h.BindOnIP != "127.0.0.1" || fe.GRPCPort != 1 || fe.MembershipPort != 2 || fe.HTTPPort != 5 {
+		t.Errorf("services' RPC: history %+v, frontend %+v", h, fe)
+	}
+	if c.Global.PProf.Port != 13 || c.Global.Metrics == nil || c.Global.Metrics.Prometheus == nil ||
+		c.Global.Metrics.Prometheus.ListenAddress != "127.0.0.1:14" || c.Global.Membership.BroadcastAddress != "127.0.0.1" {
+		t.Errorf("pprof %+v, metrics %+v, membership %+v", c.Global.PProf, c.Global.Metrics, c.Global.Membership)
 	}
 }
 

@@ -139,17 +139,8 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		}
 	}()
 	began := time.Now()
-	logs := filepath.Join(o.Dir, "logs")
-	if err := os.MkdirAll(logs, 0o755); err != nil {
-		return nil, err
-	}
-	// PostgreSQL runs as another user when this is root: it must get
-	// through to its own directory.
-	if err := os.Chmod(o.Dir, 0o711); err != nil {
-		return nil, err
-	}
-
-	// Every public port before anything slow starts: a taken one is named.
+	// Every public port before anything is made or started: a taken one is
+	// named.
 	const ip = "127.0.0.1"
 	apiLn, err := listen(ip, o.APIPort, "API (balancer)", "-api-port")
 	if err != nil {
@@ -169,7 +160,25 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 			return nil, fmt.Errorf("cluster: %w (-ui-port moves it)", err)
 		}
 	}
+	// PostgreSQL binds its own port later, after the Temporal binaries are
+	// found (minutes on a cold build cache): a taken one is named now.
+	if o.PGPort > 0 {
+		if _, err := ports.Claim(ip, o.PGPort, "PostgreSQL"); err != nil {
+			return nil, fmt.Errorf("cluster: %w (-pg-port moves it)", err)
+		}
+	}
 	s.APIURL, s.SimURL = "http://"+apiLn.Addr().String(), "http://"+simLn.Addr().String()
+
+	// Only now the directory: a refused start leaves nothing behind.
+	logs := filepath.Join(o.Dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return nil, err
+	}
+	// PostgreSQL runs as another user when this is root: it must get
+	// through to its own directory.
+	if err := os.Chmod(o.Dir, 0o711); err != nil {
+		return nil, err
+	}
 
 	t0 := time.Now()
 	tools, err := FindTools(ctx, o.TemporalBin)

@@ -319,8 +319,9 @@ func StartTemporal(ctx context.Context, o TemporalOptions) (_ *Temporal, err err
 			LogPath: filepath.Join(o.Logs, "temporal-"+s.Name+".log"),
 			Command: func() (*exec.Cmd, error) {
 				// No --config-file: the server renders its own embedded
-				// config template (config/docker.yaml of the module, the
-				// one the temporalio/server image runs) from the
+				// config template (common/config/config_template_embedded.yaml
+				// of the module; the temporalio/server image's entrypoint
+				// runs `temporal-server start` the same way) from the
 				// environment, as in docker-compose.yml.
 				cmd := exec.Command(o.Tools.Server, "--allow-no-auth", "start", "--service", s.Role)
 				cmd.Env = append(cleanEnv(), env...)
@@ -430,7 +431,7 @@ func (t *Temporal) serviceEnv(s *Service, pgPortN int, dynamicConfig string) []s
 	env := map[string]string{
 		"DB":                         "postgres12",
 		"DB_PORT":                    pgPort,
-		"VISIBILITY_DB_PORT":         pgPort, // the template's visibility store ignores DB_PORT
+		"VISIBILITY_DB_PORT":         pgPort, // 1.32's template falls back to DB_PORT; the module's config/docker.yaml does not
 		"POSTGRES_SEEDS":             "127.0.0.1",
 		"POSTGRES_USER":              "postgres",
 		"POSTGRES_PWD":               "",

@@ -21,6 +21,11 @@ const (
 	serverModule   = "go.temporal.io/server"
 )
 
+// TemporalBinUsage is the help of the -temporal-bin flag of cluster, chaos
+// and bench. The backquoted word is what flag.PrintDefaults shows as the
+// flag's argument ("-temporal-bin dir").
+const TemporalBinUsage = "`dir`ectory holding temporal-server and temporal-sql-tool (default: built by the go command, go tool -n, from go.mod's tool directive)"
+
 // Tools are the paths of the two binaries.
 type Tools struct {
 	Server  string // temporal-server

@@ -170,8 +170,11 @@ func (o *order) handleRefund(ctx workflow.Context, req RefundRequest) (OrderView
 
 func (o *order) validateShip(ctx workflow.Context, _ ShipRequest) error {
 	switch o.Status {
-	case status.Paid, status.Shipped:
+	case status.Paid:
 		return nil
+	case status.Shipped:
+		// Shipped already: a repeat writes nothing (ErrTypeAlreadyRequested).
+		return refuse(ErrTypeAlreadyRequested, "order %s has shipped", o.Input.OrderNo)
 	}
 	return refuse(ErrTypeNotShippable, "order %s is %s; only a PAID order ships", o.Input.OrderNo, o.Status)
 }

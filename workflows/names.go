@@ -93,8 +93,9 @@ const (
 	ErrTypeSyncNotNeeded = "SYNC_NOT_NEEDED"
 	// ErrTypeAlreadyRequested: a validator's refusal of a request the order
 	// already holds or is acting on — a pay while it holds a fresh prepay, a
-	// cancel while it closes, a refund while it refunds. Not an error for the
-	// caller: the answer is the order as it is (for pay, QueryPayParams).
+	// cancel while it closes, a refund while it refunds, a ship once shipped.
+	// Not an error for the caller: the answer is the order as it is (for
+	// pay, QueryPayParams).
 	// Refused before history, so however often a client repeats itself it
 	// writes nothing, and cannot use up Temporal's limit on the updates of
 	// one workflow (history.maxTotalUpdates) that the order's later steps

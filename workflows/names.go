@@ -122,6 +122,16 @@ const (
 	// MetricStrayPayments counts stray payments by outcome (REFUNDED,
 	// REFUND_FAILED, KEPT, IGNORED).
 	MetricStrayPayments = "ordersaga_stray_payments"
+	// MetricContinuedAsNew counts runs that handed their state to a new run
+	// of the same workflow (keepHistoryBudget), labelled workflow
+	// (OrderWorkflow, StrayPaymentWorkflow) and reason (suggested: Temporal
+	// suggested it; events, bytes: the history reached the budget).
+	MetricContinuedAsNew = "ordersaga_workflow_continued_as_new"
+	// MetricHistoryLarge counts runs whose history passed the warning size
+	// (historyWarnEvents, historyWarnBytes) without continuing as new,
+	// labelled workflow: operators alert on it before Temporal's limit
+	// terminates the run.
+	MetricHistoryLarge = "ordersaga_workflow_history_large"
 )
 
 // WorkflowID is the ID of an order's workflow: one order, one workflow, found

@@ -90,7 +90,9 @@ func newChain(t *testing.T, w *world) *chain {
 		strays: map[string]StrayPaymentInput{}}
 }
 
-func (c *chain) at(at time.Duration, do func()) { c.steps = append(c.steps, &chainStep{at: at, do: do}) }
+func (c *chain) at(at time.Duration, do func()) {
+	c.steps = append(c.steps, &chainStep{at: at, do: do})
+}
 
 // signal sends a signal at `at`; arg is evaluated then.
 func (c *chain) signal(at time.Duration, name string, arg func() any) {

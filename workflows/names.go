@@ -112,7 +112,7 @@ const (
 
 // Metrics the workflows emit (workflow.GetMetricsHandler: the worker's
 // Prometheus /metrics, counters suffixed _total). Operators alert on
-// flagged orders and failed stray refunds.
+// flagged orders, failed stray refunds and histories past the warning size.
 const (
 	// MetricOrderTransitions counts status changes, labelled from and to.
 	MetricOrderTransitions = "ordersaga_order_transitions"

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"ordersaga/internal/metrics"
@@ -162,6 +163,10 @@ func runChain[In, Out any](c *chain, name string, in In) Out {
 		var suite testsuite.WorkflowTestSuite
 		suite.SetMetricsHandler(c.metrics.Handler())
 		env := suite.NewTestWorkflowEnvironment()
+		// A chain runs thousands of workflow tasks: on a busy shared
+		// machine one can wait past the default 1 s deadlock detector
+		// without any coroutine being stuck.
+		env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: time.Minute})
 		c.w.register(env)
 		env.SetStartTime(c.start.Add(offset))
 		// A stray payment workflow a run started outlives it (ABANDON):
@@ -531,5 +536,52 @@ func TestRefundPollingSlowsAsTheRefundAges(t *testing.T) {
 		if got := refundPollCap(tt.age); got != tt.want {
 			t.Errorf("refundPollCap(%v) = %v, want %v", tt.age, got, tt.want)
 		}
+	}
+}
+
+// A run whose history is past the budget continues at its next check,
+// whichever measure it passed; one past the warning size is counted
+// (MetricHistoryLarge) for operators, once.
+func TestRunPastItsBudgetContinuesAndIsCounted(t *testing.T) {
+	tests := []struct {
+		name      string
+		grow      func(c *chain)
+		reason    string
+		wantLarge float64
+	}{
+		{"events", func(c *chain) { c.model.add(historyBudgetEvents) }, continueEvents, 0},
+		{"bytes", func(c *chain) { c.env.SetCurrentHistorySize(historyBudgetBytes) }, continueBytes, 0},
+		{"past the warning size", func(c *chain) { c.model.add(historyWarnEvents) }, continueEvents, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld()
+			c := newChain(t, w)
+			c.paidOrder()
+			c.at(day, func() {
+				tt.grow(c)
+				// The next workflow task: a repeated notify wakes the order.
+				c.env.SignalWorkflow(SignalPayment, w.pay(orderNo))
+			})
+			c.update(2*day, UpdateRequestRefund, RefundRequest{By: ByUser})
+			c.signal(2*day+time.Minute, SignalRefund, func() any {
+				return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), status.RefundSuccess)
+			})
+			final := runChain[OrderInput, OrderView](c, OrderWorkflowName, c.orderInput())
+
+			if len(c.runs) != 2 || c.runs[0].to != day {
+				t.Fatalf("runs %+v; want the first to continue on day 1", c.runs)
+			}
+			if n := c.metrics.Sum(MetricContinuedAsNew+"_total", map[string]string{"workflow": OrderWorkflowName, "reason": tt.reason}); n != 1 {
+				t.Errorf("continue-as-new (%s) counted %v, want 1", tt.reason, n)
+			}
+			if n := c.metrics.Sum(MetricHistoryLarge+"_total", map[string]string{"workflow": OrderWorkflowName}); n != tt.wantLarge {
+				t.Errorf("%s counted %v, want %v", MetricHistoryLarge, n, tt.wantLarge)
+			}
+			// The next run takes the refund request as the first would have.
+			if final.Status != status.Refunded || w.stockOf(1) != 10 || w.count(ActivitySettleRefund) != 1 {
+				t.Errorf("final %s, stock %d, settled %d times", final.Status, w.stockOf(1), w.count(ActivitySettleRefund))
+			}
+		})
 	}
 }

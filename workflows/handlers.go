@@ -23,11 +23,16 @@ func (o *order) listen(ctx workflow.Context) {
 		for {
 			var p PaymentNotice
 			ch.Receive(ctx, &p)
-			o.logger.Info("payment reported", "transaction_id", p.TransactionID, "trade_state", p.TradeState, "source", p.Source)
-			o.Inbox = append(o.Inbox, p)
+			o.notePayment(p)
 		}
 	})
 	listenRefunds(ctx, o.logger, &o.WechatRefunds)
+}
+
+// notePayment queues a payment WeChat reported for the main loop.
+func (o *order) notePayment(p PaymentNotice) {
+	o.logger.Info("payment reported", "transaction_id", p.TransactionID, "trade_state", p.TradeState, "source", p.Source)
+	o.Inbox = append(o.Inbox, p)
 }
 
 func (o *order) registerHandlers(ctx workflow.Context) error {

@@ -57,3 +57,21 @@ func billWaitLimit(ctx workflow.Context) time.Duration {
 	}
 	return billWaitForV0
 }
+
+// ChangeHistoryBudget (2026-12-07, issue 19): a workflow that waits long
+// continues as new when Temporal suggests it or its history reaches the
+// budget (keepHistoryBudget), and a refund WeChat keeps PROCESSING is asked
+// about less often as it ages (refundPollCap: every 30 minutes for
+// refundPollSlowAfter, then every 2 hours, then every 6 after
+// refundPollSlowestAfter); before it, a run grew until Temporal cut it
+// off, asking every 30 minutes. Asked where the two first differ — when a
+// run first reaches its budget, or a refund first reaches
+// refundPollSlowAfter — so runs already waiting take the change from then
+// on, and recorded histories that never got there replay without a marker.
+const ChangeHistoryBudget = "history-budget"
+
+// keepsHistoryBudget reports whether this run keeps the history budget and
+// slows its refund polling (ChangeHistoryBudget).
+func keepsHistoryBudget(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeHistoryBudget, workflow.DefaultVersion, 1) >= 1
+}

@@ -26,6 +26,9 @@ type Report struct {
 	RefusedAtCreation int `json:"refused_at_creation"` // 409 OUT_OF_STOCK
 	RefusedByWorkflow int `json:"refused_by_workflow"` // workflows that refused their order (no row)
 	Oversold          int `json:"oversold"`            // paid after the stock ran out: refunded automatically
+	// ContinuedRuns: orders whose workflow continued as new (its history
+	// budget) — one order each, however many runs.
+	ContinuedRuns int `json:"continued_runs"`
 
 	ByStatus      map[string]int            `json:"by_status"`
 	ByBehaviour   map[string]map[string]int `json:"by_behaviour"` // behaviour → final status → orders

@@ -44,6 +44,10 @@ func Temporal() (*devserver.Server, error) { return TemporalWithLimits(Limits{})
 type Limits struct {
 	TotalUpdates int // history.maxTotalUpdates (2000)
 	Signals      int // history.maximumSignalsPerExecution (10000)
+	// SuggestContinueAsNew: limit.historyCount.suggestContinueAsNew (4096),
+	// the history length at which Temporal suggests a workflow continue as
+	// new — lowered, an order continues after a few steps.
+	SuggestContinueAsNew int
 }
 
 // TemporalWithLimits is Temporal with the per-workflow limits given: every
@@ -59,6 +63,9 @@ func TemporalWithLimits(l Limits) (*devserver.Server, error) {
 	}
 	if l.Signals > 0 {
 		dc[dynamicconfig.MaximumSignalsPerExecution.Key()] = l.Signals
+	}
+	if l.SuggestContinueAsNew > 0 {
+		dc[dynamicconfig.HistoryCountSuggestContinueAsNew.Key()] = l.SuggestContinueAsNew
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

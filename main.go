@@ -9,6 +9,7 @@
 //	ordersaga chaos        many orders through the real stack under injected faults, then invariant checks
 //	ordersaga bench        throughput and latency of the saga against the bare Temporal ceiling
 //	ordersaga reconcile    reconcile a day's WeChat Pay bill through the API and print the report
+//	ordersaga cluster      docker-compose's topology as processes on this machine (official Temporal server)
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"ordersaga/internal/app"
 	"ordersaga/internal/bench"
 	"ordersaga/internal/chaos"
+	"ordersaga/internal/cluster"
 	"ordersaga/internal/config"
 	"ordersaga/internal/paysim"
 	"ordersaga/internal/reconcile"
@@ -42,6 +44,8 @@ commands:
   chaos        drive orders through the stack under faults and check money and stock (see docs/RELIABILITY.md)
   bench        measure the saga against the bare Temporal ceiling on this machine (see docs/BENCHMARKS.md)
   reconcile    reconcile a day's WeChat Pay trade bill with the shop and print the report (-date YYYY-MM-DD)
+  cluster      run docker-compose.yml's topology as processes on this machine: the official Temporal
+               server as separate services on PostgreSQL, api and worker replicas (see README.md)
 
 Configuration is read from the environment; see README.md.
 `
@@ -75,6 +79,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return bench.RunCommand(ctx, args, os.Stdout, os.Stderr)
 	case "reconcile":
 		return reconcile.RunCommand(ctx, args, os.Getenv, os.Stdout, os.Stderr)
+	case "cluster":
+		return cluster.RunCommand(ctx, args, os.Stdout, os.Stderr)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

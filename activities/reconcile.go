@@ -85,7 +85,7 @@ func badBill(date string, err error) error {
 // payments and refunds of the day, asks WeChat about what the shop has and
 // the bill lacks, and makes the run the date's report. A retry starts
 // again from nothing; a run already complete is returned as it is.
-func (a *Activities) ReconcileBill(ctx context.Context, in workflows.ReconcileBillInput) (workflows.ReconcileSummary, error) {
+func (a *Activities) ReconcileBill(ctx context.Context, in workflows.ReconcileBillInput) (_ workflows.ReconcileSummary, err error) {
 	log := a.reconcileLog(ctx, in.BillDate).With("run_id", in.RunID)
 	day, err := billDay(in.BillDate)
 	if err != nil {
@@ -106,6 +106,11 @@ func (a *Activities) ReconcileBill(ctx context.Context, in workflows.ReconcileBi
 		return workflows.ReconcileSummary{}, businessError(err)
 	}
 	log = log.With("run_attempt", attempt)
+	defer func() {
+		if err != nil {
+			a.noteAttemptFailure(ctx, log, in.RunID, attempt, err)
+		}
+	}()
 	started := time.Now()
 	beat := startHeartbeat(ctx, "asking WeChat for the bill")
 	defer beat.stop()
@@ -154,6 +159,23 @@ func (a *Activities) ReconcileBill(ctx context.Context, in workflows.ReconcileBi
 		"drift_by_kind", sum.DriftByKind, "download_and_stage_ms", staged.Milliseconds(),
 		"total_ms", time.Since(started).Milliseconds())
 	return sum, nil
+}
+
+// noteAttemptFailure records on the run why this attempt failed, so that
+// the API and `ordersaga reconcile` say it while the workflow retries (the
+// run's last failure otherwise shows only in the Web UI). Best effort, also
+// when the attempt was cancelled: the failure itself is what counts.
+func (a *Activities) noteAttemptFailure(ctx context.Context, log *slog.Logger, runID, attempt int64, err error) {
+	reason := err.Error()
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		reason = appErr.Message() // without the SDK's "(type: …, retryable: …)" suffix
+	}
+	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if nerr := a.Store.NoteReconcileAttemptFailure(nctx, runID, attempt, reason); nerr != nil {
+		log.Warn("could not note why the attempt failed", "error", nerr, "reason", reason)
+	}
 }
 
 // stageBill downloads the bill and stages its rows while reading them. The

@@ -308,13 +308,17 @@ func TestBadBillFailsTheAttemptAndIsNeverAReport(t *testing.T) {
 			if err != nil || report.ID != good.RunID || latest.ID != runID || latest.Status != store.RunRunning {
 				t.Fatalf("after a bad bill: report %+v, latest %+v, %v", report, latest, err)
 			}
+			// While the workflow retries, the run says why the attempt failed.
+			if !strings.Contains(latest.Error, c.says) || strings.Contains(latest.Error, "retryable") {
+				t.Errorf("running run's error %q does not say %q (without the SDK's decoration)", latest.Error, c.says)
+			}
 			// The next attempt downloads it again (the fault was for one bill).
 			sum := get[workflows.ReconcileSummary](t, f.must(workflows.ActivityReconcileBill, in))
 			if sum.Drift != 0 || sum.MatchedPayments != 2 {
 				t.Fatalf("retried attempt: %+v", sum)
 			}
-			if report, _, _ := st.ReconcileReport(f.ctx, date); report.ID != runID {
-				t.Errorf("the retried run is not the report: %+v", report)
+			if report, _, _ := st.ReconcileReport(f.ctx, date); report.ID != runID || report.Error != "" {
+				t.Errorf("the retried run is not the report, or keeps the failed attempt's reason: %+v", report)
 			}
 		})
 	}

@@ -72,7 +72,7 @@ func (a *Activities) RequestRefund(ctx context.Context, in workflows.RequestRefu
 }
 
 // refundReason fits the reason, shown to the payer, into WeChat's 80 bytes
-// (27 Chinese characters; the API takes longer reasons and the refund row
+// (26 Chinese characters; the API takes longer reasons and the refund row
 // keeps them whole), cut on a character boundary with "…". Deterministic, so
 // a retry sends the same request.
 func refundReason(reason string) string {

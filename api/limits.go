@@ -16,7 +16,7 @@ import (
 
 // No client can wedge an order. Three things keep it so:
 //
-//   - A repeated pay, cancel or refund is refused by the workflow's
+//   - A repeated pay, cancel, refund or ship is refused by the workflow's
 //     validator (workflows.ErrTypeAlreadyRequested) and answered from what
 //     the order already has, so it writes nothing to the workflow's history
 //     and uses up none of Temporal's per-workflow limits

@@ -20,6 +20,9 @@ const (
 	driftPageSize    = 200
 	maxDriftPageSize = 1000
 	describeWait     = 3 * time.Second
+	// billHistoryMonths: WeChat Pay keeps a day's bill for three months
+	// (WECHAT-PLATFORM.md §5); an older date could only fail at WeChat.
+	billHistoryMonths = 3
 )
 
 // reconciliationWorkflow is the state of a date's reconciliation workflow.
@@ -35,13 +38,19 @@ type reconcileRequest struct {
 }
 
 // billDateProblem says what is wrong with a bill date ("" when nothing):
-// yyyy-MM-dd, a real day, not after today in Beijing time.
+// yyyy-MM-dd, a real day, not after today in Beijing time and not before
+// the oldest bill WeChat keeps.
 func (s *server) billDateProblem(date string) string {
 	if !workflows.ValidBillDate(date) {
 		return "bill_date must be a date written yyyy-MM-dd, e.g. 2026-12-05"
 	}
-	if date > s.Now().In(shanghai).Format("2006-01-02") {
+	now := s.Now().In(shanghai)
+	if date > now.Format("2006-01-02") {
 		return "bill_date " + date + " is in the future (dates are Beijing time)"
+	}
+	oldest := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, shanghai).AddDate(0, -billHistoryMonths, 0).Format("2006-01-02")
+	if date < oldest {
+		return "bill_date " + date + " is more than three months ago: WeChat Pay keeps bills for three months (the oldest is " + oldest + ")"
 	}
 	return ""
 }

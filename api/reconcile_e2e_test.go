@@ -146,6 +146,83 @@ func TestReconciliationReportsExactlyTheRefundMadeByHand(t *testing.T) {
 	}
 }
 
+// The runbook alerts on increase() of the drift counter and of the SDK's
+// completed and failed ReconcileWorkflow runs. Prometheus sees no increase
+// in a series whose first sample is already 1, so these series must exist
+// at 0 from the worker's start — with the very labels the workflow then
+// counts in — or the first drift of a kind (the first hand-made refund)
+// after each worker start would never page.
+func TestReconciliationCountersExistAtZeroFromTheWorkerStart(t *testing.T) {
+	env := testenv.New(t, temporalServer, testenv.Options{})
+	billsAtOnce(t, env)
+	wfType := `workflow_type="` + workflows.ReconcileWorkflowName + `"`
+	before := metricsText(t, env)
+	var driftKinds []string
+	for _, kind := range store.DriftKinds() {
+		if !store.ExplainedKind(kind) {
+			driftKinds = append(driftKinds, kind)
+		}
+	}
+	declared := map[string]string{} // a series' labels before the run, by what it counts
+	for _, what := range append(driftKinds, "completed", "failed") {
+		name, match := "ordersaga_reconciliation_drift_total", `kind="`+what+`"`
+		if what == "completed" || what == "failed" {
+			name, match = "temporal_workflow_"+what+"_total", ""
+		}
+		got := seriesOf(before, name, wfType, match)
+		if len(got) != 1 || got[0].value != "0" {
+			t.Errorf("before any reconciliation, %s{%s} is %v; want one series at 0", name, match, got)
+			continue
+		}
+		declared[what] = got[0].labels
+	}
+
+	ps := env.Seed(store.Product{Name: "Enamel mug", PriceFen: 3900, Stock: 10})
+	_, token := env.UserToken("o-reconcile-metrics")
+	o, _ := placePaid(t, env, token, item{ps[0].ID, 1})
+	if _, err := env.Sim.MerchantRefund(paysim.MerchantRefundInput{OutTradeNo: o.OrderNo}); err != nil {
+		t.Fatal(err)
+	}
+	if r := reconciled(t, env, billDate(time.Now())); r.Report.Run.Drift != 1 {
+		t.Fatalf("drift %d %v, want the refund made by hand", r.Report.Run.Drift, r.Report.DriftByKind)
+	}
+	after := metricsText(t, env)
+	for what, name := range map[string]string{store.DriftRefundNotInShop: "ordersaga_reconciliation_drift_total",
+		"completed": "temporal_workflow_completed_total"} {
+		match := `kind="` + what + `"`
+		if what == "completed" {
+			match = ""
+		}
+		got := seriesOf(after, name, wfType, match)
+		if len(got) != 1 || got[0].value != "1" || got[0].labels != declared[what] {
+			t.Errorf("after the run, %s{%s} is %v; want the series declared before (%s) at 1", name, match, got, declared[what])
+		}
+	}
+}
+
+type metricSeries struct{ labels, value string }
+
+// seriesOf lists the series of a metric in /metrics text whose labels
+// contain every one of match.
+func seriesOf(text, name string, match ...string) []metricSeries {
+	var out []metricSeries
+	line := regexp.MustCompile(`^` + regexp.QuoteMeta(name) + `\{([^}]*)\} (\S+)$`)
+	for _, l := range strings.Split(text, "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		ok := true
+		for _, s := range match {
+			ok = ok && strings.Contains(m[1], s)
+		}
+		if ok {
+			out = append(out, metricSeries{m[1], m[2]})
+		}
+	}
+	return out
+}
+
 func workflowMetadata(t *testing.T, env *testenv.Env, workflowID string) *sdkpb.WorkflowMetadata {
 	t.Helper()
 	v, err := env.Temporal.QueryWorkflow(context.Background(), workflowID, "", "__temporal_workflow_metadata")
@@ -174,6 +251,9 @@ func TestReconciliationEndpointsRefuseBadRequests(t *testing.T) {
 		{"not a date", map[string]any{"bill_date": "2026-13-01"}, admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"another format", map[string]any{"bill_date": "20261205"}, admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"a day to come", map[string]any{"bill_date": tomorrow}, admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
+		// WeChat keeps bills for three months: the run could only fail (and page).
+		{"a day whose bill WeChat no longer keeps", map[string]any{"bill_date": billDate(time.Now().AddDate(0, -4, 0))}, admin,
+			http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"an unknown field", map[string]any{"bill_date": "2026-12-01", "force": true}, admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"not JSON", "bill_date=2026-12-01", admin, http.StatusBadRequest, "INVALID_ARGUMENT"},
 		{"no admin token", map[string]any{"bill_date": "2026-12-01"}, "", http.StatusUnauthorized, "UNAUTHENTICATED"},
@@ -197,8 +277,10 @@ func TestReconciliationEndpointsRefuseBadRequests(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want %d", c.path, resp.Status, resp.Body, c.status)
 		}
 	}
-	if report, latest, err := env.Store.ReconcileReport(context.Background(), "2026-12-01"); err != nil || report != nil || latest != nil {
-		t.Errorf("a refused request left a run: %+v %+v %v", report, latest, err)
+	for _, date := range []string{"2026-12-01", billDate(time.Now().AddDate(0, -4, 0))} {
+		if report, latest, err := env.Store.ReconcileReport(context.Background(), date); err != nil || report != nil || latest != nil {
+			t.Errorf("a refused request left a run of %s: %+v %+v %v", date, report, latest, err)
+		}
 	}
 }
 
@@ -213,9 +295,22 @@ func TestReconciliationDownloadsABadBillAgain(t *testing.T) {
 	if _, err := env.Sim.ApplyFaults(paysim.Faults{Bill: &paysim.BillFaults{Corrupt: paysim.BillBadSummary}}); err != nil {
 		t.Fatal(err)
 	}
-	r := reconciled(t, env, billDate(time.Now()))
-	if r.Report.Run.Drift != 0 || r.Report.Run.MatchedPayments != 1 || r.LatestRun.ID != r.Report.Run.ID {
+	// `ordersaga reconcile` says why while the attempt waits to be made
+	// again (seconds of backoff; it asks every 100 ms).
+	var progress bytes.Buffer
+	cl := reconcileClient(env)
+	cl.Progress = &progress
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := cl.Wait(ctx, billDate(time.Now()), true, 100*time.Millisecond)
+	if err != nil || r.Report == nil {
+		t.Fatalf("reconcile: %v %+v", err, r)
+	}
+	if r.Report.Run.Drift != 0 || r.Report.Run.MatchedPayments != 1 || r.LatestRun.ID != r.Report.Run.ID || r.Report.Run.Error != "" {
 		t.Fatalf("report %+v", r.Report.Run)
+	}
+	if !strings.Contains(progress.String(), "an attempt failed, retrying") || !strings.Contains(progress.String(), "does not add up") {
+		t.Errorf("while retrying, the command said %q; want why the attempt failed", progress.String())
 	}
 	h := env.Temporal.GetWorkflowHistory(context.Background(), workflows.ReconcileWorkflowID(r.BillDate), "", false, 0)
 	attempts := 0

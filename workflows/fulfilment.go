@@ -53,6 +53,10 @@ func (o *order) refundOverSold(ctx workflow.Context) error {
 // meanwhile are returned; WeChat's reminders to ship flag the order.
 func (o *order) awaitFulfilment(ctx workflow.Context) error {
 	for !o.Status.Terminal() {
+		// Between two steps, nothing under way: the wait may go on in a new run.
+		if err := o.budget.keepHistoryBudget(ctx, o); err != nil {
+			return err
+		}
 		var err error
 		switch o.Status {
 		case status.Paid:
@@ -129,9 +133,21 @@ func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
 		o.shipToWechat()
 		return nil
 	}
-	o.autoConfirm = workflow.NewTimerWithOptions(ctx, o.Input.AutoConfirm,
-		workflow.TimerOptions{Summary: fmt.Sprintf("Auto-confirm %s after shipping", human(o.Input.AutoConfirm))})
+	o.armAutoConfirm(ctx)
 	return nil
+}
+
+// armAutoConfirm starts the timer that completes the shipped order at
+// AutoConfirmAt: when it ships, and again in each run it continues in. (The
+// shipping-management path has no timer: its deadlines are in
+// WechatShipping, waited for by awaitShippedAtWechat.)
+func (o *order) armAutoConfirm(ctx workflow.Context) {
+	summary := fmt.Sprintf("Auto-confirm %s after shipping", human(o.Input.AutoConfirm))
+	if o.Runs > 0 {
+		summary += " (" + clock(o.AutoConfirmAt) + ")"
+	}
+	o.autoConfirm = workflow.NewTimerWithOptions(ctx, max(o.AutoConfirmAt.Sub(workflow.Now(ctx)), 0),
+		workflow.TimerOptions{Summary: summary})
 }
 
 func (o *order) complete(ctx workflow.Context, why string) error {
@@ -152,13 +168,27 @@ func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock boo
 		return err
 	}
 	o.RefundSeq++
+	o.RestoreStock = restoreStock
 	in := RequestRefundInput{
 		OrderNo: o.Input.OrderNo, TransactionID: o.TransactionID, OutRefundNo: OrderRefundNo(o.Input.OrderNo, o.RefundSeq),
 		RefundFen: o.Created.TotalFen, TotalFen: o.Created.TotalFen, Reason: req.Reason,
 	}
 	o.Refunds = append(o.Refunds, RefundView{OutRefundNo: in.OutRefundNo, RefundFen: in.RefundFen, Status: string(status.RefundProcessing), Reason: why})
-	result := requestRefund(ctx, o, in, fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(in.RefundFen), o.Input.OrderNo, o.TransactionID))
-	return o.recordSettledRefund(ctx, result, restoreStock)
+	result, err := requestRefund(ctx, o, in, fmt.Sprintf("Refund %s of order %s (transaction %s) at WeChat Pay", yuan(in.RefundFen), o.Input.OrderNo, o.TransactionID))
+	if err != nil {
+		return err // continued as new: the next run awaits the result
+	}
+	return o.recordSettledRefund(ctx, result, o.RestoreStock)
+}
+
+// finishRefund awaits the result of the refund an earlier run asked for
+// (WechatRefunds.Awaiting) and records it.
+func (o *order) finishRefund(ctx workflow.Context) error {
+	result, err := awaitRefund(ctx, o)
+	if err != nil {
+		return err
+	}
+	return o.recordSettledRefund(ctx, result, o.RestoreStock)
 }
 
 func (o *order) wechatRefunds() *WechatRefunds { return &o.WechatRefunds }

@@ -23,12 +23,17 @@ func (o *order) listen(ctx workflow.Context) {
 		for {
 			var p PaymentNotice
 			ch.Receive(ctx, &p)
-			o.logger.Info("payment reported", "transaction_id", p.TransactionID, "trade_state", p.TradeState, "source", p.Source)
-			o.Inbox = append(o.Inbox, p)
+			o.notePayment(p)
 		}
 	})
 	listenRefunds(ctx, o.logger, &o.WechatRefunds)
 	o.listenWechat(ctx)
+}
+
+// notePayment queues a payment WeChat reported for the main loop.
+func (o *order) notePayment(p PaymentNotice) {
+	o.logger.Info("payment reported", "transaction_id", p.TransactionID, "trade_state", p.TradeState, "source", p.Source)
+	o.Inbox = append(o.Inbox, p)
 }
 
 func (o *order) registerHandlers(ctx workflow.Context) error {
@@ -171,8 +176,11 @@ func (o *order) handleRefund(ctx workflow.Context, req RefundRequest) (OrderView
 
 func (o *order) validateShip(ctx workflow.Context, _ ShipRequest) error {
 	switch o.Status {
-	case status.Paid, status.Shipped:
+	case status.Paid:
 		return nil
+	case status.Shipped:
+		// Shipped already: a repeat writes nothing (ErrTypeAlreadyRequested).
+		return refuse(ErrTypeAlreadyRequested, "order %s has shipped", o.Input.OrderNo)
 	}
 	return refuse(ErrTypeNotShippable, "order %s is %s; only a PAID order ships", o.Input.OrderNo, o.Status)
 }

@@ -100,8 +100,9 @@ const (
 	ErrTypeSyncNotNeeded = "SYNC_NOT_NEEDED"
 	// ErrTypeAlreadyRequested: a validator's refusal of a request the order
 	// already holds or is acting on — a pay while it holds a fresh prepay, a
-	// cancel while it closes, a refund while it refunds. Not an error for the
-	// caller: the answer is the order as it is (for pay, QueryPayParams).
+	// cancel while it closes, a refund while it refunds, a ship once shipped.
+	// Not an error for the caller: the answer is the order as it is (for
+	// pay, QueryPayParams).
 	// Refused before history, so however often a client repeats itself it
 	// writes nothing, and cannot use up Temporal's limit on the updates of
 	// one workflow (history.maxTotalUpdates) that the order's later steps
@@ -119,7 +120,7 @@ const (
 
 // Metrics the workflows emit (workflow.GetMetricsHandler: the worker's
 // Prometheus /metrics, counters suffixed _total). Operators alert on
-// flagged orders and failed stray refunds.
+// flagged orders, failed stray refunds and histories past the warning size.
 const (
 	// MetricOrderTransitions counts status changes, labelled from and to.
 	MetricOrderTransitions = "ordersaga_order_transitions"
@@ -130,6 +131,16 @@ const (
 	// MetricStrayPayments counts stray payments by outcome (REFUNDED,
 	// REFUND_FAILED, KEPT, IGNORED).
 	MetricStrayPayments = "ordersaga_stray_payments"
+	// MetricContinuedAsNew counts runs that handed their state to a new run
+	// of the same workflow (keepHistoryBudget), labelled workflow
+	// (OrderWorkflow, StrayPaymentWorkflow) and reason (suggested: Temporal
+	// suggested it; events, bytes: the history reached the budget).
+	MetricContinuedAsNew = "ordersaga_workflow_continued_as_new"
+	// MetricHistoryLarge counts runs whose history passed the warning size
+	// (historyWarnEvents, historyWarnBytes) without continuing as new,
+	// labelled workflow: operators alert on it before Temporal's limit
+	// terminates the run.
+	MetricHistoryLarge = "ordersaga_workflow_history_large"
 )
 
 // WorkflowID is the ID of an order's workflow: one order, one workflow, found

@@ -29,8 +29,10 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	// local activities (localDBActivities); older ones replay as they ran.
 	o.localDB = runsDBLocally(ctx)
 	// Orders started since this change report their shipment to WeChat
-	// and complete on its word; older ones replay as they ran.
-	if reportsShipping(ctx) {
+	// and complete on its word; older ones replay as they ran. A continued
+	// run keeps the first run's answer: it is in the state (WechatShipping),
+	// and a fresh question would answer the new path for any order.
+	if in.Continued == nil && reportsShipping(ctx) {
 		o.WechatShipping = &WechatShipping{}
 	}
 	// The order's work runs on a context that Temporal's cancellation does not
@@ -42,19 +44,51 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	}
 	o.listen(ctx)
 
-	// Each step ends in a status, and the status says what comes next.
+	var err error
+	if in.Continued != nil {
+		err = o.resume(ctx)
+	} else {
+		err = o.live(ctx)
+	}
+	if isContinueAsNew(err) {
+		// The state, with every signal taken, goes on in the next run.
+		return OrderView{}, err
+	}
+	return o.end(ctx, err)
+}
+
+// live takes a new order from its placing to its end. Each step ends in a
+// status, and the status says what comes next.
+func (o *order) live(ctx workflow.Context) error {
 	if err := o.place(ctx); err != nil || o.Status == status.Refused {
-		return o.end(ctx, err)
+		return err
 	}
 	if err := o.awaitPayment(ctx); err != nil {
-		return o.end(ctx, err)
+		return err
 	}
 	if o.Status == status.Paid {
-		if err := o.fulfil(ctx); err != nil {
-			return o.end(ctx, err)
-		}
+		return o.fulfil(ctx)
 	}
-	return o.end(ctx, nil)
+	return nil
+}
+
+// resume goes on from where an earlier run of the order continued as new:
+// a long wait after payment (for the shop, the user, or a refund's result).
+func (o *order) resume(ctx workflow.Context) error {
+	o.logger.Info("order continued from an earlier run", "status", o.Status, "runs_before", o.Runs)
+	o.showDetails(ctx)
+	switch {
+	case o.Status == status.Refunding && o.WechatRefunds.Awaiting != nil:
+		return o.finishRefund(ctx)
+	case o.Status == status.Paid || o.Status == status.Shipped:
+		if o.Status == status.Shipped && !o.reportsToWechat() {
+			// The old path's timer died with the last run; the
+			// shipping-management path waits for deadlines in its state.
+			o.armAutoConfirm(ctx)
+		}
+		return o.awaitFulfilment(ctx)
+	}
+	return fmt.Errorf("order %s continued as %s: no way forward", o.Input.OrderNo, o.Status)
 }
 
 // order is one run of an order's workflow: the order's durable state, and
@@ -73,24 +107,59 @@ type order struct {
 	paying bool
 	// autoConfirm fires at AutoConfirmAt (a shipped order completes).
 	autoConfirm workflow.Future
+	budget      historyBudget
 }
 
 func newOrder(ctx workflow.Context, in OrderInput) *order {
+	o := &order{
+		logger: log.With(workflow.GetLogger(ctx),
+			"order_no", in.OrderNo, "workflow_id", workflow.GetInfo(ctx).WorkflowExecution.ID),
+		budget: historyBudget{workflowType: OrderWorkflowName},
+	}
+	if in.Continued != nil {
+		o.OrderState = *in.Continued
+		o.Runs++
+		// Maps a JSON null left nil.
+		if o.Seen == nil {
+			o.Seen = map[string]bool{}
+		}
+		if o.WechatRefunds.Results == nil {
+			o.WechatRefunds.Results = map[string]RefundNotice{}
+		}
+		return o
+	}
 	if in.AutoConfirm <= 0 {
 		in.AutoConfirm = DefaultAutoConfirm
 	}
-	return &order{
-		OrderState: OrderState{
-			Input:         in,
-			Status:        status.Pending,
-			Deadline:      workflow.Now(ctx).Add(in.PayTimeout),
-			Seen:          map[string]bool{},
-			WechatRefunds: WechatRefunds{Results: map[string]RefundNotice{}},
-		},
-		logger: log.With(workflow.GetLogger(ctx),
-			"order_no", in.OrderNo, "workflow_id", workflow.GetInfo(ctx).WorkflowExecution.ID),
+	o.OrderState = OrderState{
+		Input:         in,
+		Status:        status.Pending,
+		Deadline:      workflow.Now(ctx).Add(in.PayTimeout),
+		Seen:          map[string]bool{},
+		WechatRefunds: WechatRefunds{Results: map[string]RefundNotice{}},
 	}
+	return o
 }
+
+// drainSignals takes the payments, refund results and WeChat's shipping
+// events reported and not yet taken (continuer).
+func (o *order) drainSignals(ctx workflow.Context) {
+	drainChannel(ctx, SignalPayment, o.notePayment)
+	drainRefunds(ctx, o.logger, &o.WechatRefunds)
+	drainChannel(ctx, SignalWechatEvent, o.noteWechatEvent)
+}
+
+// continuation ends this run and starts the next with the order's state
+// (continuer): the same input, carrying the state.
+func (o *order) continuation(ctx workflow.Context) error {
+	st := o.OrderState
+	st.Input.Continued = nil
+	next := o.Input
+	next.Continued = &st
+	return workflow.NewContinueAsNewError(ctx, OrderWorkflowName, next)
+}
+
+func (o *order) historyBudget() *historyBudget { return &o.budget }
 
 // detachFromCancellation returns a context Temporal's cancellation does not
 // reach, and turns a cancel request into the user's cancel: an unpaid order

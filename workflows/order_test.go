@@ -775,6 +775,30 @@ func TestShippedOrderCompletesOnConfirmOrByItself(t *testing.T) {
 	}
 }
 
+// Shipping a shipped order again (a double click, a script's retry) is
+// refused by the validator, so it writes nothing to history: repeats could
+// otherwise use up Temporal's limit on one workflow's updates and leave the
+// order unable to take its refund. The API answers it with the order.
+func TestShippingAShippedOrderAgainWritesNothing(t *testing.T) {
+	w := newWorld()
+	h := newHarness(t, w)
+	h.update(time.Minute, UpdatePay)
+	h.signal(2*time.Minute, SignalPayment, h.payment())
+	h.update(time.Hour, UpdateShip, ShipRequest{TrackingNo: "SF1"})
+	again := h.update(2*time.Hour, UpdateShip, ShipRequest{TrackingNo: "SF2"})
+	h.update(3*time.Hour, UpdateConfirm)
+	final := h.run()
+
+	again.refusedWith(t, ErrTypeAlreadyRequested)
+	if !again.rejected {
+		t.Fatalf("the second ship was accepted: a repeat must not reach history")
+	}
+	want := []status.Order{status.Paid, status.Shipped, status.Completed}
+	if got := statuses(final); !slices.Equal(got, want) || w.count(ActivitySetOrderStatus) != 2 {
+		t.Fatalf("transitions %v (want %v), %d status writes", got, want, w.count(ActivitySetOrderStatus))
+	}
+}
+
 func TestASecondPaymentOfAPaidOrderIsReturned(t *testing.T) {
 	w := newWorld()
 	w.refundSettlesAs = status.RefundSuccess

@@ -60,8 +60,13 @@ const (
 	billWaitFirst = 5 * time.Minute
 	billWaitMax   = 30 * time.Minute
 	// billWaitFor: after this long the run gives up on a bill still being
-	// made and fails (a person looks; the next run tries again).
-	billWaitFor = 24 * time.Hour
+	// made and fails (a person looks; the next run tries again). Less than
+	// the schedule's day: the daily run must end before the next one is
+	// due, which the overlap policy (skip) would otherwise drop. It decides
+	// whether the run waits again or fails, so a change goes behind
+	// GetVersion (ChangeBillWait): runs started before keep billWaitForV0.
+	billWaitFor   = 23 * time.Hour
+	billWaitForV0 = 24 * time.Hour
 	// reconcileAttempts bounds the attempts at one bill (a bad download,
 	// WeChat or the database failing): each downloads it again.
 	reconcileAttempts = 6
@@ -279,7 +284,8 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileSummar
 			temporal.NewNonRetryableApplicationError("reconciliation of "+date+" failed: "+reason, ErrTypeReconcileFailed, cause)
 	}
 
-	deadline := workflow.Now(ctx).Add(billWaitFor)
+	waitFor := billWaitLimit(ctx)
+	deadline := workflow.Now(ctx).Add(waitFor)
 	wait := billWaitFirst
 	for attempt := 1; ; attempt++ {
 		show(fmt.Sprintf("**%s**: downloading and comparing the bill", date))
@@ -309,7 +315,7 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileSummar
 		}
 		now := workflow.Now(ctx)
 		if !now.Before(deadline) {
-			return fail(fmt.Sprintf("WeChat was still making the bill after %v (STATEMENT_CREATING, %d requests)", billWaitFor, attempt), nil)
+			return fail(fmt.Sprintf("WeChat was still making the bill after %v (STATEMENT_CREATING, %d requests)", waitFor, attempt), nil)
 		}
 		d := min(wait, deadline.Sub(now))
 		show(fmt.Sprintf("**%s**: WeChat is still making the bill (STATEMENT_CREATING); asking again in %v", date, d))

@@ -122,20 +122,33 @@ func TestReconcileWaitsForTheBillWithBackoffThenReportsTheDrift(t *testing.T) {
 }
 
 func TestReconcileGivesUpOnABillStillBeingMadeAfterADay(t *testing.T) {
-	d := &billDesk{notReady: 1_000_000}
-	env, _ := newReconcileEnv(t, d)
-	start := env.Now()
-	env.ExecuteWorkflow(ReconcileWorkflowName, ReconcileInput{BillDate: "2026-12-05"})
-	err := env.GetWorkflowError()
-	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeReconcileFailed {
-		t.Fatalf("err = %v; want %s", err, ErrTypeReconcileFailed)
-	}
-	if took := env.Now().Sub(start); took < billWaitFor || took > billWaitFor+billWaitMax {
-		t.Errorf("gave up after %v, want %v", took, billWaitFor)
-	}
-	if len(d.failed) != 1 || d.failed[0].RunID != 42 || !strings.Contains(d.failed[0].Reason, "STATEMENT_CREATING") {
-		t.Errorf("failed %+v", d.failed)
+	for _, c := range []struct {
+		name    string
+		version workflow.Version
+		want    time.Duration
+	}{
+		{"started after " + ChangeBillWait, 1, billWaitFor},
+		{"started before it: waits as it did", workflow.DefaultVersion, billWaitForV0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := &billDesk{notReady: 1_000_000}
+			env, _ := newReconcileEnv(t, d)
+			env.OnGetVersion(ChangeBillWait, workflow.DefaultVersion, 1).Return(c.version)
+			start := env.Now()
+			env.ExecuteWorkflow(ReconcileWorkflowName, ReconcileInput{BillDate: "2026-12-05"})
+			err := env.GetWorkflowError()
+			var appErr *temporal.ApplicationError
+			if !errors.As(err, &appErr) || appErr.Type() != ErrTypeReconcileFailed {
+				t.Fatalf("err = %v; want %s", err, ErrTypeReconcileFailed)
+			}
+			if took := env.Now().Sub(start); took < c.want || took > c.want+billWaitMax {
+				t.Errorf("gave up after %v, want %v", took, c.want)
+			}
+			if len(d.failed) != 1 || d.failed[0].RunID != 42 || !strings.Contains(d.failed[0].Reason, "STATEMENT_CREATING") ||
+				!strings.Contains(d.failed[0].Reason, c.want.String()) {
+				t.Errorf("failed %+v", d.failed)
+			}
+		})
 	}
 }
 
@@ -199,6 +212,23 @@ func TestReconcileRefusesADateThatIsNotOne(t *testing.T) {
 	}
 	if len(d.started) != 0 || d.attempts != 0 {
 		t.Errorf("activities ran: %+v %d", d.started, d.attempts)
+	}
+}
+
+// The schedule starts the daily run every 24 h with overlap policy skip: a
+// run still waiting for a bill WeChat never finishes making must end before
+// the next day's run is due, or that day is skipped and never reconciled.
+func TestDailyRunWaitingForABillEndsBeforeTheNextDaysRun(t *testing.T) {
+	d := &billDesk{notReady: 1_000_000}
+	env, _ := newReconcileEnv(t, d)
+	start := time.Date(2026, 12, 6, 2, 30, 0, 0, time.UTC) // 10:30 Beijing time, as scheduled
+	env.SetStartTime(start)
+	env.ExecuteWorkflow(ReconcileDailyWorkflowName)
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "STATEMENT_CREATING") {
+		t.Fatalf("err = %v; want the child's failure on a bill still being made", err)
+	}
+	if next := start.Add(24 * time.Hour); !env.Now().Before(next) {
+		t.Errorf("the daily run ended at %v, not before the next one is due at %v", env.Now().UTC(), next)
 	}
 }
 

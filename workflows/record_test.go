@@ -41,7 +41,9 @@ import (
 // recordVersion to the new change's name (and add it to recordedVersions)
 // before recording.
 func TestRecordHistories(t *testing.T) {
-	ts, err := testenv.Temporal()
+	// Temporal suggests continuing as new from recordSuggestAt events: above
+	// every path but the one that continues on purpose.
+	ts, err := testenv.TemporalWithLimits(testenv.Limits{SuggestContinueAsNew: recordSuggestAt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +65,10 @@ func TestRecordHistories(t *testing.T) {
 		})
 	}
 }
+
+// recordSuggestAt is the history length from which the recording server
+// suggests continuing as new (the longest path is ~80 events).
+const recordSuggestAt = 120
 
 var recordings = []struct {
 	name        string
@@ -243,6 +249,39 @@ var recordings = []struct {
 			r.t.Fatalf("stray payment workflow: %+v %v", v, err)
 		}
 		return map[string]string{"paid-after-close-stray-refund": stray}
+	}},
+	{"shipped-continued", time.Minute, 0, false, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF3000000001"})
+		id := workflows.WorkflowID(no)
+		d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		firstRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		// WeChat repeats the payment's notify until Temporal suggests
+		// continuing as new: the order goes on in a new run.
+		tx := r.env.Sim.Transactions()
+		var repeat workflows.PaymentNotice
+		for _, t := range tx {
+			if t.OutTradeNo == no {
+				repeat = workflows.PaymentNotice{OutTradeNo: no, TransactionID: t.TransactionID, TradeState: workflows.TradeSuccess,
+					AppID: t.AppID, MchID: t.MchID, AmountFen: t.TotalFen, PayerTotalFen: t.TotalFen, Currency: "CNY", Source: "notify"}
+			}
+		}
+		testenv.Eventually(r.t, time.Minute, "order "+no+" continued as new", func() (bool, string) {
+			if err := r.env.Temporal.SignalWorkflow(r.ctx, id, "", workflows.SignalPayment, repeat); err != nil {
+				return false, err.Error()
+			}
+			d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
+			if err != nil {
+				return false, err.Error()
+			}
+			return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun, "still the first run"
+		})
+		r.saveRun("shipped-continued-first-run", id, firstRun)
+		r.update(no, workflows.UpdateConfirm, nil)
+		return r.ended("shipped-continued", no, status.Completed)
 	}},
 	// WeChat's order shipping management (ChangeWechatShipping).
 	{"shipped-confirmed-in-wechat", time.Minute, 0, true, func(r *recorder) map[string]string {
@@ -463,8 +502,11 @@ func (r *recorder) ended(name, no string, want status.Order) map[string]string {
 	return map[string]string{name: workflows.WorkflowID(no)}
 }
 
-func (r *recorder) save(name, workflowID string) {
-	it := r.env.Temporal.GetWorkflowHistory(r.ctx, workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+func (r *recorder) save(name, workflowID string) { r.saveRun(name, workflowID, "") }
+
+// saveRun writes the history of one run of a workflow ("": the latest).
+func (r *recorder) saveRun(name, workflowID, runID string) {
+	it := r.env.Temporal.GetWorkflowHistory(r.ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	h := &historypb.History{}
 	for it.HasNext() {
 		ev, err := it.Next()

@@ -149,30 +149,36 @@ type RemindResult struct {
 func (o *order) reportsToWechat() bool { return o.WechatShipping != nil }
 
 // listenWechat records the shipping-management events WeChat pushes about
-// this order's payment: the first settlement (receipt confirmed), and
-// reminders to ship. Events of another transaction are not this order's.
+// this order's payment (noteWechatEvent).
 func (o *order) listenWechat(ctx workflow.Context) {
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		ch := workflow.GetSignalChannel(ctx, SignalWechatEvent)
 		for {
 			var e WechatEvent
 			ch.Receive(ctx, &e)
-			o.logger.Info("WeChat shipping event", "event", e.Event, "transaction_id", e.TransactionID)
-			if o.TransactionID == "" || e.TransactionID != o.TransactionID {
-				o.logger.Warn("WeChat shipping event of another payment: ignored", "event", e.Event,
-					"transaction_id", e.TransactionID, "order_transaction_id", o.TransactionID)
-				continue
-			}
-			switch e.Event {
-			case EventOrderSettlement:
-				if o.WechatSettlement == nil {
-					o.WechatSettlement = &e
-				}
-			case EventRemindShipping:
-				o.ShippingReminder = &e
-			}
+			o.noteWechatEvent(e)
 		}
 	})
+}
+
+// noteWechatEvent records one shipping-management event for the main
+// loop: the first settlement (receipt confirmed), and reminders to ship.
+// Events of another transaction are not this order's.
+func (o *order) noteWechatEvent(e WechatEvent) {
+	o.logger.Info("WeChat shipping event", "event", e.Event, "transaction_id", e.TransactionID)
+	if o.TransactionID == "" || e.TransactionID != o.TransactionID {
+		o.logger.Warn("WeChat shipping event of another payment: ignored", "event", e.Event,
+			"transaction_id", e.TransactionID, "order_transaction_id", o.TransactionID)
+		return
+	}
+	switch e.Event {
+	case EventOrderSettlement:
+		if o.WechatSettlement == nil {
+			o.WechatSettlement = &e
+		}
+	case EventRemindShipping:
+		o.ShippingReminder = &e
+	}
 }
 
 // wechatView is the state query's WechatShippingView (nil when WeChat is

@@ -45,8 +45,11 @@ type OrderState struct {
 	ConfirmRequest *request[struct{}]      `json:"confirm_request,omitempty"`
 	// AutoConfirmAt is when a shipped order completes by itself (on the
 	// shipping-management path: when WeChat is first asked).
-	AutoConfirmAt time.Time     `json:"auto_confirm_at,omitempty"`
-	RefundSeq     int           `json:"refund_seq,omitempty"` // refunds asked of WeChat: the n of OrderRefundNo
+	AutoConfirmAt time.Time `json:"auto_confirm_at,omitempty"`
+	RefundSeq     int       `json:"refund_seq,omitempty"` // refunds asked of WeChat: the n of OrderRefundNo
+	// RestoreStock: the refund under way puts the order's stock back when
+	// it succeeds (it was asked before shipping).
+	RestoreStock  bool          `json:"restore_stock,omitempty"`
 	Refunds       []RefundView  `json:"refunds,omitempty"`
 	WechatRefunds WechatRefunds `json:"wechat_refunds"` // their results, and the one awaited now
 
@@ -61,6 +64,9 @@ type OrderState struct {
 	Flags       []string     `json:"flags,omitempty"`
 	Transitions []Transition `json:"transitions,omitempty"`
 	Waiting     string       `json:"waiting,omitempty"` // what the order waits for now
+	// Runs is how many runs of the workflow came before this one: each
+	// continued as new when its history reached the budget.
+	Runs int `json:"runs,omitempty"`
 }
 
 // Prepay is how far the order's JSAPI prepay at WeChat Pay has got.

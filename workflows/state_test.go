@@ -51,7 +51,7 @@ func checkPlain(t *testing.T, typ reflect.Type, path string, seen map[reflect.Ty
 // converter a workflow's arguments go through.
 func TestDurableStateSurvivesAPayloadRoundTrip(t *testing.T) {
 	for _, v := range []any{&OrderState{}, &StrayState{}} {
-		fill(reflect.ValueOf(v).Elem())
+		fill(reflect.ValueOf(v).Elem(), map[reflect.Type]bool{})
 		payload, err := converter.GetDefaultDataConverter().ToPayload(v)
 		if err != nil {
 			t.Fatal(err)
@@ -66,10 +66,15 @@ func TestDurableStateSurvivesAPayloadRoundTrip(t *testing.T) {
 	}
 }
 
-// fill sets every field of v, however deep, to a value that is not its zero.
-func fill(v reflect.Value) {
+// fill sets every field of v, however deep, to a value that is not its
+// zero — but a pointer back to a type being filled (OrderInput.Continued
+// is an OrderState) stays nil, or it would never end.
+func fill(v reflect.Value, filling map[reflect.Type]bool) {
 	if !v.CanSet() {
 		return // not plain data: TestDurableStateIsPlainData says so
+	}
+	if filling[v.Type()] {
+		return
 	}
 	if v.Type() == reflect.TypeOf(time.Time{}) {
 		v.Set(reflect.ValueOf(time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)))
@@ -83,20 +88,25 @@ func fill(v reflect.Value) {
 	case reflect.Int, reflect.Int64:
 		v.SetInt(7)
 	case reflect.Pointer:
+		if filling[v.Type().Elem()] {
+			return
+		}
 		v.Set(reflect.New(v.Type().Elem()))
-		fill(v.Elem())
+		fill(v.Elem(), filling)
 	case reflect.Slice:
 		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
-		fill(v.Index(0))
+		fill(v.Index(0), filling)
 	case reflect.Map:
 		v.Set(reflect.MakeMap(v.Type()))
 		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-		fill(k)
-		fill(e)
+		fill(k, filling)
+		fill(e, filling)
 		v.SetMapIndex(k, e)
 	case reflect.Struct:
+		filling[v.Type()] = true
+		defer delete(filling, v.Type())
 		for i := range v.NumField() {
-			fill(v.Field(i))
+			fill(v.Field(i), filling)
 		}
 	}
 }

@@ -38,8 +38,22 @@ func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaym
 	listenRefunds(ctx, s.logger, &s.WechatRefunds)
 	// Compensation must finish even if someone cancels this workflow.
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrOrderNo.ValueSet(in.Payment.OutTradeNo)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrOrderNo.ValueSet(s.Input.Payment.OutTradeNo)); err != nil {
 		s.logger.Warn("upsert search attributes", "error", err)
+	}
+
+	if in.Continued != nil {
+		// An earlier run continued as new while it awaited the refund.
+		s.logger.Info("stray payment continued from an earlier run", "status", s.Status, "runs_before", s.Runs)
+		if s.Status != StrayRefunding || s.WechatRefunds.Awaiting == nil {
+			return s.view(), fmt.Errorf("stray payment %s continued as %s: no way forward", s.Input.Payment.TransactionID, s.Status)
+		}
+		result, err := awaitRefund(ctx, s)
+		if err != nil {
+			return StrayPaymentView{}, err // continued as new again
+		}
+		err = s.settle(ctx, result)
+		return s.view(), err
 	}
 
 	d, err := s.examine(ctx)
@@ -51,6 +65,9 @@ func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaym
 		return s.view(), nil
 	}
 	err = s.refund(ctx, d) // before the view: it is the refund's outcome
+	if isContinueAsNew(err) {
+		return StrayPaymentView{}, err
+	}
 	return s.view(), err
 }
 
@@ -61,22 +78,50 @@ type StrayState struct {
 	Status        string            `json:"status"` // Stray*
 	OutRefundNo   string            `json:"out_refund_no,omitempty"`
 	WechatRefunds WechatRefunds     `json:"wechat_refunds"`
+	// Runs is how many runs came before this one (each continued as new).
+	Runs int `json:"runs,omitempty"`
 }
 
 // stray is one run of a StrayPaymentWorkflow.
 type stray struct {
 	StrayState
 	logger log.Logger
+	budget historyBudget
 }
 
 func newStray(ctx workflow.Context, in StrayPaymentInput) *stray {
-	p := in.Payment
+	st := StrayState{Input: in, Status: StrayExamining, WechatRefunds: WechatRefunds{Results: map[string]RefundNotice{}}}
+	if in.Continued != nil {
+		st = *in.Continued
+		st.Runs++
+		if st.WechatRefunds.Results == nil {
+			st.WechatRefunds.Results = map[string]RefundNotice{}
+		}
+	}
+	p := st.Input.Payment
 	return &stray{
-		StrayState: StrayState{Input: in, Status: StrayExamining, WechatRefunds: WechatRefunds{Results: map[string]RefundNotice{}}},
+		StrayState: st,
 		logger: log.With(workflow.GetLogger(ctx), "order_no", p.OutTradeNo,
 			"workflow_id", workflow.GetInfo(ctx).WorkflowExecution.ID, "transaction_id", p.TransactionID),
+		budget: historyBudget{workflowType: StrayPaymentWorkflowName},
 	}
 }
+
+// drainSignals takes the refund results reported and not yet taken
+// (continuer).
+func (s *stray) drainSignals(ctx workflow.Context) { drainRefunds(ctx, s.logger, &s.WechatRefunds) }
+
+// continuation ends this run and starts the next with the state
+// (continuer).
+func (s *stray) continuation(ctx workflow.Context) error {
+	st := s.StrayState
+	st.Input.Continued = nil
+	next := st.Input
+	next.Continued = &st
+	return workflow.NewContinueAsNewError(ctx, StrayPaymentWorkflowName, next)
+}
+
+func (s *stray) historyBudget() *historyBudget { return &s.budget }
 
 // examine records the payment and finds whether anyone keeps it.
 func (s *stray) examine(ctx workflow.Context) (StrayDecision, error) {
@@ -108,11 +153,20 @@ func (s *stray) refund(ctx workflow.Context, d StrayDecision) error {
 	p := s.Input.Payment
 	s.Status, s.OutRefundNo = StrayRefunding, StrayRefundNo(p.TransactionID)
 	s.logger.Warn("returning a stray payment", "out_refund_no", s.OutRefundNo, "why", d.Why)
-	result := requestRefund(ctx, s, RequestRefundInput{
+	result, err := requestRefund(ctx, s, RequestRefundInput{
 		OrderNo: p.OutTradeNo, TransactionID: p.TransactionID, OutRefundNo: s.OutRefundNo,
 		RefundFen: p.AmountFen, TotalFen: p.AmountFen, Reason: "payment returned: " + d.Why,
 	}, fmt.Sprintf("Refund stray payment %s (%s) at WeChat Pay", p.TransactionID, yuan(p.AmountFen)))
+	if err != nil {
+		return err // continued as new: the next run awaits the result
+	}
+	return s.settle(ctx, result)
+}
 
+// settle records the refund's result: REFUNDED, or REFUND_FAILED for a
+// person.
+func (s *stray) settle(ctx workflow.Context, result RefundNotice) error {
+	p := s.Input.Payment
 	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Record refund %s as %s", result.OutRefundNo, result.Status)))
 	if err := workflow.ExecuteActivity(actx, ActivitySettleRefund, SettleRefundInput{
 		OrderNo: p.OutTradeNo, Refund: result, OrderRefund: false,
@@ -141,8 +195,13 @@ func (s *stray) end(ctx workflow.Context, outcome string) {
 // and what the workflow is doing now.
 func (s *stray) setWaiting(ctx workflow.Context, what string) {
 	p := s.Input.Payment
-	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %s · transaction %s of order %s\n\n%s\n\nWhy: %s",
-		s.Status, yuan(p.AmountFen), p.TransactionID, p.OutTradeNo, what, s.Input.Reason))
+	run := ""
+	if s.Runs > 0 {
+		// A continued run has no static summary: the details line says what it is.
+		run = fmt.Sprintf(" · run %d (continued as new: the history budget)", s.Runs+1)
+	}
+	workflow.SetCurrentDetails(ctx, fmt.Sprintf("**%s** · %s · transaction %s of order %s%s\n\n%s\n\nWhy: %s",
+		s.Status, yuan(p.AmountFen), p.TransactionID, p.OutTradeNo, run, what, s.Input.Reason))
 }
 
 func (s *stray) wechatRefunds() *WechatRefunds { return &s.WechatRefunds }

@@ -25,6 +25,16 @@ const (
 	refundPollFirst  = 10 * time.Second
 	refundPollMax    = 30 * time.Minute
 	refundRequestFor = 24 * time.Hour
+	// A refund still PROCESSING is asked about less often as it ages
+	// (refundPollCap, since ChangeHistoryBudget): every refundPollMax until
+	// refundPollSlowAfter, every refundPollSlow until refundPollSlowestAfter,
+	// then every refundPollSlowest — about 4 questions a day, so a year of
+	// waiting is a few continued runs, not tens of thousands of events. The
+	// notify, when it comes, still ends the wait at once.
+	refundPollSlowAfter    = 3 * 24 * time.Hour
+	refundPollSlow         = 2 * time.Hour
+	refundPollSlowestAfter = 14 * 24 * time.Hour
+	refundPollSlowest      = 6 * time.Hour
 	// refundStallAfter: a refund still PROCESSING at WeChat this long after
 	// it was accepted flags the order REFUND_STALLED (the waiting goes on).
 	refundStallAfter = 3 * 24 * time.Hour

@@ -68,6 +68,10 @@ type OrderInput struct {
 	// reported for this order under any other is not this order's money.
 	AppID string `json:"app_id"`
 	MchID string `json:"mch_id"`
+	// Continued is the state an earlier run of the order's workflow handed
+	// on when it continued as new (its history budget); nil for the first
+	// run, which the API starts.
+	Continued *OrderState `json:"continued,omitempty"`
 }
 
 // DefaultAutoConfirm is how long after shipping an order completes by itself
@@ -331,6 +335,9 @@ type StrayPaymentInput struct {
 	Payment PaymentNotice `json:"payment"`
 	// Reason is why no order keeps this money ("order closed", "amount mismatch", ...).
 	Reason string `json:"reason"`
+	// Continued is the state an earlier run handed on when it continued
+	// as new (its history budget); nil for the first run.
+	Continued *StrayState `json:"continued,omitempty"`
 }
 
 // StrayDecision is what ExamineStrayPayment found.

@@ -1,6 +1,10 @@
 package workflows
 
-import "go.temporal.io/sdk/workflow"
+import (
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
 
 // Every change of the workflows' logic that running workflows must replay
 // as they ran (README, "Changing the workflow safely"), oldest first. Each
@@ -38,14 +42,51 @@ func reportsStalledRefunds(ctx workflow.Context) bool {
 	return workflow.GetVersion(ctx, ChangeRefundStall, workflow.DefaultVersion, 1) >= 1
 }
 
+// ChangeBillWait (2026-12-07, review-17): a reconciliation gives up on a
+// bill WeChat is still making after billWaitFor (23 h) instead of 24 h, so
+// that the daily run ends before the schedule's next one is due (overlap
+// policy skip would drop that day). Asked once, when the run starts
+// waiting; runs that started before keep billWaitForV0.
+const ChangeBillWait = "reconcile-bill-wait-23h"
+
+// billWaitLimit is how long this reconciliation waits for a bill WeChat is
+// still making (ChangeBillWait).
+func billWaitLimit(ctx workflow.Context) time.Duration {
+	if workflow.GetVersion(ctx, ChangeBillWait, workflow.DefaultVersion, 1) >= 1 {
+		return billWaitFor
+	}
+	return billWaitForV0
+}
+
+// ChangeHistoryBudget (2026-12-07, issue 19): a workflow that waits long
+// continues as new when Temporal suggests it or its history reaches the
+// budget (keepHistoryBudget), and a refund WeChat keeps PROCESSING is asked
+// about less often as it ages (refundPollCap: every 30 minutes for
+// refundPollSlowAfter, then every 2 hours, then every 6 after
+// refundPollSlowestAfter); before it, a run grew until Temporal cut it
+// off, asking every 30 minutes. Asked where the two first differ — when a
+// run first reaches its budget, or a refund first reaches
+// refundPollSlowAfter — so runs already waiting take the change from then
+// on, and recorded histories that never got there replay without a marker.
+const ChangeHistoryBudget = "history-budget"
+
+// keepsHistoryBudget reports whether this run keeps the history budget and
+// slows its refund polling (ChangeHistoryBudget).
+func keepsHistoryBudget(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeHistoryBudget, workflow.DefaultVersion, 1) >= 1
+}
+
 // ChangeWechatShipping (2026-12-07, issue 16): an order reports its
 // shipment to WeChat's order shipping management once SHIPPED, and — when
 // WeChat manages the shop's shipping — completes on WeChat's word (its
 // settlement event, or WeChat asked at the auto-confirm time and after)
 // instead of by itself; the user's confirmation is checked with WeChat.
-// Asked once, when the order starts: orders started before keep the old
-// path to their end. (WeChat's events are taken by every order: no history
-// recorded before this change holds one.)
+// Asked once, when the order's first run starts: orders started before
+// keep the old path to their end. A run continued as new (ChangeHistoryBudget)
+// does not ask again — a new run has no marker, and would answer the new
+// path — but takes the answer from its state (OrderState.WechatShipping
+// set: the new path). (WeChat's events are taken by every order: no
+// history recorded before this change holds one.)
 const ChangeWechatShipping = "wechat-shipping"
 
 // reportsShipping reports whether this order takes the shipping-management

@@ -64,7 +64,26 @@ func (o *order) showDetails(ctx workflow.Context) {
 	if o.Waiting != "" {
 		details += "\n\n" + o.Waiting
 	}
+	if o.Runs > 0 {
+		// Temporal starts a continued run without the static summary the
+		// API gave the first: the details line carries it.
+		details = fmt.Sprintf("%s · run %d (continued as new: the history budget)\n\n%s", o.summary(), o.Runs+1, details)
+	}
 	workflow.SetCurrentDetails(ctx, details)
+}
+
+// summary is the order's one line, as the API's static summary of its
+// first run reads: "Order 2026112300012 · ¥39.00 · 1 item".
+func (o *order) summary() string {
+	var units int64
+	for _, it := range o.Created.Items {
+		units += it.Quantity
+	}
+	noun := "items"
+	if units == 1 {
+		noun = "item"
+	}
+	return fmt.Sprintf("Order %s · %s · %d %s", o.Input.OrderNo, yuan(o.Created.TotalFen), units, noun)
 }
 
 // flag marks the order for a person: on the row (FlagOrder), in the state

@@ -47,6 +47,8 @@ type world struct {
 	onQuery func(w *world, orderNo string, n int)
 	// onClose runs before the close is applied (paid a moment before close).
 	onClose func(w *world, orderNo string)
+	// onRefundQuery runs before each refund query answers.
+	onRefundQuery func(w *world, outRefundNo string)
 
 	// WeChat's shipping management: whether it manages the shop (false: the
 	// activities answer Managed false, as with WECHAT_SHIPPING_MANAGED=off),
@@ -433,6 +435,9 @@ func (w *world) queryRefund(_ context.Context, no string) (RefundNotice, error) 
 	defer w.mu.Unlock()
 	if err := w.enter(ActivityQueryRefund, no); err != nil {
 		return RefundNotice{}, err
+	}
+	if w.onRefundQuery != nil {
+		w.onRefundQuery(w, no)
 	}
 	r := w.refunds[no]
 	if r.status == status.RefundProcessing && w.refundSettlesAs != "" {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +30,7 @@ import (
 	"ordersaga/internal/wxlogin"
 	"ordersaga/internal/wxpay"
 	"ordersaga/worker"
+	"ordersaga/workflows"
 )
 
 // TokenTTL is how long a mini-program login lasts.
@@ -160,6 +162,7 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer st.Close()
 	reg, sdkMetrics := NewMetrics()
+	DeclareWorkerMetrics(sdkMetrics, cfg.TemporalNamespace, cfg.TemporalTaskQueue)
 	tc, err := dialTemporal(ctx, cfg, log, sdkMetrics)
 	if err != nil {
 		return err
@@ -267,6 +270,27 @@ func NewMetrics() (*prometheus.Registry, *metrics.Temporal) {
 	m := metrics.NewTemporal()
 	reg.MustRegister(m)
 	return reg, m
+}
+
+// DeclareWorkerMetrics makes the counters the runbook's reconciliation
+// alerts read (docs/OPERATIONS.md §5) exist at 0 from the worker's start:
+// the drift by kind and the SDK's completed and failed ReconcileWorkflow
+// runs. Without it, the first drift of a kind, the first failure and the
+// first completion after each worker start are invisible to increase()
+// (metrics.DeclareCounter says why): the first hand-made refund would not
+// page, and "no reconciliation" would fire the day after a deploy.
+func DeclareWorkerMetrics(m *metrics.Temporal, namespace, taskQueue string) {
+	tags := metrics.SDKWorkflowTags(namespace, taskQueue, workflows.ReconcileWorkflowName)
+	for _, kind := range store.DriftKinds() {
+		if store.ExplainedKind(kind) {
+			continue // not counted: expected, listed apart
+		}
+		withKind := maps.Clone(tags)
+		withKind["kind"] = kind
+		m.DeclareCounter(workflows.MetricReconciliationDrift, withKind)
+	}
+	m.DeclareCounter("temporal_workflow_completed", tags)
+	m.DeclareCounter("temporal_workflow_failed", tags)
 }
 
 func registerProcessMetrics(reg *prometheus.Registry) {

@@ -124,6 +124,7 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	// Temporal SDK's and the workflows' own counters. (Dial connects without
 	// gRPC compression: the server is in this process.)
 	reg, sdkMetrics := NewMetrics()
+	DeclareWorkerMetrics(sdkMetrics, cfg.TemporalNamespace, cfg.TemporalTaskQueue)
 	tc, err := ts.Dial(ctx, client.Options{
 		Namespace:      cfg.TemporalNamespace,
 		Logger:         sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
@@ -183,11 +184,11 @@ const (
 func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simURL, apiURL string) error {
 	// The message push settings are secrets of the console: made once,
 	// kept with the keys, so a restart takes the simulator's retries.
-	pushToken, err := persistentSecret(filepath.Join(dataDir, "keys", "push_token"))
+	pushToken, err := PersistentSecret(filepath.Join(dataDir, "keys", "push_token"))
 	if err != nil {
 		return err
 	}
-	pushKey, err := persistentSecret(filepath.Join(dataDir, "keys", "push_aes_key"))
+	pushKey, err := PersistentSecret(filepath.Join(dataDir, "keys", "push_aes_key"))
 	if err != nil {
 		return err
 	}
@@ -200,19 +201,25 @@ func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simUR
 		cfg.ShippingManaged = config.ShippingOn
 	}
 	if cfg.JWTSecret == "" {
-		s, err := persistentSecret(filepath.Join(dataDir, "keys", "jwt_secret"))
+		s, err := PersistentSecret(filepath.Join(dataDir, "keys", "jwt_secret"))
 		if err != nil {
 			return err
 		}
 		cfg.JWTSecret = s
 	}
 	if cfg.AdminToken == "" {
-		cfg.AdminToken = "dev-admin-token-not-for-production"
+		cfg.AdminToken = DevAdminToken
 	}
 	return nil
 }
 
-func persistentSecret(path string) (string, error) {
+// DevAdminToken is the ADMIN_TOKEN of the stacks that run on one machine
+// (`ordersaga dev`, `ordersaga cluster`): the README's walk-through uses it.
+const DevAdminToken = "dev-admin-token-not-for-production"
+
+// PersistentSecret returns the 32-byte hex secret kept in path, generating
+// it on first use, so that tokens signed with it survive a restart.
+func PersistentSecret(path string) (string, error) {
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -260,6 +267,10 @@ Ship it as the shop, see WeChat's view, confirm receipt as the buyer in WeChat (
 
 Then open the Web UI (%[3]s) and filter: OrderNo="<order_no>" or OrderStatus="PAID"
 Unpaid orders close after ORDER_PAY_TIMEOUT (%[8]s).
+
+Reconcile today's orders with WeChat Pay's bill (served at once in dev; a bill date is a
+day of Beijing time, which may not be your date):
+  go run . reconcile -date $(TZ=Asia/Shanghai date +%%F) -api %[2]s -token %[6]s
 `, opts.DataDir, apiURL, uiURL, cfg.TemporalNamespace, cfg.TemporalAddress, cfg.AdminToken, simURL, cfg.OrderPayTimeout)
 }
 

@@ -55,7 +55,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		// The process runs the embedded server, as `ordersaga dev` does.
 		defer app.TuneGC()()
 	}
-	r.logf("starting the stack (%s database, %d worker replica(s))", o.DB, o.Workers)
+	r.logf("starting the stack (%s Temporal, %s database, %d worker replica(s))", o.Temporal, o.DB, o.Workers)
 	s, err := startStack(ctx, o)
 	if err != nil {
 		return nil, err
@@ -67,16 +67,20 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 
-	rep := &Report{Machine: machineInfo(), Settings: r.settings(ctx), Started: r.start.UTC()}
+	rep := &Report{Machine: machineInfo(), Settings: r.settings(ctx), Started: r.start.UTC(), CPU: map[string]map[string]float64{}}
 	profiled := func(phase string, f func()) error {
 		stop, err := r.profile(phase)
 		if err != nil {
 			return err
 		}
 		began := time.Now()
+		groups := r.s.cpuGroups()
+		cpu := cpuSeconds(groups)
 		r.logf("phase %s", phase)
 		f()
-		r.logf("phase %s done in %.1fs", phase, time.Since(began).Seconds())
+		took := time.Since(began)
+		rep.CPU[phase] = cpuDuring(cpu, cpuSeconds(groups), took)
+		r.logf("phase %s done in %.1fs", phase, took.Seconds())
 		return stop()
 	}
 	phases := []struct {

@@ -9,28 +9,47 @@ import (
 	"time"
 
 	"ordersaga/internal/bench"
-	"ordersaga/internal/chaos"
+	"ordersaga/internal/pgserver"
+	"ordersaga/internal/pgserver/pgservertest"
 )
 
 // A tiny run of every phase on the embedded database: the harness runs and
 // its report is well formed and adds up. Nothing here judges a time — the
 // CI machine is shared, and timings are for people (docs/BENCHMARKS.md).
 func TestTinyRunReportsEveryPhaseAndItsCountsAddUp(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	r := tinyRun(t, bench.Options{Temporal: bench.TemporalEmbedded, DB: bench.DBSQLite})
+	if r.Settings.DB != bench.DBSQLite {
+		t.Errorf("settings %+v", r.Settings)
+	}
+}
+
+// The same tiny run of every phase on a cluster — the official Temporal
+// server as separate processes on the shop's PostgreSQL server, as
+// `ordersaga cluster` runs it — with the CPU of each of its processes.
+func TestTinyRunOnAClusterReportsEveryPhase(t *testing.T) {
+	pgservertest.Need(t)
+	r := tinyRun(t, bench.Options{Temporal: bench.TemporalCluster, DB: bench.DBPostgres})
+	if !strings.HasPrefix(r.Settings.TemporalServer, "cluster: official temporal-server") {
+		t.Errorf("temporal server %q", r.Settings.TemporalServer)
+	}
+	for _, phase := range bench.AllPhases {
+		for _, group := range []string{"temporal frontend", "temporal history-1", "temporal history-2", "temporal matching", "postgres"} {
+			if _, ok := r.CPU[phase][group]; !ok {
+				t.Errorf("phase %s: no CPU of %s: %v", phase, group, r.CPU[phase])
+			}
+		}
+	}
+}
+
+// tinyRun runs every phase with a handful of orders and checks the report.
+func tinyRun(t *testing.T, o bench.Options) *bench.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var log bytes.Buffer
-	r, err := bench.Run(ctx, bench.Options{
-		DB:            bench.DBSQLite,
-		Users:         2,
-		Orders:        3,
-		Expiry:        3,
-		ExpiryTimeout: time.Second,
-		Burst:         4,
-		ReadRate:      40,
-		ReadFor:       250 * time.Millisecond,
-		Reconcile:     200,
-		Log:           &log,
-	})
+	o.Users, o.Orders, o.Expiry, o.ExpiryTimeout = 2, 3, 3, time.Second
+	o.Burst, o.ReadRate, o.ReadFor, o.Reconcile, o.Log = 4, 40, 250*time.Millisecond, 200, &log
+	r, err := bench.Run(ctx, o)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
@@ -60,7 +79,7 @@ func TestTinyRunReportsEveryPhaseAndItsCountsAddUp(t *testing.T) {
 	if x := r.Reconcile; x == nil || x.Error != "" || x.Trades != 200 || x.Drift != 10 || x.MatchedRefunds < 20 {
 		t.Errorf("reconcile: %+v; want 200 trades, the 10 refunds made by hand as the only drift", x)
 	}
-	if r.Ratio <= 0 || r.Machine.Cores <= 0 || r.Settings.Temporal.HistoryShards <= 0 || r.Settings.DB != bench.DBSQLite {
+	if r.Ratio <= 0 || r.Machine.Cores <= 0 || r.Settings.Temporal.HistoryShards <= 0 || r.Settings.DB != o.DB {
 		t.Errorf("ratio %v, machine %+v, settings %+v", r.Ratio, r.Machine, r.Settings)
 	}
 
@@ -81,12 +100,21 @@ func TestTinyRunReportsEveryPhaseAndItsCountsAddUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"cores", "no-op workflow", "paid orders end to end", "ours / no-op",
-		"notify_to_paid", "notify burst", "GET /v1/orders/:no", "closed after deadline", "reconcile: a day of 200 trades"} {
+		"notify_to_paid", "notify burst", "GET /v1/orders/:no", "closed after deadline", "reconcile: a day of 200 trades", "CPU during each phase"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
 	}
+	for _, phase := range bench.AllPhases {
+		if _, ok := r.CPU[phase]["bench process"]; !ok && o.Temporal == bench.TemporalCluster {
+			t.Errorf("phase %s: no CPU of the bench process: %v", phase, r.CPU[phase])
+		}
+		if len(r.CPU[phase]) == 0 {
+			t.Errorf("phase %s: no CPU figures", phase)
+		}
+	}
 	t.Logf("\n%s", table.String())
+	return r
 }
 
 // Check catches a report whose counts do not add up.
@@ -150,7 +178,7 @@ func TestParsePhases(t *testing.T) {
 //	go test -run '^$' -bench PaidOrders -benchtime 400x ./internal/bench
 func BenchmarkPaidOrders(b *testing.B) {
 	db := bench.DBSQLite
-	if chaos.PostgresAvailable() {
+	if pgserver.Available() {
 		db = bench.DBPostgres
 	}
 	r, err := bench.Run(context.Background(), bench.Options{
@@ -180,5 +208,17 @@ func TestParseTunings(t *testing.T) {
 	}
 	if _, err := bench.ParseTunings("gc,turbo"); err == nil || !strings.Contains(err.Error(), `tuning "turbo"`) {
 		t.Fatalf("unknown tuning: %v", err)
+	}
+}
+
+// The embedded server's tunings cannot be reverted on a cluster, which has
+// none of them: the run is refused before anything starts.
+func TestEmbeddedTuningsCannotBeRevertedOnACluster(t *testing.T) {
+	_, err := bench.Run(context.Background(), bench.Options{Temporal: bench.TemporalCluster, Revert: []string{"sa-cache"}})
+	if err == nil || !strings.Contains(err.Error(), "sa-cache") || !strings.Contains(err.Error(), "cluster") {
+		t.Fatalf("revert sa-cache on a cluster: %v", err)
+	}
+	if _, err := bench.Run(context.Background(), bench.Options{Temporal: "k8s"}); err == nil || !strings.Contains(err.Error(), `"k8s"`) {
+		t.Fatalf("an unknown Temporal: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"ordersaga/internal/cluster"
 )
 
 // RunCommand is `ordersaga bench`: flags, then Run; the report goes to
@@ -19,9 +21,11 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, `usage: ordersaga bench [flags]
 
 Measures the order saga on this machine against the ceiling of Temporal
-itself, in one run on one server: a stack of its own (embedded Temporal
-server, WeChat Pay simulator, worker replicas and API in this process;
-PostgreSQL of its own or the embedded SQLite database), simulated
+itself, in one run on one server: a stack of its own (the embedded Temporal
+server in this process, or with -temporal cluster the official server as
+separate processes on PostgreSQL, as ordersaga cluster runs it; the WeChat
+Pay simulator, worker replicas and API in this process; PostgreSQL of its
+own or the embedded SQLite database), simulated
 mini-program users placing and paying orders, then a no-op workflow of the
 same shape driven the same way; a burst of payment notifies; order reads at
 a fixed rate; unpaid orders closing at their deadline; a generated day of
@@ -34,6 +38,8 @@ flags:
 		fs.PrintDefaults()
 	}
 	o := Options{}
+	fs.StringVar(&o.Temporal, "temporal", TemporalEmbedded, "Temporal to measure on: embedded (in this process) or cluster (the official server as processes)")
+	fs.StringVar(&o.TemporalBin, "temporal-bin", "", "cluster: "+cluster.TemporalBinUsage)
 	fs.StringVar(&o.DB, "db", d.DB, "shop database: postgres (a server of the run's own) or sqlite (embedded)")
 	fs.StringVar(&o.PGBin, "pg-bin", "", "directory of initdb and postgres (default: the newest /usr/lib/postgresql/*/bin, or PATH)")
 	fs.IntVar(&o.Users, "users", d.Users, "simulated mini-program users acting at once")

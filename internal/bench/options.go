@@ -76,6 +76,12 @@ const (
 
 // Options configure a run. Zero values take the defaults of Defaults.
 type Options struct {
+	// Temporal is TemporalEmbedded (default) or TemporalCluster.
+	Temporal string
+	// TemporalBin holds temporal-server and temporal-sql-tool for a
+	// cluster ("" = built by the go command from go.mod's tool directive).
+	TemporalBin string
+
 	DB    string // DBPostgres or DBSQLite
 	PGBin string // directory of initdb and postgres ("" = look for them)
 
@@ -102,7 +108,8 @@ type Options struct {
 	Reconcile int
 
 	Workers int // worker replicas (each with its own Temporal connection)
-	// HistoryShards of the new Temporal database (0 = the devserver's default).
+	// HistoryShards of the new Temporal database (0 = the default of the
+	// embedded server, or of the cluster: docker-compose's 4).
 	HistoryShards int
 	// Revert leaves tunings out (Tunings; nil = none), to measure each:
 	// RevertAll runs the stack as it was before them.
@@ -143,6 +150,12 @@ func Defaults() Options {
 
 func (o *Options) fill() error {
 	d := Defaults()
+	if o.Temporal == "" {
+		o.Temporal = TemporalEmbedded
+	}
+	if o.Temporal != TemporalEmbedded && o.Temporal != TemporalCluster {
+		return fmt.Errorf("bench: temporal %q: want %s or %s", o.Temporal, TemporalEmbedded, TemporalCluster)
+	}
 	if o.DB == "" {
 		o.DB = d.DB
 	}
@@ -188,6 +201,9 @@ func (o *Options) fill() error {
 	for _, t := range o.Revert {
 		if !slices.Contains(Tunings, t) {
 			return fmt.Errorf("bench: unknown tuning %q (known: %s)", t, strings.Join(Tunings, ", "))
+		}
+		if o.Temporal == TemporalCluster && slices.Contains(devserver.Tunings, t) {
+			return fmt.Errorf("bench: tuning %s is the embedded server's: it cannot be reverted on -temporal %s", t, TemporalCluster)
 		}
 	}
 	if o.Phases == nil {

@@ -36,6 +36,10 @@ type Report struct {
 	Expiry *Expiry `json:"expiry,omitempty"`
 	// Reconcile is the reconciliation of a generated day.
 	Reconcile *Reconcile `json:"reconcile,omitempty"`
+	// CPU is what each process group used during each phase, in cores (CPU
+	// seconds per second): phase → group → cores. On a machine of a few
+	// cores it says what a figure is bound by.
+	CPU map[string]map[string]float64 `json:"cpu_cores,omitempty"`
 
 	TotalSeconds float64 `json:"total_seconds"`
 	Dir          string  `json:"dir,omitempty"`
@@ -71,9 +75,12 @@ type Settings struct {
 	Reverted       []string `json:"reverted,omitempty"`
 	Phases         []string `json:"phases"`
 
-	Temporal devserver.Settings `json:"temporal"`
-	Worker   map[string]string  `json:"worker"`
-	ShopPool map[string]int     `json:"shop_db_pool"`
+	// TemporalServer says which Temporal was measured (embedded or a
+	// cluster of processes).
+	TemporalServer string             `json:"temporal_server"`
+	Temporal       devserver.Settings `json:"temporal"`
+	Worker         map[string]string  `json:"worker"`
+	ShopPool       map[string]int     `json:"shop_db_pool"`
 }
 
 func (r *run) settings(ctx context.Context) Settings {
@@ -92,6 +99,7 @@ func (r *run) settings(ctx context.Context) Settings {
 	} else {
 		s.Duration, s.Warmup = o.Duration.String(), o.Warmup.String()
 	}
+	s.TemporalServer = r.s.describeTemporal()
 	if ts, err := r.s.ts.Settings(ctx); err == nil {
 		s.Temporal = ts
 	} else {
@@ -190,6 +198,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if len(st.LocalInOrder) > 0 {
 		fmt.Fprintf(w, "          local activities in the order: %s\n", strings.Join(st.LocalInOrder, ", "))
 	}
+	if st.TemporalServer != "" {
+		fmt.Fprintf(w, "temporal: %s\n", st.TemporalServer)
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
@@ -269,6 +280,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 				x.HeapBeforeMB, x.HeapPeakMB, x.RSSPeakMB)
 		}
 	}
+	r.writeCPU(w)
 	fmt.Fprintf(w, "total %.1fs\n", r.TotalSeconds)
 	if r.Dir != "" {
 		fmt.Fprintf(w, "run directory kept: %s\n", r.Dir)

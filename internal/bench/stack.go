@@ -23,10 +23,11 @@ import (
 
 	"ordersaga/internal/apiclient"
 	"ordersaga/internal/app"
-	"ordersaga/internal/chaos"
+	"ordersaga/internal/cluster"
 	"ordersaga/internal/config"
 	"ordersaga/internal/devserver"
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/pgserver"
 	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
@@ -39,6 +40,7 @@ const (
 	benchQueue     = "orders-bench"
 	noopQueue      = "noop-bench"
 	adminToken     = "bench-admin-token-not-for-production"
+	benchDatabase  = "ordersaga_bench"
 	// sagaPayTimeout is the ORDER_PAY_TIMEOUT of the orders that are paid
 	// (and of the no-op's deadline timer): far beyond any run, as in a shop.
 	sagaPayTimeout = 15 * time.Minute
@@ -53,14 +55,18 @@ type stack struct {
 	dir  string
 	log  *slog.Logger
 
-	pg      *chaos.PostgresServer
-	dbURL   string
-	ts      *devserver.Server
-	sim     *paysim.Sim
-	tap     *notifyTap
-	simURL  string
-	cfg     config.Config
-	workers []sdkworker.Worker
+	pg    *pgserver.Server
+	dbURL string
+	ts    temporalServer
+	// On a cluster: its services, and the PostgreSQL server it keeps its
+	// databases on (the shop's, unless the shop runs on SQLite).
+	cluster    *cluster.Temporal
+	temporalPG *pgserver.Server
+	sim        *paysim.Sim
+	tap        *notifyTap
+	simURL     string
+	cfg        config.Config
+	workers    []sdkworker.Worker
 	// noopWorkers run the no-op workflow, alike (app.WorkerOptions).
 	noopWorkers []sdkworker.Worker
 	noop        *noopActivities
@@ -106,6 +112,9 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 	if err := os.Chmod(s.dir, 0o711); err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(filepath.Join(s.dir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
 	logFile, err := os.Create(filepath.Join(s.dir, "stack.log"))
 	if err != nil {
 		return nil, err
@@ -116,11 +125,14 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 	// The shop's database.
 	switch o.DB {
 	case DBPostgres:
-		if s.pg, err = chaos.StartPostgres(ctx, o.PGBin, filepath.Join(s.dir, "pg")); err != nil {
+		if s.pg, err = pgserver.Start(ctx, pgserver.Options{Bin: o.PGBin, Dir: filepath.Join(s.dir, "pg")}); err != nil {
 			return nil, err
 		}
 		s.undo = append(s.undo, func() { _ = s.pg.Stop() })
-		s.dbURL = s.pg.URL()
+		if err := s.pg.CreateDatabase(ctx, benchDatabase); err != nil {
+			return nil, err
+		}
+		s.dbURL = s.pg.URL(benchDatabase)
 	case DBSQLite:
 		s.dbURL = "sqlite:" + filepath.Join(s.dir, "shop.db")
 	}
@@ -169,19 +181,9 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 	})
 
 	// Temporal.
-	s.ts, err = devserver.Start(ctx, devserver.Options{
-		Dir:              filepath.Join(s.dir, "temporal"),
-		FrontendPort:     -1,
-		UIPort:           0,
-		SearchAttributes: workflows.SearchAttributes(),
-		HistoryShards:    o.HistoryShards,
-		Revert:           serverReverts(o),
-		Logger:           s.log.With("component", "temporal-server"),
-	})
-	if err != nil {
+	if err := s.startTemporal(ctx, o); err != nil {
 		return nil, err
 	}
-	s.undo = append(s.undo, func() { _ = s.ts.Stop() })
 
 	s.cfg = config.Config{
 		TemporalAddress:   s.ts.FrontendAddress(),

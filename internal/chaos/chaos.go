@@ -11,19 +11,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
 
-	"ordersaga/internal/devserver"
+	"ordersaga/internal/cluster"
 	"ordersaga/internal/paysim"
-	"ordersaga/workflows"
+	"ordersaga/internal/pgserver"
+	"ordersaga/internal/ports"
 )
 
 // Identities of the shop at the simulator during a run.
@@ -37,22 +37,31 @@ const (
 	chaosPushAESKey = "chaosPushAesKeyForTheRunOnly0123456789abcde"
 )
 
+// chaosDatabase is the shop's database of a run.
+const chaosDatabase = "ordersaga_chaos"
+
 // harness is one run.
 type harness struct {
 	opts  Options
 	start time.Time
 	dir   string
 
-	pg      *postgres
+	pg      *pgserver.Server
 	sim     *paysim.Sim
 	simURL  string
-	ts      *devserver.Server
+	ts      temporalServer
 	tc      client.Client
 	db      *sql.DB
-	api     *proc
+	apis    []*proc // one on the embedded server; two behind the balancer on a cluster
 	workers []*proc
-	apiURL  string
+	apiURL  string // the API's public address (the balancer on a cluster)
 	client  *http.Client
+
+	// On a cluster: the Temporal services, their own PostgreSQL server and
+	// the balancer in front of the API replicas.
+	cluster  *cluster.Temporal
+	tpg      *pgserver.Server
+	balancer *cluster.Balancer
 
 	adminToken string
 	users      []payerUser
@@ -134,10 +143,7 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 		}
 	}
 	o := h.opts
-	pgBin, err := lookPG(o.PGBin)
-	if err != nil {
-		return cleanup, err
-	}
+	var err error
 	h.dir = o.Dir
 	if h.dir == "" {
 		if h.dir, err = os.MkdirTemp("", "ordersaga-chaos-"); err != nil {
@@ -165,13 +171,16 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 	h.logf("run directory %s; seed %d; %d orders, %d payers at once; faults: %s",
 		h.dir, o.Seed, o.Orders, o.Concurrency, strings.Join(o.Faults, ","))
 
-	h.pg, err = startPostgres(ctx, pgBin, filepath.Join(h.dir, "pg"))
+	h.pg, err = pgserver.Start(ctx, pgserver.Options{Bin: o.PGBin, Dir: filepath.Join(h.dir, "pg")})
 	if err != nil {
 		return cleanup, err
 	}
-	undo = append(undo, func() { _ = h.pg.stop(syscall.SIGINT) })
-	h.logf("postgres %s on 127.0.0.1:%d", pgBin, h.pg.port)
-	if h.db, err = sql.Open("pgx", h.pg.url(chaosDatabase)); err != nil {
+	undo = append(undo, func() { _ = h.pg.Stop() })
+	h.logf("postgres %s on 127.0.0.1:%d", h.pg.Bin(), h.pg.Port())
+	if err := h.pg.CreateDatabase(ctx, chaosDatabase); err != nil {
+		return cleanup, err
+	}
+	if h.db, err = sql.Open("pgx", h.pg.URL(chaosDatabase)); err != nil {
 		return cleanup, err
 	}
 	undo = append(undo, func() { h.db.Close() })
@@ -180,11 +189,26 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 	if err != nil {
 		return cleanup, err
 	}
-	apiPort, err := freePort()
-	if err != nil {
-		return cleanup, err
+	// The API replicas' addresses; the public one is the replica itself on
+	// the embedded server, the balancer in front of them on a cluster.
+	var apiAddrs []string
+	for range h.apiReplicas() {
+		port, err := ports.Free("127.0.0.1")
+		if err != nil {
+			return cleanup, err
+		}
+		apiAddrs = append(apiAddrs, "127.0.0.1:"+strconv.Itoa(port))
 	}
-	h.apiURL = "http://127.0.0.1:" + strconv.Itoa(apiPort)
+	var balancerLn net.Listener
+	if len(apiAddrs) > 1 {
+		if balancerLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return cleanup, err
+		}
+		undo = append(undo, func() { balancerLn.Close() })
+		h.apiURL = "http://" + balancerLn.Addr().String()
+	} else {
+		h.apiURL = "http://" + apiAddrs[0]
+	}
 	simLog, err := os.Create(filepath.Join(logDir, "paysim.log"))
 	if err != nil {
 		return cleanup, err
@@ -215,35 +239,13 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 		_ = simSrv.Close()
 	})
 
-	tempLog, err := os.Create(filepath.Join(logDir, "temporal.log"))
-	if err != nil {
+	if err := h.startTemporal(ctx, logDir, &undo); err != nil {
 		return cleanup, err
 	}
-	undo = append(undo, func() { tempLog.Close() })
-	h.ts, err = devserver.Start(ctx, devserver.Options{
-		Dir:              filepath.Join(h.dir, "temporal"),
-		FrontendPort:     -1,
-		UIPort:           o.UIPort,
-		SearchAttributes: workflows.SearchAttributes(),
-		Logger:           slog.New(slog.NewTextHandler(tempLog, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		return cleanup, err
-	}
-	undo = append(undo, func() { _ = h.ts.Stop() })
-	if h.ts.UIURL() != "" {
-		h.logf("Temporal Web UI %s", h.ts.UIURL())
-	}
-	h.tc, err = h.ts.Dial(ctx, client.Options{Logger: sdklog.NewStructuredLogger(
-		slog.New(slog.NewTextHandler(tempLog, &slog.HandlerOptions{Level: slog.LevelWarn})))})
-	if err != nil {
-		return cleanup, err
-	}
-	undo = append(undo, h.tc.Close)
 
 	h.adminToken = "chaos-admin-token-" + strconv.FormatInt(o.Seed&0xffff, 16)
 	settings := map[string]string{
-		"DATABASE_URL":        h.pg.url(chaosDatabase),
+		"DATABASE_URL":        h.pg.URL(chaosDatabase),
 		"TEMPORAL_ADDRESS":    h.ts.FrontendAddress(),
 		"TEMPORAL_NAMESPACE":  h.ts.Namespace(),
 		"TEMPORAL_TASK_QUEUE": chaosQueue,
@@ -282,11 +284,19 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 		m["HTTP_ADDR"] = addr
 		return m
 	}
-	h.api = &proc{name: "api", role: RoleAPI, settings: with("127.0.0.1:" + strconv.Itoa(apiPort)),
-		healthz: h.apiURL + "/readyz", spawn: o.Spawn, logPath: filepath.Join(logDir, "api.log"), h: h}
-	procs := []*proc{h.api}
+	var procs []*proc
+	for i, addr := range apiAddrs {
+		name := "api"
+		if len(apiAddrs) > 1 {
+			name = fmt.Sprintf("api-%d", i+1)
+		}
+		a := &proc{name: name, role: RoleAPI, settings: with(addr),
+			healthz: "http://" + addr + "/readyz", spawn: o.Spawn, logPath: filepath.Join(logDir, name+".log"), h: h}
+		h.apis = append(h.apis, a)
+		procs = append(procs, a)
+	}
 	for i := 1; i <= 2; i++ {
-		port, err := freePort()
+		port, err := ports.Free("127.0.0.1")
 		if err != nil {
 			return cleanup, err
 		}
@@ -313,11 +323,24 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 			return cleanup, err
 		}
 	}
+	if balancerLn != nil {
+		var replicas []string
+		for _, addr := range apiAddrs {
+			replicas = append(replicas, "http://"+addr)
+		}
+		if h.balancer, err = cluster.NewBalancer(replicas); err != nil {
+			return cleanup, err
+		}
+		srv := &http.Server{Handler: h.balancer, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(balancerLn) }()
+		undo = append(undo, func() { _ = srv.Close() })
+	}
 	h.client = &http.Client{
 		Timeout:   40 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 4 * o.Concurrency, IdleConnTimeout: 30 * time.Second},
 	}
-	h.logf("stack up: api %s, 2 workers, simulator %s, temporal %s", h.apiURL, h.simURL, h.ts.FrontendAddress())
+	h.logf("stack up: api %s (%d replica(s)), 2 workers, simulator %s, temporal %s (%s)",
+		h.apiURL, len(h.apis), h.simURL, h.ts.FrontendAddress(), o.Temporal)
 	return cleanup, nil
 }
 
@@ -414,11 +437,10 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		PostgresRestarts: r.Faults[FaultPostgresRestart],
 		Failed:           h.restarts.failures(),
 	}
-	for _, p := range append([]*proc{h.api}, h.workers...) {
-		p.mu.Lock()
-		r.Restarts.UnexpectedExits += p.unexpected
-		p.mu.Unlock()
+	for _, p := range append(slices.Clone(h.apis), h.workers...) {
+		r.Restarts.UnexpectedExits += p.unexpected()
 	}
+	h.reportCluster(r)
 	r.Seed, r.OrdersAsked = o.Seed, o.Orders
 	r.Concurrency, r.FaultKinds = o.Concurrency, o.Faults
 	r.PayTimeout, r.NotifyScale = o.PayTimeout.String(), o.NotifyScale
@@ -507,7 +529,7 @@ func (h *harness) progress(ctx context.Context) {
 // ensureUp starts any process of the stack that is down and waits for all
 // of them to be ready.
 func (h *harness) ensureUp(ctx context.Context) error {
-	for _, p := range append([]*proc{h.api}, h.workers...) {
+	for _, p := range append(slices.Clone(h.apis), h.workers...) {
 		if !p.running() {
 			if err := p.start(); err != nil {
 				return err

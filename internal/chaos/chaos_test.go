@@ -1,16 +1,16 @@
 package chaos_test
 
 import (
-	"bytes"
 	"context"
 	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"ordersaga/internal/chaos"
+	"ordersaga/internal/chaos/chaostest"
+	"ordersaga/internal/pgserver/pgservertest"
+	"ordersaga/internal/testenv"
 )
 
 // The chaos run starts this test binary again as the API and the workers:
@@ -22,93 +22,33 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// spawnTestBinary re-executes this test binary in a role.
-func spawnTestBinary(t *testing.T) chaos.Spawn {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func(role string) (string, []string, []string) {
-		return exe, nil, []string{chaos.RoleEnv + "=" + role}
-	}
-}
-
 // TestChaos is the CI-sized chaos run: a few hundred orders through the API
 // and two worker processes, every fault kind on, then every invariant.
 // CHAOS_ORDERS and CHAOS_SEED override its size and seed (a failure prints
 // the seed).
 func TestChaos(t *testing.T) {
-	if !chaos.PostgresAvailable() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no PostgreSQL server binaries (initdb, postgres) are installed")
-		}
-		t.Skip("no PostgreSQL server binaries (initdb, postgres): the chaos run needs a server of its own")
-	}
-	orders := 240
-	if v := os.Getenv("CHAOS_ORDERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatalf("CHAOS_ORDERS=%q", v)
-		}
-		orders = n
-	}
-	var seed int64
-	if v := os.Getenv("CHAOS_SEED"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			t.Fatalf("CHAOS_SEED=%q", v)
-		}
-		seed = n
-	}
-	log := &logWriter{t: t}
-	t.Cleanup(log.close)
+	pgservertest.Need(t)
+	orders, seed := chaostest.Size(t, 240)
+	want := chaos.Restarts{WorkerKills: 4, APIRestarts: 2, PostgresRestarts: 1}
 	r, err := chaos.Run(context.Background(), chaos.Options{
 		Orders:           orders,
 		Concurrency:      40,
 		Seed:             seed,
 		PayTimeout:       6 * time.Second,
 		AutoConfirm:      3 * time.Second,
-		WorkerKills:      4,
-		APIRestarts:      2,
-		PostgresRestarts: 1,
+		WorkerKills:      want.WorkerKills,
+		APIRestarts:      want.APIRestarts,
+		PostgresRestarts: want.PostgresRestarts,
 		MaxDrive:         4 * time.Minute,
 		SettleTimeout:    3 * time.Minute,
 		Timeout:          8 * time.Minute,
-		Spawn:            spawnTestBinary(t),
-		Log:              log,
+		Spawn:            testenv.SpawnSelf(t, chaos.RoleEnv),
+		Log:              chaostest.Log(t),
 	})
 	if err != nil {
 		t.Fatalf("chaos run: %v", err)
 	}
-	var out bytes.Buffer
-	r.WriteText(&out)
-	t.Log(out.String())
-	if !r.OK() {
-		t.Fatalf("chaos run failed (seed %d; rerun with CHAOS_SEED=%d): %d invariant breaks, %d stuck, settled %v",
-			r.Seed, r.Seed, len(r.Breaks), len(r.Stuck), r.Settled)
-	}
-	// The run must have done what it claims to test: every fault kind
-	// happened — counted from what the simulator did (notifies dropped,
-	// duplicated, delayed, held, tampered; endpoint faults used up) and from
-	// the restarts that took place — not merely asked for, so a harness that
-	// silently stops injecting fails here.
-	for _, kind := range chaos.AllFaults {
-		if r.Faults[kind] == 0 {
-			t.Errorf("fault %s never happened: injected %v (asked of the simulator %v)", kind, r.Faults, r.FaultsAsked)
-		}
-	}
-	if want := (chaos.Restarts{WorkerKills: 4, APIRestarts: 2, PostgresRestarts: 1}); r.Restarts.WorkerKills != want.WorkerKills ||
-		r.Restarts.APIRestarts != want.APIRestarts || r.Restarts.PostgresRestarts != want.PostgresRestarts || len(r.Restarts.Failed) > 0 {
-		t.Errorf("restarts %+v, want %+v and none failed", r.Restarts, want)
-	}
-	// The day (or days) of the run were reconciled with WeChat's bill (a
-	// day with drift is a break above).
-	if len(r.Reconciliation) == 0 || r.Reconciliation[0].BillRows == 0 {
-		t.Errorf("the run's days were not reconciled: %+v", r.Reconciliation)
-	}
-	if r.Money.Transactions == 0 || r.Money.RefundedFen == 0 {
-		t.Errorf("no payments or no refunds: %+v", r.Money)
-	}
+	chaostest.Check(t, r, chaos.AllFaults, want)
 }
 
 func TestParseFaults(t *testing.T) {
@@ -130,36 +70,5 @@ func TestParseFaults(t *testing.T) {
 	}
 	if _, err := chaos.ParseFaults("notify_dorp"); err == nil || !strings.Contains(err.Error(), "notify_dorp") {
 		t.Fatalf("a misspelt kind: %v", err)
-	}
-}
-
-// logWriter sends the run's progress lines to the test log.
-type logWriter struct {
-	mu     sync.Mutex
-	t      *testing.T
-	buf    []byte
-	closed bool
-}
-
-func (w *logWriter) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.closed = true
-}
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return len(p), nil
-	}
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		w.t.Log(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
 	}
 }

@@ -527,11 +527,20 @@ func (c *checker) orderWorkflows() {
 
 // visibilityBreaks checks one listing of the order workflows against the
 // rows; it returns the breaks and the number of orders refused at creation.
+// An order whose workflow continued as new (its history budget) is listed
+// once per run: the runs that continued are the same order, not orphans or
+// stale statuses, as long as the chain's latest run is listed too.
 func (c *checker) visibilityBreaks(listed []listedWorkflow) ([]Break, int) {
 	var orphans, mismatched []Break
 	refused := 0
+	continued, latest := map[string]bool{}, map[string]bool{}
 	for _, l := range listed {
 		no := strings.TrimPrefix(l.id, "order-")
+		if l.status == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+			continued[no] = true
+			continue
+		}
+		latest[no] = true
 		o := c.rows[no]
 		switch {
 		case o == nil && l.orderStatus == string(status.Refused) && l.status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
@@ -542,6 +551,12 @@ func (c *checker) visibilityBreaks(listed []listedWorkflow) ([]Break, int) {
 			mismatched = append(mismatched, Break{Check: CheckStuck, Order: no, Detail: fmt.Sprintf("visibility: OrderStatus %q, the row says %s", l.orderStatus, o.status)})
 		}
 	}
+	for _, no := range sortedKeys(continued) {
+		if !latest[no] {
+			orphans = append(orphans, Break{Check: CheckStuck, Order: no, Detail: fmt.Sprintf("workflow %s is listed only as runs that continued as new: its latest run is missing", workflows.WorkflowID(no))})
+		}
+	}
+	c.r.ContinuedRuns = len(continued)
 	return append(orphans, mismatched...), refused
 }
 

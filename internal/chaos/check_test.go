@@ -30,6 +30,7 @@ const (
 var (
 	completed = enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
 	running   = enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+	continued = enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW
 )
 
 // checkState is a checker with its inputs, plus what visibility lists of the
@@ -53,6 +54,9 @@ type checkState struct {
 //	              REFUND_FAILED, flagged and listed, stock not put back
 //	strayfailed   CLOSED; its late payment's refund failed at WeChat (CLOSED):
 //	              the stray-payment workflow ended REFUND_FAILED
+//
+// The refunded order's refund took long: its workflow continued as new
+// twice while it waited (two runs listed REFUNDING, then the last one).
 //
 // and one order the workflow refused at creation (no row).
 func settledState() *checkState {
@@ -127,6 +131,9 @@ func settledState() *checkState {
 	refund(ref, &t, "refunded-R1")
 	c.sim["refunded"] = t
 	record("refunded", func(r *orderRecord) { r.SimPaid, r.RefundAsked = true, true })
+	for range 2 {
+		st.listed = append(st.listed, listedWorkflow{id: workflows.WorkflowID("refunded"), status: continued, orderStatus: "REFUNDING"})
+	}
 
 	over := order("oversold", "REFUNDED", 12800, map[int64]int64{pTea: 1})
 	t = pay(over)
@@ -213,6 +220,9 @@ func TestCheckerSettledStateHolds(t *testing.T) {
 	if m.Transactions != 8 || m.TakenFen != 17600+21600+38400+12800+8800+8800+5900+3900 || m.KeptFen != 17600+21600 ||
 		m.RefundedFen != 38400+12800+8800+8800 || m.Refunds != 6 || m.Held != 2 || m.HeldFen != 5900+3900 {
 		t.Errorf("money %+v", m)
+	}
+	if st.r.ContinuedRuns != 1 {
+		t.Errorf("orders that continued as new: %d, want 1 (the refunded order, however many runs)", st.r.ContinuedRuns)
 	}
 	if st.r.Oversold != 1 || st.r.RefusedByWorkflow != 1 || len(st.r.Stuck) != 0 ||
 		st.r.StrayPayments[workflows.StrayRefunded] != 1 || st.r.StrayPayments[workflows.StrayRefundFailed] != 1 {
@@ -329,6 +339,11 @@ func TestCheckerNamesTheBrokenOrder(t *testing.T) {
 		{"search attribute in visibility differs from the row", "shipref", CheckStuck, func(st *checkState) {
 			setListed(st, "shipref", completed, "SHIPPED")
 		}, ""},
+		{"a workflow listed only as runs that continued as new", "refunded", CheckStuck, func(st *checkState) {
+			st.listed = slices.DeleteFunc(st.listed, func(l listedWorkflow) bool {
+				return l.id == workflows.WorkflowID("refunded") && l.status != continued
+			})
+		}, "latest run is missing"},
 		{"a workflow without an order row", "ghost", CheckStuck, func(st *checkState) {
 			st.listed = append(st.listed, listedWorkflow{id: "order-ghost", status: running, orderStatus: "PENDING"})
 		}, ""},

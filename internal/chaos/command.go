@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"ordersaga/internal/cluster"
 )
 
 // ErrBroken is returned by RunCommand when the run found an invariant
@@ -23,19 +25,23 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, `usage: ordersaga chaos [flags]
 
 Drives many orders through the real stack — the API and two workers as
-separate processes, an embedded Temporal server, a PostgreSQL server of its
-own (initdb in a temporary directory) and the WeChat Pay simulator — with
-random payer behaviour and injected faults, waits until everything settled,
-then checks money, stock and that nothing is stuck. Exits 1 on any break.
-Loopback only; cleans up after itself.
+separate processes, a PostgreSQL server of its own (initdb in a temporary
+directory), the WeChat Pay simulator and Temporal: the embedded server, or
+with -temporal cluster the official server as separate processes on a
+PostgreSQL server of their own with two API replicas behind a balancer (the
+shape of ordersaga cluster) — with random payer behaviour and injected
+faults, waits until everything settled, then checks money, stock and that
+nothing is stuck. Exits 1 on any break. Loopback only; cleans up after itself.
 
 fault kinds: %v
+  and on a cluster: %v
 
 flags:
-`, AllFaults)
+`, AllFaults, ClusterFaults)
 		fs.PrintDefaults()
 	}
 	o := Options{}
+	fs.StringVar(&o.Temporal, "temporal", TemporalEmbedded, "Temporal to run on: embedded (in this process) or cluster (the official server as processes)")
 	fs.IntVar(&o.Orders, "orders", d.Orders, "orders to place")
 	fs.IntVar(&o.Concurrency, "concurrency", d.Concurrency, "payers acting at once")
 	fs.Int64Var(&o.Seed, "seed", 0, "seed of the payers' and faults' choices (0 = from the clock)")
@@ -47,6 +53,11 @@ flags:
 	fs.IntVar(&o.WorkerKills, "worker-kills", d.WorkerKills, "workers killed with SIGKILL (and restarted) during the run")
 	fs.IntVar(&o.APIRestarts, "api-restarts", d.APIRestarts, "API restarts during the run")
 	fs.IntVar(&o.PostgresRestarts, "postgres-restarts", d.PostgresRestarts, "PostgreSQL crashes and restarts during the run")
+	fs.IntVar(&o.HistoryKills, "history-kills", d.HistoryKills, "cluster: Temporal history processes killed with SIGKILL (and restarted)")
+	fs.IntVar(&o.FrontendRestarts, "frontend-restarts", d.FrontendRestarts, "cluster: Temporal frontend restarts")
+	fs.IntVar(&o.MatchingKills, "matching-kills", d.MatchingKills, "cluster: Temporal matching killed with SIGKILL (and restarted)")
+	fs.IntVar(&o.TemporalPostgresRestarts, "temporal-postgres-restarts", d.TemporalPostgresRestarts, "cluster: crashes and restarts of Temporal's PostgreSQL")
+	fs.StringVar(&o.TemporalBin, "temporal-bin", "", "cluster: "+cluster.TemporalBinUsage)
 	fs.DurationVar(&o.MaxDrive, "max-drive", d.MaxDrive, "bound on playing the orders")
 	fs.DurationVar(&o.SettleTimeout, "settle-timeout", d.SettleTimeout, "bound on waiting for the run to settle")
 	fs.DurationVar(&o.Timeout, "timeout", 0, "bound on the whole run (default max-drive + settle-timeout + 5m)")
@@ -66,7 +77,7 @@ flags:
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
 	var err error
-	if o.Faults, err = ParseFaults(*faults); err != nil {
+	if o.Faults, err = ParseFaultsFor(*faults, o.Temporal); err != nil {
 		return err
 	}
 	if o.Spawn, err = SpawnSelf(); err != nil {

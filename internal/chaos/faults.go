@@ -379,6 +379,10 @@ func (p *processFaults) plan() []processAction {
 	add(FaultWorkerKill, o.WorkerKills)
 	add(FaultAPIRestart, o.APIRestarts)
 	add(FaultPostgresRestart, o.PostgresRestarts)
+	add(FaultHistoryKill, o.HistoryKills)
+	add(FaultFrontendRestart, o.FrontendRestarts)
+	add(FaultMatchingKill, o.MatchingKills)
+	add(FaultTemporalPostgresRestart, o.TemporalPostgresRestarts)
 	sort.Slice(acts, func(i, j int) bool { return acts[i].at < acts[j].at })
 	return acts
 }
@@ -430,40 +434,43 @@ func (p *processFaults) do(ctx context.Context, kind string) {
 		if p.rng.IntN(2) == 0 {
 			sig, how = syscall.SIGKILL, "SIGKILL"
 		}
-		if !h.api.kill(sig, 10*time.Second) {
-			h.restarts.fail(kind, "api was not running: nothing to stop")
-			h.logf("api was not running: no restart")
+		api := h.apis[p.rng.IntN(len(h.apis))]
+		if !api.kill(sig, 10*time.Second) {
+			h.restarts.fail(kind, api.name+" was not running: nothing to stop")
+			h.logf("%s was not running: no restart", api.name)
 			return
 		}
 		down := 200*time.Millisecond + time.Duration(p.rng.Int64N(int64(1300*time.Millisecond)))
-		h.logf("api stopped (%s); starting it again in %v", how, down.Round(time.Millisecond))
+		h.logf("%s stopped (%s); starting it again in %v", api.name, how, down.Round(time.Millisecond))
 		sleep(ctx, down)
-		if err := h.api.start(); err != nil {
-			h.restarts.fail(kind, "start api: "+err.Error())
-			h.logf("start api: %v", err)
+		if err := api.start(); err != nil {
+			h.restarts.fail(kind, "start "+api.name+": "+err.Error())
+			h.logf("start %s: %v", api.name, err)
 			return
 		}
-		if err := h.api.waitReady(ctx, 2*time.Minute); err != nil {
+		if err := api.waitReady(ctx, 2*time.Minute); err != nil {
 			h.restarts.fail(kind, err.Error())
 			h.logf("%v", err)
 			return
 		}
 		h.restarts.add(kind)
 	case FaultPostgresRestart:
-		if !h.pg.running() {
+		if !h.pg.Running() {
 			h.restarts.fail(kind, "postgres was not running: nothing to crash")
 			h.logf("postgres was not running: no crash")
 			return
 		}
 		down := time.Second + time.Duration(p.rng.Int64N(int64(2*time.Second)))
 		h.logf("postgres crashed (immediate shutdown); starting it again in %v", down.Round(time.Millisecond))
-		if err := h.pg.restart(ctx, down); err != nil {
+		if err := h.pg.Restart(ctx, down); err != nil {
 			h.restarts.fail(kind, "restart postgres: "+err.Error())
 			h.logf("restart postgres: %v", err)
 			return
 		}
 		h.restarts.add(kind)
 		h.logf("postgres is back")
+	default:
+		p.doCluster(ctx, kind)
 	}
 }
 

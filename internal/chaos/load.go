@@ -193,6 +193,9 @@ func (c *checker) loadStrays(ctx context.Context) error {
 	var ids []string
 	c.strayOpen = map[string]enumspb.WorkflowExecutionStatus{}
 	if err := c.list(ctx, `WorkflowType="`+workflows.StrayPaymentWorkflowName+`"`, func(id string, status enumspb.WorkflowExecutionStatus, _ *commonpb.SearchAttributes) {
+		if status == enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW {
+			return // an earlier run of a chain: its latest run is listed too, and stands for it
+		}
 		if status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 			c.strayOpen[id] = status
 			return

@@ -1,27 +1,32 @@
 // Package chaos drives many orders through the real stack — the API and two
-// workers as separate processes, one Temporal server, a PostgreSQL server of
-// its own and the WeChat Pay simulator — with random payer behaviour and
-// injected faults (lost, repeated, late and reordered notifies, WeChat 5xx,
-// slow and lost answers, shipping uploads lost, busy or not seeing the
-// payment, lost settlement events, SIGKILLed workers, API and PostgreSQL
-// restarts), waits until everything has settled, and then checks that no
-// money and no stock was lost or made up, that every shipped order was
-// shipped at WeChat exactly once, and that no order is stuck.
+// workers as separate processes, Temporal, a PostgreSQL server of its own and
+// the WeChat Pay simulator — with random payer behaviour and injected faults
+// (lost, repeated, late and reordered notifies, WeChat 5xx, slow and lost
+// answers, shipping uploads lost, busy or not seeing the payment, lost
+// settlement events, SIGKILLed workers, API and PostgreSQL restarts), waits
+// until everything has settled, and then checks that no money and no stock
+// was lost or made up, that every shipped order was shipped at WeChat
+// exactly once, and that no order is stuck. Temporal is the embedded server,
+// or (Options.Temporal = TemporalCluster) the official server as separate
+// processes with two API replicas behind a balancer, whose own processes
+// fail too (history and matching killed, the frontend restarted, its
+// PostgreSQL crashed).
 //
 // `ordersaga chaos` runs it from the command line (RunCommand);
-// internal/chaos's own test runs a small one in CI.
+// internal/chaos's own test runs a small one in CI, internal/cluster's a
+// small one on a cluster.
 package chaos
 
 import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+
+	"ordersaga/internal/cluster"
 )
 
 // Fault kinds. Every kind can be switched on and off (Options.Faults).
@@ -52,12 +57,50 @@ const (
 	FaultPostgresRestart = "postgres_restart" // crash PostgreSQL (immediate shutdown), start it again
 )
 
-// AllFaults lists every fault kind.
+// AllFaults lists every fault kind of a run on either Temporal.
 var AllFaults = []string{
 	FaultNotifyDrop, FaultNotifyDuplicate, FaultNotifyDelay, FaultNotifyReorder, FaultNotifyTamper,
 	FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer, FaultWechatRefundFailed,
 	FaultShippingLostAnswer, FaultShippingNotVisible, FaultShippingBusy, FaultPushDrop,
 	FaultWorkerKill, FaultAPIRestart, FaultPostgresRestart,
+}
+
+// Faults of Temporal itself, on a cluster (-temporal cluster) only: each is
+// counted once it was seen to happen and the cluster was whole again.
+const (
+	// SIGKILL a history process; counted once the other history process
+	// owns every shard, and the killed one, restarted, serves again.
+	FaultHistoryKill = "history_kill"
+	// Stop the frontend (SIGTERM or SIGKILL) and start it again.
+	FaultFrontendRestart = "frontend_restart"
+	// SIGKILL matching; counted once the membership dropped it and it,
+	// restarted, serves again.
+	FaultMatchingKill = "matching_kill"
+	// Crash Temporal's own PostgreSQL server (immediate shutdown) and start
+	// it again; counted once every Temporal service answers again.
+	FaultTemporalPostgresRestart = "temporal_postgres_restart"
+)
+
+// ClusterFaults lists the fault kinds of Temporal itself.
+var ClusterFaults = []string{FaultHistoryKill, FaultFrontendRestart, FaultMatchingKill, FaultTemporalPostgresRestart}
+
+// Which Temporal a run uses.
+const (
+	// TemporalEmbedded: the embedded server (devserver, SQLite) in the
+	// harness's process.
+	TemporalEmbedded = "embedded"
+	// TemporalCluster: the official server as separate processes on a
+	// PostgreSQL server of its own, as `ordersaga cluster` runs it, with two
+	// API replicas behind a balancer.
+	TemporalCluster = "cluster"
+)
+
+// FaultKinds lists the fault kinds a run on temporal can inject.
+func FaultKinds(temporal string) []string {
+	if temporal == TemporalCluster {
+		return slices.Concat(AllFaults, ClusterFaults)
+	}
+	return slices.Clone(AllFaults)
 }
 
 // Roles a process of the stack runs as; the same names as the ordersaga
@@ -72,23 +115,27 @@ const (
 // arguments and environment variables to add (the stack's configuration is
 // added by the harness). For `ordersaga chaos` it is the ordersaga binary
 // itself with the role as subcommand; a test re-executes its own binary.
-type Spawn func(role string) (path string, args []string, env []string)
+type Spawn = cluster.Spawn
 
 // SpawnSelf starts the running ordersaga binary with the role as subcommand.
 func SpawnSelf() (Spawn, error) {
-	exe, err := os.Executable()
+	s, err := cluster.SpawnSelf()
 	if err != nil {
-		return nil, fmt.Errorf("chaos: find own executable: %w", err)
+		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	return func(role string) (string, []string, []string) { return exe, []string{role}, nil }, nil
+	return s, nil
 }
 
 // Options configure a run. Zero values take the defaults of Defaults.
 type Options struct {
+	// Temporal is TemporalEmbedded (default) or TemporalCluster.
+	Temporal string
+
 	Orders      int   // orders to place (some come in groups competing for scarce stock)
 	Concurrency int   // payers acting at once
 	Seed        int64 // behaviour and fault choices; 0 = from the clock
-	// Faults are the fault kinds to inject (nil = all; empty = none).
+	// Faults are the fault kinds to inject (nil = all of FaultKinds;
+	// empty = none).
 	Faults []string
 
 	// Timing of the stack under test.
@@ -101,6 +148,8 @@ type Options struct {
 	WorkerKills      int
 	APIRestarts      int
 	PostgresRestarts int
+	// Of Temporal itself (-temporal cluster).
+	HistoryKills, FrontendRestarts, MatchingKills, TemporalPostgresRestarts int
 
 	// Bounds.
 	MaxDrive      time.Duration // placing and playing the orders
@@ -110,8 +159,11 @@ type Options struct {
 
 	Spawn Spawn  // how to start api/worker/migrate processes (required)
 	PGBin string // directory of initdb and postgres; "" = look for them
-	Dir   string // run directory; "" = a new temporary one
-	Keep  bool   // keep the run directory (logs, databases) afterwards
+	// TemporalBin holds temporal-server and temporal-sql-tool for a cluster
+	// ("" = built by the go command from go.mod's tool directive).
+	TemporalBin string
+	Dir         string // run directory; "" = a new temporary one
+	Keep        bool   // keep the run directory (logs, databases) afterwards
 	// UIPort serves the Temporal Web UI of the run (0 = none), to watch it.
 	UIPort int
 
@@ -132,9 +184,14 @@ func Defaults() Options {
 		WorkerKills:      8,
 		APIRestarts:      3,
 		PostgresRestarts: 1,
-		MaxDrive:         30 * time.Minute,
-		SettleTimeout:    5 * time.Minute,
-		Timeout:          45 * time.Minute,
+		// Temporal's own faults (-temporal cluster).
+		HistoryKills:             3,
+		FrontendRestarts:         2,
+		MatchingKills:            2,
+		TemporalPostgresRestarts: 1,
+		MaxDrive:                 30 * time.Minute,
+		SettleTimeout:            5 * time.Minute,
+		Timeout:                  45 * time.Minute,
 	}
 }
 
@@ -149,12 +206,22 @@ func (o *Options) fill() error {
 	if o.Seed == 0 {
 		o.Seed = time.Now().UnixNano()
 	}
+	if o.Temporal == "" {
+		o.Temporal = TemporalEmbedded
+	}
+	if o.Temporal != TemporalEmbedded && o.Temporal != TemporalCluster {
+		return fmt.Errorf("chaos: temporal %q: want %s or %s", o.Temporal, TemporalEmbedded, TemporalCluster)
+	}
+	known := FaultKinds(o.Temporal)
 	if o.Faults == nil {
-		o.Faults = slices.Clone(AllFaults)
+		o.Faults = known
 	}
 	for _, f := range o.Faults {
-		if !slices.Contains(AllFaults, f) {
-			return fmt.Errorf("chaos: unknown fault kind %q (known: %s)", f, strings.Join(AllFaults, ", "))
+		if !slices.Contains(known, f) {
+			if slices.Contains(ClusterFaults, f) {
+				return fmt.Errorf("chaos: fault %s fails Temporal's own processes: it needs -temporal %s", f, TemporalCluster)
+			}
+			return fmt.Errorf("chaos: unknown fault kind %q (known: %s)", f, strings.Join(known, ", "))
 		}
 	}
 	if o.PayTimeout <= 0 {
@@ -181,7 +248,8 @@ func (o *Options) fill() error {
 	if o.Timeout <= 0 {
 		o.Timeout = o.MaxDrive + o.SettleTimeout + 5*time.Minute
 	}
-	if o.WorkerKills < 0 || o.APIRestarts < 0 || o.PostgresRestarts < 0 {
+	if o.WorkerKills < 0 || o.APIRestarts < 0 || o.PostgresRestarts < 0 ||
+		o.HistoryKills < 0 || o.FrontendRestarts < 0 || o.MatchingKills < 0 || o.TemporalPostgresRestarts < 0 {
 		return errors.New("chaos: restart counts must not be negative")
 	}
 	if o.Spawn == nil {
@@ -195,14 +263,19 @@ func (o *Options) fill() error {
 
 func (o *Options) faultOn(kind string) bool { return slices.Contains(o.Faults, kind) }
 
-// ParseFaults reads a -faults value: "all", "none", or a comma-separated list
-// of kinds, each optionally prefixed with "-" to leave it out of "all"
-// ("all,-postgres_restart").
-func ParseFaults(s string) ([]string, error) {
+// ParseFaults reads a -faults value of a run on the embedded server:
+// ParseFaultsFor(s, TemporalEmbedded).
+func ParseFaults(s string) ([]string, error) { return ParseFaultsFor(s, TemporalEmbedded) }
+
+// ParseFaultsFor reads a -faults value of a run on temporal: "all", "none",
+// or a comma-separated list of kinds, each optionally prefixed with "-" to
+// leave it out of "all" ("all,-postgres_restart").
+func ParseFaultsFor(s, temporal string) ([]string, error) {
+	known := FaultKinds(temporal)
 	s = strings.TrimSpace(s)
 	switch s {
 	case "", "all":
-		return slices.Clone(AllFaults), nil
+		return known, nil
 	case "none":
 		return []string{}, nil
 	}
@@ -211,15 +284,17 @@ func ParseFaults(s string) ([]string, error) {
 		part = strings.TrimSpace(part)
 		switch {
 		case part == "all":
-			for _, f := range AllFaults {
+			for _, f := range known {
 				set[f] = true
 			}
-		case strings.HasPrefix(part, "-") && slices.Contains(AllFaults, part[1:]):
+		case strings.HasPrefix(part, "-") && slices.Contains(known, part[1:]):
 			delete(set, part[1:])
-		case slices.Contains(AllFaults, part):
+		case slices.Contains(known, part):
 			set[part] = true
+		case slices.Contains(ClusterFaults, strings.TrimPrefix(part, "-")):
+			return nil, fmt.Errorf("fault kind %s fails Temporal's own processes: it needs -temporal %s", part, TemporalCluster)
 		default:
-			return nil, fmt.Errorf("unknown fault kind %q (known: all, none, %s)", part, strings.Join(AllFaults, ", "))
+			return nil, fmt.Errorf("unknown fault kind %q (known: all, none, %s)", part, strings.Join(known, ", "))
 		}
 	}
 	out := make([]string, 0, len(set))
@@ -228,72 +303,4 @@ func ParseFaults(s string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// lookPG finds the directory holding initdb and postgres.
-func lookPG(hint string) (string, error) {
-	has := func(dir string) bool {
-		for _, b := range []string{"initdb", "postgres"} {
-			if st, err := os.Stat(dir + "/" + b); err != nil || st.IsDir() {
-				return false
-			}
-		}
-		return true
-	}
-	if hint != "" {
-		if has(hint) {
-			return hint, nil
-		}
-		return "", fmt.Errorf("chaos: %s holds no initdb and postgres", hint)
-	}
-	if v := os.Getenv("PG_BIN"); v != "" && has(v) {
-		return v, nil
-	}
-	// Debian/Ubuntu keep them out of PATH, one directory per major version:
-	// take the newest.
-	dirs, _ := listDirs("/usr/lib/postgresql")
-	sort.Slice(dirs, func(i, j int) bool { return versionLess(dirs[j], dirs[i]) })
-	for _, d := range dirs {
-		if bin := "/usr/lib/postgresql/" + d + "/bin"; has(bin) {
-			return bin, nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		dir := p[:strings.LastIndex(p, "/")]
-		if has(dir) {
-			return dir, nil
-		}
-	}
-	return "", errors.New("chaos: no PostgreSQL server binaries (initdb, postgres) found; install PostgreSQL or pass -pg-bin")
-}
-
-// PostgresAvailable reports whether the PostgreSQL server binaries a run needs
-// can be found (tests skip without them).
-func PostgresAvailable() bool {
-	_, err := lookPG("")
-	return err == nil
-}
-
-func listDirs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() {
-			out = append(out, e.Name())
-		}
-	}
-	return out, nil
-}
-
-func versionLess(a, b string) bool {
-	var x, y int
-	_, errA := fmt.Sscanf(a, "%d", &x)
-	_, errB := fmt.Sscanf(b, "%d", &y)
-	if errA == nil && errB == nil && x != y {
-		return x < y
-	}
-	return a < b
 }

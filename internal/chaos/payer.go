@@ -15,6 +15,7 @@ import (
 
 	"ordersaga/internal/apiclient"
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/status"
 )
 
 // Payer behaviours: what the person behind one order does.
@@ -448,13 +449,18 @@ func (h *harness) getOrder(ctx context.Context, o *orderRecord, sync bool) (orde
 	return v, true
 }
 
-// waitStatus polls the order until it shows one of want; the bound only stops
-// a payer who waits for something that will not come (the checks find out why).
+// waitStatus polls the order until it shows one of want, or has ended in
+// another status (a payer whose order closed before the money came waits for
+// nothing more); the bound only stops a payer who waits for something that
+// will not come (the checks find out why).
 func (h *harness) waitStatus(ctx context.Context, o *orderRecord, want ...string) bool {
 	deadline := time.Now().Add(h.waitBound())
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if v, ok := h.getOrder(ctx, o, false); ok && slices.Contains(want, v.Status) {
 			return true
+		} else if ok && status.Order(v.Status).Terminal() {
+			h.vlogf("order %s: ended %s while its payer waited for %v", o.No, v.Status, want)
+			return false
 		}
 		sleep(ctx, 400*time.Millisecond)
 	}

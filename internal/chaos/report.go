@@ -10,6 +10,7 @@ import (
 
 // Report is what a run did and found.
 type Report struct {
+	Temporal    string   `json:"temporal"` // embedded or cluster
 	Seed        int64    `json:"seed"`
 	OrdersAsked int      `json:"orders_asked"`
 	Concurrency int      `json:"concurrency"`
@@ -28,6 +29,9 @@ type Report struct {
 	// ShippedAtWechat: orders whose shipment WeChat's shipping management
 	// took (once each: CheckShipping).
 	ShippedAtWechat int `json:"shipped_at_wechat"`
+	// ContinuedRuns: orders whose workflow continued as new (its history
+	// budget) — one order each, however many runs.
+	ContinuedRuns int `json:"continued_runs"`
 
 	ByStatus      map[string]int            `json:"by_status"`
 	ByBehaviour   map[string]map[string]int `json:"by_behaviour"` // behaviour → final status → orders
@@ -40,6 +44,9 @@ type Report struct {
 	FaultsAsked      map[string]int `json:"faults_asked"`
 	CloseOnPaidFlips int            `json:"close_on_paid_flips"`
 	Restarts         Restarts       `json:"restarts"`
+	// APIRequests counts the requests each API replica answered through
+	// the balancer (cluster runs).
+	APIRequests map[string]int `json:"api_requests,omitempty"`
 
 	// Reconciliation is each day of the run reconciled with WeChat's bill
 	// after it settled (CheckReconcile).
@@ -76,6 +83,13 @@ type Restarts struct {
 	WorkerKills      int `json:"worker_kills"`
 	APIRestarts      int `json:"api_restarts"`
 	PostgresRestarts int `json:"postgres_restarts"`
+	// Of Temporal itself (cluster runs).
+	HistoryKills             int `json:"history_kills,omitempty"`
+	FrontendRestarts         int `json:"frontend_restarts,omitempty"`
+	MatchingKills            int `json:"matching_kills,omitempty"`
+	TemporalPostgresRestarts int `json:"temporal_postgres_restarts,omitempty"`
+	// Temporal services that exited by themselves and were started again.
+	TemporalUnexpectedExits int `json:"temporal_unexpected_exits,omitempty"`
 	// A process that exited by itself (e.g. a worker started while
 	// PostgreSQL was down) and was started again.
 	UnexpectedExits int `json:"unexpected_exits"`
@@ -105,8 +119,8 @@ func (r *Report) WriteText(w io.Writer) {
 		verdict = "FAIL"
 	}
 	p("")
-	p("chaos run %s — seed %d, %d orders asked, %d payers at once, pay timeout %s, notify retries ×%g",
-		verdict, r.Seed, r.OrdersAsked, r.Concurrency, r.PayTimeout, r.NotifyScale)
+	p("chaos run %s — %s Temporal, seed %d, %d orders asked, %d payers at once, pay timeout %s, notify retries ×%g",
+		verdict, r.Temporal, r.Seed, r.OrdersAsked, r.Concurrency, r.PayTimeout, r.NotifyScale)
 	p("orders: %d in the database (%d answered to a payer, %d whose answer was lost); %d refused at creation (out of stock); %d oversold and refunded; %d shipped at WeChat (once each)",
 		r.Orders, r.Placed, r.AnswerLost, r.RefusedAtCreation, r.Oversold, r.ShippedAtWechat)
 
@@ -145,6 +159,13 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	p("restarts: %d worker kills (SIGKILL), %d API restarts, %d PostgreSQL restarts, %d unexpected exits (restarted)",
 		r.Restarts.WorkerKills, r.Restarts.APIRestarts, r.Restarts.PostgresRestarts, r.Restarts.UnexpectedExits)
+	if r.Temporal == "cluster" {
+		p("temporal: %d history kills (SIGKILL, shards moved), %d frontend restarts, %d matching kills (SIGKILL), %d restarts of its PostgreSQL, %d unexpected exits (restarted)",
+			r.Restarts.HistoryKills, r.Restarts.FrontendRestarts, r.Restarts.MatchingKills, r.Restarts.TemporalPostgresRestarts, r.Restarts.TemporalUnexpectedExits)
+	}
+	if len(r.APIRequests) > 0 {
+		p("api requests through the balancer: %s", kv(r.APIRequests))
+	}
 	for _, f := range r.Restarts.Failed {
 		p("  restart that did not happen: %s", f)
 	}

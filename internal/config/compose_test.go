@@ -832,6 +832,8 @@ var composeChecks = []composeCheck{
 	{"temporal-namespace", checkComposeNamespaceAndSearchAttributes},
 	{"ports", checkComposePorts},
 	{"images", checkComposeImages},
+	{"temporal-version", checkComposeTemporalVersion},
+	{"docker-context", checkComposeDockerContext},
 	{"dockerfile", checkComposeDockerfile},
 	{"healthchecks", checkComposeHealthchecks},
 	{"files", checkComposeFiles},
@@ -1294,6 +1296,63 @@ func checkComposeImages(p *composeProject) (problems []string) {
 			if rel := p.clean(path.Join(b.Context, df)); rel == "" || !p.exists(rel) {
 				problems = append(problems, fmt.Sprintf("%s: build context %q has no %s", n, b.Context, df))
 			}
+		}
+	}
+	return problems
+}
+
+// checkComposeTemporalVersion: the Temporal images are the version of the
+// server go.mod pins — the embedded server's, and the one `ordersaga
+// cluster` builds — and the Web UI's the ui-server go.mod pins.
+func checkComposeTemporalVersion(p *composeProject) (problems []string) {
+	gomod, err := p.readFile("go.mod")
+	if err != nil {
+		return []string{"go.mod: " + err.Error()}
+	}
+	pinned := func(module string) string {
+		m := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(module) + ` v(\S+)`).FindStringSubmatch(gomod)
+		if m == nil {
+			problems = append(problems, "go.mod does not require "+module)
+			return ""
+		}
+		return m[1]
+	}
+	want := map[string]string{"temporalio/server": pinned("go.temporal.io/server"), "temporalio/admin-tools": pinned("go.temporal.io/server"),
+		"temporalio/ui": pinned("github.com/temporalio/ui-server/v2")}
+	for _, n := range p.serviceNames() {
+		repo, tag, _ := strings.Cut(p.file.Services[n].Image, ":")
+		if v, ok := want[repo]; ok && v != "" && tag != v {
+			problems = append(problems, fmt.Sprintf("%s: image %s:%s, but go.mod pins %s", n, repo, tag, v))
+		}
+	}
+	return problems
+}
+
+// checkComposeDockerContext: the image build sees every file the binary
+// embeds from deploy/ (package ordersaga/deploy), which .dockerignore
+// otherwise leaves out with the rest of deploy/.
+func checkComposeDockerContext(p *composeProject) (problems []string) {
+	ignore, err := p.readFile(".dockerignore")
+	if err != nil {
+		return []string{".dockerignore is missing"}
+	}
+	lines := strings.Fields(ignore)
+	if !slices.Contains(lines, "deploy") && !slices.Contains(lines, "deploy/") {
+		return nil
+	}
+	src, err := p.readFile("deploy/embed.go")
+	if err != nil {
+		return nil // nothing embedded
+	}
+	need := []string{"deploy/embed.go"}
+	for _, m := range regexp.MustCompile(`(?m)^//go:embed (.+)$`).FindAllStringSubmatch(src, -1) {
+		for _, f := range strings.Fields(m[1]) {
+			need = append(need, "deploy/"+f)
+		}
+	}
+	for _, f := range need {
+		if !slices.Contains(lines, "!"+f) {
+			problems = append(problems, fmt.Sprintf(".dockerignore leaves out deploy/ but does not bring back %s (the binary embeds it)", f))
 		}
 	}
 	return problems
@@ -2367,6 +2426,16 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			func(p *composeProject) { svc(p, "worker").Ports = []composePort{{Raw: "8080:8080"}} }},
 		{"worker container_name", "ports", "prevents scaling",
 			func(p *composeProject) { svc(p, "worker").ContainerName = "worker" }},
+		{"temporal image behind go.mod", "temporal-version", "temporal: image temporalio/server:1.30.4, but go.mod pins",
+			func(p *composeProject) { svc(p, "temporal").Image = "temporalio/server:1.30.4" }},
+		{"admin tools behind go.mod", "temporal-version", "temporal-schema: image temporalio/admin-tools:1.31.0, but go.mod pins",
+			func(p *composeProject) { svc(p, "temporal-schema").Image = "temporalio/admin-tools:1.31.0" }},
+		{"ui image not the pinned ui-server", "temporal-version", "temporal-ui: image temporalio/ui:2.50.0, but go.mod pins 2.54.1",
+			func(p *composeProject) { svc(p, "temporal-ui").Image = "temporalio/ui:2.50.0" }},
+		{"embedded deploy file docker-ignored", "docker-context", "does not bring back deploy/temporal/dynamicconfig.yaml",
+			func(p *composeProject) {
+				replaceFile(p, ".dockerignore", "!deploy/temporal/dynamicconfig.yaml\n", "")
+			}},
 		{"image latest", "images", `"temporalio/ui:latest" is not pinned`,
 			func(p *composeProject) { svc(p, "temporal-ui").Image = "temporalio/ui:latest" }},
 		{"image without tag", "images", "no tag",

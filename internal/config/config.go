@@ -372,3 +372,36 @@ func proxies(name string, val func(string) string, bad func(string, string, ...a
 	}
 	return out
 }
+
+// Environ is the environment of a process of the stack that a harness starts
+// (`ordersaga chaos`, `ordersaga cluster`): base (the harness's own) without
+// any variable of Vars() and without drop, then extra, then settings — every
+// one of them a variable of Vars(), so that the process is configured
+// exactly as production configures it.
+func Environ(base, extra []string, settings map[string]string, drop ...string) ([]string, error) {
+	known := map[string]bool{}
+	for _, v := range Vars() {
+		known[v.Name] = true
+	}
+	var env []string
+	for _, kv := range base {
+		name, _, _ := strings.Cut(kv, "=")
+		if known[name] || slices.Contains(drop, name) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, extra...)
+	names := make([]string, 0, len(settings))
+	for k := range settings {
+		if !known[k] {
+			return nil, fmt.Errorf("%s is not a configuration variable (config.Vars)", k)
+		}
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		env = append(env, k+"="+settings[k])
+	}
+	return env, nil
+}

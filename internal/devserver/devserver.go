@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -40,6 +39,8 @@ import (
 	uiserver "github.com/temporalio/ui-server/v2/server"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uioptions "github.com/temporalio/ui-server/v2/server/server_options"
+
+	"ordersaga/internal/ports"
 )
 
 const clusterName = "active"
@@ -104,7 +105,7 @@ type Server struct {
 	temporal     temporal.Server
 	quiet        *atomic.Bool // the server's logger quietens its start-up and shutdown noise
 	dc           *dynamicConfigClient
-	ui           *uiserver.Server
+	ui           *UI
 	frontendAddr string
 	uiURL        string
 }
@@ -397,35 +398,77 @@ func (s *Server) ensureSearchAttributes(ctx context.Context) error {
 }
 
 func (s *Server) startUI(ctx context.Context) error {
-	ui := uiserver.NewServer(uioptions.WithConfigProvider(&uiConfig{cfg: &uiconfig.Config{
-		Host:                s.opts.IP,
-		Port:                s.opts.UIPort,
-		TemporalGRPCAddress: s.frontendAddr,
+	ui, err := StartUI(ctx, UIOptions{
+		IP:               s.opts.IP,
+		Port:             s.opts.UIPort,
+		FrontendAddress:  s.frontendAddr,
+		DefaultNamespace: s.opts.Namespace,
+		Logger:           s.opts.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	s.ui, s.uiURL = ui, ui.URL()
+	return nil
+}
+
+// UIOptions configure a Temporal Web UI served by this process.
+type UIOptions struct {
+	IP               string // to bind to
+	Port             int    // free: the caller claims it
+	FrontendAddress  string // the Temporal frontend host:port it talks to
+	DefaultNamespace string
+	Logger           *slog.Logger // its errors (nil = discarded)
+}
+
+// UI is a running Temporal Web UI (github.com/temporalio/ui-server, the
+// server of the temporalio/ui image, in this process).
+type UI struct {
+	srv *uiserver.Server
+	url string
+}
+
+// URL is the UI's address.
+func (u *UI) URL() string { return u.url }
+
+// Stop stops the UI.
+func (u *UI) Stop() { u.srv.Stop() }
+
+// StartUI serves the Web UI in front of a Temporal frontend and returns once
+// it answers.
+func StartUI(ctx context.Context, o UIOptions) (*UI, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv := uiserver.NewServer(uioptions.WithConfigProvider(&uiConfig{cfg: &uiconfig.Config{
+		Host:                o.IP,
+		Port:                o.Port,
+		TemporalGRPCAddress: o.FrontendAddress,
 		EnableUI:            true,
-		DefaultNamespace:    s.opts.Namespace,
+		DefaultNamespace:    o.DefaultNamespace,
 		HideLogs:            true,
 		DisableNewsFetch:    true, // the machine may have no internet
 		// Plain http on localhost: a Secure cookie would never be sent back.
 		CORS: uiconfig.CORS{CookieInsecure: true},
 	}}))
-	s.ui = ui
-	s.uiURL = fmt.Sprintf("http://%s", net.JoinHostPort(s.opts.IP, strconv.Itoa(s.opts.UIPort)))
+	u := &UI{srv: srv, url: fmt.Sprintf("http://%s", net.JoinHostPort(o.IP, strconv.Itoa(o.Port)))}
 	go func() {
-		if err := ui.Start(); err != nil {
-			s.opts.Logger.Error("temporal web ui stopped", "err", err)
+		if err := srv.Start(); err != nil {
+			o.Logger.Error("temporal web ui stopped", "err", err)
 		}
 	}()
-	// Wait until it answers so the URL we print works.
+	// Wait until it answers so the URL printed works.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.uiURL+"/healthz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u.url+"/healthz", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			return nil
+			return u, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("devserver: web ui on %s did not come up: %w", s.uiURL, err)
+			srv.Stop()
+			return nil, fmt.Errorf("web ui on %s did not come up: %w", u.url, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -508,13 +551,13 @@ func serverConfig(opts Options, lay layout) (*config.Config, error) {
 		visStore = "sqlite-visibility"
 		stores[visStore] = config.DataStore{SQL: sqliteConfig(lay.visibility)}
 	}
-	ports := make([]int, 0, 8)
+	picked := make([]int, 0, 8)
 	for range 7 {
-		p, err := freePort(opts.IP)
+		p, err := ports.Free(opts.IP)
 		if err != nil {
 			return nil, err
 		}
-		ports = append(ports, p)
+		picked = append(picked, p)
 	}
 	svc := func(grpc, membership int) config.Service {
 		return config.Service{RPC: config.RPC{GRPCPort: grpc, MembershipPort: membership, BindOnIP: opts.IP}}
@@ -546,10 +589,10 @@ func serverConfig(opts Options, lay layout) (*config.Config, error) {
 		},
 		DCRedirectionPolicy: config.DCRedirectionPolicy{Policy: "noop"},
 		Services: map[string]config.Service{
-			"frontend": svc(opts.FrontendPort, ports[0]),
-			"history":  svc(ports[1], ports[2]),
-			"matching": svc(ports[3], ports[4]),
-			"worker":   svc(ports[5], ports[6]),
+			"frontend": svc(opts.FrontendPort, picked[0]),
+			"history":  svc(picked[1], picked[2]),
+			"matching": svc(picked[3], picked[4]),
+			"worker":   svc(picked[5], picked[6]),
 		},
 		Archival: config.Archival{
 			History:    config.HistoryArchival{State: "disabled"},
@@ -610,38 +653,13 @@ func staticDynamicConfig() dynamicconfig.StaticClient {
 	}
 }
 
-// claimPort checks that port (or, for -1, any port) is free on ip. The check
-// and the server's own bind are not atomic, but it turns the common case — a
-// second `ordersaga dev`, or another Temporal on 7233 — into a clear message.
+// claimPort is ports.Claim with a hint at the usual culprit.
 func claimPort(ip string, port int, what string) (int, error) {
-	if port < 0 {
-		return freePort(ip)
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	p, err := ports.Claim(ip, port, what)
 	if err != nil {
-		return 0, fmt.Errorf("devserver: %s port %d on %s is taken (is another ordersaga dev or Temporal running?): %w", what, port, ip, err)
+		return 0, fmt.Errorf("devserver: %w (is another ordersaga dev or Temporal running?)", err)
 	}
-	_ = l.Close()
-	return port, nil
-}
-
-// freePort picks a free port below Linux's ephemeral range (32768–60999),
-// where the kernel does not hand ports to outgoing connections, so the port
-// is far less likely to be taken before the server binds it.
-func freePort(ip string) (int, error) {
-	for range 50 {
-		p := 20000 + rand.IntN(12000)
-		if l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p))); err == nil {
-			_ = l.Close()
-			return p, nil
-		}
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("devserver: find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return p, nil
 }
 
 func keys(m map[string]enumspb.IndexedValueType) []string {

@@ -139,6 +139,35 @@ func (t *Temporal) record(name string, k kind, tags map[string]string, apply fun
 	apply(s)
 }
 
+// DeclareCounter makes a counter series exist at 0 before anything counts
+// in it. Prometheus's increase() and rate() see no increase in a series
+// whose first sample is already 1, so an alert on increase(x[1d]) > 0 would
+// miss the first count of each label set after every process start; a
+// series declared at 0 makes that first count an increase like any other.
+// tags must be the full label set the counter is later counted with (for
+// what the SDK counts about a workflow, SDKWorkflowTags).
+func (t *Temporal) DeclareCounter(name string, tags map[string]string) {
+	t.Handler().WithTags(tags).Counter(name).Inc(0)
+}
+
+// SDKWorkflowTags are the labels the Temporal Go SDK (v1.50) gives what is
+// counted about a workflow type on a worker of a task queue — its own
+// temporal_workflow_* counters and what the workflow emits through
+// workflow.GetMetricsHandler: the client's root tags, the worker's task
+// queue and the workflow type. The SDK keeps them in an internal package;
+// api's TestReconciliationCountersExistAtZeroFromTheWorkerStart checks a
+// series declared with them is the one the workflow then counts in.
+func SDKWorkflowTags(namespace, taskQueue, workflowType string) map[string]string {
+	return map[string]string{
+		"namespace":     namespace,
+		"client_name":   "temporal_go",
+		"worker_type":   "none",
+		"activity_type": "none",
+		"task_queue":    taskQueue,
+		"workflow_type": workflowType,
+	}
+}
+
 // Describe sends nothing: the metrics are known only once the SDK emits
 // them, so t is an unchecked collector.
 func (t *Temporal) Describe(chan<- *prometheus.Desc) {}

@@ -80,3 +80,42 @@ func TestSDKMetricsAreExportedWithOneLabelSetPerMetric(t *testing.T) {
 	}
 	t.Fatal("timer not exported as temporal_workflow_endtoend_latency_seconds")
 }
+
+// A declared counter is exported at 0 before anything counts, and a count
+// with the same tags adds to that very series (no second one is born at 1).
+func TestDeclaredCounterIsExportedAtZeroAndCountedInto(t *testing.T) {
+	m := metrics.NewTemporal()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	tags := metrics.SDKWorkflowTags("default", "orders", "ReconcileWorkflow")
+	tags["kind"] = "REFUND_NOT_IN_SHOP"
+	m.DeclareCounter("ordersaga_reconciliation_drift", tags)
+
+	series := func() map[string]float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, f := range families {
+			for _, mt := range f.GetMetric() {
+				var labels []string
+				for _, l := range mt.GetLabel() {
+					labels = append(labels, l.GetName()+"="+l.GetValue())
+				}
+				out[f.GetName()+"{"+strings.Join(labels, ",")+"}"] = mt.GetCounter().GetValue()
+			}
+		}
+		return out
+	}
+	const key = "ordersaga_reconciliation_drift_total{activity_type=none,client_name=temporal_go,kind=REFUND_NOT_IN_SHOP," +
+		"namespace=default,task_queue=orders,worker_type=none,workflow_type=ReconcileWorkflow}"
+	if got := series(); len(got) != 1 || got[key] != 0 {
+		t.Fatalf("declared: %v, want only %s at 0", got, key)
+	}
+	m.Handler().WithTags(tags).Counter("ordersaga_reconciliation_drift").Inc(2)
+	if got := series(); len(got) != 1 || got[key] != 2 {
+		t.Fatalf("after a count of 2: %v, want only %s at 2", got, key)
+	}
+}

@@ -49,6 +49,9 @@ type Client struct {
 	BaseURL string // http://127.0.0.1:8080
 	Token   string // ADMIN_TOKEN
 	HTTP    *http.Client
+	// Progress, when set, hears Wait say why an attempt failed while the
+	// run is retried (a bad bill is downloaded again for minutes).
+	Progress io.Writer
 }
 
 func (c *Client) call(ctx context.Context, method, path string, body any) ([]byte, error) {
@@ -122,6 +125,7 @@ func (c *Client) Wait(ctx context.Context, date string, start bool, poll time.Du
 			return nil, err
 		}
 	}
+	said := ""
 	for {
 		r, err := c.Get(ctx, date)
 		if err != nil {
@@ -129,6 +133,10 @@ func (c *Client) Wait(ctx context.Context, date string, start bool, poll time.Du
 		}
 		if !r.Running() {
 			return r, nil
+		}
+		if l := r.LatestRun; c.Progress != nil && l != nil && l.Status == store.RunRunning && l.Error != "" && l.Error != said {
+			said = l.Error
+			fmt.Fprintf(c.Progress, "reconciliation of %s: an attempt failed, retrying (attempt %d): %s\n", date, l.Attempt, l.Error)
 		}
 		select {
 		case <-ctx.Done():
@@ -185,7 +193,7 @@ flags:
 	}
 	wctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
-	c := &Client{BaseURL: api, Token: *token}
+	c := &Client{BaseURL: api, Token: *token, Progress: stderr}
 	r, err := c.Wait(wctx, *date, !*show, 500*time.Millisecond)
 	if err != nil {
 		return err

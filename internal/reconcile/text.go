@@ -90,6 +90,9 @@ func WriteText(w io.Writer, r *Report) {
 			p("The latest run (%d) FAILED: %s", l.ID, l.Error)
 		case store.RunRunning:
 			p("The latest run (%d) is still running (bill %s)", l.ID, dash(l.BillState))
+			if l.Error != "" {
+				p("  attempt %d is being made; the one before failed: %s", l.Attempt, l.Error)
+			}
 		default:
 			p("The latest run (%d) is %s", l.ID, l.Status)
 		}

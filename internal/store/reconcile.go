@@ -221,13 +221,24 @@ func (s *Store) ResetReconcileRun(ctx context.Context, id int64) (attempt int64,
 		if err := clearRun(tx, id); err != nil {
 			return err
 		}
+		// error stays: why the attempt before failed, until this one ends.
 		if err := tx.Exec(`UPDATE reconciliation_runs SET attempt = attempt + 1, bill_state = '', bill_sha1 = '', bill_rows = 0,
-error = '', updated_at = ? WHERE id = ?`, now(), id).Error; err != nil {
+updated_at = ? WHERE id = ?`, now(), id).Error; err != nil {
 			return err
 		}
 		return tx.Raw(`SELECT attempt FROM reconciliation_runs WHERE id = ?`, id).Scan(&attempt).Error
 	})
 	return attempt, err
+}
+
+// NoteReconcileAttemptFailure keeps why an attempt at a RUNNING run failed
+// (the workflow retries it): until the run completes or fails for good,
+// its error says why the last attempt did not finish. An attempt that is
+// not the run's latest, or a run that ended, changes nothing.
+func (s *Store) NoteReconcileAttemptFailure(ctx context.Context, runID, attempt int64, reason string) (err error) {
+	defer annotate(&err, "note failed attempt %d of reconciliation run %d", attempt, runID)
+	return s.conn(ctx).Exec(`UPDATE reconciliation_runs SET error = ?, updated_at = ? WHERE id = ? AND attempt = ? AND status = ?`,
+		reason, now(), runID, attempt, RunRunning).Error
 }
 
 // lockRunningRun checks that the run is RUNNING and, on PostgreSQL, locks

@@ -44,6 +44,10 @@ func Temporal() (*devserver.Server, error) { return TemporalWithLimits(Limits{})
 type Limits struct {
 	TotalUpdates int // history.maxTotalUpdates (2000)
 	Signals      int // history.maximumSignalsPerExecution (10000)
+	// SuggestContinueAsNew: limit.historyCount.suggestContinueAsNew (4096),
+	// the history length at which Temporal suggests a workflow continue as
+	// new — lowered, an order continues after a few steps.
+	SuggestContinueAsNew int
 }
 
 // TemporalWithLimits is Temporal with the per-workflow limits given: every
@@ -59,6 +63,9 @@ func TemporalWithLimits(l Limits) (*devserver.Server, error) {
 	}
 	if l.Signals > 0 {
 		dc[dynamicconfig.MaximumSignalsPerExecution.Key()] = l.Signals
+	}
+	if l.SuggestContinueAsNew > 0 {
+		dc[dynamicconfig.HistoryCountSuggestContinueAsNew.Key()] = l.SuggestContinueAsNew
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -191,6 +198,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	// One registry, as in `ordersaga dev`: the API's /metrics shows the
 	// worker's WeChat calls, the SDK's metrics and the workflows' counters.
 	reg, sdkMetrics := app.NewMetrics()
+	app.DeclareWorkerMetrics(sdkMetrics, cfg.TemporalNamespace, cfg.TemporalTaskQueue)
 	pay, err := app.NewWechatPay(cfg, app.WithCallMetrics(reg))
 	if err != nil {
 		t.Fatalf("wechat pay client: %v", err)

@@ -410,6 +410,7 @@ func (br *Reader) readSummary(header []string) error {
 	if len(rec) != width {
 		return lineErr(br.line, "summary row has %d fields, its header %d", len(rec), width)
 	}
+	rowLine := br.line
 	var got Summary
 	fields := []*int64{&got.Rows, &got.SettlementFen, &got.RefundFen, &got.RechargeRefundFen, &got.FeeMilliFen, &got.TotalFen, &got.RequestedRefundFen}
 	for i, dst := range fields {
@@ -448,7 +449,7 @@ func (br *Reader) readSummary(header []string) error {
 			return lineErr(br.line, "content after the summary row")
 		}
 	}
-	if err := checkSummary(got, br.sums, br.line-1); err != nil {
+	if err := checkSummary(got, br.sums, rowLine); err != nil {
 		return err
 	}
 	br.summary = &got

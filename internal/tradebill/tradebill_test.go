@@ -100,7 +100,7 @@ func TestReaderRefusesABillThatIsNotWellFormed(t *testing.T) {
 		{"refund of an unknown status", with(2, field(lines[2], "`ORIGINAL,`SUCCESS", "`ORIGINAL,`DONE")), `refund status "DONE"`},
 		{"time that is not one", with(1, field(lines[1], "`2026-12-05 09:12:03", "`2026/12/05 09:12:03")), "not yyyy-MM-dd"},
 		{"foreign currency", with(1, field(lines[1], "`CNY", "`USD")), `currency "USD"`},
-		{"summary total off by a fen", with(5, "`3,`176.01,`176.00,`0.00,`0.00000,`176.02,`176.00"), "订单总金额 is 176.02, the rows sum to 176.01"},
+		{"summary total off by a fen", with(5, "`3,`176.01,`176.00,`0.00,`0.00000,`176.02,`176.00"), "line 6: the summary does not add up: 订单总金额 is 176.02, the rows sum to 176.01"},
 		{"summary counts another number of rows", with(5, "`4,`176.01,`176.00,`0.00,`0.00000,`176.01,`176.00"), "总交易单数 is 4, the rows sum to 3"},
 		{"summary fees do not add up", with(5, "`3,`176.01,`176.00,`0.00,`0.01000,`176.01,`176.00"), "手续费总金额"},
 		{"summary missing (truncated)", strings.Join(lines[:4], "\n") + "\n", "without its summary"},

@@ -297,14 +297,19 @@ func (o *order) awaitShippedAtWechat(ctx workflow.Context) error {
 			o.WechatSettlement != nil || o.ShippingReminder != nil
 	}
 	next := o.nextWechatDeadline()
-	if next.IsZero() {
+	if next.IsZero() || cond() {
 		return workflow.Await(ctx, cond)
 	}
-	_, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{
-		Timeout:      max(next.Sub(now), time.Millisecond),
-		TimerOptions: workflow.TimerOptions{Summary: o.shippedTimerSummary(next)},
-	}, cond)
-	return err
+	// The timer is cancelled when something else ends the wait. (The SDK's
+	// AwaitWithOptions leaves it pending — SDKFlagCancelAwaitTimerOnCondition
+	// is off in SDK 1.50 — so an order woken often, by repeated notifies,
+	// would pile up timers that all fire at the same deadline, in one run's
+	// history, past any budget check.)
+	timerCtx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	timer := workflow.NewTimerWithOptions(timerCtx, max(next.Sub(now), time.Millisecond),
+		workflow.TimerOptions{Summary: o.shippedTimerSummary(next)})
+	return workflow.Await(ctx, func() bool { return cond() || timer.IsReady() })
 }
 
 func (o *order) shippedWaiting() string {
@@ -376,7 +381,7 @@ func (o *order) uploadShipment(ctx workflow.Context) error {
 		return o.flag(ctx, FlagShippingUploadFailed, "WeChat refused the shipment: "+w.UploadRefused)
 	}
 	w.UploadError = errorMessage(err)
-	wait := min(shippingUploadRetryFirst<<min(w.UploadRounds-1, 10), shippingUploadRetryMax)
+	wait := backoff(shippingUploadRetryFirst, w.UploadRounds, shippingUploadRetryMax)
 	w.NextUploadAt = now.Add(wait)
 	o.logger.Warn("WeChat did not take the shipment this round", "round", w.UploadRounds, "retry_in", wait, "error", w.UploadError)
 	if !w.UploadFlagged && now.Sub(o.shippedAt()) >= shippingUploadFlagAfter {
@@ -431,10 +436,22 @@ func (o *order) askRound(ctx workflow.Context) error {
 			o.remindBuyer(ctx)
 		}
 	}
-	wait := min(o.askFirst()<<min(w.Asks-1, 20), shippingAskMax)
+	wait := backoff(o.askFirst(), w.Asks, shippingAskMax)
 	w.NextAskAt = workflow.Now(ctx).Add(wait)
 	o.showDetails(ctx)
 	return nil
+}
+
+// backoff is the wait after the nth failed try (n ≥ 1): first, doubling
+// up to most. (Doubled step by step: a shift by n overflows a Duration
+// long before n gets large — a day shifted by 17 already does — and a
+// negative wait would ask again at once, in a loop.)
+func backoff(first time.Duration, n int, most time.Duration) time.Duration {
+	wait := first
+	for i := 1; i < n && wait < most; i++ {
+		wait *= 2
+	}
+	return min(wait, most)
 }
 
 // askFirst is the first wait between two questions to WeChat: a seventh

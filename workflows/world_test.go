@@ -57,6 +57,10 @@ type world struct {
 	wxOrders  map[string]*wxShipping
 	// lostUploads: the next N uploads reach WeChat, their answers are lost.
 	lostUploads int
+	// onUpload runs before each attempt of an upload answers (attempt 1
+	// begins a round); onWechatQuery before each question about an order.
+	onUpload      func(w *world, in UploadShippingInput, attempt int32)
+	onWechatQuery func(w *world, orderNo string)
 
 	// Injected failures, taken in order, per activity name.
 	failures map[string][]error
@@ -501,6 +505,9 @@ func (w *world) examineStrayPayment(_ context.Context, p PaymentNotice) (StrayDe
 func (w *world) uploadShipping(ctx context.Context, in UploadShippingInput) (WechatShippingResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.onUpload != nil {
+		w.onUpload(w, in, activity.GetInfo(ctx).Attempt)
+	}
 	if err := w.enter(ActivityUploadShipping, in); err != nil {
 		return WechatShippingResult{}, err
 	}
@@ -539,6 +546,9 @@ func (w *world) queryWechatShipping(_ context.Context, in WechatShippingInput) (
 	defer w.mu.Unlock()
 	if err := w.enter(ActivityQueryWechatShipping, in); err != nil {
 		return WechatShippingResult{}, err
+	}
+	if w.onWechatQuery != nil {
+		w.onWechatQuery(w, in.OrderNo)
 	}
 	if !w.wxManaged {
 		return WechatShippingResult{}, nil

@@ -253,32 +253,9 @@ var recordings = []struct {
 	{"shipped-continued", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF3000000001"})
-		id := workflows.WorkflowID(no)
-		d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		firstRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 		// WeChat repeats the payment's notify until Temporal suggests
 		// continuing as new: the order goes on in a new run.
-		tx := r.env.Sim.Transactions()
-		var repeat workflows.PaymentNotice
-		for _, t := range tx {
-			if t.OutTradeNo == no {
-				repeat = workflows.PaymentNotice{OutTradeNo: no, TransactionID: t.TransactionID, TradeState: workflows.TradeSuccess,
-					AppID: t.AppID, MchID: t.MchID, AmountFen: t.TotalFen, PayerTotalFen: t.TotalFen, Currency: "CNY", Source: "notify"}
-			}
-		}
-		testenv.Eventually(r.t, time.Minute, "order "+no+" continued as new", func() (bool, string) {
-			if err := r.env.Temporal.SignalWorkflow(r.ctx, id, "", workflows.SignalPayment, repeat); err != nil {
-				return false, err.Error()
-			}
-			d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
-			if err != nil {
-				return false, err.Error()
-			}
-			return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun, "still the first run"
-		})
+		id, firstRun := workflows.WorkflowID(no), r.continueAsNew(no)
 		r.saveRun("shipped-continued-first-run", id, firstRun)
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("shipped-continued", no, status.Completed)
@@ -349,6 +326,22 @@ var recordings = []struct {
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("reminded-to-ship-then-confirmed", no, status.Completed)
 	}},
+	// A shipment WeChat has, the order's run continued as new while the
+	// buyer has not confirmed, and the settlement event taken by the run
+	// that began from the state handed on.
+	{"shipped-in-wechat-continued", time.Minute, 0, true, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.update(no, workflows.UpdateShip, expressShipment("YT3000000005"))
+		r.wechatHasShipment(no)
+		testenv.Eventually(r.t, time.Minute, "the order knows WeChat has the shipment", func() (bool, string) {
+			w := r.state(no).Wechat
+			return w != nil && w.Uploaded, fmt.Sprintf("%+v", w)
+		})
+		id, firstRun := workflows.WorkflowID(no), r.continueAsNew(no)
+		r.saveRun("shipped-in-wechat-continued-first-run", id, firstRun)
+		r.buyerConfirmsInWechat(no)
+		return r.ended("shipped-in-wechat-continued", no, status.Completed)
+	}},
 }
 
 func expressShipment(trackingNo string) workflows.ShipRequest {
@@ -381,6 +374,36 @@ func (r *recorder) updateRefused(no, name, want string) {
 	if got := errType(err); got != want {
 		r.t.Fatalf("%s %s: %v, want a %s refusal", name, no, err, want)
 	}
+}
+
+// continueAsNew repeats WeChat's notify of the order's payment (a repeat
+// the order keeps) until Temporal suggests continuing as new and the order
+// goes on in a new run; it returns the ID of the run that continued.
+func (r *recorder) continueAsNew(no string) string {
+	id := workflows.WorkflowID(no)
+	d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	firstRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	var repeat workflows.PaymentNotice
+	for _, t := range r.env.Sim.Transactions() {
+		if t.OutTradeNo == no {
+			repeat = workflows.PaymentNotice{OutTradeNo: no, TransactionID: t.TransactionID, TradeState: workflows.TradeSuccess,
+				AppID: t.AppID, MchID: t.MchID, AmountFen: t.TotalFen, PayerTotalFen: t.TotalFen, Currency: "CNY", Source: "notify"}
+		}
+	}
+	testenv.Eventually(r.t, time.Minute, "order "+no+" continued as new", func() (bool, string) {
+		if err := r.env.Temporal.SignalWorkflow(r.ctx, id, "", workflows.SignalPayment, repeat); err != nil {
+			return false, err.Error()
+		}
+		d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun, "still the first run"
+	})
+	return firstRun
 }
 
 type recorder struct {

@@ -80,6 +80,10 @@ var recordedPaths = []struct{ name, since string }{
 	{"shipping-upload-answer-lost", "wechat-shipping"},
 	{"shipping-refused-then-refunded", "wechat-shipping"},
 	{"reminded-to-ship-then-confirmed", "wechat-shipping"},
+	// A shipment WeChat has, a run continued as new while the buyer had not
+	// confirmed, and the run that completed on WeChat's settlement event.
+	{"shipped-in-wechat-continued-first-run", "wechat-shipping"},
+	{"shipped-in-wechat-continued", "wechat-shipping"},
 }
 
 // (The USERPAYING grace is not recorded: the simulator, like WeChat, closes

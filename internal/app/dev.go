@@ -182,18 +182,12 @@ const (
 // tokens and keys survive a restart) and local secrets. A variable set in the
 // environment wins.
 func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simURL, apiURL string) error {
-	// The message push settings are secrets of the console: made once,
-	// kept with the keys, so a restart takes the simulator's retries.
-	pushToken, err := PersistentSecret(filepath.Join(dataDir, "keys", "push_token"))
-	if err != nil {
-		return err
-	}
-	pushKey, err := PersistentSecret(filepath.Join(dataDir, "keys", "push_aes_key"))
+	pushToken, pushKey, err := PersistentPushSettings(filepath.Join(dataDir, "keys"))
 	if err != nil {
 		return err
 	}
 	UseSimulator(cfg, SimShop{AppID: devAppID, AppSecret: devAppSecret, MchID: devMchID,
-		PushToken: pushToken[:32], PushAESKey: pushKey[:43]}, keys, simURL, apiURL)
+		PushToken: pushToken, PushAESKey: pushKey}, keys, simURL, apiURL)
 	// Dev plays a shop under WeChat's shipping management, as most are:
 	// shipped orders are reported to the simulator and complete when the
 	// buyer confirms there (WECHAT_SHIPPING_MANAGED=off says otherwise).
@@ -216,6 +210,25 @@ func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simUR
 // DevAdminToken is the ADMIN_TOKEN of the stacks that run on one machine
 // (`ordersaga dev`, `ordersaga cluster`): the README's walk-through uses it.
 const DevAdminToken = "dev-admin-token-not-for-production"
+
+// PersistentPushSettings returns the message push Token (32 characters)
+// and EncodingAESKey (43) of a simulated mini-program console, kept in
+// keysDir: secrets of the console, made once, so that a restart of a local
+// stack (`ordersaga dev`, `ordersaga cluster`) takes the simulator's
+// retried events.
+func PersistentPushSettings(keysDir string) (token, aesKey string, err error) {
+	t, err := PersistentSecret(filepath.Join(keysDir, "push_token"))
+	if err != nil {
+		return "", "", err
+	}
+	k, err := PersistentSecret(filepath.Join(keysDir, "push_aes_key"))
+	if err != nil {
+		return "", "", err
+	}
+	// 64 hex digits: letters and digits for the Token, base64 digits for
+	// the key.
+	return t[:32], k[:43], nil
+}
 
 // PersistentSecret returns the 32-byte hex secret kept in path, generating
 // it on first use, so that tokens signed with it survive a restart.

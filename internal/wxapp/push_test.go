@@ -95,7 +95,7 @@ func TestPushIsVerifiedAndDecrypted(t *testing.T) {
 		want error
 	}{
 		{"signed with another token", fq, fbody, wxapp.ErrPushSignature},
-		{"msg_signature flipped", tamper(func(q url.Values) { q.Set("msg_signature", "0"+q.Get("msg_signature")[1:]) }), body, wxapp.ErrPushSignature},
+		{"msg_signature flipped", tamper(func(q url.Values) { q.Set("msg_signature", flipFirst(q.Get("msg_signature"))) }), body, wxapp.ErrPushSignature},
 		{"no msg_signature", tamper(func(q url.Values) { q.Del("msg_signature") }), body, wxapp.ErrPushSignature},
 		{"timestamp changed after signing", tamper(func(q url.Values) { q.Set("timestamp", "1") }), body, wxapp.ErrPushSignature},
 		{"six minutes old", sq, sbody, wxapp.ErrPushStale},
@@ -109,6 +109,16 @@ func TestPushIsVerifiedAndDecrypted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// flipFirst changes a hex signature's first digit (to another one: a
+// signature that began with "0" stayed the same when it was set to "0",
+// one push in sixteen).
+func flipFirst(sig string) string {
+	if sig == "" || sig[0] == '0' {
+		return "1" + sig[min(len(sig), 1):]
+	}
+	return "0" + sig[1:]
 }
 
 func TestPushURLCheckAnswersEchostr(t *testing.T) {

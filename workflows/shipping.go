@@ -280,7 +280,10 @@ func (o *order) nextWechatDeadline() time.Time {
 // shipping-management path: the upload or the question to WeChat that is
 // due, or else a wait until the next one is due or something comes (a
 // request, WeChat's event, a payment to return). Each round ends where the
-// main loop can go on — or a run could be continued.
+// main loop can go on: awaitFulfilment checks the history budget
+// (keepHistoryBudget) before the next, and a run that continues as new
+// picks the rounds up from WechatShipping (NextUploadAt, UploadRounds,
+// NextAskAt, Asks, Reminded).
 func (o *order) awaitShippedAtWechat(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	switch {

@@ -22,6 +22,7 @@ import (
 
 	"ordersaga/internal/status"
 	"ordersaga/internal/store"
+	"ordersaga/internal/wxapp"
 	"ordersaga/internal/wxpay"
 	"ordersaga/workflows"
 )
@@ -30,8 +31,13 @@ import (
 type Activities struct {
 	Store *store.Store
 	// Pay is the WeChat Pay client (prepay, query, close, refund).
-	Pay    *wxpay.Client
-	Logger *slog.Logger
+	Pay *wxpay.Client
+	// Wxapp is the mini-program server API client (shipping management);
+	// Shipping says whether WeChat manages the shop's shipping (nil: it
+	// does not, and Wxapp is not used).
+	Wxapp    *wxapp.Client
+	Shipping *wxapp.Managed
+	Logger   *slog.Logger
 	// Now is the clock for timestamps written to the database.
 	Now func() time.Time
 }
@@ -75,7 +81,7 @@ func (a *Activities) CreateOrder(ctx context.Context, in workflows.CreateOrderIn
 	if err != nil {
 		return workflows.CreatedOrder{}, businessError(err)
 	}
-	stored, err := a.Store.CreateOrder(ctx, store.Order{
+	row := store.Order{
 		OrderNo:     in.OrderNo,
 		UserID:      in.UserID,
 		Status:      status.Pending,
@@ -83,7 +89,12 @@ func (a *Activities) CreateOrder(ctx context.Context, in workflows.CreateOrderIn
 		Address:     in.Address,
 		PayDeadline: in.PayDeadline.UTC(),
 		Items:       items,
-	})
+	}
+	if a := in.ShippingAddress; a != nil {
+		row.ShipTo = store.ShipTo{Name: a.ReceiverName, Phone: a.Phone, Province: a.Province, City: a.City,
+			District: a.District, Detail: a.Detail, PostalCode: a.PostalCode}
+	}
+	stored, err := a.Store.CreateOrder(ctx, row)
 	if err != nil {
 		return workflows.CreatedOrder{}, businessError(fmt.Errorf("store order %s: %w", in.OrderNo, err))
 	}

@@ -20,6 +20,7 @@ func TestEveryActivityNameIsRegisteredOnce(t *testing.T) {
 		workflows.ActivityFlagOrder, workflows.ActivityRequestRefund, workflows.ActivityQueryRefund,
 		workflows.ActivitySettleRefund, workflows.ActivityExamineStrayPayment,
 		workflows.ActivityStartReconcileRun, workflows.ActivityReconcileBill, workflows.ActivityFailReconcileRun,
+		workflows.ActivityUploadShipping, workflows.ActivityQueryWechatShipping, workflows.ActivityRemindReceipt,
 	}
 	registered := map[string]int{}
 	for _, a := range worker.Activities(nil) {

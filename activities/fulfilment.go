@@ -26,6 +26,12 @@ func (a *Activities) SetOrderStatus(ctx context.Context, in workflows.SetOrderSt
 		if in.TrackingNo != "" {
 			set.TrackingNo = &in.TrackingNo
 		}
+		if sh := in.Shipment; sh != nil {
+			set.Shipment = &store.Shipment{LogisticsType: sh.LogisticsType, ItemDesc: sh.ItemDesc}
+			for _, p := range sh.Packages {
+				set.Shipment.Packages = append(set.Shipment.Packages, store.ShipmentPackage{ExpressCompany: p.ExpressCompany, TrackingNo: p.TrackingNo})
+			}
+		}
 	case status.Completed:
 		set.CompletedAt = &now
 	case status.Closed:

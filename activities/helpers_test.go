@@ -23,6 +23,7 @@ import (
 	"ordersaga/internal/paysim"
 	"ordersaga/internal/status"
 	"ordersaga/internal/store"
+	"ordersaga/internal/wxapp"
 	"ordersaga/internal/wxpay"
 	"ordersaga/worker"
 	"ordersaga/workflows"
@@ -59,6 +60,9 @@ type fx struct {
 	env  *testsuite.TestActivityEnvironment
 	acts *activities.Activities
 	logs *syncBuffer
+	// wxapp is the mini-program server client the shipping activities use
+	// (WECHAT_SHIPPING_MANAGED as fxOptions.shipping says, default on).
+	wxapp *wxapp.Client
 }
 
 type fxOptions struct {
@@ -68,6 +72,10 @@ type fxOptions struct {
 	beforeRequest func(*http.Request)
 	// simClock, when set, is the simulator's clock.
 	simClock func() time.Time
+	// shipping is WECHAT_SHIPPING_MANAGED ("" = on); sim adjusts the
+	// simulator's options.
+	shipping string
+	sim      func(*paysim.Options)
 }
 
 func newFx(t *testing.T, st *store.Store, opts ...func(*fxOptions)) *fx {
@@ -88,6 +96,10 @@ func newFx(t *testing.T, st *store.Store, opts ...func(*fxOptions)) *fx {
 	so.NotifyScale = 0.001
 	so.RefundDelay = -1 // refunds settle when a test says so
 	so.Clock = o.simClock
+	so.LoginSecret = "activities-test-app-secret"
+	if o.sim != nil {
+		o.sim(&so)
+	}
 	sim := paysim.New(so)
 	simSrv := httptest.NewServer(sim.Handler())
 	t.Cleanup(func() {
@@ -115,18 +127,24 @@ func newFx(t *testing.T, st *store.Store, opts ...func(*fxOptions)) *fx {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
+	mini := wxapp.New(wxapp.Options{BaseURL: simSrv.URL, AppID: paysim.DefaultAppID, Secret: so.LoginSecret})
+	if o.shipping == "" {
+		o.shipping = wxapp.ManagedOn
+	}
 	acts := &activities.Activities{
-		Store:  st,
-		Pay:    pay,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    time.Now,
+		Store:    st,
+		Pay:      pay,
+		Wxapp:    mini,
+		Shipping: wxapp.NewManaged(o.shipping, mini),
+		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:      time.Now,
 	}
 	var suite testsuite.WorkflowTestSuite
 	// The SDK logs every failed attempt; the failures here are on purpose.
 	suite.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := suite.NewTestActivityEnvironment()
 	worker.RegisterActivities(env, acts)
-	return &fx{t: t, ctx: context.Background(), st: st, sim: sim, cfg: cfg, pay: pay, env: env, acts: acts, logs: logs}
+	return &fx{t: t, ctx: context.Background(), st: st, sim: sim, cfg: cfg, pay: pay, env: env, acts: acts, logs: logs, wxapp: mini}
 }
 
 type hookTransport struct {

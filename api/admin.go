@@ -275,30 +275,6 @@ func (s *server) adminFlaggedOrders(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"orders": out})
 }
 
-type shipRequest struct {
-	TrackingNo string `json:"tracking_no"`
-}
-
-// adminShipOrder marks a PAID order SHIPPED.
-func (s *server) adminShipOrder(c *gin.Context) {
-	var req shipRequest
-	if !decodeOptionalJSON(c, &req) {
-		return
-	}
-	req.TrackingNo = strings.TrimSpace(req.TrackingNo)
-	if len(req.TrackingNo) > maxTrackingNo || strings.ContainsFunc(req.TrackingNo, func(r rune) bool {
-		return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '_')
-	}) {
-		badRequest(c, fmt.Sprintf("tracking_no must be at most %d letters, digits, '-' or '_'", maxTrackingNo))
-		return
-	}
-	o, ok := s.adminOrder(c)
-	if !ok {
-		return
-	}
-	s.runAction(c, actShip, o, workflows.ShipRequest{TrackingNo: req.TrackingNo})
-}
-
 // adminRefundOrder refunds a PAID or SHIPPED order in full.
 func (s *server) adminRefundOrder(c *gin.Context) {
 	var req refundRequest

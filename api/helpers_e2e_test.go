@@ -63,12 +63,19 @@ type payParams struct {
 
 type orderView struct {
 	orderBody
-	PaidAt       *time.Time `json:"paid_at"`
-	ClosedAt     *time.Time `json:"closed_at"`
-	ShippedAt    *time.Time `json:"shipped_at"`
-	TrackingNo   string     `json:"tracking_no"`
-	CompletedAt  *time.Time `json:"completed_at"`
-	WechatSynced *bool      `json:"wechat_synced"`
+	PaidAt          *time.Time                 `json:"paid_at"`
+	ClosedAt        *time.Time                 `json:"closed_at"`
+	ShippedAt       *time.Time                 `json:"shipped_at"`
+	TrackingNo      string                     `json:"tracking_no"`
+	CompletedAt     *time.Time                 `json:"completed_at"`
+	WechatSynced    *bool                      `json:"wechat_synced"`
+	Address         string                     `json:"address"`
+	ShippingAddress *workflows.ShippingAddress `json:"shipping_address"`
+	Shipment        *struct {
+		LogisticsType string              `json:"logistics_type"`
+		Packages      []workflows.Package `json:"packages"`
+		ItemDesc      string              `json:"item_desc"`
+	} `json:"shipment"`
 }
 
 // place creates an order over HTTP and fails the test unless it is created.
@@ -596,7 +603,7 @@ func newCallbackFront(t *testing.T, env *testenv.Env) *callbackFront {
 		t.Fatal(err)
 	}
 	env.StopWorker()
-	w := app.NewWorker(cfg, env.Temporal, env.Store, pay, testLogger(t))
+	w := app.NewWorker(cfg, env.Temporal, env.Store, pay, env.Shipping, testLogger(t))
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

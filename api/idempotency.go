@@ -104,7 +104,16 @@ func rowRequestHash(o store.Order) string {
 	for _, it := range o.Items {
 		items = append(items, workflows.Item{ProductID: it.ProductID, Quantity: it.Quantity})
 	}
-	return requestHash(items, o.Address)
+	return requestHash(items, hashedAddress(o.Address, shippingAddressJSON(o.ShipTo)))
+}
+
+// hashedAddress is the address as requestHash takes it: the one line, and
+// the phone a structured address has besides.
+func hashedAddress(line string, a *workflows.ShippingAddress) string {
+	if a == nil {
+		return line
+	}
+	return line + "\x00" + a.Phone
 }
 
 // keyedAttempt is one attempt at a keyed order.
@@ -162,7 +171,7 @@ func (s *server) replayed(c *gin.Context, k keyedAttempt) {
 // view: 201 if this attempt started the workflow, 200 if it joined one an
 // earlier attempt of the same request started, 409 if that attempt asked
 // for something else.
-func (s *server) keyedStarted(c *gin.Context, k keyedAttempt, view workflows.OrderView, address string) {
+func (s *server) keyedStarted(c *gin.Context, k keyedAttempt, view workflows.OrderView, address string, shipTo *workflows.ShippingAddress) {
 	memo, err := s.workflowMemo(c.Request.Context(), k.orderNo)
 	if err != nil {
 		// The order exists and is this user's; only who started it is unknown.
@@ -172,10 +181,10 @@ func (s *server) keyedStarted(c *gin.Context, k keyedAttempt, view workflows.Ord
 	switch {
 	case memo[memoAttempt] == k.id:
 		s.ordersPlaced.WithLabelValues("created").Inc()
-		c.JSON(http.StatusCreated, orderFromView(view, address))
+		c.JSON(http.StatusCreated, orderFromView(view, address, shipTo))
 	case memo[memoRequestHash] == k.hash:
 		s.replayed(c, k)
-		c.JSON(http.StatusOK, orderFromView(view, address))
+		c.JSON(http.StatusOK, orderFromView(view, address, shipTo))
 	default:
 		s.keyReused(c, k)
 	}

@@ -277,6 +277,14 @@ func (g *replayGuard) first(key [32]byte) bool {
 	return true
 }
 
+// forget drops a key recorded by first: the callback it stood for was not
+// taken (answered 5xx), so WeChat's retry of the same bytes must pass.
+func (g *replayGuard) forget(key [32]byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.seen, key) // its place in order expires with the others
+}
+
 func yuan(fen int64) string {
 	sign := ""
 	if fen < 0 {

@@ -53,6 +53,10 @@ type orderJSON struct {
 	TrackingNo   string     `json:"tracking_no,omitempty"`
 	CompletedAt  *time.Time `json:"completed_at,omitempty"`
 	WechatSynced *bool      `json:"wechat_synced,omitempty"`
+	// ShippingAddress is the structured address, when the order has one.
+	ShippingAddress *workflows.ShippingAddress `json:"shipping_address,omitempty"`
+	// Shipment is how the order was shipped (logistics type, packages).
+	Shipment *shipmentJSON `json:"shipment,omitempty"`
 }
 
 func orderFromRow(o store.Order) orderJSON {
@@ -60,7 +64,7 @@ func orderFromRow(o store.Order) orderJSON {
 		OrderNo: o.OrderNo, Status: string(o.Status), TotalFen: o.TotalFen, Address: o.Address,
 		CreatedAt: o.CreatedAt.UTC(), PayDeadline: o.PayDeadline.UTC(), PaidAt: utc(o.PaidAt), ClosedAt: utc(o.ClosedAt),
 		ShippedAt: utc(o.ShippedAt), TrackingNo: o.TrackingNo, CompletedAt: utc(o.CompletedAt),
-		Items: make([]itemJSON, 0, len(o.Items)),
+		Items: make([]itemJSON, 0, len(o.Items)), ShippingAddress: shippingAddressJSON(o.ShipTo), Shipment: shipmentFromRow(o.Shipment),
 	}
 	for _, it := range o.Items {
 		out.Items = append(out.Items, itemJSON{ProductID: it.ProductID, Name: it.Name, UnitPriceFen: it.UnitPriceFen, Quantity: it.Quantity})
@@ -76,9 +80,9 @@ func utc(t *time.Time) *time.Time {
 	return &u
 }
 
-func orderFromView(v workflows.OrderView, address string) orderJSON {
+func orderFromView(v workflows.OrderView, address string, shipTo *workflows.ShippingAddress) orderJSON {
 	out := orderJSON{
-		OrderNo: v.OrderNo, Status: string(v.Status), TotalFen: v.TotalFen, Address: address,
+		OrderNo: v.OrderNo, Status: string(v.Status), TotalFen: v.TotalFen, Address: address, ShippingAddress: shipTo,
 		CreatedAt: v.CreatedAt.UTC(), PayDeadline: v.PayDeadline.UTC(), Items: make([]itemJSON, 0, len(v.Items)),
 	}
 	for _, it := range v.Items {
@@ -88,8 +92,12 @@ func orderFromView(v workflows.OrderView, address string) orderJSON {
 }
 
 type createOrderRequest struct {
-	Items   []workflows.Item `json:"items"`
-	Address string           `json:"address"`
+	Items []workflows.Item `json:"items"`
+	// Address is the delivery address as free text (the form of before
+	// structured addresses, kept for older clients); ShippingAddress the
+	// structured one (wx.chooseAddress). One or the other.
+	Address         string                     `json:"address"`
+	ShippingAddress *workflows.ShippingAddress `json:"shipping_address"`
 }
 
 // decodeJSON reads exactly one JSON object into v, with messages a client
@@ -235,6 +243,18 @@ func (s *server) createOrder(c *gin.Context) {
 		badRequest(c, "address must not contain control characters")
 		return
 	}
+	if a := req.ShippingAddress; a != nil {
+		if req.Address != "" {
+			badRequest(c, "give shipping_address or address, not both (address is the free-text form of older clients)")
+			return
+		}
+		if problem := validateShippingAddress(a); problem != "" {
+			badRequest(c, problem)
+			return
+		}
+		// Readers of the one-line address (older clients, the Web UI) see it too.
+		req.Address = addressLine(*a)
+	}
 	ctx := c.Request.Context()
 	uid := c.GetInt64(ctxUserID)
 
@@ -242,7 +262,7 @@ func (s *server) createOrder(c *gin.Context) {
 	if keyed {
 		// An attempt of an order that is stored already is answered by its
 		// row, whatever the stock is now.
-		attempt = newKeyedAttempt(uid, key[0], items, req.Address)
+		attempt = newKeyedAttempt(uid, key[0], items, hashedAddress(req.Address, req.ShippingAddress))
 		if s.answerStored(c, attempt, uid) {
 			return
 		}
@@ -259,10 +279,10 @@ func (s *server) createOrder(c *gin.Context) {
 
 	if keyed {
 		no := attempt.orderNo
-		view, err := s.startOrder(ctx, no, uid, items, req.Address, "Order "+no+" · "+summary, details, &attempt)
+		view, err := s.startOrder(ctx, no, uid, items, req.Address, req.ShippingAddress, "Order "+no+" · "+summary, details, &attempt)
 		switch {
 		case err == nil:
-			s.keyedStarted(c, attempt, view, req.Address)
+			s.keyedStarted(c, attempt, view, req.Address, req.ShippingAddress)
 		case alreadyStarted(err):
 			s.keyedClosed(c, attempt, err)
 		case s.joinedOtherRequest(c, attempt, err):
@@ -277,7 +297,7 @@ func (s *server) createOrder(c *gin.Context) {
 	)
 	for try := 0; try < 3; try++ { // a fresh number if one ever collides
 		no := newOrderNo(s.Now())
-		view, err = s.startOrder(ctx, no, uid, items, req.Address, "Order "+no+" · "+summary, details, nil)
+		view, err = s.startOrder(ctx, no, uid, items, req.Address, req.ShippingAddress, "Order "+no+" · "+summary, details, nil)
 		if !alreadyStarted(err) {
 			break
 		}
@@ -287,7 +307,7 @@ func (s *server) createOrder(c *gin.Context) {
 		return
 	}
 	s.ordersPlaced.WithLabelValues("created").Inc()
-	c.JSON(http.StatusCreated, orderFromView(view, req.Address))
+	c.JSON(http.StatusCreated, orderFromView(view, req.Address, req.ShippingAddress))
 }
 
 func (s *server) precheck(c *gin.Context, items []workflows.Item) (map[int64]store.Product, bool) {
@@ -348,7 +368,7 @@ func mulFen(price, qty int64) (int64, bool) {
 // (USE_EXISTING), and the memo records which attempt started it and what it
 // asked for. Either way a number names one workflow, ever
 // (REJECT_DUPLICATE).
-func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, items []workflows.Item, address, summary, details string, keyed *keyedAttempt) (workflows.OrderView, error) {
+func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, items []workflows.Item, address string, shipTo *workflows.ShippingAddress, summary, details string, keyed *keyedAttempt) (workflows.OrderView, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	conflict := enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL
@@ -370,7 +390,7 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 		StaticSummary: summary,
 		StaticDetails: details,
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
-		OrderNo: orderNo, UserID: uid, Items: items, Address: address,
+		OrderNo: orderNo, UserID: uid, Items: items, Address: address, ShippingAddress: shipTo,
 		PayTimeout: s.PayTimeout, AutoConfirm: s.AutoConfirm, AppID: s.AppID, MchID: s.MchID,
 	})
 	handle, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{

@@ -27,6 +27,7 @@ import (
 	"ordersaga/internal/auth"
 	"ordersaga/internal/ratelimit"
 	"ordersaga/internal/store"
+	"ordersaga/internal/wxapp"
 	"ordersaga/internal/wxpay"
 )
 
@@ -49,6 +50,9 @@ type Deps struct {
 	AppID, MchID string
 	// Notify verifies and decrypts WeChat Pay callbacks.
 	Notify *wxpay.NotifyHandler
+	// Push verifies and decrypts the mini-program's message pushes
+	// (/v1/wechat/events); nil: not configured, the route answers 404.
+	Push   *wxapp.Push
 	Logger *slog.Logger
 	// Metrics is where the API registers its collectors; /metrics serves it.
 	Metrics *prometheus.Registry
@@ -69,8 +73,10 @@ type server struct {
 	httpLatency  *prometheus.HistogramVec
 	ordersPlaced *prometheus.CounterVec
 	notifies     *prometheus.CounterVec
+	events       *prometheus.CounterVec
 	logins       *prometheus.CounterVec
 	replays      *replayGuard
+	pushReplays  *replayGuard
 	adminDigest  [32]byte
 
 	userLimiter, loginLimiter *ratelimit.Limiter
@@ -130,11 +136,16 @@ func newEngine(d Deps) *gin.Engine {
 			Name: "ordersaga_wechatpay_notifies_total",
 			Help: "WeChat Pay callbacks by event type and outcome (accepted, stray_started, unknown_order, ended, ignored, refused_<reason>, failed_<reason>).",
 		}, []string{"event", "outcome"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordersaga_wechat_events_total",
+			Help: "WeChat message pushes (/v1/wechat/events) by event (trade_manage_order_settlement, trade_manage_remind_shipping, url_check, other, unverified) and outcome (accepted, ended, unknown_order, other_merchant, ignored, refused_<reason>, failed_<reason>).",
+		}, []string{"event", "outcome"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordersaga_wechat_login_calls_total",
 			Help: "WeChat login exchanges (jscode2session) by outcome (ok, invalid_code, blocked, busy, rate_limited, error).",
 		}, []string{"outcome"}),
 		replays:      newReplayGuard(d.Now),
+		pushReplays:  newReplayGuard(d.Now),
 		adminDigest:  sha256.Sum256([]byte(d.AdminToken)),
 		userLimiter:  ratelimit.New(d.UserRate, d.Now),
 		loginLimiter: ratelimit.New(d.LoginRate, d.Now),
@@ -151,7 +162,7 @@ func newEngine(d Deps) *gin.Engine {
 			Help: "Order creations answered with the order an earlier request of the same Idempotency-Key made.",
 		}),
 	}
-	for _, col := range []prometheus.Collector{s.httpRequests, s.httpLatency, s.ordersPlaced, s.notifies, s.logins,
+	for _, col := range []prometheus.Collector{s.httpRequests, s.httpLatency, s.ordersPlaced, s.notifies, s.events, s.logins,
 		s.rateLimited, s.temporalLimits, s.idempotentReplays} {
 		if err := d.Metrics.Register(col); err != nil {
 			var already prometheus.AlreadyRegisteredError
@@ -186,6 +197,9 @@ func newEngine(d Deps) *gin.Engine {
 	v1.POST("/auth/login", s.limitLogin(), s.login)
 	// WeChat Pay calls this; it authenticates by signature, not by token.
 	v1.POST("/wechatpay/notify", s.wechatpayNotify)
+	// WeChat's message push (shipping events), by signature too.
+	v1.GET("/wechat/events", s.wechatEventsCheck)
+	v1.POST("/wechat/events", s.wechatEvents)
 
 	user := v1.Group("", s.requireUser)
 	limited := s.limitUser()

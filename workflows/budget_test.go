@@ -379,9 +379,20 @@ func TestSignalsThatArriveAsARunContinuesAreCarried(t *testing.T) {
 
 // A SHIPPED order waits for the user's confirmation or its auto-confirm —
 // here 60 days — across runs: the deadline is in the state, so the order
-// completes at the same moment whichever run is alive then.
+// completes at the same moment whichever run is alive then. So it does on
+// both paths: an order started before ChangeWechatShipping (its timer
+// armed again in each run from AutoConfirmAt, and never the new path in a
+// continued run, where a fresh GetVersion would answer it), and one of a
+// shop WeChat does not manage (the deadline waited for by the
+// shipping-management path).
 func TestShippedOrderWaits60DaysAcrossRuns(t *testing.T) {
-	shippedAt := time.Hour
+	paths := []struct {
+		name    string
+		oldPath bool
+	}{
+		{"started before shipping management", true},
+		{"a shop WeChat does not manage", false},
+	}
 	tests := []struct {
 		name string
 		// busy schedules what happens while the order waits.
@@ -406,49 +417,74 @@ func TestShippedOrderWaits60DaysAcrossRuns(t *testing.T) {
 			}
 		}, 0, continueEvents},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld()
-			c := newChain(t, w)
-			c.paidOrder()
-			ship := c.update(shippedAt, UpdateShip, ShipRequest{TrackingNo: "SF60"})
-			tt.busy(c)
-			mid := c.state(30 * day)
-			in := c.orderInput()
-			in.AutoConfirm = 60 * day
-			final := runChain[OrderInput, OrderView](c, OrderWorkflowName, in)
+	for _, path := range paths {
+		for _, tt := range tests {
+			t.Run(path.name+"/"+tt.name, func(t *testing.T) {
+				shippedOrderWaits60Days(t, path.oldPath, tt.busy, tt.wantRuns, tt.reason)
+			})
+		}
+	}
+}
 
-			largest := c.withinBudget(pollRound)
-			t.Logf("%d runs, the largest history %d events", len(c.runs), largest)
-			if tt.wantRuns > 0 && len(c.runs) != tt.wantRuns || len(c.runs) < 2 {
-				t.Fatalf("%d runs, want %d", len(c.runs), tt.wantRuns)
+func shippedOrderWaits60Days(t *testing.T, oldPath bool, busy func(c *chain), wantRuns int, reason string) {
+	shippedAt := time.Hour
+	w := newWorld()
+	c := newChain(t, w)
+	if oldPath {
+		// The first run answers ChangeWechatShipping as an order
+		// of before it; later runs would answer the new path if
+		// they asked.
+		c.setup = func(env *testsuite.TestWorkflowEnvironment) {
+			if len(c.runs) == 0 {
+				env.OnGetVersion(ChangeWechatShipping, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 			}
-			if n := c.metrics.Sum(MetricContinuedAsNew+"_total", map[string]string{"reason": tt.reason}); int(n) != len(c.runs)-1 {
-				t.Errorf("continue-as-new (%s) counted %v for %d runs", tt.reason, n, len(c.runs))
-			}
-			if ship.view(t).Status != status.Shipped {
-				t.Fatalf("ship answered %+v", ship.value)
-			}
-			if final.Status != status.Completed || w.order(orderNo).status != status.Completed {
-				t.Fatalf("final %s, row %s", final.Status, w.order(orderNo).status)
-			}
-			done := final.Transitions[len(final.Transitions)-1]
-			if at := done.At.Sub(c.start); at != shippedAt+60*day || !strings.Contains(done.Why, "60 days") {
-				t.Errorf("completed at %v (%q), want by itself 60 days after shipping (%v)", at, done.Why, shippedAt+60*day)
-			}
-			if got, want := statuses(final), []status.Order{status.Paid, status.Shipped, status.Completed}; !slices.Equal(got, want) {
-				t.Fatalf("transitions %v, want %v", got, want)
-			}
-			if w.count(ActivitySetOrderStatus) != 2 || w.count(ActivityDeductStock) != 1 || w.stockOf(1) != 8 {
-				t.Errorf("SetOrderStatus %d, DeductStock %d, stock %d; want 2, 1, 8", w.count(ActivitySetOrderStatus), w.count(ActivityDeductStock), w.stockOf(1))
-			}
-			if len(c.strays) != 0 {
-				t.Errorf("repeats of the kept payment were returned: %v", c.strays)
-			}
-			if mid.Status != status.Shipped || !slices.Equal(mid.Transitions, final.Transitions[:2]) {
-				t.Errorf("state on day 30: %+v", mid)
-			}
-		})
+		}
+	}
+	c.paidOrder()
+	ship := c.update(shippedAt, UpdateShip, ShipRequest{TrackingNo: "SF60"})
+	busy(c)
+	mid := c.state(30 * day)
+	in := c.orderInput()
+	in.AutoConfirm = 60 * day
+	final := runChain[OrderInput, OrderView](c, OrderWorkflowName, in)
+
+	largest := c.withinBudget(pollRound)
+	t.Logf("%d runs, the largest history %d events", len(c.runs), largest)
+	if wantRuns > 0 && len(c.runs) != wantRuns || len(c.runs) < 2 {
+		t.Fatalf("%d runs, want %d", len(c.runs), wantRuns)
+	}
+	if n := c.metrics.Sum(MetricContinuedAsNew+"_total", map[string]string{"reason": reason}); int(n) != len(c.runs)-1 {
+		t.Errorf("continue-as-new (%s) counted %v for %d runs", reason, n, len(c.runs))
+	}
+	if oldPath && (w.count(ActivityUploadShipping) != 0 || final.Wechat != nil) {
+		t.Errorf("an order of before shipping management took the new path in a continued run: %d uploads, WeChat %+v",
+			w.count(ActivityUploadShipping), final.Wechat)
+	}
+	if !oldPath && (w.count(ActivityUploadShipping) != 1 || final.Wechat == nil || final.Wechat.Managed == nil || *final.Wechat.Managed) {
+		t.Errorf("WeChat asked %d times whether it manages the shop; WeChat's side %+v; want once, not managed",
+			w.count(ActivityUploadShipping), final.Wechat)
+	}
+	if ship.view(t).Status != status.Shipped {
+		t.Fatalf("ship answered %+v", ship.value)
+	}
+	if final.Status != status.Completed || w.order(orderNo).status != status.Completed {
+		t.Fatalf("final %s, row %s", final.Status, w.order(orderNo).status)
+	}
+	done := final.Transitions[len(final.Transitions)-1]
+	if at := done.At.Sub(c.start); at != shippedAt+60*day || !strings.Contains(done.Why, "60 days") {
+		t.Errorf("completed at %v (%q), want by itself 60 days after shipping (%v)", at, done.Why, shippedAt+60*day)
+	}
+	if got, want := statuses(final), []status.Order{status.Paid, status.Shipped, status.Completed}; !slices.Equal(got, want) {
+		t.Fatalf("transitions %v, want %v", got, want)
+	}
+	if w.count(ActivitySetOrderStatus) != 2 || w.count(ActivityDeductStock) != 1 || w.stockOf(1) != 8 {
+		t.Errorf("SetOrderStatus %d, DeductStock %d, stock %d; want 2, 1, 8", w.count(ActivitySetOrderStatus), w.count(ActivityDeductStock), w.stockOf(1))
+	}
+	if len(c.strays) != 0 {
+		t.Errorf("repeats of the kept payment were returned: %v", c.strays)
+	}
+	if mid.Status != status.Shipped || !slices.Equal(mid.Transitions, final.Transitions[:2]) {
+		t.Errorf("state on day 30: %+v", mid)
 	}
 }
 

@@ -47,8 +47,10 @@ func (o *order) refundOverSold(ctx workflow.Context) error {
 
 // awaitFulfilment waits for what happens to a paid order: the shop ships
 // it, then the user confirms or the auto-confirm timer fires (COMPLETED); or
-// a refund is asked for (REFUNDED). Payments of other transactions that
-// arrive meanwhile are returned.
+// a refund is asked for (REFUNDED). An order on the shipping-management
+// path reports the shipment to WeChat and completes on WeChat's word
+// (awaitShippedAtWechat). Payments of other transactions that arrive
+// meanwhile are returned; WeChat's reminders to ship flag the order.
 func (o *order) awaitFulfilment(ctx workflow.Context) error {
 	for !o.Status.Terminal() {
 		// Between two steps, nothing under way: the wait may go on in a new run.
@@ -60,12 +62,17 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 		case status.Paid:
 			o.setWaiting(ctx, "Paid and stock deducted: waiting for the shop to ship (or a refund request)")
 			err = workflow.Await(ctx, func() bool {
-				return pending(o.RefundRequest) || pending(o.ShipRequest) || len(o.Inbox) > 0
+				return pending(o.RefundRequest) || pending(o.ShipRequest) || len(o.Inbox) > 0 || o.ShippingReminder != nil
 			})
 		case status.Shipped:
+			if o.reportsToWechat() {
+				err = o.awaitShippedAtWechat(ctx)
+				break
+			}
 			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.Input.AutoConfirm)))
 			err = workflow.Await(ctx, func() bool {
-				return pending(o.RefundRequest) || pending(o.ConfirmRequest) || o.autoConfirm.IsReady() || len(o.Inbox) > 0
+				return pending(o.RefundRequest) || pending(o.ConfirmRequest) || o.autoConfirm.IsReady() || len(o.Inbox) > 0 ||
+					o.WechatSettlement != nil || o.ShippingReminder != nil
 			})
 		default:
 			return fmt.Errorf("order %s is %s after payment: no way forward", o.Input.OrderNo, o.Status)
@@ -76,6 +83,7 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 		o.returnStrayPayments(ctx)
 
 		// Each step's transition decides the requests it answers (setStatus).
+		shipped := o.Status == status.Shipped
 		switch {
 		case pending(o.RefundRequest):
 			// Goods that have not left the shop go back on the shelf.
@@ -83,10 +91,16 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 			err = o.refund(ctx, o.RefundRequest.Arg, restock)
 		case o.Status == status.Paid && pending(o.ShipRequest):
 			err = o.ship(ctx, o.ShipRequest.Arg)
-		case o.Status == status.Shipped && pending(o.ConfirmRequest):
-			err = o.complete(ctx, "the user confirmed receipt")
-		case o.Status == status.Shipped && o.autoConfirm.IsReady():
+		case shipped && pending(o.ConfirmRequest):
+			err = o.confirmShipped(ctx)
+		case shipped && o.WechatSettlement != nil:
+			err = o.completeOnSettlement(ctx)
+		case shipped && !o.reportsToWechat() && o.autoConfirm.IsReady():
 			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", human(o.Input.AutoConfirm)))
+		case shipped && o.reportsToWechat() && o.autoCompleteDue(workflow.Now(ctx)):
+			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping (WeChat does not manage the shop's shipping)", human(o.Input.AutoConfirm)))
+		case o.ShippingReminder != nil:
+			err = o.takeReminder(ctx)
 		}
 		if err != nil {
 			return err
@@ -97,19 +111,36 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 
 func (o *order) ship(ctx workflow.Context, req ShipRequest) error {
 	why := "shipped by the shop"
+	if req.LogisticsType != "" {
+		why += " (" + req.LogisticsType + ")"
+	}
 	if req.TrackingNo != "" {
 		why += ", tracking number " + req.TrackingNo
 	}
-	if err := o.transition(ctx, []status.Order{status.Paid}, status.Shipped, why, req.TrackingNo); err != nil {
+	if n := len(req.Packages); n > 1 {
+		why += fmt.Sprintf(" and %d more packages", n-1)
+	}
+	var shipment *ShipRequest
+	if req.LogisticsType != "" {
+		shipment = &req
+	}
+	if err := o.transition(ctx, []status.Order{status.Paid}, status.Shipped, why, req.TrackingNo, shipment); err != nil {
 		return err
 	}
 	o.AutoConfirmAt = workflow.Now(ctx).Add(o.Input.AutoConfirm)
+	if o.reportsToWechat() {
+		// Deadlines in the state, waited for by the main loop.
+		o.shipToWechat()
+		return nil
+	}
 	o.armAutoConfirm(ctx)
 	return nil
 }
 
 // armAutoConfirm starts the timer that completes the shipped order at
-// AutoConfirmAt: when it ships, and again in each run it continues in.
+// AutoConfirmAt: when it ships, and again in each run it continues in. (The
+// shipping-management path has no timer: its deadlines are in
+// WechatShipping, waited for by awaitShippedAtWechat.)
 func (o *order) armAutoConfirm(ctx workflow.Context) {
 	summary := fmt.Sprintf("Auto-confirm %s after shipping", human(o.Input.AutoConfirm))
 	if o.Runs > 0 {
@@ -120,7 +151,7 @@ func (o *order) armAutoConfirm(ctx workflow.Context) {
 }
 
 func (o *order) complete(ctx workflow.Context, why string) error {
-	return o.transition(ctx, []status.Order{status.Shipped}, status.Completed, why, "")
+	return o.transition(ctx, []status.Order{status.Shipped}, status.Completed, why, "", nil)
 }
 
 // refund returns the order's money in full: REFUNDING, the refund asked of
@@ -133,7 +164,7 @@ func (o *order) refund(ctx workflow.Context, req RefundRequest, restoreStock boo
 	if req.Reason != "" {
 		why += ": " + req.Reason
 	}
-	if err := o.transition(ctx, []status.Order{o.Status}, status.Refunding, why, ""); err != nil {
+	if err := o.transition(ctx, []status.Order{o.Status}, status.Refunding, why, "", nil); err != nil {
 		return err
 	}
 	o.RefundSeq++

@@ -27,6 +27,7 @@ func (o *order) listen(ctx workflow.Context) {
 		}
 	})
 	listenRefunds(ctx, o.logger, &o.WechatRefunds)
+	o.listenWechat(ctx)
 }
 
 // notePayment queues a payment WeChat reported for the main loop.
@@ -206,7 +207,9 @@ func (o *order) handleConfirm(ctx workflow.Context) (OrderView, error) {
 	if o.Status == status.Completed {
 		return o.view(), nil
 	}
-	if o.ConfirmRequest == nil {
+	// A confirmation refused while the order is still SHIPPED (WeChat had
+	// not recorded the receipt yet) does not answer the next one.
+	if r := o.ConfirmRequest; r == nil || (r.Done && r.Refused != nil && o.Status == status.Shipped) {
 		o.ConfirmRequest = &request[struct{}]{}
 	}
 	return awaitDecision(ctx, o, o.ConfirmRequest)

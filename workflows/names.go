@@ -41,6 +41,9 @@ const (
 	SignalPayment = "payment"
 	// SignalRefund carries a refund result WeChat reported (RefundNotice).
 	SignalRefund = "refund"
+	// SignalWechatEvent carries a shipping-management event WeChat pushed
+	// about the order's payment (WechatEvent), from /v1/wechat/events.
+	SignalWechatEvent = "wechat_event"
 
 	// QueryState returns the workflow's view of the order (OrderView), or of
 	// the stray payment (StrayPaymentView).
@@ -68,6 +71,10 @@ const (
 	ActivityQueryRefund         = "QueryRefund"
 	ActivitySettleRefund        = "SettleRefund"
 	ActivityExamineStrayPayment = "ExamineStrayPayment"
+	// WeChat's order shipping management (mini-program server API).
+	ActivityUploadShipping      = "UploadShippingInfo"
+	ActivityQueryWechatShipping = "QueryWechatShipping"
+	ActivityRemindReceipt       = "RemindReceiptConfirmation"
 )
 
 // Error types: the Type of the ApplicationErrors that activities, update
@@ -118,7 +125,8 @@ const (
 	// MetricOrderTransitions counts status changes, labelled from and to.
 	MetricOrderTransitions = "ordersaga_order_transitions"
 	// MetricOrdersFlagged counts orders flagged for a person, labelled flag
-	// (PAYMENT_MISMATCH, REFUND_FAILED, CLOSE_UNCONFIRMED, UNEXPECTED_REFUND).
+	// (PAYMENT_MISMATCH, REFUND_FAILED, CLOSE_UNCONFIRMED, UNEXPECTED_REFUND,
+	// REFUND_STALLED, SHIPPING_UPLOAD_FAILED, SHIPPING_REMINDED).
 	MetricOrdersFlagged = "ordersaga_orders_flagged"
 	// MetricStrayPayments counts stray payments by outcome (REFUNDED,
 	// REFUND_FAILED, KEPT, IGNORED).

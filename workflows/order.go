@@ -28,6 +28,13 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	// Orders started since this change run their busy database steps as
 	// local activities (localDBActivities); older ones replay as they ran.
 	o.localDB = runsDBLocally(ctx)
+	// Orders started since this change report their shipment to WeChat
+	// and complete on its word; older ones replay as they ran. A continued
+	// run keeps the first run's answer: it is in the state (WechatShipping),
+	// and a fresh question would answer the new path for any order.
+	if in.Continued == nil && reportsShipping(ctx) {
+		o.WechatShipping = &WechatShipping{}
+	}
 	// The order's work runs on a context that Temporal's cancellation does not
 	// interrupt: a refund or a close that has begun must finish. A cancel
 	// request (e.g. from the Web UI) is taken as the user's cancel instead.
@@ -74,7 +81,9 @@ func (o *order) resume(ctx workflow.Context) error {
 	case o.Status == status.Refunding && o.WechatRefunds.Awaiting != nil:
 		return o.finishRefund(ctx)
 	case o.Status == status.Paid || o.Status == status.Shipped:
-		if o.Status == status.Shipped {
+		if o.Status == status.Shipped && !o.reportsToWechat() {
+			// The old path's timer died with the last run; the
+			// shipping-management path waits for deadlines in its state.
 			o.armAutoConfirm(ctx)
 		}
 		return o.awaitFulfilment(ctx)
@@ -132,11 +141,12 @@ func newOrder(ctx workflow.Context, in OrderInput) *order {
 	return o
 }
 
-// drainSignals takes the payments and refund results reported and not yet
-// taken (continuer).
+// drainSignals takes the payments, refund results and WeChat's shipping
+// events reported and not yet taken (continuer).
 func (o *order) drainSignals(ctx workflow.Context) {
 	drainChannel(ctx, SignalPayment, o.notePayment)
 	drainRefunds(ctx, o.logger, &o.WechatRefunds)
+	drainChannel(ctx, SignalWechatEvent, o.noteWechatEvent)
 }
 
 // continuation ends this run and starts the next with the order's state
@@ -180,6 +190,8 @@ func (o *order) place(ctx workflow.Context) error {
 		Items:       o.Input.Items,
 		Address:     o.Input.Address,
 		PayDeadline: o.Deadline,
+		// Set by the API for orders since ChangeWechatShipping only.
+		ShippingAddress: o.Input.ShippingAddress,
 	}, &o.Created)
 	if err != nil {
 		if t := errorType(err); refusesPlacement(t) {
@@ -231,6 +243,7 @@ func (o *order) view() OrderView {
 		Flags:         append([]string(nil), o.Flags...),
 		Transitions:   append([]Transition(nil), o.Transitions...),
 		Waiting:       o.Waiting,
+		Wechat:        o.wechatView(),
 	}
 	if o.Refusal != nil {
 		v.RefusalType, v.RefusalMessage = o.Refusal.Type, o.Refusal.Message

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -52,7 +53,11 @@ func TestRecordHistories(t *testing.T) {
 	}
 	for _, p := range recordings {
 		t.Run(p.name, func(t *testing.T) {
-			r := newRecorder(t, ts, testenv.Options{PayTimeout: p.payTimeout, AutoConfirm: p.autoConfirm})
+			opts := testenv.Options{PayTimeout: p.payTimeout, AutoConfirm: p.autoConfirm}
+			if p.managed {
+				opts.ShippingManaged = "on"
+			}
+			r := newRecorder(t, ts, opts)
 			saved := p.drive(r)
 			for name, id := range saved {
 				r.save(name, id)
@@ -69,49 +74,52 @@ var recordings = []struct {
 	name        string
 	payTimeout  time.Duration
 	autoConfirm time.Duration // 0 = the default (7 days)
+	// managed: WeChat manages the shop's shipping (WECHAT_SHIPPING_MANAGED
+	// on); the paths before it record it off.
+	managed bool
 	// drive runs the path and returns the histories to save: file name → workflow ID.
 	drive func(r *recorder) map[string]string
 }{
-	{"refused-out-of-stock", time.Minute, 0, func(r *recorder) map[string]string {
+	{"refused-out-of-stock", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no, err := r.place(5)
 		if workflows.ErrTypeOutOfStock != errType(err) {
 			r.t.Fatalf("placing 5 of 3: %v", err)
 		}
 		return r.ended("refused-out-of-stock", no, status.Refused)
 	}},
-	{"closed-never-prepaid", 2 * time.Second, 0, func(r *recorder) map[string]string {
+	{"closed-never-prepaid", 2 * time.Second, 0, false, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		return r.ended("closed-never-prepaid", no, status.Closed)
 	}},
-	{"closed-after-prepay", 3 * time.Second, 0, func(r *recorder) map[string]string {
+	{"closed-after-prepay", 3 * time.Second, 0, false, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		return r.ended("closed-after-prepay", no, status.Closed)
 	}},
-	{"cancelled-by-user", time.Minute, 0, func(r *recorder) map[string]string {
+	{"cancelled-by-user", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.update(no, workflows.UpdateCancel, nil)
 		return r.ended("cancelled-by-user", no, status.Closed)
 	}},
-	{"paid-shipped-confirmed", time.Minute, 0, func(r *recorder) map[string]string {
+	{"paid-shipped-confirmed", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF1234567890"})
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("paid-shipped-confirmed", no, status.Completed)
 	}},
-	{"paid-refunded-by-user", time.Minute, 0, func(r *recorder) map[string]string {
+	{"paid-refunded-by-user", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser, Reason: "changed my mind"})
 		return r.ended("paid-refunded-by-user", no, status.Refunded)
 	}},
-	{"shipped-refunded-by-admin", time.Minute, 0, func(r *recorder) map[string]string {
+	{"shipped-refunded-by-admin", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{})
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByAdmin, Reason: "parcel lost"})
 		return r.ended("shipped-refunded-by-admin", no, status.Refunded)
 	}},
-	{"oversold-refunded", time.Minute, 0, func(r *recorder) map[string]string {
+	{"oversold-refunded", time.Minute, 0, false, func(r *recorder) map[string]string {
 		first := r.mustPlace(2)
 		last := r.mustPlace(2) // stock is checked at creation, reserved by nobody
 		r.update(first, workflows.UpdatePay, nil)
@@ -121,7 +129,7 @@ var recordings = []struct {
 		r.payerPays(last)
 		return r.ended("oversold-refunded", last, status.Refunded)
 	}},
-	{"notify-lost-found-by-sync", time.Minute, 0, func(r *recorder) map[string]string {
+	{"notify-lost-found-by-sync", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
@@ -132,7 +140,7 @@ var recordings = []struct {
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("notify-lost-found-by-sync", no, status.Completed)
 	}},
-	{"notify-lost-found-at-deadline", 4 * time.Second, 0, func(r *recorder) map[string]string {
+	{"notify-lost-found-at-deadline", 4 * time.Second, 0, false, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
@@ -142,7 +150,7 @@ var recordings = []struct {
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("notify-lost-found-at-deadline", no, status.Completed)
 	}},
-	{"paid-a-moment-before-close", 3 * time.Second, 0, func(r *recorder) map[string]string {
+	{"paid-a-moment-before-close", 3 * time.Second, 0, false, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		if _, err := r.env.Sim.PayOnClose(no); err != nil {
@@ -153,13 +161,13 @@ var recordings = []struct {
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("paid-a-moment-before-close", no, status.Completed)
 	}},
-	{"refund-abnormal", time.Minute, 0, func(r *recorder) map[string]string {
+	{"refund-abnormal", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.faults(paysim.Faults{Refund: &paysim.RefundFaults{Abnormal: 1}})
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser})
 		return r.ended("refund-abnormal", no, status.RefundFailed)
 	}},
-	{"payment-mismatch", time.Minute, 0, func(r *recorder) map[string]string {
+	{"payment-mismatch", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
@@ -182,19 +190,19 @@ var recordings = []struct {
 		saved["payment-mismatch-stray-refund"] = stray
 		return saved
 	}},
-	{"shipped-auto-confirmed", time.Minute, 2 * time.Second, func(r *recorder) map[string]string {
+	{"shipped-auto-confirmed", time.Minute, 2 * time.Second, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF2000000001"})
 		return r.ended("shipped-auto-confirmed", no, status.Completed)
 	}},
-	{"refund-settled-by-query", time.Minute, 0, func(r *recorder) map[string]string {
+	{"refund-settled-by-query", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		// The refund's notify is lost: the workflow asks WeChat after its first poll interval.
 		r.faults(paysim.Faults{Notify: &paysim.NotifyFaults{Drop: 1}})
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser, Reason: "wrong size"})
 		return r.ended("refund-settled-by-query", no, status.Refunded)
 	}},
-	{"refund-refused-by-wechat", time.Minute, 0, func(r *recorder) map[string]string {
+	{"refund-refused-by-wechat", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.faults(paysim.Faults{Endpoints: map[string]*paysim.EndpointFault{
 			"refund": {Status: 403, Code: "USER_ACCOUNT_ABNORMAL", Message: "the payer's account is abnormal"},
@@ -202,7 +210,7 @@ var recordings = []struct {
 		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByAdmin, Reason: "out of season"})
 		return r.ended("refund-refused-by-wechat", no, status.RefundFailed)
 	}},
-	{"cancelled-from-temporal", time.Minute, 0, func(r *recorder) map[string]string {
+	{"cancelled-from-temporal", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		// An operator cancels the workflow (Web UI, CLI): taken as the user's cancel.
@@ -211,7 +219,7 @@ var recordings = []struct {
 		}
 		return r.ended("cancelled-from-temporal", no, status.Closed)
 	}},
-	{"paid-after-close-stray-refund", time.Minute, 0, func(r *recorder) map[string]string {
+	{"paid-after-close-stray-refund", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.mustPlace(1)
 		r.update(no, workflows.UpdatePay, nil)
 		// WeChat's queries do not see the payment yet and its notify is
@@ -242,39 +250,160 @@ var recordings = []struct {
 		}
 		return map[string]string{"paid-after-close-stray-refund": stray}
 	}},
-	{"shipped-continued", time.Minute, 0, func(r *recorder) map[string]string {
+	{"shipped-continued", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF3000000001"})
-		id := workflows.WorkflowID(no)
-		d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		firstRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
 		// WeChat repeats the payment's notify until Temporal suggests
 		// continuing as new: the order goes on in a new run.
-		tx := r.env.Sim.Transactions()
-		var repeat workflows.PaymentNotice
-		for _, t := range tx {
-			if t.OutTradeNo == no {
-				repeat = workflows.PaymentNotice{OutTradeNo: no, TransactionID: t.TransactionID, TradeState: workflows.TradeSuccess,
-					AppID: t.AppID, MchID: t.MchID, AmountFen: t.TotalFen, PayerTotalFen: t.TotalFen, Currency: "CNY", Source: "notify"}
-			}
-		}
-		testenv.Eventually(r.t, time.Minute, "order "+no+" continued as new", func() (bool, string) {
-			if err := r.env.Temporal.SignalWorkflow(r.ctx, id, "", workflows.SignalPayment, repeat); err != nil {
-				return false, err.Error()
-			}
-			d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
-			if err != nil {
-				return false, err.Error()
-			}
-			return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun, "still the first run"
-		})
+		id, firstRun := workflows.WorkflowID(no), r.continueAsNew(no)
 		r.saveRun("shipped-continued-first-run", id, firstRun)
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("shipped-continued", no, status.Completed)
 	}},
+	// WeChat's order shipping management (ChangeWechatShipping).
+	{"shipped-confirmed-in-wechat", time.Minute, 0, true, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.update(no, workflows.UpdateShip, expressShipment("YT3000000001"))
+		r.wechatHasShipment(no)
+		r.buyerConfirmsInWechat(no)
+		return r.ended("shipped-confirmed-in-wechat", no, status.Completed)
+	}},
+	{"shipped-completed-asking-wechat", time.Minute, 2 * time.Second, true, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		// The settlement event is lost: the order asks WeChat at the
+		// auto-confirm time, reminds the buyer, and asks again.
+		r.faults(paysim.Faults{Push: &paysim.PushFaults{Drop: 1}})
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{LogisticsType: workflows.LogisticsSameCity, ItemDesc: "mug, by bike"})
+		r.wechatHasShipment(no)
+		testenv.Eventually(r.t, time.Minute, "the buyer reminded", func() (bool, string) {
+			v, _ := r.env.Sim.Shipping(no)
+			return v.RemindedAt != nil, fmt.Sprint(v.OrderState)
+		})
+		r.buyerConfirmsInWechat(no)
+		return r.ended("shipped-completed-asking-wechat", no, status.Completed)
+	}},
+	{"shipping-upload-answer-lost", time.Minute, 0, true, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.faults(paysim.Faults{Endpoints: map[string]*paysim.EndpointFault{
+			paysim.EndpointUploadShippingInfo: {ErrCode: -1, After: true, Count: 1},
+		}})
+		r.update(no, workflows.UpdateShip, expressShipment("YT3000000002"))
+		testenv.Eventually(r.t, time.Minute, "the order knows WeChat has the shipment", func() (bool, string) {
+			w := r.state(no).Wechat
+			return w != nil && w.Uploaded, fmt.Sprintf("%+v", w)
+		})
+		r.buyerConfirmsInWechat(no)
+		return r.ended("shipping-upload-answer-lost", no, status.Completed)
+	}},
+	{"shipping-refused-then-refunded", time.Minute, 0, true, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		// The old ship body: WeChat cannot be told, the order is flagged;
+		// the shop refunds it.
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF3000000003"})
+		testenv.Eventually(r.t, time.Minute, "flagged", func() (bool, string) {
+			v := r.state(no)
+			return slices.Contains(v.Flags, workflows.FlagShippingUploadFailed), fmt.Sprint(v.Flags)
+		})
+		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByAdmin, Reason: "could not be reported"})
+		return r.ended("shipping-refused-then-refunded", no, status.Refunded)
+	}},
+	{"reminded-to-ship-then-confirmed", time.Minute, 0, true, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		if _, err := r.env.Sim.RemindShipping(no); err != nil {
+			r.t.Fatal(err)
+		}
+		testenv.Eventually(r.t, time.Minute, "flagged", func() (bool, string) {
+			v := r.state(no)
+			return slices.Contains(v.Flags, workflows.FlagShippingReminded), fmt.Sprint(v.Flags)
+		})
+		r.update(no, workflows.UpdateShip, expressShipment("YT3000000004"))
+		r.wechatHasShipment(no)
+		// The user's word is checked with WeChat: refused until WeChat has
+		// the receipt; the event is lost, so the confirmation completes it.
+		r.updateRefused(no, workflows.UpdateConfirm, workflows.ErrTypeNotConfirmable)
+		r.faults(paysim.Faults{Push: &paysim.PushFaults{Drop: 1}})
+		r.buyerConfirmsInWechat(no)
+		r.update(no, workflows.UpdateConfirm, nil)
+		return r.ended("reminded-to-ship-then-confirmed", no, status.Completed)
+	}},
+	// A shipment WeChat has, the order's run continued as new while the
+	// buyer has not confirmed, and the settlement event taken by the run
+	// that began from the state handed on.
+	{"shipped-in-wechat-continued", time.Minute, 0, true, func(r *recorder) map[string]string {
+		no := r.paidOrder()
+		r.update(no, workflows.UpdateShip, expressShipment("YT3000000005"))
+		r.wechatHasShipment(no)
+		testenv.Eventually(r.t, time.Minute, "the order knows WeChat has the shipment", func() (bool, string) {
+			w := r.state(no).Wechat
+			return w != nil && w.Uploaded, fmt.Sprintf("%+v", w)
+		})
+		id, firstRun := workflows.WorkflowID(no), r.continueAsNew(no)
+		r.saveRun("shipped-in-wechat-continued-first-run", id, firstRun)
+		r.buyerConfirmsInWechat(no)
+		return r.ended("shipped-in-wechat-continued", no, status.Completed)
+	}},
+}
+
+func expressShipment(trackingNo string) workflows.ShipRequest {
+	return workflows.ShipRequest{LogisticsType: workflows.LogisticsExpress, TrackingNo: trackingNo, ItemDesc: "Limited edition mug ×1",
+		Packages: []workflows.Package{{ExpressCompany: "YTO", TrackingNo: trackingNo}}}
+}
+
+// wechatHasShipment waits until the simulator has the order's shipment.
+func (r *recorder) wechatHasShipment(no string) {
+	testenv.Eventually(r.t, time.Minute, "WeChat has the shipment of "+no, func() (bool, string) {
+		v, _ := r.env.Sim.Shipping(no)
+		return v.OrderState == paysim.ShipShipped, fmt.Sprint(v.OrderState)
+	})
+}
+
+// buyerConfirmsInWechat plays the buyer confirming receipt in WeChat.
+func (r *recorder) buyerConfirmsInWechat(no string) {
+	if _, err := r.env.Sim.ConfirmReceipt(no); err != nil {
+		r.t.Fatalf("confirm receipt of %s at the simulator: %v", no, err)
+	}
+}
+
+// updateRefused sends an update the order must refuse with errType.
+func (r *recorder) updateRefused(no, name, want string) {
+	h, err := r.env.Temporal.UpdateWorkflow(r.ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflows.WorkflowID(no), UpdateName: name, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err == nil {
+		err = h.Get(r.ctx, nil)
+	}
+	if got := errType(err); got != want {
+		r.t.Fatalf("%s %s: %v, want a %s refusal", name, no, err, want)
+	}
+}
+
+// continueAsNew repeats WeChat's notify of the order's payment (a repeat
+// the order keeps) until Temporal suggests continuing as new and the order
+// goes on in a new run; it returns the ID of the run that continued.
+func (r *recorder) continueAsNew(no string) string {
+	id := workflows.WorkflowID(no)
+	d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	firstRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	var repeat workflows.PaymentNotice
+	for _, t := range r.env.Sim.Transactions() {
+		if t.OutTradeNo == no {
+			repeat = workflows.PaymentNotice{OutTradeNo: no, TransactionID: t.TransactionID, TradeState: workflows.TradeSuccess,
+				AppID: t.AppID, MchID: t.MchID, AmountFen: t.TotalFen, PayerTotalFen: t.TotalFen, Currency: "CNY", Source: "notify"}
+		}
+	}
+	testenv.Eventually(r.t, time.Minute, "order "+no+" continued as new", func() (bool, string) {
+		if err := r.env.Temporal.SignalWorkflow(r.ctx, id, "", workflows.SignalPayment, repeat); err != nil {
+			return false, err.Error()
+		}
+		d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun, "still the first run"
+	})
+	return firstRun
 }
 
 type recorder struct {

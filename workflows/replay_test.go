@@ -30,8 +30,9 @@ const historiesDir = "testdata/histories"
 // one may still be running somewhere, so every one must replay.
 var recordedVersions = []string{
 	"",
-	"local-db",       // workflows.ChangeLocalDB: the busy path's database steps as local activities
-	"history-budget", // workflows.ChangeHistoryBudget: long waits continue as new, refund polling slows
+	"local-db",        // workflows.ChangeLocalDB: the busy path's database steps as local activities
+	"history-budget",  // workflows.ChangeHistoryBudget: long waits continue as new, refund polling slows
+	"wechat-shipping", // workflows.ChangeWechatShipping: shipments reported to WeChat, completion on its word
 }
 
 // recordVersion is the version TestRecordHistories records (the newest).
@@ -74,6 +75,15 @@ var recordedPaths = []struct{ name, since string }{
 	// and the run that began from the state it handed on and completed.
 	{"shipped-continued-first-run", "history-budget"},
 	{"shipped-continued", "history-budget"},
+	{"shipped-confirmed-in-wechat", "wechat-shipping"},
+	{"shipped-completed-asking-wechat", "wechat-shipping"},
+	{"shipping-upload-answer-lost", "wechat-shipping"},
+	{"shipping-refused-then-refunded", "wechat-shipping"},
+	{"reminded-to-ship-then-confirmed", "wechat-shipping"},
+	// A shipment WeChat has, a run continued as new while the buyer had not
+	// confirmed, and the run that completed on WeChat's settlement event.
+	{"shipped-in-wechat-continued-first-run", "wechat-shipping"},
+	{"shipped-in-wechat-continued", "wechat-shipping"},
 }
 
 // (The USERPAYING grace is not recorded: the simulator, like WeChat, closes

@@ -43,7 +43,8 @@ type OrderState struct {
 	RefundRequest  *request[RefundRequest] `json:"refund_request,omitempty"`
 	ShipRequest    *request[ShipRequest]   `json:"ship_request,omitempty"`
 	ConfirmRequest *request[struct{}]      `json:"confirm_request,omitempty"`
-	// AutoConfirmAt is when a shipped order completes by itself.
+	// AutoConfirmAt is when a shipped order completes by itself (on the
+	// shipping-management path: when WeChat is first asked).
 	AutoConfirmAt time.Time `json:"auto_confirm_at,omitempty"`
 	RefundSeq     int       `json:"refund_seq,omitempty"` // refunds asked of WeChat: the n of OrderRefundNo
 	// RestoreStock: the refund under way puts the order's stock back when
@@ -51,6 +52,14 @@ type OrderState struct {
 	RestoreStock  bool          `json:"restore_stock,omitempty"`
 	Refunds       []RefundView  `json:"refunds,omitempty"`
 	WechatRefunds WechatRefunds `json:"wechat_refunds"` // their results, and the one awaited now
+
+	// WeChat's shipping management (shipping.go): the path of orders
+	// started since ChangeWechatShipping (nil before), and the events
+	// WeChat pushed about the payment — the settlement (receipt confirmed)
+	// and a reminder to ship not yet acted on.
+	WechatShipping   *WechatShipping `json:"wechat_shipping,omitempty"`
+	WechatSettlement *WechatEvent    `json:"wechat_settlement,omitempty"`
+	ShippingReminder *WechatEvent    `json:"shipping_reminder,omitempty"`
 
 	Flags       []string     `json:"flags,omitempty"`
 	Transitions []Transition `json:"transitions,omitempty"`

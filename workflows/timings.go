@@ -38,4 +38,19 @@ const (
 	// refundStallAfter: a refund still PROCESSING at WeChat this long after
 	// it was accepted flags the order REFUND_STALLED (the waiting goes on).
 	refundStallAfter = 3 * 24 * time.Hour
+
+	// Shipping management. One upload round retries WeChat's busy and
+	// not-yet-visible answers for shippingUploadRound; a failed round is
+	// tried again after shippingUploadRetryFirst, doubling to
+	// shippingUploadRetryMax, and flagged SHIPPING_UPLOAD_FAILED once the
+	// shipment is shippingUploadFlagAfter old (the rounds go on).
+	shippingUploadRound      = 10 * time.Minute
+	shippingUploadRetryFirst = time.Minute
+	shippingUploadRetryMax   = time.Hour
+	shippingUploadFlagAfter  = 24 * time.Hour
+	// shippingAskFor bounds one question to WeChat (get_order); between
+	// questions the wait doubles from a seventh of ORDER_AUTO_CONFIRM to
+	// shippingAskMax (WeChat confirms by itself ~10 days after shipping).
+	shippingAskFor = 10 * time.Minute
+	shippingAskMax = 2 * 24 * time.Hour
 )

@@ -13,11 +13,12 @@ import (
 // each move answers the requests (refund, ship, confirm) it decides.
 
 // transition moves the order row (SetOrderStatus) and then the workflow.
-func (o *order) transition(ctx workflow.Context, from []status.Order, to status.Order, why, trackingNo string) error {
+// A shipment, when given, is stored with SHIPPED.
+func (o *order) transition(ctx workflow.Context, from []status.Order, to status.Order, why, trackingNo string, shipment *ShipRequest) error {
 	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Mark order %s %s: %s", o.Input.OrderNo, to, why)))
 	var res OrderStatusResult
 	if err := workflow.ExecuteActivity(actx, ActivitySetOrderStatus, SetOrderStatusInput{
-		OrderNo: o.Input.OrderNo, From: from, To: to, TrackingNo: trackingNo, Reason: why,
+		OrderNo: o.Input.OrderNo, From: from, To: to, TrackingNo: trackingNo, Reason: why, Shipment: shipment,
 	}).Get(ctx, &res); err != nil {
 		return fmt.Errorf("mark order %s %s: %w", o.Input.OrderNo, to, err)
 	}

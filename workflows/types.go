@@ -34,12 +34,29 @@ type Item struct {
 	Quantity  int64 `json:"quantity"`
 }
 
+// ShippingAddress is where an order goes: the fields of wx.chooseAddress
+// (userName, telNumber, provinceName, cityName, countyName, detailInfo,
+// postalCode), named as the API names them.
+type ShippingAddress struct {
+	ReceiverName string `json:"receiver_name"`
+	Phone        string `json:"phone"`
+	Province     string `json:"province"`
+	City         string `json:"city"`
+	District     string `json:"district,omitempty"`
+	Detail       string `json:"detail"`
+	PostalCode   string `json:"postal_code,omitempty"`
+}
+
 // OrderInput starts an order workflow.
 type OrderInput struct {
 	OrderNo string `json:"order_no"`
 	UserID  int64  `json:"user_id"`
 	Items   []Item `json:"items"`
+	// Address is the delivery address as one line: the free text older
+	// clients send, or ShippingAddress written out (without the phone).
 	Address string `json:"address,omitempty"`
+	// ShippingAddress is the structured address, when the client sent one.
+	ShippingAddress *ShippingAddress `json:"shipping_address,omitempty"`
 	// PayTimeout is ORDER_PAY_TIMEOUT at the moment the order was placed; it is
 	// part of the input so a configuration change never moves the deadline of
 	// a running order.
@@ -76,6 +93,8 @@ type CreateOrderInput struct {
 	Items       []Item    `json:"items"`
 	Address     string    `json:"address,omitempty"`
 	PayDeadline time.Time `json:"pay_deadline"`
+	// ShippingAddress is stored in the order's ship_to columns.
+	ShippingAddress *ShippingAddress `json:"shipping_address,omitempty"`
 }
 
 // CreatedOrder is what CreateOrder stored.
@@ -168,9 +187,34 @@ type RefundRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// ShipRequest is the ship update's argument.
+// Logistics types of a shipment (ShipRequest.LogisticsType): WeChat's four.
+const (
+	LogisticsExpress  = "express"   // a carrier, with tracking numbers
+	LogisticsSameCity = "same_city" // local delivery
+	LogisticsVirtual  = "virtual"   // nothing physical ships
+	LogisticsPickup   = "pickup"    // the buyer collects it
+)
+
+// Package is one parcel of an express shipment.
+type Package struct {
+	// ExpressCompany is WeChat's carrier code ("SF", "YTO", "ZTO", …).
+	ExpressCompany string `json:"express_company"`
+	TrackingNo     string `json:"tracking_no"`
+}
+
+// ShipRequest is the ship update's argument: how the order left the shop.
+// The API fills it whole; a request of before shipping management (only
+// TrackingNo) has no LogisticsType, and WeChat cannot be told of it.
 type ShipRequest struct {
-	TrackingNo string `json:"tracking_no,omitempty"`
+	// TrackingNo is the first package's (as the order row keeps it).
+	TrackingNo    string    `json:"tracking_no,omitempty"`
+	LogisticsType string    `json:"logistics_type,omitempty"`
+	Packages      []Package `json:"packages,omitempty"`
+	// ItemDesc is what WeChat shows the buyer (≤ 120 characters).
+	ItemDesc string `json:"item_desc,omitempty"`
+	// ConsignorPhone is the shop's phone, sent (masked) for SF Express when
+	// the order has no receiver phone.
+	ConsignorPhone string `json:"consignor_phone,omitempty"`
 }
 
 // RequestRefundInput is the RequestRefund activity's input: record the refund
@@ -204,6 +248,9 @@ type SetOrderStatusInput struct {
 	To         status.Order   `json:"to"`
 	TrackingNo string         `json:"tracking_no,omitempty"`
 	Reason     string         `json:"reason,omitempty"`
+	// Shipment is stored with SHIPPED (nil: a ship of before shipping
+	// management, or another transition).
+	Shipment *ShipRequest `json:"shipment,omitempty"`
 }
 
 // FlagOrderInput is the FlagOrder activity's input.
@@ -223,6 +270,13 @@ const (
 	// FlagRefundStalled: WeChat has not settled the order's refund for
 	// refundStallAfter; the order stays REFUNDING and keeps asking.
 	FlagRefundStalled = "REFUND_STALLED"
+	// FlagShippingUploadFailed: WeChat refused the shipment of the order
+	// (or took none for shippingUploadFlagAfter): the payer's money stays
+	// frozen at WeChat until a person reports it (OPERATIONS.md).
+	FlagShippingUploadFailed = "SHIPPING_UPLOAD_FAILED"
+	// FlagShippingReminded: WeChat reminded the shop to ship a paid order
+	// it has no shipment of (trade_manage_remind_shipping).
+	FlagShippingReminded = "SHIPPING_REMINDED"
 )
 
 // SyncResult is the sync update's answer.
@@ -271,6 +325,9 @@ type OrderView struct {
 	// Refusal is set when Status is REFUSED: the error type and message.
 	RefusalType    string `json:"refusal_type,omitempty"`
 	RefusalMessage string `json:"refusal_message,omitempty"`
+	// Wechat is WeChat's view of the shipment (shipping management): nil
+	// when WeChat has no part in the order's story.
+	Wechat *WechatShippingView `json:"wechat,omitempty"`
 }
 
 // StrayPaymentInput starts a StrayPaymentWorkflow.

@@ -75,3 +75,22 @@ const ChangeHistoryBudget = "history-budget"
 func keepsHistoryBudget(ctx workflow.Context) bool {
 	return workflow.GetVersion(ctx, ChangeHistoryBudget, workflow.DefaultVersion, 1) >= 1
 }
+
+// ChangeWechatShipping (2026-12-07, issue 16): an order reports its
+// shipment to WeChat's order shipping management once SHIPPED, and — when
+// WeChat manages the shop's shipping — completes on WeChat's word (its
+// settlement event, or WeChat asked at the auto-confirm time and after)
+// instead of by itself; the user's confirmation is checked with WeChat.
+// Asked once, when the order's first run starts: orders started before
+// keep the old path to their end. A run continued as new (ChangeHistoryBudget)
+// does not ask again — a new run has no marker, and would answer the new
+// path — but takes the answer from its state (OrderState.WechatShipping
+// set: the new path). (WeChat's events are taken by every order: no
+// history recorded before this change holds one.)
+const ChangeWechatShipping = "wechat-shipping"
+
+// reportsShipping reports whether this order takes the shipping-management
+// path (ChangeWechatShipping).
+func reportsShipping(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangeWechatShipping, workflow.DefaultVersion, 1) >= 1
+}

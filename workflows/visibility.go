@@ -55,6 +55,9 @@ func (o *order) showDetails(ctx workflow.Context) {
 	if o.TransactionID != "" {
 		details += " · WeChat transaction " + o.TransactionID
 	}
+	if w := o.wechatDetails(); w != "" {
+		details += " · " + w
+	}
 	if len(o.Flags) > 0 {
 		details += " · ⚠ needs a person: " + fmt.Sprint(o.Flags)
 	}

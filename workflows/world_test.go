@@ -50,6 +50,18 @@ type world struct {
 	// onRefundQuery runs before each refund query answers.
 	onRefundQuery func(w *world, outRefundNo string)
 
+	// WeChat's shipping management: whether it manages the shop (false: the
+	// activities answer Managed false, as with WECHAT_SHIPPING_MANAGED=off),
+	// and its view of each order's payment.
+	wxManaged bool
+	wxOrders  map[string]*wxShipping
+	// lostUploads: the next N uploads reach WeChat, their answers are lost.
+	lostUploads int
+	// onUpload runs before each attempt of an upload answers (attempt 1
+	// begins a round); onWechatQuery before each question about an order.
+	onUpload      func(w *world, in UploadShippingInput, attempt int32)
+	onWechatQuery func(w *world, orderNo string)
+
 	// Injected failures, taken in order, per activity name.
 	failures map[string][]error
 	// Every activity call, by name, with the argument it was given.
@@ -76,6 +88,14 @@ type trade struct {
 	mchID  string
 }
 
+// wxShipping is WeChat's shipping view of one order's payment.
+type wxShipping struct {
+	uploads  int // accepted uploads: 1, or 2 once the re-ship was spent
+	state    int // WechatToShip … WechatRefunded
+	reminded int
+	lastBody UploadShippingInput
+}
+
 type wxRefund struct {
 	no, txID, orderNo string
 	amount            int64
@@ -98,7 +118,32 @@ func newWorld() *world {
 		closeOnPaid: "refuse",
 		failures:    map[string][]error{},
 		calls:       map[string][]any{},
+		wxOrders:    map[string]*wxShipping{},
 	}
+}
+
+// wxOrder is WeChat's shipping view of an order (created as "to ship").
+func (w *world) wxOrderLocked(no string) *wxShipping {
+	x := w.wxOrders[no]
+	if x == nil {
+		x = &wxShipping{state: WechatToShip}
+		w.wxOrders[no] = x
+	}
+	return x
+}
+
+func (w *world) wxOrder(no string) wxShipping {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return *w.wxOrderLocked(no)
+}
+
+// wxSetState sets WeChat's order_state of an order (the buyer confirmed,
+// a refund outside the shop, …).
+func (w *world) wxSetState(no string, state int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.wxOrderLocked(no).state = state
 }
 
 func (w *world) enter(name string, arg any) error {
@@ -457,6 +502,71 @@ func (w *world) examineStrayPayment(_ context.Context, p PaymentNotice) (StrayDe
 	return StrayDecision{Refund: true, OrderKnown: true, Why: "order is " + string(o.status)}, nil
 }
 
+func (w *world) uploadShipping(ctx context.Context, in UploadShippingInput) (WechatShippingResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.onUpload != nil {
+		w.onUpload(w, in, activity.GetInfo(ctx).Attempt)
+	}
+	if err := w.enter(ActivityUploadShipping, in); err != nil {
+		return WechatShippingResult{}, err
+	}
+	if !w.wxManaged {
+		return WechatShippingResult{}, nil
+	}
+	x := w.wxOrderLocked(in.OrderNo)
+	res := WechatShippingResult{Managed: true}
+	if in.Retry || activity.GetInfo(ctx).Attempt > 1 {
+		if x.state >= WechatShipped && x.state <= WechatSettled {
+			return WechatShippingResult{Managed: true, Uploaded: true, Already: true, OrderState: x.state}, nil
+		}
+		if x.state == WechatRefunded {
+			res.OrderState = x.state
+			return res, nil
+		}
+	}
+	if in.Shipment.LogisticsType == "" {
+		return res, temporal.NewNonRetryableApplicationError("shipped without logistics_type", ErrTypeWechatRefused, nil)
+	}
+	if x.uploads >= 2 {
+		return res, temporal.NewNonRetryableApplicationError("errcode 10060003: re-ship used", ErrTypeWechatRefused, nil)
+	}
+	x.uploads++
+	x.state, x.lastBody = WechatShipped, in
+	if w.lostUploads > 0 {
+		w.lostUploads--
+		return res, retryable("answer lost")
+	}
+	res.Uploaded, res.OrderState = true, WechatShipped
+	return res, nil
+}
+
+func (w *world) queryWechatShipping(_ context.Context, in WechatShippingInput) (WechatShippingResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.enter(ActivityQueryWechatShipping, in); err != nil {
+		return WechatShippingResult{}, err
+	}
+	if w.onWechatQuery != nil {
+		w.onWechatQuery(w, in.OrderNo)
+	}
+	if !w.wxManaged {
+		return WechatShippingResult{}, nil
+	}
+	x := w.wxOrderLocked(in.OrderNo)
+	return WechatShippingResult{Managed: true, Uploaded: x.uploads > 0, OrderState: x.state}, nil
+}
+
+func (w *world) remindReceipt(_ context.Context, in WechatShippingInput) (RemindResult, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.enter(ActivityRemindReceipt, in); err != nil {
+		return RemindResult{}, err
+	}
+	w.wxOrderLocked(in.OrderNo).reminded++
+	return RemindResult{Reminded: true}, nil
+}
+
 func (w *world) register(env *testsuite.TestWorkflowEnvironment) {
 	env.RegisterWorkflowWithOptions(OrderWorkflow, workflow.RegisterOptions{Name: OrderWorkflowName})
 	env.RegisterWorkflowWithOptions(StrayPaymentWorkflow, workflow.RegisterOptions{Name: StrayPaymentWorkflowName})
@@ -468,6 +578,8 @@ func (w *world) register(env *testsuite.TestWorkflowEnvironment) {
 		ActivitySetOrderStatus: w.setOrderStatus, ActivityFlagOrder: w.flagOrder,
 		ActivityRequestRefund: w.requestRefund, ActivityQueryRefund: w.queryRefund,
 		ActivitySettleRefund: w.settleRefund, ActivityExamineStrayPayment: w.examineStrayPayment,
+		ActivityUploadShipping: w.uploadShipping, ActivityQueryWechatShipping: w.queryWechatShipping,
+		ActivityRemindReceipt: w.remindReceipt,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

@@ -26,6 +26,7 @@ import (
 	"ordersaga/internal/config"
 	"ordersaga/internal/metrics"
 	"ordersaga/internal/store"
+	"ordersaga/internal/wxapp"
 	"ordersaga/internal/wxlogin"
 	"ordersaga/internal/wxpay"
 	"ordersaga/worker"
@@ -113,6 +114,14 @@ func NewAPIHandler(cfg config.Config, st *store.Store, tc client.Client, reg *pr
 	if err != nil {
 		return nil, err
 	}
+	var push *wxapp.Push
+	if cfg.PushEnabled() {
+		if push, err = wxapp.NewPush(cfg.PushToken, cfg.PushAESKey, cfg.WechatAppID, nil); err != nil {
+			return nil, fmt.Errorf("WECHAT_PUSH_TOKEN, WECHAT_PUSH_AES_KEY: %w", err)
+		}
+	} else {
+		log.Info("WeChat message push is not configured: /v1/wechat/events answers 404; shipped orders under WeChat's shipping management complete when the worker asks WeChat (WECHAT_PUSH_TOKEN, WECHAT_PUSH_AES_KEY)")
+	}
 	registerProcessMetrics(reg)
 	return api.NewRouter(api.Deps{
 		Store:          st,
@@ -126,6 +135,7 @@ func NewAPIHandler(cfg config.Config, st *store.Store, tc client.Client, reg *pr
 		AppID:          cfg.WechatAppID,
 		MchID:          cfg.PayMchID,
 		Notify:         notify,
+		Push:           push,
 		Logger:         log,
 		Metrics:        reg,
 		UserRate:       cfg.RateLimitUser,
@@ -163,27 +173,33 @@ func RunWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	w := NewWorker(cfg, tc, st, pay, log)
+	ship := NewShipping(cfg, log, reg)
+	w := NewWorker(cfg, tc, st, pay, ship, log)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop() // waits for running activities to finish or time out
 	log.Info("worker started", "task_queue", cfg.TemporalTaskQueue, "namespace", cfg.TemporalNamespace)
+	ship.Start(ctx, cfg, log)
 	go keepReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, log)
 
 	registerProcessMetrics(reg)
 	return serveHTTP(ctx, cfg.HTTPAddr, healthHandler(st, tc, reg), cfg.ShutdownTimeout, log)
 }
 
-// NewWorker builds (does not start) the order worker.
-func NewWorker(cfg config.Config, tc client.Client, st *store.Store, pay *wxpay.Client, log *slog.Logger) sdkworker.Worker {
-	return NewWorkerWithOptions(cfg, tc, st, pay, log, WorkerOptions(cfg))
+// NewWorker builds (does not start) the order worker. ship is WeChat's
+// shipping management (nil: none, shipped orders complete by themselves).
+func NewWorker(cfg config.Config, tc client.Client, st *store.Store, pay *wxpay.Client, ship *Shipping, log *slog.Logger) sdkworker.Worker {
+	return NewWorkerWithOptions(cfg, tc, st, pay, ship, log, WorkerOptions(cfg))
 }
 
 // NewWorkerWithOptions is NewWorker with other worker options (benchmarks
 // compare them).
-func NewWorkerWithOptions(cfg config.Config, tc client.Client, st *store.Store, pay *wxpay.Client, log *slog.Logger, opts sdkworker.Options) sdkworker.Worker {
+func NewWorkerWithOptions(cfg config.Config, tc client.Client, st *store.Store, pay *wxpay.Client, ship *Shipping, log *slog.Logger, opts sdkworker.Options) sdkworker.Worker {
 	acts := &activities.Activities{Store: st, Pay: pay, Logger: log, Now: time.Now}
+	if ship != nil {
+		acts.Wxapp, acts.Shipping = ship.Client, ship.Managed
+	}
 	return worker.New(tc, cfg.TemporalTaskQueue, acts, opts)
 }
 

@@ -79,7 +79,9 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	if err := fillDevDefaults(&cfg, opts.DataDir, keys, simURL, "http://"+apiLn.Addr().String()); err != nil {
 		return err
 	}
-	simOpts := SimShop{AppID: cfg.WechatAppID, AppSecret: cfg.WechatAppSecret, MchID: cfg.PayMchID}.SimOptions(keys)
+	simOpts := SimShop{AppID: cfg.WechatAppID, AppSecret: cfg.WechatAppSecret, MchID: cfg.PayMchID,
+		PushToken: cfg.PushToken, PushAESKey: cfg.PushAESKey}.SimOptions(keys)
+	simOpts.PushURL = EventsURL("http://" + apiLn.Addr().String())
 	simOpts.Logger = log.With("component", "paysim")
 	// `ordersaga reconcile -date <today>` works at once in dev.
 	simOpts.BillsImmediate = true
@@ -137,11 +139,13 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	if err != nil {
 		return err
 	}
-	w := NewWorker(cfg, tc, st, pay, log)
+	ship := NewShipping(cfg, log, reg)
+	w := NewWorker(cfg, tc, st, pay, ship, log)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
+	ship.Start(ctx, cfg, log)
 	go keepReconcileSchedule(ctx, tc, cfg.TemporalTaskQueue, log)
 
 	apiHandler, err := NewAPIHandler(cfg, st, tc, reg, log)
@@ -150,7 +154,7 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	}
 	// The demo page (and its proxy to the simulator's control API) exists in
 	// dev only; `ordersaga api` serves the bare API handler.
-	handler, err := demo.NewHandler(apiHandler, simURL, ts.UIURL(), cfg.TemporalNamespace)
+	handler, err := demo.NewHandler(apiHandler, simURL, ts.UIURL(), cfg.TemporalNamespace, demo.WithAdminToken(cfg.AdminToken))
 	if err != nil {
 		return err
 	}
@@ -178,7 +182,18 @@ const (
 // tokens and keys survive a restart) and local secrets. A variable set in the
 // environment wins.
 func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simURL, apiURL string) error {
-	UseSimulator(cfg, SimShop{AppID: devAppID, AppSecret: devAppSecret, MchID: devMchID}, keys, simURL, apiURL)
+	pushToken, pushKey, err := PersistentPushSettings(filepath.Join(dataDir, "keys"))
+	if err != nil {
+		return err
+	}
+	UseSimulator(cfg, SimShop{AppID: devAppID, AppSecret: devAppSecret, MchID: devMchID,
+		PushToken: pushToken, PushAESKey: pushKey}, keys, simURL, apiURL)
+	// Dev plays a shop under WeChat's shipping management, as most are:
+	// shipped orders are reported to the simulator and complete when the
+	// buyer confirms there (WECHAT_SHIPPING_MANAGED=off says otherwise).
+	if cfg.ShippingManaged == config.ShippingAuto || cfg.ShippingManaged == "" {
+		cfg.ShippingManaged = config.ShippingOn
+	}
 	if cfg.JWTSecret == "" {
 		s, err := PersistentSecret(filepath.Join(dataDir, "keys", "jwt_secret"))
 		if err != nil {
@@ -195,6 +210,25 @@ func fillDevDefaults(cfg *config.Config, dataDir string, keys paysim.Keys, simUR
 // DevAdminToken is the ADMIN_TOKEN of the stacks that run on one machine
 // (`ordersaga dev`, `ordersaga cluster`): the README's walk-through uses it.
 const DevAdminToken = "dev-admin-token-not-for-production"
+
+// PersistentPushSettings returns the message push Token (32 characters)
+// and EncodingAESKey (43) of a simulated mini-program console, kept in
+// keysDir: secrets of the console, made once, so that a restart of a local
+// stack (`ordersaga dev`, `ordersaga cluster`) takes the simulator's
+// retried events.
+func PersistentPushSettings(keysDir string) (token, aesKey string, err error) {
+	t, err := PersistentSecret(filepath.Join(keysDir, "push_token"))
+	if err != nil {
+		return "", "", err
+	}
+	k, err := PersistentSecret(filepath.Join(keysDir, "push_aes_key"))
+	if err != nil {
+		return "", "", err
+	}
+	// 64 hex digits: letters and digits for the Token, base64 digits for
+	// the key.
+	return t[:32], k[:43], nil
+}
 
 // PersistentSecret returns the 32-byte hex secret kept in path, generating
 // it on first use, so that tokens signed with it survive a restart.
@@ -225,7 +259,7 @@ ordersaga dev is running (Ctrl-C stops everything; data stays in %s)
   Temporal Web UI  %s/namespaces/%s/workflows
   Temporal gRPC    %s
   Admin token      %s
-  WeChat Pay sim   %s  (stands in for WeChat Pay and jscode2session)
+  WeChat Pay sim   %s  (stands in for WeChat Pay, jscode2session and shipping management)
 
 Try it (a mini-program journey with curl; README.md explains each step):
 
@@ -236,6 +270,13 @@ Try it (a mini-program journey with curl; README.md explains each step):
   curl -s -XPOST $API/v1/orders/$ORDER/pay -H "Authorization: Bearer $TOKEN"
   curl -s -XPOST $SIM/sim/transactions/$ORDER/pay >/dev/null   # the payer pays; WeChat's notify follows
   curl -s "$API/v1/orders/$ORDER?sync=1" -H "Authorization: Bearer $TOKEN"
+
+Ship it as the shop, see WeChat's view, confirm receipt as the buyer in WeChat (→ COMPLETED):
+
+  curl -s -XPOST $API/v1/admin/orders/$ORDER/ship -H "Authorization: Bearer %[6]s" -d '{"logistics_type":"express","packages":[{"express_company":"SF","tracking_no":"SF1400000000001"}]}'
+  curl -s $SIM/sim/shipping/$ORDER            # order_state 2: WeChat has the shipment
+  curl -s -XPOST $SIM/sim/shipping/$ORDER/confirm-receipt >/dev/null
+  curl -s $API/v1/orders/$ORDER -H "Authorization: Bearer $TOKEN"   # COMPLETED, on WeChat's settlement event
 
 Then open the Web UI (%[3]s) and filter: OrderNo="<order_no>" or OrderStatus="PAID"
 Unpaid orders close after ORDER_PAY_TIMEOUT (%[8]s).

@@ -228,7 +228,7 @@ func startStack(ctx context.Context, o Options) (_ *stack, err error) {
 			return nil, err
 		}
 		wopts := workerOptions(o, s.cfg)
-		w := app.NewWorkerWithOptions(s.cfg, tc, st, pay, s.log.With("component", "worker", "replica", i+1), wopts)
+		w := app.NewWorkerWithOptions(s.cfg, tc, st, pay, nil, s.log.With("component", "worker", "replica", i+1), wopts)
 		nw := newNoopWorker(tc, wopts, s.noop, noopKinds(o))
 		for _, x := range []sdkworker.Worker{w, nw} {
 			if err := x.Start(); err != nil {

@@ -32,6 +32,9 @@ const (
 	chaosAppSecret = "chaos-app-secret"
 	chaosMchID     = "1900000777"
 	chaosQueue     = "orders-chaos"
+	// The message push settings of the run's mini-program console.
+	chaosPushToken  = "chaosPushToken01"
+	chaosPushAESKey = "chaosPushAesKeyForTheRunOnly0123456789abcde"
 )
 
 // chaosDatabase is the shop's database of a run.
@@ -216,6 +219,12 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 	simOpts.NotifyScale = o.NotifyScale
 	simOpts.RefundDelay = o.RefundDelay
 	simOpts.BillsImmediate = true // the run's day is reconciled when it settles
+	// Shipping management: the shipping events go to the API; WeChat
+	// confirms receipt by itself ORDER_AUTO_CONFIRM after a shipment (the
+	// orders nobody confirms end so), about when the order first asks.
+	simOpts.PushURL = h.apiURL + "/v1/wechat/events"
+	simOpts.PushToken, simOpts.PushAESKey = chaosPushToken, chaosPushAESKey
+	simOpts.ReceiptAutoConfirm = o.AutoConfirm
 	simOpts.Logger = slog.New(slog.NewTextHandler(simLog, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h.sim = paysim.New(simOpts)
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -246,10 +255,14 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 		"WECHATPAY_MCHID":     chaosMchID,
 		"ORDER_PAY_TIMEOUT":   o.PayTimeout.String(),
 		"ORDER_AUTO_CONFIRM":  o.AutoConfirm.String(),
-		"JWT_SECRET":          strings.Repeat("chaos-jwt-", 4),
-		"ADMIN_TOKEN":         h.adminToken,
-		"LOG_LEVEL":           "warn",
-		"SHUTDOWN_TIMEOUT":    "5s",
+		// Every shipped order is reported to WeChat and completes on its word.
+		"WECHAT_SHIPPING_MANAGED": "on",
+		"WECHAT_PUSH_TOKEN":       chaosPushToken,
+		"WECHAT_PUSH_AES_KEY":     chaosPushAESKey,
+		"JWT_SECRET":              strings.Repeat("chaos-jwt-", 4),
+		"ADMIN_TOKEN":             h.adminToken,
+		"LOG_LEVEL":               "warn",
+		"SHUTDOWN_TIMEOUT":        "5s",
 		// Up to 40 payers log in from one address and each places dozens
 		// of orders in a minute or two: the run puts the saga to the test,
 		// not the API's rate limits (TestRateLimitsAnswer429WithRetryAfter does).
@@ -412,7 +425,7 @@ func (h *harness) run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	txs := h.sim.Transactions()
-	r.Faults = wire.injected(txs)
+	r.Faults = wire.injected(txs, h.shippingViews(txs))
 	for k, v := range h.restarts.get() {
 		r.Faults[k] = v
 	}
@@ -527,4 +540,19 @@ func (h *harness) ensureUp(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// shippingViews is WeChat's shipping view of every paid transaction, by
+// order number.
+func (h *harness) shippingViews(txs []paysim.TransactionView) map[string]paysim.ShippingView {
+	out := map[string]paysim.ShippingView{}
+	for _, t := range txs {
+		if t.TransactionID == "" {
+			continue
+		}
+		if v, ok := h.sim.Shipping(t.OutTradeNo); ok {
+			out[t.OutTradeNo] = v
+		}
+	}
+	return out
 }

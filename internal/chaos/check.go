@@ -23,6 +23,10 @@ const (
 	CheckStuck     = "stuck"     // every order ended or legitimately waits, its workflow with it
 	CheckAgreement = "agreement" // the database and WeChat (the simulator) tell the same story
 	CheckPromise   = "promise"   // what the API told a payer came true
+	// CheckShipping: every order shipped here is shipped at WeChat (its
+	// shipping management) exactly once — never twice, so the one re-ship
+	// WeChat allows is left unused — and nothing else is.
+	CheckShipping = "shipping"
 	// CheckReconcile: WeChat's trade bill of every day of the run,
 	// reconciled through the API as the shop does each morning, shows no
 	// unexplained drift and lists apart exactly the payments no order keeps.
@@ -96,8 +100,9 @@ type checker struct {
 	payments map[string]paymentRow
 	refunds  map[string]refundRow
 	sim      map[string]paysim.TransactionView
-	wf       map[string]workflowFact // order no → its workflow
-	records  []*orderRecord          // what the payers did and were told, by order no
+	shipping map[string]paysim.ShippingView // WeChat's shipping view, by order no (paid ones)
+	wf       map[string]workflowFact        // order no → its workflow
+	records  []*orderRecord                 // what the payers did and were told, by order no
 	// Stray-payment workflows by id: completed (with their result) and not.
 	strayViews map[string]workflows.StrayPaymentView
 	strayOpen  map[string]enumspb.WorkflowExecutionStatus
@@ -461,6 +466,28 @@ func (c *checker) stockCheck() {
 	}
 }
 
+// shippingCheck: an order SHIPPED or COMPLETED here was uploaded to WeChat
+// exactly once; one refunded after it shipped, at most once (the refund may
+// have come first); any other order never. Two uploads would mean a retry
+// spent the one re-ship WeChat allows.
+func (c *checker) shippingCheck() {
+	for _, no := range sortedKeys(c.rows) {
+		o := c.rows[no]
+		n := len(c.shipping[no].Uploads)
+		switch {
+		case n > 1:
+			c.fail(CheckShipping, no, "shipped at WeChat %d times: the re-ship was spent", n)
+		case (o.status == string(status.Shipped) || o.status == string(status.Completed)) && n != 1:
+			c.fail(CheckShipping, no, "the order is %s but WeChat has %d shipments of it", o.status, n)
+		case !o.shipped && n != 0:
+			c.fail(CheckShipping, no, "the order never shipped (%s) but WeChat has a shipment of it", o.status)
+		}
+		if n == 1 {
+			c.r.ShippedAtWechat++
+		}
+	}
+}
+
 // orderWorkflows: every order ended with its workflow, or is PAID with its
 // workflow running and idle; the OrderStatus search attribute of the
 // execution is the row's status.
@@ -585,6 +612,9 @@ func (c *checker) promises() {
 		}
 		if rec.Shipped && row.status != "COMPLETED" && row.status != "REFUNDED" && !refundFailed {
 			c.fail(CheckPromise, no, "shipped; the order is %s", row.status)
+		}
+		if rec.ReceiptConfirmed && row.status != "COMPLETED" {
+			c.fail(CheckPromise, no, "the buyer confirmed receipt in WeChat; the order is %s", row.status)
 		}
 		if len(rec.Packages) > 1 {
 			for _, p := range rec.Packages[1:] {

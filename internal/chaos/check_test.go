@@ -71,6 +71,8 @@ func settledState() *checkState {
 	c.strayViews = map[string]workflows.StrayPaymentView{}
 	c.strayOpen = map[string]enumspb.WorkflowExecutionStatus{}
 	c.flagged = map[string]bool{}
+	c.shipping = map[string]paysim.ShippingView{}
+	shippedOnce := paysim.ShippingView{OrderState: paysim.ShipSettled, Uploads: make([]paysim.ShippingUpload, 1)}
 	st := &checkState{checker: c}
 	seq := int64(0)
 	ledger := func(order, kind string, p, q int64) {
@@ -119,7 +121,8 @@ func settledState() *checkState {
 	c.sim["completed"] = pay(done)
 	ledger("completed", "DEDUCT", pCoffee, 1)
 	ledger("completed", "DEDUCT", pTea, 1)
-	record("completed", func(r *orderRecord) { r.SimPaid, r.Shipped = true, true })
+	c.shipping["completed"] = shippedOnce
+	record("completed", func(r *orderRecord) { r.SimPaid, r.Shipped, r.ReceiptConfirmed = true, true, true })
 
 	ref := order("refunded", "REFUNDED", 38400, map[int64]int64{pTea: 3})
 	t := pay(ref)
@@ -144,6 +147,7 @@ func settledState() *checkState {
 	ledger("shipref", "DEDUCT", pCoffee, 1)
 	refund(shipref, &t, "shipref-R1")
 	c.sim["shipref"] = t
+	c.shipping["shipref"] = shippedOnce
 	record("shipref", func(r *orderRecord) { r.SimPaid, r.Shipped, r.RefundAsked = true, true, true })
 
 	order("closed", "CLOSED", 8800, map[int64]int64{pCoffee: 1})
@@ -197,6 +201,7 @@ func (st *checkState) run() []Break {
 	c.money()
 	c.agreement()
 	c.stockCheck()
+	c.shippingCheck()
 	c.orderWorkflows()
 	breaks, refused := c.visibilityBreaks(st.listed)
 	c.r.Breaks = append(c.r.Breaks, breaks...)
@@ -303,6 +308,22 @@ func TestCheckerNamesTheBrokenOrder(t *testing.T) {
 			st.sim["closed"] = paysim.TransactionView{OutTradeNo: "closed", TradeState: "NOTPAY", TotalFen: 8800}
 			st.records = slices.DeleteFunc(st.records, func(r *orderRecord) bool { return r.No == "closed" })
 		}, ""},
+		{"the re-ship spent: shipped at WeChat twice", "completed", CheckShipping, func(st *checkState) {
+			st.shipping["completed"] = paysim.ShippingView{OrderState: paysim.ShipSettled, Uploads: make([]paysim.ShippingUpload, 2)}
+		}, "2 times"},
+		{"COMPLETED, but WeChat never had the shipment", "completed", CheckShipping, func(st *checkState) {
+			delete(st.shipping, "completed")
+		}, "0 shipments"},
+		{"WeChat has a shipment of an order never shipped", "paid", CheckShipping, func(st *checkState) {
+			st.shipping["paid"] = paysim.ShippingView{OrderState: paysim.ShipShipped, Uploads: make([]paysim.ShippingUpload, 1)}
+		}, ""},
+		{"the buyer confirmed receipt, the order did not complete", "shipref", CheckPromise, func(st *checkState) {
+			for _, r := range st.records {
+				if r.No == "shipref" {
+					r.ReceiptConfirmed = true
+				}
+			}
+		}, "confirmed receipt"},
 		{"order ended, its workflow still running", "completed", CheckStuck, func(st *checkState) {
 			st.wf["completed"] = workflowFact{status: running, orderStatus: "COMPLETED"}
 		}, ""},

@@ -56,7 +56,8 @@ func newWireFaults(h *harness) *wireFaults {
 func (w *wireFaults) kinds() []string {
 	var out []string
 	for _, k := range []string{FaultNotifyDrop, FaultNotifyDuplicate, FaultNotifyDelay, FaultNotifyReorder,
-		FaultNotifyTamper, FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer, FaultWechatRefundFailed} {
+		FaultNotifyTamper, FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer, FaultWechatRefundFailed,
+		FaultShippingLostAnswer, FaultShippingNotVisible, FaultShippingBusy, FaultPushDrop} {
 		if w.h.opts.faultOn(k) {
 			out = append(out, k)
 		}
@@ -134,8 +135,19 @@ func (w *wireFaults) inject(kind string) {
 		w.reorderUntil, w.holdMS = now.Add(d), 500+w.rng.IntN(2500)
 		w.reorderWindows = append(w.reorderWindows, window{now, w.reorderUntil})
 		w.asked[kind]++
-	case FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer:
+	case FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer,
+		FaultShippingLostAnswer, FaultShippingNotVisible, FaultShippingBusy:
 		w.injectEndpoint(kind)
+	case FaultPushDrop:
+		// One at a time: each is an order that must find out by asking.
+		if p := w.h.sim.CurrentFaults().Push; p != nil && p.Drop > 0 {
+			return
+		}
+		if _, err := w.h.sim.ApplyFaults(paysim.Faults{Push: &paysim.PushFaults{Drop: 1}}); err != nil {
+			w.h.logf("inject %s: %v", kind, err)
+			return
+		}
+		w.asked[kind]++
 	case FaultWechatRefundFailed:
 		// One refund at a time, and only once the previous one was taken:
 		// each is a flagged order a person would have to handle.
@@ -156,9 +168,14 @@ func (w *wireFaults) inject(kind string) {
 
 func (w *wireFaults) injectEndpoint(kind string) {
 	candidates := wechatEndpoints
-	if kind == FaultWechatLostAnswer {
+	switch kind {
+	case FaultWechatLostAnswer:
 		// A lost answer matters where the request changes something.
 		candidates = []string{paysim.EndpointPrepay, paysim.EndpointClose, paysim.EndpointRefund}
+	case FaultShippingLostAnswer:
+		candidates = []string{paysim.EndpointUploadShippingInfo}
+	case FaultShippingNotVisible, FaultShippingBusy:
+		candidates = []string{paysim.EndpointUploadShippingInfo, paysim.EndpointGetOrder}
 	}
 	// An endpoint whose previous fault is not used up yet is skipped.
 	busy := w.h.sim.CurrentFaults().Endpoints
@@ -184,6 +201,12 @@ func (w *wireFaults) injectEndpoint(kind string) {
 			f.DelayMS = 11_000 // longer than the client waits (10 s): the call times out
 			f.Count = 1
 		}
+	case FaultShippingLostAnswer:
+		f.ErrCode, f.After, f.Count = -1, true, 1
+	case FaultShippingNotVisible:
+		f.ErrCode = 10060001
+	case FaultShippingBusy:
+		f.ErrCode = -1
 	}
 	if _, err := w.h.sim.ApplyFaults(paysim.Faults{Endpoints: map[string]*paysim.EndpointFault{name: &f}}); err != nil {
 		w.h.logf("inject %s on %s: %v", kind, name, err)
@@ -271,7 +294,7 @@ func (w *wireFaults) stop() {
 
 // injected counts the faults that happened, by kind, from the simulator's
 // own records where it keeps them.
-func (w *wireFaults) injected(txs []paysim.TransactionView) map[string]int {
+func (w *wireFaults) injected(txs []paysim.TransactionView, ships map[string]paysim.ShippingView) map[string]int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := map[string]int{}
@@ -307,6 +330,13 @@ func (w *wireFaults) injected(txs []paysim.TransactionView) map[string]int {
 		for _, r := range tx.Refunds {
 			if failedAtWechat(r.Status) {
 				out[FaultWechatRefundFailed]++
+			}
+		}
+	}
+	for _, sh := range ships {
+		for _, p := range sh.Pushes {
+			if p.State == paysim.NotifyDropped {
+				out[FaultPushDrop]++
 			}
 		}
 	}

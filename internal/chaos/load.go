@@ -48,6 +48,7 @@ func (h *harness) check(ctx context.Context) (*Report, error) {
 	c.money()
 	c.agreement()
 	c.stockCheck()
+	c.shippingCheck()
 	c.orderWorkflows()
 	if err := c.visibility(ctx); err != nil {
 		return nil, err
@@ -148,9 +149,11 @@ func (c *checker) load(ctx context.Context) error {
 		return err
 	}
 	c.sim = map[string]paysim.TransactionView{}
-	for _, t := range c.h.sim.Transactions() {
+	txs := c.h.sim.Transactions()
+	for _, t := range txs {
 		c.sim[t.OutTradeNo] = t
 	}
+	c.shipping = c.h.shippingViews(txs)
 	c.initial = c.h.initial
 	c.h.mu.Lock()
 	for _, o := range c.h.orders {

@@ -2,10 +2,12 @@
 // workers as separate processes, Temporal, a PostgreSQL server of its own and
 // the WeChat Pay simulator — with random payer behaviour and injected faults
 // (lost, repeated, late and reordered notifies, WeChat 5xx, slow and lost
-// answers, SIGKILLed workers, API and PostgreSQL restarts), waits until
-// everything has settled, and then checks that no money and no stock was lost
-// or made up and that no order is stuck. Temporal is the embedded server, or
-// (Options.Temporal = TemporalCluster) the official server as separate
+// answers, shipping uploads lost, busy or not seeing the payment, lost
+// settlement events, SIGKILLed workers, API and PostgreSQL restarts), waits
+// until everything has settled, and then checks that no money and no stock
+// was lost or made up, that every shipped order was shipped at WeChat
+// exactly once, and that no order is stuck. Temporal is the embedded server,
+// or (Options.Temporal = TemporalCluster) the official server as separate
 // processes with two API replicas behind a balancer, whose own processes
 // fail too (history and matching killed, the frontend restarted, its
 // PostgreSQL crashed).
@@ -43,6 +45,12 @@ const (
 	// gone; CLOSED): the order ends REFUND_FAILED, flagged for a person, the
 	// money not returned.
 	FaultWechatRefundFailed = "wechat_refund_failed"
+	// WeChat's order shipping management (the mini-program server API and
+	// its message push).
+	FaultShippingLostAnswer = "shipping_lost_answer"         // upload_shipping_info done, its answer lost (errcode -1): the retry must not ship again
+	FaultShippingNotVisible = "shipping_payment_not_visible" // 10060001 (the payment not visible yet) for a few upload_shipping_info / get_order calls
+	FaultShippingBusy       = "shipping_busy"                // errcode -1 (busy) for a few upload_shipping_info / get_order calls
+	FaultPushDrop           = "push_drop"                    // a settlement event never sent: the order learns it by asking WeChat
 	// Processes.
 	FaultWorkerKill      = "worker_kill"      // SIGKILL a worker, start it again
 	FaultAPIRestart      = "api_restart"      // stop the API (SIGTERM or SIGKILL), start it again
@@ -53,6 +61,7 @@ const (
 var AllFaults = []string{
 	FaultNotifyDrop, FaultNotifyDuplicate, FaultNotifyDelay, FaultNotifyReorder, FaultNotifyTamper,
 	FaultWechat5xx, FaultWechatSlow, FaultWechatLostAnswer, FaultWechatRefundFailed,
+	FaultShippingLostAnswer, FaultShippingNotVisible, FaultShippingBusy, FaultPushDrop,
 	FaultWorkerKill, FaultAPIRestart, FaultPostgresRestart,
 }
 

@@ -29,8 +29,8 @@ const (
 	BehaviourRefund        = "asks_refund"         // pays, then asks for a refund (sometimes twice)
 	BehaviourDoubleTap     = "double_taps"         // taps pay three times, pays twice, syncs twice
 	BehaviourSync          = "polls_sync"          // pays and polls ?sync=1 until it shows PAID
-	BehaviourShipConfirm   = "shipped_confirmed"   // pays; the shop ships; the user confirms
-	BehaviourShipAuto      = "shipped_autoconfirm" // pays; the shop ships; it completes by itself
+	BehaviourShipConfirm   = "shipped_confirmed"   // pays; the shop ships; the buyer confirms receipt in WeChat, then in the mini-program
+	BehaviourShipAuto      = "shipped_autoconfirm" // pays; the shop ships; WeChat confirms receipt by itself
 	BehaviourAdminRefund   = "shipped_then_refund" // pays; the shop ships, then refunds it
 	BehaviourScarce        = "scarce_stock"        // one of a group paying at once for fewer items than they ordered
 	behaviourUnknownAnswer = "answer_lost"         // an order placed whose creation answer never arrived (API restart)
@@ -70,6 +70,8 @@ type orderRecord struct {
 	CancelledTo  string   // the status a 200 cancel answered
 	RefundAsked  bool     // a refund request was taken (200/202)
 	Shipped      bool     // the shop's ship was taken
+	// ReceiptConfirmed: the buyer confirmed receipt in WeChat (simulator).
+	ReceiptConfirmed bool
 }
 
 func (o *orderRecord) set(f func(o *orderRecord)) {
@@ -195,7 +197,15 @@ func (h *harness) play(ctx context.Context, j job) {
 	h.started.Add(1)
 	defer h.finished.Add(1)
 	u := rng.IntN(len(h.users))
-	o := h.place(ctx, j.behaviour, u, h.commonItems(rng))
+	var address map[string]any
+	switch j.behaviour {
+	case BehaviourShipConfirm, BehaviourShipAuto, BehaviourAdminRefund:
+		if rng.IntN(3) > 0 { // the others give the free text of older clients, or nothing
+			address = map[string]any{"receiver_name": "买家", "phone": fmt.Sprintf("13%09d", rng.IntN(1e9)),
+				"province": "上海市", "city": "上海市", "district": "浦东新区", "detail": fmt.Sprintf("世纪大道%d号", 1+rng.IntN(999))}
+		}
+	}
+	o := h.place(ctx, j.behaviour, u, h.commonItems(rng), address)
 	if o == nil {
 		return
 	}
@@ -263,12 +273,15 @@ func (h *harness) play(ctx context.Context, j job) {
 			return
 		}
 		h.think(ctx, rng, 0, time.Second)
-		if !h.ship(ctx, o) || !h.waitStatus(ctx, o, "SHIPPED", "COMPLETED") {
+		if !h.ship(ctx, o, rng, address != nil) || !h.waitStatus(ctx, o, "SHIPPED", "COMPLETED") {
 			return
 		}
 		switch j.behaviour {
 		case BehaviourShipConfirm:
 			h.think(ctx, rng, 0, h.opts.AutoConfirm/2)
+			// The buyer confirms receipt in WeChat's component, then the
+			// mini-program tells the shop (which asks WeChat).
+			h.confirmReceiptInWechat(ctx, o)
 			h.confirm(ctx, o)
 		case BehaviourAdminRefund:
 			h.think(ctx, rng, 0, h.opts.AutoConfirm/3)
@@ -293,7 +306,7 @@ func (h *harness) playScarce(ctx context.Context, j job, rng *rand.Rand) {
 			items = append(items, h.commonItems(rng)[0])
 		}
 		wg.Go(func() {
-			o := h.place(ctx, BehaviourScarce, u, items)
+			o := h.place(ctx, BehaviourScarce, u, items, nil)
 			if o != nil && h.pay(ctx, o, 1) {
 				members[i] = o
 			}
@@ -326,10 +339,14 @@ func (h *harness) commonItems(rng *rand.Rand) []item {
 	return items
 }
 
-// place creates an order over the API; nil when it was refused (out of stock)
-// or never answered.
-func (h *harness) place(ctx context.Context, behaviour string, u int, items []item) *orderRecord {
-	a, err := h.callRetry(ctx, http.MethodPost, "/v1/orders", h.users[u].token, map[string]any{"items": items})
+// place creates an order over the API, to a structured address when one is
+// given; nil when it was refused (out of stock) or never answered.
+func (h *harness) place(ctx context.Context, behaviour string, u int, items []item, address map[string]any) *orderRecord {
+	body := map[string]any{"items": items}
+	if address != nil {
+		body["shipping_address"] = address
+	}
+	a, err := h.callRetry(ctx, http.MethodPost, "/v1/orders", h.users[u].token, body)
 	if err != nil {
 		h.count("create_failed")
 		h.vlogf("create order: %v", err)
@@ -512,15 +529,72 @@ func (h *harness) refund(ctx context.Context, o *orderRecord, by string, taps in
 	wg.Wait()
 }
 
-func (h *harness) ship(ctx context.Context, o *orderRecord) bool {
-	a, err := h.callRetry(ctx, http.MethodPost, "/v1/admin/orders/"+o.No+"/ship", h.adminToken,
-		map[string]string{"tracking_no": "SF" + o.No[len(o.No)-8:]})
-	if err != nil || (a.status != http.StatusOK && a.status != http.StatusAccepted) {
+// ship ships the order as the shop does: by one of WeChat's logistics
+// types, SF Express only to an address with a phone.
+func (h *harness) ship(ctx context.Context, o *orderRecord, rng *rand.Rand, hasPhone bool) bool {
+	tail := o.No[len(o.No)-8:]
+	pkg := func(company string) map[string]string {
+		return map[string]string{"express_company": company, "tracking_no": company + tail}
+	}
+	body := map[string]any{"logistics_type": "express", "packages": []any{pkg("YTO")}}
+	switch rng.IntN(6) {
+	case 0:
+		if hasPhone {
+			body["packages"] = []any{pkg("SF")}
+		}
+	case 1:
+		body["packages"] = []any{pkg("YTO"), pkg("ZTO")} // split delivery
+	case 2:
+		body = map[string]any{"logistics_type": "same_city"}
+	case 3:
+		body = map[string]any{"logistics_type": []string{"virtual", "pickup"}[rng.IntN(2)], "item_desc": "chaos order " + tail}
+	}
+	deadline := time.Now().Add(h.waitBound())
+	for {
+		a, err := h.callRetry(ctx, http.MethodPost, "/v1/admin/orders/"+o.No+"/ship", h.adminToken, body)
+		if err == nil && (a.status == http.StatusOK || a.status == http.StatusAccepted) {
+			o.set(func(o *orderRecord) { o.Shipped = true })
+			return true
+		}
+		// The row says PAID as soon as the payment is recorded; the
+		// workflow, which decides the ship, says so once its next task has
+		// run — later still when the worker that recorded it was killed.
+		// Until then it refuses (409, "order … is PENDING"), rightly: the
+		// shop tries again, as a person at the admin page would, rather
+		// than leave a shipping order PAID.
+		if err == nil && a.status == http.StatusConflict && a.code() == "ORDER_NOT_SHIPPABLE" && time.Now().Before(deadline) {
+			if v, ok := h.getOrder(ctx, o, false); ok && v.Status == string(status.Paid) {
+				h.count("ship_refused_before_the_workflow_saw_paid")
+				sleep(ctx, 300*time.Millisecond)
+				continue
+			}
+		}
 		h.vlogf("ship %s: %v %d %s", o.No, err, a.status, a.body)
 		return false
 	}
-	o.set(func(o *orderRecord) { o.Shipped = true })
-	return true
+}
+
+// confirmReceiptInWechat plays the buyer confirming receipt in WeChat,
+// once WeChat has the shipment (the workflow reports it just after
+// SHIPPED, through whatever faults are on).
+func (h *harness) confirmReceiptInWechat(ctx context.Context, o *orderRecord) {
+	deadline := time.Now().Add(h.waitBound())
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		v, ok := h.sim.Shipping(o.No)
+		switch {
+		case !ok:
+			return
+		case v.OrderState == paysim.ShipShipped:
+			if _, err := h.sim.ConfirmReceipt(o.No); err == nil {
+				o.set(func(o *orderRecord) { o.ReceiptConfirmed = true })
+			}
+			return
+		case v.OrderState > paysim.ShipShipped:
+			return // WeChat confirmed it by itself, or it was refunded
+		}
+		sleep(ctx, 200*time.Millisecond)
+	}
+	h.vlogf("order %s: WeChat never had its shipment", o.No)
 }
 
 func (h *harness) confirm(ctx context.Context, o *orderRecord) {

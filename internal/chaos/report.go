@@ -26,6 +26,9 @@ type Report struct {
 	RefusedAtCreation int `json:"refused_at_creation"` // 409 OUT_OF_STOCK
 	RefusedByWorkflow int `json:"refused_by_workflow"` // workflows that refused their order (no row)
 	Oversold          int `json:"oversold"`            // paid after the stock ran out: refunded automatically
+	// ShippedAtWechat: orders whose shipment WeChat's shipping management
+	// took (once each: CheckShipping).
+	ShippedAtWechat int `json:"shipped_at_wechat"`
 	// ContinuedRuns: orders whose workflow continued as new (its history
 	// budget) — one order each, however many runs.
 	ContinuedRuns int `json:"continued_runs"`
@@ -118,8 +121,8 @@ func (r *Report) WriteText(w io.Writer) {
 	p("")
 	p("chaos run %s — %s Temporal, seed %d, %d orders asked, %d payers at once, pay timeout %s, notify retries ×%g",
 		verdict, r.Temporal, r.Seed, r.OrdersAsked, r.Concurrency, r.PayTimeout, r.NotifyScale)
-	p("orders: %d in the database (%d answered to a payer, %d whose answer was lost); %d refused at creation (out of stock); %d oversold and refunded",
-		r.Orders, r.Placed, r.AnswerLost, r.RefusedAtCreation, r.Oversold)
+	p("orders: %d in the database (%d answered to a payer, %d whose answer was lost); %d refused at creation (out of stock); %d oversold and refunded; %d shipped at WeChat (once each)",
+		r.Orders, r.Placed, r.AnswerLost, r.RefusedAtCreation, r.Oversold, r.ShippedAtWechat)
 
 	statuses := sortedKeys(r.ByStatus)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -51,7 +51,15 @@ func (h *harness) settle(ctx context.Context) (bool, string) {
 func (h *harness) pendingWork(ctx context.Context) (string, error) {
 	var pending []string
 	notifies, refunds := 0, 0
-	for _, tx := range h.sim.Transactions() {
+	txs := h.sim.Transactions()
+	for _, sh := range h.shippingViews(txs) {
+		for _, p := range sh.Pushes {
+			if p.State == paysim.NotifyPending {
+				notifies++
+			}
+		}
+	}
+	for _, tx := range txs {
 		for _, n := range tx.Notifies {
 			if n.State == paysim.NotifyPending || n.State == paysim.NotifyHeld {
 				notifies++
@@ -64,7 +72,7 @@ func (h *harness) pendingWork(ctx context.Context) (string, error) {
 		}
 	}
 	if notifies > 0 {
-		pending = append(pending, fmt.Sprintf("%d notifies being delivered", notifies))
+		pending = append(pending, fmt.Sprintf("%d notifies and pushes being delivered", notifies))
 	}
 	if refunds > 0 {
 		pending = append(pending, fmt.Sprintf("%d refunds processing at WeChat", refunds))

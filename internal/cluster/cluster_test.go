@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,9 +20,11 @@ import (
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 
+	"ordersaga/internal/apiclient"
 	"ordersaga/internal/chaos"
 	"ordersaga/internal/chaos/chaostest"
 	"ordersaga/internal/cluster"
+	"ordersaga/internal/paysim"
 	"ordersaga/internal/pgserver/pgservertest"
 	"ordersaga/internal/testenv"
 )
@@ -91,6 +96,7 @@ func TestClusterServesTheREADMEWalkthroughAndKeepsItsData(t *testing.T) {
 		"API": s.APIURL, "SIM": s.SimURL, "ADMIN": s.AdminToken,
 	})
 	testenv.WalkthroughPromises(t, out, no)
+	shipsAndCompletesThroughTheBalancer(ctx, t, s)
 	if served := s.Balancer.Served(); len(served) != 2 || served[0] == 0 || served[1] == 0 {
 		t.Errorf("requests answered per api replica %v; want both", served)
 	}
@@ -140,6 +146,67 @@ func TestClusterServesTheREADMEWalkthroughAndKeepsItsData(t *testing.T) {
 			t.Errorf("the order's workflow after the restart: %v", err)
 		}
 		d.Close()
+	}
+}
+
+// shipsAndCompletesThroughTheBalancer plays WeChat's shipping management
+// on the cluster as compose's demo configures it: a paid order shipped
+// through the admin API reaches the simulator from a worker (its access
+// token from WECHAT_APP_SECRET), and the buyer's confirmation in WeChat
+// comes back as a sealed push to the balancer, which one API replica
+// opens (WECHAT_PUSH_TOKEN, WECHAT_PUSH_AES_KEY) and hands to the order:
+// COMPLETED.
+func shipsAndCompletesThroughTheBalancer(ctx context.Context, t *testing.T, s *cluster.Stack) {
+	t.Helper()
+	hc := &http.Client{Timeout: 30 * time.Second}
+	call := func(method, path, token string, body any, want int) map[string]any {
+		t.Helper()
+		code, b, err := apiclient.Do(ctx, hc, method, s.APIURL+path, token, body)
+		if err != nil || code != want {
+			t.Fatalf("%s %s: %d %s %v; want %d", method, path, code, b, err, want)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s %s: %s: %v", method, path, b, err)
+		}
+		return v
+	}
+	token, _ := call("POST", "/v1/auth/login", "", map[string]string{"code": "cluster-shipper"}, http.StatusOK)["token"].(string)
+	products, _ := call("GET", "/v1/products", "", nil, http.StatusOK)["products"].([]any)
+	if len(products) == 0 {
+		t.Fatal("no products on the cluster")
+	}
+	product := products[0].(map[string]any)["id"]
+	no, _ := call("POST", "/v1/orders", token, map[string]any{
+		"items": []map[string]any{{"product_id": product, "quantity": 1}},
+		"shipping_address": map[string]string{"receiver_name": "张三", "phone": "13800000000", "province": "广东省",
+			"city": "广州市", "district": "天河区", "detail": "体育西路 1 号"},
+	}, http.StatusCreated)["order_no"].(string)
+	call("POST", "/v1/orders/"+no+"/pay", token, nil, http.StatusOK)
+	if _, err := s.Sim.Pay(no); err != nil {
+		t.Fatalf("the payer pays %s: %v", no, err)
+	}
+	orderStatus := func() string {
+		v, _ := call("GET", "/v1/orders/"+no, token, nil, http.StatusOK)["status"].(string)
+		return v
+	}
+	testenv.Eventually(t, time.Minute, "order "+no+" PAID", func() (bool, string) { st := orderStatus(); return st == "PAID", st })
+	call("POST", "/v1/admin/orders/"+no+"/ship", s.AdminToken, map[string]any{
+		"logistics_type": "express", "packages": []map[string]string{{"express_company": "YTO", "tracking_no": "YT4000000001"}},
+	}, http.StatusOK)
+	testenv.Eventually(t, time.Minute, "WeChat has the shipment of "+no, func() (bool, string) {
+		v, _ := s.Sim.Shipping(no)
+		return v.OrderState == paysim.ShipShipped && len(v.ShippingList) == 1, fmt.Sprintf("%+v", v)
+	})
+	if _, err := s.Sim.ConfirmReceipt(no); err != nil {
+		t.Fatalf("the buyer confirms %s in WeChat: %v", no, err)
+	}
+	testenv.Eventually(t, time.Minute, "order "+no+" COMPLETED on WeChat's event", func() (bool, string) {
+		st := orderStatus()
+		return st == "COMPLETED", st
+	})
+	if v, _ := s.Sim.Shipping(no); len(v.Pushes) == 0 || v.Pushes[len(v.Pushes)-1].State != paysim.NotifyDelivered {
+		t.Errorf("the settlement push: %+v", v.Pushes)
 	}
 }
 

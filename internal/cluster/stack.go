@@ -222,8 +222,16 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.undo = append(s.undo, func() { simLog.Close() })
-	simOpts := keys.SimOptions(clusterAppID, clusterMchID)
-	simOpts.LoginSecret = clusterAppSecret
+	// WeChat's shipping management as compose's demo plays it: the
+	// simulator pushes its sealed shipping events to the balancer, as WeChat
+	// to a deployment's public address.
+	pushToken, pushKey, err := app.PersistentPushSettings(filepath.Join(o.Dir, "keys"))
+	if err != nil {
+		return nil, err
+	}
+	simOpts := app.SimShop{AppID: clusterAppID, AppSecret: clusterAppSecret, MchID: clusterMchID,
+		PushToken: pushToken, PushAESKey: pushKey}.SimOptions(keys)
+	simOpts.PushURL = app.EventsURL(s.APIURL)
 	simOpts.Logger = slog.New(slog.NewTextHandler(simLog, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	s.Sim = paysim.New(simOpts)
 	simSrv := &http.Server{Handler: s.Sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -248,6 +256,12 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		"WECHATPAY_MCHID":     clusterMchID,
 		"JWT_SECRET":          jwt,
 		"ADMIN_TOKEN":         s.AdminToken,
+		// As deploy/demo.env: shipped orders are reported to the simulator
+		// (the worker's access token is WECHAT_APP_SECRET's) and complete on
+		// its settlement event, which the api replicas open with these.
+		"WECHAT_SHIPPING_MANAGED": "on",
+		"WECHAT_PUSH_TOKEN":       pushToken,
+		"WECHAT_PUSH_AES_KEY":     pushKey,
 	}
 	// WeChat posts its notifies to the balancer, as to a production
 	// deployment's public address.
@@ -255,7 +269,7 @@ func StartStack(ctx context.Context, o StackOptions) (_ *Stack, err error) {
 		s.Settings[k] = v
 	}
 	// What a shell may tune, as for `ordersaga dev`.
-	for _, k := range []string{"ORDER_PAY_TIMEOUT", "ORDER_AUTO_CONFIRM", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "TEMPORAL_TASK_QUEUE"} {
+	for _, k := range []string{"ORDER_PAY_TIMEOUT", "ORDER_AUTO_CONFIRM", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "TEMPORAL_TASK_QUEUE", "WECHAT_SHIPPING_MANAGED"} {
 		if v := os.Getenv(k); v != "" {
 			s.Settings[k] = v
 		}
@@ -388,7 +402,7 @@ ordersaga cluster is running (Ctrl-C stops everything; data stays in %s)
   Temporal Web UI  %s/namespaces/%s/workflows  (filter: OrderNo="<order_no>")
   Temporal gRPC    %s
   PostgreSQL       %s
-  WeChat Pay sim   %s
+  WeChat Pay sim   %s  (and shipping management: it pushes its events to the balancer)
   Admin token      %s
 
   processes:

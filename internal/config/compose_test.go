@@ -57,6 +57,7 @@ const (
 	composeDemoProfile = "demo"
 	composeDemoLabel   = "PUBLIC DEMO KEY"      // heads every PEM file of the demo keys
 	composeNotifyPath  = "/v1/wechatpay/notify" // the API's WeChat Pay notify route
+	composeEventsPath  = "/v1/wechat/events"    // the API's message push route (shipping events)
 	composeOpenAPI     = "docs/openapi.yaml"    // the API contract, kept equal to the router
 )
 
@@ -1733,9 +1734,11 @@ func (p *composeProject) paysimSettings(s *composeService, vars composeVars) (ma
 	}
 	env, _ := p.env(s, vars)
 	fallback := map[string][2]string{
-		"appid":  {"WECHAT_APPID", paysim.DefaultAppID},
-		"mchid":  {"WECHATPAY_MCHID", paysim.DefaultMchID},
-		"secret": {"WECHAT_APP_SECRET", paysim.DefaultLoginSecret},
+		"appid":        {"WECHAT_APPID", paysim.DefaultAppID},
+		"mchid":        {"WECHATPAY_MCHID", paysim.DefaultMchID},
+		"secret":       {"WECHAT_APP_SECRET", paysim.DefaultLoginSecret},
+		"push-token":   {"WECHAT_PUSH_TOKEN", ""},
+		"push-aes-key": {"WECHAT_PUSH_AES_KEY", ""},
 	}
 	for name, def := range defs {
 		if _, set := got[name]; set {
@@ -1790,6 +1793,12 @@ func (p *composeProject) demoServices() (names []string) {
 // checkNotifyURL: the simulator, in the compose network, reaches the api
 // service's notify route.
 func (p *composeProject) checkNotifyURL(where, raw string) (problems []string) {
+	return p.checkAPIURL(where, raw, composeNotifyPath)
+}
+
+// checkAPIURL: raw is the api service's route, as the simulator reaches it
+// over the compose network.
+func (p *composeProject) checkAPIURL(where, raw, route string) (problems []string) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return []string{fmt.Sprintf("%s: notify URL %q is not a URL", where, raw)}
@@ -1809,11 +1818,11 @@ func (p *composeProject) checkNotifyURL(where, raw string) (problems []string) {
 			problems = append(problems, fmt.Sprintf("%s: notify URL %q: port %s is not the api's HTTP_ADDR port %s", where, raw, port, want))
 		}
 	}
-	if u.Path != composeNotifyPath || u.RawQuery != "" {
-		problems = append(problems, fmt.Sprintf("%s: notify URL %q: path %q is not the notify route %s", where, raw, u.Path, composeNotifyPath))
+	if u.Path != route || u.RawQuery != "" {
+		problems = append(problems, fmt.Sprintf("%s: URL %q: path %q is not the route %s", where, raw, u.Path, route))
 	}
-	if spec, err := p.readFile(composeOpenAPI); err != nil || !strings.Contains(spec, "\n  "+composeNotifyPath+":") {
-		problems = append(problems, fmt.Sprintf("%s has no route %s (%v)", composeOpenAPI, composeNotifyPath, err))
+	if spec, err := p.readFile(composeOpenAPI); err != nil || !strings.Contains(spec, "\n  "+route+":") {
+		problems = append(problems, fmt.Sprintf("%s has no route %s (%v)", composeOpenAPI, route, err))
 	}
 	return problems
 }
@@ -1903,10 +1912,9 @@ func checkComposeDemoEnv(p *composeProject) []string {
 			continue
 		}
 		want := "http://" + net.JoinHostPort(simName, p.httpPort(sim))
-		urls := map[string]string{"WECHATPAY_BASE_URL": cfg.PayBaseURL}
-		if mode == ModeAPI {
-			urls["WECHAT_API_BASE_URL"] = cfg.WechatAPIBaseURL
-		}
+		// Both call the mini-program API: the api jscode2session, the
+		// worker stable_token and shipping management.
+		urls := map[string]string{"WECHATPAY_BASE_URL": cfg.PayBaseURL, "WECHAT_API_BASE_URL": cfg.WechatAPIBaseURL}
 		for _, k := range slices.Sorted(maps.Keys(urls)) {
 			if got := strings.TrimSuffix(urls[k], "/"); got != want {
 				problems = append(problems, fmt.Sprintf("%s (demo): %s=%q is not the simulator %s", n, k, urls[k], want))
@@ -2165,6 +2173,8 @@ func checkComposeDemoPaysim(p *composeProject) []string {
 		{"mchid", "WECHATPAY_MCHID", "every WeChat Pay call would fail with MCH_NOT_EXISTS"},
 		{"secret", "WECHAT_APP_SECRET", "every login would fail (errcode 40125)"},
 		{"notify-url", "WECHATPAY_NOTIFY_URL", "the simulator suggests another notify URL than the worker sends"},
+		{"push-token", "WECHAT_PUSH_TOKEN", "the api would refuse every shipping event (msg_signature)"},
+		{"push-aes-key", "WECHAT_PUSH_AES_KEY", "the api could not decrypt any shipping event"},
 	}
 	for _, n := range p.demoServices() {
 		env, _ := p.env(p.file.Services[n], d.interp)
@@ -2174,7 +2184,8 @@ func checkComposeDemoPaysim(p *composeProject) []string {
 			}
 		}
 	}
-	return append(problems, p.checkNotifyURL(simName+" -notify-url", settings["notify-url"])...)
+	problems = append(problems, p.checkNotifyURL(simName+" -notify-url", settings["notify-url"])...)
+	return append(problems, p.checkAPIURL(simName+" -push-url", settings["push-url"], composeEventsPath)...)
 }
 
 // ---------------------------------------------------------------------------
@@ -2520,7 +2531,13 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			func(p *composeProject) {
 				replaceFile(p, composeDemoEnv, "\nWECHATPAY_NOTIFY_URL=http://api:8080", "\nWECHATPAY_NOTIFY_URL=https://api:8080")
 			}},
-		{"demo notify URL wrong path", "demo-env", `path "/v1/wechat/notify" is not the notify route`,
+		{"paysim pushes to the wrong route", "demo-paysim", `path "/v1/wechatpay/events" is not the route /v1/wechat/events`,
+			func(p *composeProject) {
+				setPaysimFlag(p, "-push-url=", "-push-url=http://api:8080/v1/wechatpay/events")
+			}},
+		{"paysim seals with another push token", "demo-paysim", "-push-token is \"otherToken1\"",
+			func(p *composeProject) { svc(p, "paysim").Environment["WECHAT_PUSH_TOKEN"] = "otherToken1" }},
+		{"demo notify URL wrong path", "demo-env", `path "/v1/wechat/notify" is not the route /v1/wechatpay/notify`,
 			func(p *composeProject) {
 				replaceFile(p, composeDemoEnv, "8080/v1/wechatpay/notify", "8080/v1/wechat/notify")
 			}},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"ordersaga/internal/ratelimit"
+	"ordersaga/internal/wxapp"
 )
 
 // Mode is what the process is started as; it decides which settings are required.
@@ -41,7 +42,21 @@ type Config struct {
 
 	WechatAppID      string // WECHAT_APPID
 	WechatAppSecret  string // WECHAT_APP_SECRET
-	WechatAPIBaseURL string // WECHAT_API_BASE_URL (jscode2session host)
+	WechatAPIBaseURL string // WECHAT_API_BASE_URL (jscode2session and the mini-program server API)
+
+	// ShippingManaged is WECHAT_SHIPPING_MANAGED: whether the worker
+	// reports shipments to WeChat and completes shipped orders on WeChat's
+	// word (ShippingOn), not (ShippingOff), or as is_trade_managed says
+	// (ShippingAuto).
+	ShippingManaged string
+	// ShippingMsgJumpPath (WECHAT_SHIPPING_MSG_JUMP_PATH) is the page
+	// WeChat's shipping messages open; the worker sets it at start.
+	ShippingMsgJumpPath string
+	// PushToken and PushAESKey are WECHAT_PUSH_TOKEN and
+	// WECHAT_PUSH_AES_KEY, the message push settings of the mini-program
+	// console: with them the API serves /v1/wechat/events.
+	PushToken  string
+	PushAESKey string
 
 	PayMchID         string // WECHATPAY_MCHID
 	PayMchCertSerial string // WECHATPAY_MCH_CERT_SERIAL
@@ -87,6 +102,13 @@ const DefaultWechatPayBaseURL = "https://api.mch.weixin.qq.com"
 
 var prod = []Mode{ModeAPI, ModeWorker}
 
+// WECHAT_SHIPPING_MANAGED values.
+const (
+	ShippingAuto = "auto" // ask WeChat (is_trade_managed) once per process
+	ShippingOn   = "on"   // report shipments; complete shipped orders on WeChat's word
+	ShippingOff  = "off"  // neither: shipped orders complete by themselves (ORDER_AUTO_CONFIRM)
+)
+
 // Vars lists every variable the process reads, in the order of the README table.
 func Vars() []Var {
 	return []Var{
@@ -97,8 +119,12 @@ func Vars() []Var {
 		{Name: "TEMPORAL_NAMESPACE", Default: "default", Help: "Temporal namespace"},
 		{Name: "TEMPORAL_TASK_QUEUE", Default: "orders", Help: "task queue the order workflows run on"},
 		{Name: "WECHAT_APPID", Required: prod, Help: "mini-program AppID (wx...)"},
-		{Name: "WECHAT_APP_SECRET", Required: []Mode{ModeAPI}, Help: "mini-program AppSecret, for jscode2session"},
-		{Name: "WECHAT_API_BASE_URL", Default: "https://api.weixin.qq.com", Help: "mini-program API host (jscode2session)"},
+		{Name: "WECHAT_APP_SECRET", Required: prod, Help: "mini-program AppSecret, for jscode2session (api) and the access token of the mini-program server API (worker; not needed with WECHAT_SHIPPING_MANAGED=off)"},
+		{Name: "WECHAT_API_BASE_URL", Default: "https://api.weixin.qq.com", Help: "mini-program API host (jscode2session, access token, shipping management)"},
+		{Name: "WECHAT_SHIPPING_MANAGED", Default: ShippingAuto, Help: "auto, on or off: report shipments to WeChat's order shipping management and complete shipped orders when WeChat says receipt was confirmed; auto asks WeChat (is_trade_managed) once per worker"},
+		{Name: "WECHAT_SHIPPING_MSG_JUMP_PATH", Help: "mini-program page WeChat's shipping and receipt messages open (set_msg_jump_path at worker start); empty = leave it as it is"},
+		{Name: "WECHAT_PUSH_TOKEN", Help: "message push Token of the mini-program console (3-32 letters and digits); with WECHAT_PUSH_AES_KEY the API serves /v1/wechat/events; required by api when WECHAT_SHIPPING_MANAGED=on"},
+		{Name: "WECHAT_PUSH_AES_KEY", Help: "message push EncodingAESKey (43 characters, security mode); required by api when WECHAT_SHIPPING_MANAGED=on"},
 		{Name: "WECHATPAY_MCHID", Required: prod, Help: "WeChat Pay merchant id"},
 		{Name: "WECHATPAY_MCH_CERT_SERIAL", Required: []Mode{ModeWorker}, Help: "serial number of the merchant API certificate"},
 		{Name: "WECHATPAY_MCH_PRIVATE_KEY_FILE", Required: []Mode{ModeWorker}, Help: "merchant API private key, PKCS#8 PEM (apiclient_key.pem)"},
@@ -151,30 +177,34 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	}
 
 	c := Config{
-		Mode:              mode,
-		HTTPAddr:          val("HTTP_ADDR"),
-		DatabaseURL:       val("DATABASE_URL"),
-		TemporalAddress:   val("TEMPORAL_ADDRESS"),
-		TemporalNamespace: val("TEMPORAL_NAMESPACE"),
-		TemporalTaskQueue: val("TEMPORAL_TASK_QUEUE"),
-		WechatAppID:       val("WECHAT_APPID"),
-		WechatAppSecret:   val("WECHAT_APP_SECRET"),
-		WechatAPIBaseURL:  val("WECHAT_API_BASE_URL"),
-		PayMchID:          val("WECHATPAY_MCHID"),
-		PayMchCertSerial:  val("WECHATPAY_MCH_CERT_SERIAL"),
-		PayMchKeyFile:     val("WECHATPAY_MCH_PRIVATE_KEY_FILE"),
-		PayAPIv3Key:       val("WECHATPAY_APIV3_KEY"),
-		PayPublicKeyID:    val("WECHATPAY_PUBLIC_KEY_ID"),
-		PayPublicKeyFile:  val("WECHATPAY_PUBLIC_KEY_FILE"),
-		PayNotifyURL:      val("WECHATPAY_NOTIFY_URL"),
-		PayBaseURL:        val("WECHATPAY_BASE_URL"),
-		JWTSecret:         val("JWT_SECRET"),
-		AdminToken:        val("ADMIN_TOKEN"),
-		LogLevel:          strings.ToLower(val("LOG_LEVEL")),
-		OrderPayTimeout:   dur("ORDER_PAY_TIMEOUT"),
-		OrderAutoConfirm:  dur("ORDER_AUTO_CONFIRM"),
-		ShutdownTimeout:   dur("SHUTDOWN_TIMEOUT"),
-		HTTPClientTimeout: 10 * time.Second,
+		Mode:                mode,
+		HTTPAddr:            val("HTTP_ADDR"),
+		DatabaseURL:         val("DATABASE_URL"),
+		TemporalAddress:     val("TEMPORAL_ADDRESS"),
+		TemporalNamespace:   val("TEMPORAL_NAMESPACE"),
+		TemporalTaskQueue:   val("TEMPORAL_TASK_QUEUE"),
+		WechatAppID:         val("WECHAT_APPID"),
+		WechatAppSecret:     val("WECHAT_APP_SECRET"),
+		WechatAPIBaseURL:    val("WECHAT_API_BASE_URL"),
+		ShippingManaged:     strings.ToLower(val("WECHAT_SHIPPING_MANAGED")),
+		PushToken:           val("WECHAT_PUSH_TOKEN"),
+		PushAESKey:          val("WECHAT_PUSH_AES_KEY"),
+		ShippingMsgJumpPath: val("WECHAT_SHIPPING_MSG_JUMP_PATH"),
+		PayMchID:            val("WECHATPAY_MCHID"),
+		PayMchCertSerial:    val("WECHATPAY_MCH_CERT_SERIAL"),
+		PayMchKeyFile:       val("WECHATPAY_MCH_PRIVATE_KEY_FILE"),
+		PayAPIv3Key:         val("WECHATPAY_APIV3_KEY"),
+		PayPublicKeyID:      val("WECHATPAY_PUBLIC_KEY_ID"),
+		PayPublicKeyFile:    val("WECHATPAY_PUBLIC_KEY_FILE"),
+		PayNotifyURL:        val("WECHATPAY_NOTIFY_URL"),
+		PayBaseURL:          val("WECHATPAY_BASE_URL"),
+		JWTSecret:           val("JWT_SECRET"),
+		AdminToken:          val("ADMIN_TOKEN"),
+		LogLevel:            strings.ToLower(val("LOG_LEVEL")),
+		OrderPayTimeout:     dur("ORDER_PAY_TIMEOUT"),
+		OrderAutoConfirm:    dur("ORDER_AUTO_CONFIRM"),
+		ShutdownTimeout:     dur("SHUTDOWN_TIMEOUT"),
+		HTTPClientTimeout:   10 * time.Second,
 	}
 	c.PayNotifyAllowHTTP = boolean("WECHATPAY_NOTIFY_ALLOW_HTTP", val, bad)
 	c.RateLimitUser = rate("RATE_LIMIT_USER", val, bad)
@@ -182,6 +212,9 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	c.TrustedProxies = proxies("HTTP_TRUSTED_PROXIES", val, bad)
 
 	for _, v := range Vars() {
+		if v.Name == "WECHAT_APP_SECRET" && mode == ModeWorker && c.ShippingManaged == ShippingOff {
+			continue // the worker calls no mini-program API then
+		}
 		if slices.Contains(v.Required, mode) && val(v.Name) == "" {
 			bad(v.Name, "required in %s mode but not set (%s)", mode, v.Help)
 		}
@@ -194,6 +227,7 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		return c, errors.Join(errs...)
 	}
 
+	checkShipping(&c, mode, bad)
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP_ADDR", "%q is not host:port (for example :8080)", c.HTTPAddr)
 	}
@@ -248,6 +282,41 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return c, errors.Join(errs...)
 }
+
+// checkShipping validates shipping management and its message push: the
+// push settings go together, well formed, and the API needs them when
+// shipping management is on (WeChat's settlement events arrive there).
+func checkShipping(c *Config, mode Mode, bad func(string, string, ...any)) {
+	switch c.ShippingManaged {
+	case ShippingAuto, ShippingOn, ShippingOff:
+	default:
+		bad("WECHAT_SHIPPING_MANAGED", "%q is not one of auto, on, off", c.ShippingManaged)
+	}
+	if c.PushToken != "" {
+		if problem := wxapp.CheckPushToken(c.PushToken); problem != "" {
+			bad("WECHAT_PUSH_TOKEN", "%s", problem)
+		}
+	}
+	if c.PushAESKey != "" {
+		if problem := wxapp.CheckAESKey(c.PushAESKey); problem != "" {
+			bad("WECHAT_PUSH_AES_KEY", "%s", problem)
+		}
+	}
+	switch {
+	case c.PushToken != "" && c.PushAESKey == "":
+		bad("WECHAT_PUSH_AES_KEY", "required with WECHAT_PUSH_TOKEN (the console gives both)")
+	case c.PushAESKey != "" && c.PushToken == "":
+		bad("WECHAT_PUSH_TOKEN", "required with WECHAT_PUSH_AES_KEY (the console gives both)")
+	case mode == ModeAPI && c.ShippingManaged == ShippingOn && c.PushToken == "" && c.PushAESKey == "":
+		bad("WECHAT_PUSH_TOKEN", "required in api mode when WECHAT_SHIPPING_MANAGED=on: WeChat's settlement events arrive at /v1/wechat/events (and WECHAT_PUSH_AES_KEY with it)")
+	}
+	if p := c.ShippingMsgJumpPath; p != "" && (strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\n")) {
+		bad("WECHAT_SHIPPING_MSG_JUMP_PATH", "%q is not a mini-program page path such as pages/orders/detail", p)
+	}
+}
+
+// PushEnabled reports whether the API serves WeChat's message push.
+func (c Config) PushEnabled() bool { return c.PushToken != "" && c.PushAESKey != "" }
 
 func checkDatabaseURL(s string, bad func(string, string, ...any)) {
 	u, err := url.Parse(s)

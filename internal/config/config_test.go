@@ -102,6 +102,11 @@ func TestMalformedVariableIsNamed(t *testing.T) {
 		{"ADMIN_TOKEN", "admin"},
 		{"WECHATPAY_PUBLIC_KEY_FILE", "/nonexistent/pub_key.pem"},
 		{"LOG_LEVEL", "verbose"},
+		{"WECHAT_SHIPPING_MANAGED", "maybe"},
+		{"WECHAT_PUSH_TOKEN", "ab"},
+		{"WECHAT_PUSH_TOKEN", "has-dashes"},
+		{"WECHAT_PUSH_AES_KEY", "too-short"},
+		{"WECHAT_SHIPPING_MSG_JUMP_PATH", "/pages/orders/detail"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -185,5 +190,48 @@ func TestRatesAndTrustedProxiesAreRead(t *testing.T) {
 	}
 	if c.RateLimitUser != (ratelimit.Rate{Requests: 5, Per: 10 * time.Second}) || c.RateLimitLogin.Limited() || !slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8", "192.168.1.7"}) {
 		t.Fatalf("read: user %v, login %v, proxies %q", c.RateLimitUser, c.RateLimitLogin, c.TrustedProxies)
+	}
+}
+
+// The message push settings go together; the API needs them when shipping
+// management is on (settlement events arrive there), and a worker that
+// calls no mini-program API needs no AppSecret.
+func TestShippingManagementSettings(t *testing.T) {
+	const token, key = "pushToken01", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+	tests := []struct {
+		name    string
+		mode    Mode
+		set     map[string]string
+		unset   []string
+		wantErr string // "" = loads
+	}{
+		{"api, auto, no push: the endpoint is off", ModeAPI, nil, nil, ""},
+		{"api, on, no push", ModeAPI, map[string]string{"WECHAT_SHIPPING_MANAGED": "on"}, nil, "WECHAT_PUSH_TOKEN"},
+		{"api, on, with push", ModeAPI, map[string]string{"WECHAT_SHIPPING_MANAGED": "on", "WECHAT_PUSH_TOKEN": token, "WECHAT_PUSH_AES_KEY": key}, nil, ""},
+		{"api, token without key", ModeAPI, map[string]string{"WECHAT_PUSH_TOKEN": token}, nil, "WECHAT_PUSH_AES_KEY"},
+		{"api, key without token", ModeAPI, map[string]string{"WECHAT_PUSH_AES_KEY": key}, nil, "WECHAT_PUSH_TOKEN"},
+		{"worker, on, no push: the API receives events", ModeWorker, map[string]string{"WECHAT_SHIPPING_MANAGED": "ON"}, nil, ""},
+		{"worker, auto, no AppSecret", ModeWorker, nil, []string{"WECHAT_APP_SECRET"}, "WECHAT_APP_SECRET"},
+		{"worker, off, no AppSecret", ModeWorker, map[string]string{"WECHAT_SHIPPING_MANAGED": "off"}, []string{"WECHAT_APP_SECRET"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := validProduction(t)
+			for k, v := range tc.set {
+				env[k] = v
+			}
+			for _, k := range tc.unset {
+				delete(env, k)
+			}
+			c, err := Load(tc.mode, func(k string) string { return env[k] })
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("want an error naming %s, got %v", tc.wantErr, err)
+			case err == nil && c.PushEnabled() != (env["WECHAT_PUSH_TOKEN"] != ""):
+				t.Errorf("PushEnabled = %v", c.PushEnabled())
+			}
+		})
 	}
 }

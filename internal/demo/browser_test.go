@@ -330,6 +330,55 @@ func TestBrowser(t *testing.T) {
 		}
 		demoCancelAndRefund(t, b, dev, orderNo)
 	})
+	t.Run("DemoPageShipsAndTheBuyerConfirmsInWeChat", func(t *testing.T) {
+		demoShipAndConfirmReceipt(t, b, dev)
+	})
+}
+
+// demoShipAndConfirmReceipt buys a dripper, ships it as the shop (the
+// workflow reports it to the simulated WeChat), then confirms receipt as
+// the buyer in WeChat: WeChat's settlement event completes the order.
+func demoShipAndConfirmReceipt(t *testing.T, b *browser, dev devStack) {
+	b.step(t, "open the demo page again (still logged in)", 30*time.Second,
+		chromedp.Navigate(dev.API+"/demo/"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#logout-btn")),
+	)
+	dripper := `//tr[td[1][text()="Ceramic pour-over dripper"]]//button[contains(@class,"qty-plus")]`
+	b.step(t, "order a dripper, pay, the payer pays", 90*time.Second,
+		chromedp.Click(dripper),
+		chromedp.WaitEnabled(chromedp.CSS("#order-btn")),
+		chromedp.Click(chromedp.CSS("#order-btn")),
+		chromedp.WaitVisible(chromedp.CSS(`#order-status[data-status="PENDING"]`)),
+		chromedp.Click(chromedp.CSS("#pay-btn")),
+		chromedp.WaitEnabled(chromedp.CSS("#payer-btn")),
+		chromedp.Click(chromedp.CSS("#payer-btn")),
+		chromedp.WaitVisible(chromedp.CSS(`#order-status[data-status="PAID"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS("#order-step.working")),
+	)
+	b.step(t, "ship as the shop: WeChat has the shipment", 60*time.Second,
+		chromedp.SetValue(chromedp.CSS("#ship-tracking"), "SF1400000000777"),
+		chromedp.Click(chromedp.CSS("#ship-btn")),
+		chromedp.WaitVisible(chromedp.CSS(`#order-status[data-status="SHIPPED"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#wechat-view")),
+		chromedp.WaitEnabled(chromedp.CSS("#receipt-btn")),
+		chromedp.WaitNotVisible(chromedp.CSS("#error")),
+	)
+	facts := run(t, b, "read WeChat's view", chromedp.Text(chromedp.CSS("#wechat-facts")))
+	if !strings.Contains(facts, "SF1400000000777") || !strings.Contains(facts, "2 (") {
+		t.Fatalf("WeChat's view %q: want order_state 2 with the tracking number", facts)
+	}
+	b.screenshot(t, "demo-shipped.png")
+	b.step(t, "confirm receipt in WeChat as the buyer: COMPLETED", 60*time.Second,
+		chromedp.Click(chromedp.CSS("#receipt-btn")),
+		chromedp.WaitVisible(chromedp.CSS(`#order-status[data-status="COMPLETED"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS("#order-step.working")),
+		chromedp.WaitNotVisible(chromedp.CSS("#error")),
+	)
+	b.screenshot(t, "demo-completed.png")
+	if ex := b.exceptions(dev.API); len(ex) > 0 {
+		t.Errorf("the demo page threw: %v", ex)
+	}
 }
 
 func demoPurchase(t *testing.T, b *browser, dev devStack) string {

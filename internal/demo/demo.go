@@ -1,7 +1,8 @@
 // Package demo serves, in `ordersaga dev` only, a page that plays the
 // mini-program in a browser: log in, browse products, order, pay (the payer's
 // part played through the WeChat Pay simulator), watch the status change,
-// cancel, refund, and open each order's workflow in the Temporal Web UI.
+// cancel, refund, ship as the shop and confirm receipt as the buyer in
+// (simulated) WeChat, and open each order's workflow in the Temporal Web UI.
 //
 // The page is plain HTML, CSS and JavaScript embedded in the binary: no build
 // step, nothing fetched from elsewhere. It talks to the API on the same
@@ -36,13 +37,22 @@ type Config struct {
 	Namespace string `json:"namespace"`
 	// SimPath is where the simulator's control API is proxied.
 	SimPath string `json:"sim_path"`
+	// AdminToken lets the page play the shop too (ship an order): dev
+	// prints it anyway, and the page is served by dev only.
+	AdminToken string `json:"admin_token,omitempty"`
 }
+
+// Option adjusts the page.
+type Option func(*Config)
+
+// WithAdminToken lets the page ship orders as the shop, with ADMIN_TOKEN.
+func WithAdminToken(token string) Option { return func(c *Config) { c.AdminToken = token } }
 
 // NewHandler wraps the API handler: /demo/ serves the page,
 // /demo/config.json its settings, /demo/sim/… is proxied to the simulator's
 // /sim/… control API (nothing else of the simulator), and every other request
 // goes to api unchanged.
-func NewHandler(api http.Handler, simURL, uiURL, namespace string) (http.Handler, error) {
+func NewHandler(api http.Handler, simURL, uiURL, namespace string, opts ...Option) (http.Handler, error) {
 	if api == nil {
 		return nil, errors.New("demo: the API handler is required")
 	}
@@ -63,11 +73,15 @@ func NewHandler(api http.Handler, simURL, uiURL, namespace string) (http.Handler
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := json.Marshal(Config{
+	c := Config{
 		UIURL:     strings.TrimRight(uiURL, "/"),
 		Namespace: namespace,
 		SimPath:   Prefix + "/sim",
-	})
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	cfg, err := json.Marshal(c)
 	if err != nil {
 		return nil, err
 	}

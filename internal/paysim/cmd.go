@@ -29,6 +29,12 @@ import (
 //	-strict-codes   a login code works once (default false: any code, any number of times)
 //	-bills-immediate  trade bills of every day, today's included, at once
 //	-notify-url     only printed in the suggested merchant settings (default http://127.0.0.1:8080/v1/wechatpay/notify)
+//	-push-url       the shop's message push URL: shipping events are POSTed there (default none: recorded, not sent)
+//	-push-token     message push Token (default $WECHAT_PUSH_TOKEN)
+//	-push-aes-key   message push EncodingAESKey, 43 characters (default $WECHAT_PUSH_AES_KEY)
+//	-trade-managed  is_trade_managed answers true (default true)
+//	-fresh-payment  upload_shipping_info within this long of a payment answers 10060001 (default 0: never)
+//	-receipt-auto-confirm  WeChat confirms receipt by itself this long after shipping (default 0: never)
 //	-v              log every request
 func RunCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("paysim", flag.ContinueOnError)
@@ -44,6 +50,12 @@ func RunCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	strict := fs.Bool("strict-codes", false, "a login code works only once (errcode 40163 after)")
 	notifyURL := fs.String("notify-url", "http://127.0.0.1:8080/v1/wechatpay/notify", "merchant notify URL to print in the suggested settings")
 	billsNow := fs.Bool("bills-immediate", false, "every day's trade bill, today's included, is available at once (not from 10:00 the next day)")
+	pushURL := fs.String("push-url", "", "the shop's message push URL (POST /v1/wechat/events): shipping events go there")
+	pushToken := fs.String("push-token", envOr("WECHAT_PUSH_TOKEN", ""), "message push Token")
+	pushKey := fs.String("push-aes-key", envOr("WECHAT_PUSH_AES_KEY", ""), "message push EncodingAESKey (43 characters)")
+	managed := fs.Bool("trade-managed", true, "is_trade_managed answers true: WeChat holds the money until receipt is confirmed")
+	fresh := fs.Duration("fresh-payment", 0, "upload_shipping_info within this long of the payment answers 10060001")
+	autoConfirm := fs.Duration("receipt-auto-confirm", 0, "WeChat confirms receipt by itself this long after shipping (0: never)")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -56,6 +68,9 @@ func RunCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *closeOnPaid != CloseRefuse && *closeOnPaid != CloseOK204 {
 		return fmt.Errorf("paysim: -close-on-paid must be %s or %s", CloseRefuse, CloseOK204)
+	}
+	if *pushURL != "" && (!validNotifyURL(*pushURL) || *pushToken == "" || len(*pushKey) != 43) {
+		return errors.New("paysim: -push-url needs an absolute http(s) URL without query, -push-token and a 43-character -push-aes-key")
 	}
 	keys, err := EnsureDevKeys(*keysDir)
 	if err != nil {
@@ -76,6 +91,9 @@ func RunCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	opts.LoginSecret = *secret
 	opts.LoginStrictCodes = *strict
 	opts.BillsImmediate = *billsNow
+	opts.PushURL, opts.PushToken, opts.PushAESKey = *pushURL, *pushToken, *pushKey
+	opts.NotTradeManaged = !*managed
+	opts.FreshPayment, opts.ReceiptAutoConfirm = *fresh, *autoConfirm
 	opts.Logger = logger
 	sim := New(opts)
 	defer sim.Close()
@@ -91,6 +109,9 @@ func RunCommand(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "merchant settings for the API and worker:\n")
 	env := keys.Env(base, *notifyURL)
 	env["WECHAT_APPID"], env["WECHATPAY_MCHID"], env["WECHAT_APP_SECRET"], env["WECHAT_API_BASE_URL"] = *appID, *mchID, *secret, base
+	if *pushToken != "" {
+		env["WECHAT_PUSH_TOKEN"], env["WECHAT_PUSH_AES_KEY"] = *pushToken, *pushKey
+	}
 	names := make([]string, 0, len(env))
 	for k := range env {
 		names = append(names, k)

@@ -26,6 +26,13 @@ func (s *Sim) Handler() http.Handler {
 	s.registerBillRoutes(mux)
 	// Mini-program login.
 	mux.HandleFunc("GET /sns/jscode2session", s.handleLogin)
+	// Mini-program server API: the access token and shipping management.
+	mux.HandleFunc("POST /cgi-bin/stable_token", s.wxaEndpoint(EndpointStableToken, s.handleStableToken))
+	mux.HandleFunc("POST /wxa/sec/order/is_trade_managed", s.wxaEndpoint(EndpointIsTradeManaged, s.handleIsTradeManaged))
+	mux.HandleFunc("POST /wxa/sec/order/upload_shipping_info", s.wxaEndpoint(EndpointUploadShippingInfo, s.handleUploadShippingInfo))
+	mux.HandleFunc("POST /wxa/sec/order/get_order", s.wxaEndpoint(EndpointGetOrder, s.handleGetOrder))
+	mux.HandleFunc("POST /wxa/sec/order/notify_confirm_receive", s.wxaEndpoint(EndpointNotifyConfirmReceive, s.handleNotifyConfirmReceive))
+	mux.HandleFunc("POST /wxa/sec/order/set_msg_jump_path", s.wxaEndpoint(EndpointSetMsgJumpPath, s.handleSetMsgJumpPath))
 
 	// Control API (plain JSON, unsigned).
 	mux.HandleFunc("GET /sim/health", func(w http.ResponseWriter, _ *http.Request) {
@@ -88,6 +95,32 @@ func (s *Sim) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
+	})
+	mux.HandleFunc("GET /sim/shipping/{out_trade_no}", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := s.Shipping(r.PathValue("out_trade_no"))
+		if !ok {
+			writeControlError(w, ErrNotFound, "no transaction "+r.PathValue("out_trade_no"))
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+	mux.HandleFunc("POST /sim/shipping/{out_trade_no}/confirm-receipt", func(w http.ResponseWriter, r *http.Request) {
+		s.controlShipping(w, r, s.ConfirmReceipt)
+	})
+	mux.HandleFunc("POST /sim/shipping/{out_trade_no}/remind-shipping", func(w http.ResponseWriter, r *http.Request) {
+		s.controlShipping(w, r, s.RemindShipping)
+	})
+	mux.HandleFunc("GET /sim/wxa", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.Wxa())
+	})
+	mux.HandleFunc("POST /sim/wxa/revoke-token", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			KeepServing bool `json:"keep_serving"`
+		}
+		if !readOptionalJSON(w, r, &in) {
+			return
+		}
+		writeJSON(w, http.StatusOK, s.RevokeToken(in.KeepServing))
 	})
 	mux.HandleFunc("GET /sim/faults", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.CurrentFaults())
@@ -163,6 +196,15 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *Sim) controlTx(w http.ResponseWriter, r *http.Request, action func(string) (TransactionView, error)) {
+	v, err := action(r.PathValue("out_trade_no"))
+	if err != nil {
+		writeControlError(w, err, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Sim) controlShipping(w http.ResponseWriter, r *http.Request, action func(string) (ShippingView, error)) {
 	v, err := action(r.PathValue("out_trade_no"))
 	if err != nil {
 		writeControlError(w, err, err.Error())

@@ -108,6 +108,23 @@
 //	  "refund": {"abnormal": 1, "closed": 0}  // how the next refunds settle
 //	}
 //
+// # Mini-program server API (shipping management)
+//
+//	POST /cgi-bin/stable_token                      the access token (force_refresh ≤ 20 a day)
+//	POST /wxa/sec/order/is_trade_managed            {"is_trade_managed"}
+//	POST /wxa/sec/order/upload_shipping_info        a shipment; a payment takes one and one re-ship
+//	POST /wxa/sec/order/get_order                   WeChat's view: order_state 1–5, shipping
+//	POST /wxa/sec/order/notify_confirm_receive      remind the buyer (once)
+//	POST /wxa/sec/order/set_msg_jump_path           the page messages open
+//	GET  /sim/shipping/{no}                         (control) WeChat's shipping view
+//	POST /sim/shipping/{no}/confirm-receipt         (control) the buyer confirms; the settlement event is pushed
+//	POST /sim/shipping/{no}/remind-shipping         (control) WeChat reminds the shop to ship
+//	GET  /sim/wxa, POST /sim/wxa/revoke-token       (control) the token and settings
+//
+// Events are sealed and signed as WeChat's message push (security mode,
+// JSON) and POSTed to Options.PushURL (push.go). docs/PAYSIM.md has the
+// rules each endpoint applies.
+//
 // jscode2session: appid and secret must match Options (else 40013 / 40125).
 // Any code gives a stable openid (OpenIDFor); a code "errcode:<n>" answers
 // errcode n (e.g. errcode:40029). With LoginStrictCodes a code works once

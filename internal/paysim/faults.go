@@ -20,7 +20,13 @@ var endpointNames = map[string]bool{
 	EndpointPrepay: true, EndpointQuery: true, EndpointClose: true,
 	EndpointRefund: true, EndpointRefundQuery: true, EndpointLogin: true,
 	EndpointTradeBill: true, EndpointBillDownload: true,
+	EndpointStableToken: true, EndpointIsTradeManaged: true, EndpointUploadShippingInfo: true,
+	EndpointGetOrder: true, EndpointNotifyConfirmReceive: true, EndpointSetMsgJumpPath: true,
 }
+
+// errcodeEndpoint reports whether an endpoint answers WeChat's errcode JSON
+// (jscode2session and the mini-program server API), not WeChat Pay's.
+func errcodeEndpoint(name string) bool { return name == EndpointLogin || wxaEndpoints[name] }
 
 // Notify tamper kinds: what a tampered delivery attempt gets wrong.
 const (
@@ -44,6 +50,8 @@ type Faults struct {
 	Endpoints map[string]*EndpointFault `json:"endpoints,omitempty"`
 	Refund    *RefundFaults             `json:"refund,omitempty"`
 	Bill      *BillFaults               `json:"bill,omitempty"`
+	// Push acts on the message pushes of shipping management.
+	Push *PushFaults `json:"push,omitempty"`
 }
 
 // NotifyFaults act on notifications (payment and refund).
@@ -72,9 +80,12 @@ type EndpointFault struct {
 	// answer is "lost": WeChat did it, the merchant does not know).
 	After        bool `json:"after,omitempty"`
 	DelayMS      int  `json:"delay_ms,omitempty"`      // answer this much later (slow endpoint)
-	BadSignature bool `json:"bad_signature,omitempty"` // answer normally but with a corrupted signature
-	ErrCode      int  `json:"errcode,omitempty"`       // jscode2session only: answer this errcode
-	Count        int  `json:"count"`
+	BadSignature bool `json:"bad_signature,omitempty"` // WeChat Pay only: answer normally but with a corrupted signature
+	// ErrCode: jscode2session and the mini-program server API only: answer
+	// this errcode (-1 busy, 10060001 payment not found, …); with After, do
+	// the call first (the answer is lost).
+	ErrCode int `json:"errcode,omitempty"`
+	Count   int `json:"count"`
 }
 
 // RefundFaults decide how the next refunds settle.
@@ -117,12 +128,18 @@ func (f Faults) validate() error {
 		if e.Count < -1 || e.DelayMS < 0 {
 			return fmt.Errorf("%w: endpoint %s: count must be >= -1 and delay_ms >= 0", ErrInvalid, name)
 		}
-		if e.ErrCode != 0 && name != EndpointLogin {
-			return fmt.Errorf("%w: endpoint %s: errcode is for jscode2session only", ErrInvalid, name)
+		if e.ErrCode != 0 && !errcodeEndpoint(name) {
+			return fmt.Errorf("%w: endpoint %s: errcode is for jscode2session and the mini-program server API only", ErrInvalid, name)
+		}
+		if e.BadSignature && errcodeEndpoint(name) {
+			return fmt.Errorf("%w: endpoint %s: bad_signature is for WeChat Pay's signed answers only", ErrInvalid, name)
 		}
 		if e.Status == 0 && e.DelayMS == 0 && !e.BadSignature && e.ErrCode == 0 {
 			return fmt.Errorf("%w: endpoint %s: set status, delay_ms, bad_signature or errcode", ErrInvalid, name)
 		}
+	}
+	if p := f.Push; p != nil && (p.Drop < 0 || p.Duplicate < 0) {
+		return fmt.Errorf("%w: push counts must not be negative", ErrInvalid)
 	}
 	if r := f.Refund; r != nil && (r.Abnormal < 0 || r.Closed < 0) {
 		return fmt.Errorf("%w: refund counts must not be negative", ErrInvalid)
@@ -181,6 +198,9 @@ func (s *Sim) ApplyFaults(f Faults) (Faults, error) {
 	if f.Refund != nil {
 		s.faults.refund = *f.Refund
 	}
+	if f.Push != nil {
+		s.wxa.pushFaults = *f.Push
+	}
 	if f.Bill != nil {
 		b := *f.Bill
 		if b.Corrupt == "" {
@@ -200,6 +220,7 @@ func (s *Sim) ClearFaults() {
 	defer s.mu.Unlock()
 	s.faults = newFaultState()
 	s.bills.faults = BillFaults{}
+	s.wxa.pushFaults = PushFaults{}
 	if s.held != nil {
 		s.releaseHeldLocked()
 	}
@@ -216,7 +237,8 @@ func (s *Sim) faultsLocked() Faults {
 	n := s.faults.notify
 	r := s.faults.refund
 	b := s.bills.faults
-	out := Faults{Notify: &n, Refund: &r, Bill: &b, Endpoints: map[string]*EndpointFault{}}
+	p := s.wxa.pushFaults
+	out := Faults{Notify: &n, Refund: &r, Bill: &b, Push: &p, Endpoints: map[string]*EndpointFault{}}
 	for k, v := range s.faults.endpoints {
 		c := *v
 		out.Endpoints[k] = &c

@@ -105,6 +105,28 @@ type Options struct {
 	// included (made again at each request), instead of from 10:00 the
 	// next day: dev and tests cannot wait until tomorrow.
 	BillsImmediate bool
+
+	// The mini-program server API (wxa.go): TokenTTL is the access
+	// token's lifetime (0 = DefaultTokenTTL). NotTradeManaged makes
+	// is_trade_managed answer false (WeChat holds the money of managed
+	// mini-programs until receipt is confirmed; the default is managed).
+	TokenTTL        time.Duration
+	NotTradeManaged bool
+	// FreshPayment: an upload_shipping_info within this long of the
+	// payment is answered 10060001 (WeChat's shipping side sees payments a
+	// moment late); 0 = never.
+	FreshPayment time.Duration
+	// ReceiptAutoConfirm: WeChat confirms receipt by itself this long after
+	// the first shipping upload (really ~10 days for express); 0 = never.
+	ReceiptAutoConfirm time.Duration
+	// SettleDelay: a confirmed receipt settles (and its event is pushed)
+	// after this; 0 = at once.
+	SettleDelay time.Duration
+
+	// Message push (push.go): where the shipping events go, with the
+	// shop's Token and EncodingAESKey (43 characters). No URL: events are
+	// recorded, not sent.
+	PushURL, PushToken, PushAESKey string
 }
 
 // Errors of the control methods.
@@ -140,6 +162,7 @@ type Sim struct {
 	probes      []ProbeResult
 	wrongKey    *rsa.PrivateKey
 	bills       billBook
+	wxa         wxaState
 }
 
 type txn struct {
@@ -153,6 +176,7 @@ type txn struct {
 	refunds                                                          []*refundRec
 	notifies                                                         []*notification
 	events                                                           []Event
+	ship                                                             *shipRec // shipping management, once paid
 }
 
 type refundRec struct {
@@ -220,6 +244,10 @@ func New(opts Options) *Sim {
 		refundDelay:  opts.RefundDelay,
 		notifyScale:  opts.NotifyScale,
 		bills:        newBillBook(opts.BillsImmediate),
+		wxa: wxaState{
+			managed: !opts.NotTradeManaged, freshPayment: opts.FreshPayment, autoConfirm: opts.ReceiptAutoConfirm,
+			settleDelay: opts.SettleDelay, pushURL: opts.PushURL,
+		},
 	}
 }
 
@@ -683,6 +711,12 @@ type Settings struct {
 	// BillsImmediate: every day's trade bill, today's included, is
 	// available at once (Options.BillsImmediate).
 	BillsImmediate *bool `json:"bills_immediate,omitempty"`
+	// Shipping management (Options of the same names).
+	TradeManaged         *bool   `json:"trade_managed,omitempty"`
+	FreshPaymentMS       *int64  `json:"fresh_payment_ms,omitempty"`
+	ReceiptAutoConfirmMS *int64  `json:"receipt_auto_confirm_ms,omitempty"`
+	SettleDelayMS        *int64  `json:"settle_delay_ms,omitempty"`
+	PushURL              *string `json:"push_url,omitempty"`
 }
 
 // Settings returns the current settings.
@@ -699,7 +733,11 @@ func (s *Sim) settingsLocked() Settings {
 	}
 	scale := s.notifyScale
 	immediate := s.bills.immediate
-	return Settings{CloseOnPaid: s.closeOnPaid, RefundDelayMS: &d, NotifyScale: &scale, BillsImmediate: &immediate}
+	managed := s.wxa.managed
+	fresh, auto, settle := s.wxa.freshPayment.Milliseconds(), s.wxa.autoConfirm.Milliseconds(), s.wxa.settleDelay.Milliseconds()
+	push := s.wxa.pushURL
+	return Settings{CloseOnPaid: s.closeOnPaid, RefundDelayMS: &d, NotifyScale: &scale, BillsImmediate: &immediate,
+		TradeManaged: &managed, FreshPaymentMS: &fresh, ReceiptAutoConfirmMS: &auto, SettleDelayMS: &settle, PushURL: &push}
 }
 
 // UpdateSettings changes the fields that are set.
@@ -711,6 +749,14 @@ func (s *Sim) UpdateSettings(in Settings) (Settings, error) {
 	}
 	if in.NotifyScale != nil && *in.NotifyScale <= 0 {
 		return Settings{}, fmt.Errorf("%w: notify_scale must be > 0", ErrInvalid)
+	}
+	for name, v := range map[string]*int64{"fresh_payment_ms": in.FreshPaymentMS, "receipt_auto_confirm_ms": in.ReceiptAutoConfirmMS, "settle_delay_ms": in.SettleDelayMS} {
+		if v != nil && *v < 0 {
+			return Settings{}, fmt.Errorf("%w: %s must not be negative", ErrInvalid, name)
+		}
+	}
+	if in.PushURL != nil && *in.PushURL != "" && !validNotifyURL(*in.PushURL) {
+		return Settings{}, fmt.Errorf("%w: push_url must be an absolute http(s) URL without query", ErrInvalid)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -729,6 +775,20 @@ func (s *Sim) UpdateSettings(in Settings) (Settings, error) {
 	}
 	if in.BillsImmediate != nil {
 		s.bills.immediate = *in.BillsImmediate
+	}
+	if in.TradeManaged != nil {
+		s.wxa.managed = *in.TradeManaged
+	}
+	ms := func(v *int64, d *time.Duration) {
+		if v != nil {
+			*d = time.Duration(*v) * time.Millisecond
+		}
+	}
+	ms(in.FreshPaymentMS, &s.wxa.freshPayment)
+	ms(in.ReceiptAutoConfirmMS, &s.wxa.autoConfirm)
+	ms(in.SettleDelayMS, &s.wxa.settleDelay)
+	if in.PushURL != nil {
+		s.wxa.pushURL = *in.PushURL
 	}
 	return s.settingsLocked(), nil
 }

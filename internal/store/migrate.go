@@ -30,6 +30,7 @@ var migrations = []migration{
 	{Version: 1, Name: "init", Postgres: migrationSQL("0001_init.postgres.sql"), SQLite: migrationSQL("0001_init.sqlite.sql")},
 	{Version: 2, Name: "fulfilment", Postgres: migrationSQL("0002_fulfilment.postgres.sql"), SQLite: migrationSQL("0002_fulfilment.sqlite.sql")},
 	{Version: 3, Name: "reconciliation", Postgres: migrationSQL("0003_reconciliation.postgres.sql"), SQLite: migrationSQL("0003_reconciliation.sqlite.sql")},
+	{Version: 4, Name: "wechat_shipping", Postgres: migrationSQL("0004_wechat_shipping.postgres.sql"), SQLite: migrationSQL("0004_wechat_shipping.sqlite.sql")},
 }
 
 func migrationSQL(name string) string {

@@ -56,6 +56,12 @@ type Order struct {
 	CompletedAt   *time.Time   `gorm:"column:completed_at" json:"completed_at,omitempty"`
 	// TrackingNo is the carrier's tracking number given when shipping ("" = none).
 	TrackingNo string `gorm:"column:tracking_no" json:"tracking_no,omitempty"`
+	// ShipTo is the structured address (wx.chooseAddress); empty for orders
+	// placed with the free-text Address only.
+	ShipTo ShipTo `gorm:"embedded;embeddedPrefix:ship_to_" json:"ship_to"`
+	// Shipment is how the order was shipped (nil: not shipped, or shipped
+	// with a tracking number only).
+	Shipment *Shipment `gorm:"column:shipment;serializer:json;not null" json:"shipment,omitempty"`
 	// Flag is "" when nothing needs a person; otherwise the reason(s), e.g. "PAYMENT_MISMATCH".
 	Flag      string      `gorm:"column:flag" json:"flag,omitempty"`
 	CreatedAt time.Time   `gorm:"column:created_at" json:"created_at"`
@@ -65,6 +71,35 @@ type Order struct {
 
 // TableName implements gorm's tabler.
 func (Order) TableName() string { return "orders" }
+
+// ShipTo is an order's structured delivery address (the ship_to_*
+// columns).
+type ShipTo struct {
+	Name       string `gorm:"column:name" json:"name,omitempty"`
+	Phone      string `gorm:"column:phone" json:"phone,omitempty"`
+	Province   string `gorm:"column:province" json:"province,omitempty"`
+	City       string `gorm:"column:city" json:"city,omitempty"`
+	District   string `gorm:"column:district" json:"district,omitempty"`
+	Detail     string `gorm:"column:detail" json:"detail,omitempty"`
+	PostalCode string `gorm:"column:postal_code" json:"postal_code,omitempty"`
+}
+
+// Empty reports whether no structured address was given.
+func (a ShipTo) Empty() bool { return a == ShipTo{} }
+
+// Shipment is how an order left the shop, as reported to WeChat.
+type Shipment struct {
+	LogisticsType string            `json:"logistics_type"`
+	Packages      []ShipmentPackage `json:"packages,omitempty"`
+	ItemDesc      string            `json:"item_desc,omitempty"`
+}
+
+// ShipmentPackage is one parcel: WeChat's carrier code and its tracking
+// number.
+type ShipmentPackage struct {
+	ExpressCompany string `json:"express_company"`
+	TrackingNo     string `json:"tracking_no"`
+}
 
 // OrderItem is one line of an order, priced when the order was created.
 type OrderItem struct {
@@ -152,6 +187,7 @@ type OrderUpdate struct {
 	ShippedAt     *time.Time
 	CompletedAt   *time.Time
 	TrackingNo    *string
+	Shipment      *Shipment
 	// Flag replaces the order's flags (use AddFlag to add one).
 	Flag *string
 	// AddFlag adds one reason to the order's flags in the same UPDATE, as

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -88,9 +89,12 @@ func prepareOrder(o *Order) error {
 	if o.PayDeadline.IsZero() {
 		return invalid("order %s: no pay deadline", o.OrderNo)
 	}
-	if strings.ContainsRune(o.Address, 0) {
-		// PostgreSQL refuses NUL in text; say so rather than fail the insert.
-		return invalid("order %s: the address contains a NUL character", o.OrderNo)
+	a := o.ShipTo
+	for _, f := range []string{o.Address, a.Name, a.Phone, a.Province, a.City, a.District, a.Detail, a.PostalCode} {
+		if strings.ContainsRune(f, 0) {
+			// PostgreSQL refuses NUL in text; say so rather than fail the insert.
+			return invalid("order %s: the address contains a NUL character", o.OrderNo)
+		}
 	}
 	if len(o.Items) == 0 {
 		return invalid("order %s: no items", o.OrderNo)
@@ -275,6 +279,13 @@ func (s *Store) TransitionOrder(ctx context.Context, orderNo string, from []stat
 	}
 	if set.TrackingNo != nil {
 		upd["tracking_no"] = *set.TrackingNo
+	}
+	if set.Shipment != nil {
+		b, err := json.Marshal(set.Shipment)
+		if err != nil {
+			return false, Order{}, invalid("shipment: %v", err)
+		}
+		upd["shipment"] = string(b)
 	}
 	if set.Flag != nil {
 		if set.AddFlag != "" {

@@ -84,6 +84,13 @@ type Options struct {
 	// RefundDelay is how long the simulator takes to settle a refund;
 	// default 300 ms, negative = only when settled through the simulator.
 	RefundDelay time.Duration
+	// ShippingManaged is WECHAT_SHIPPING_MANAGED: "off" by default (a
+	// shipped order completes as it did before shipping management);
+	// "on" reports shipments to the simulator and completes on its word.
+	ShippingManaged string
+	// Sim adjusts the simulator's options (shipping faults, receipt
+	// auto-confirm, …) before it starts.
+	Sim func(*paysim.Options)
 }
 
 // Env is one test's stack.
@@ -101,6 +108,8 @@ type Env struct {
 	// Pay is a WeChat Pay client like the worker's (official SDK), for tests
 	// that look at WeChat's side directly.
 	Pay *wxpay.Client
+	// Shipping is the worker's side of WeChat's shipping management.
+	Shipping *app.Shipping
 
 	log    *slog.Logger
 	worker sdkworker.Worker
@@ -112,6 +121,9 @@ const (
 	testAppID     = "wx0000000000test01"
 	testAppSecret = "test-app-secret"
 	testMchID     = "1900000109"
+	// The message push settings of the test shop's console.
+	TestPushToken  = "testPushToken01"
+	TestPushAESKey = "testPushAesKey0123456789abcdefghijklmnopqrs"
 )
 
 // New starts a worker on a task queue of its own, against a fresh database
@@ -130,6 +142,9 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	}
 	if opts.RefundDelay == 0 {
 		opts.RefundDelay = 300 * time.Millisecond
+	}
+	if opts.ShippingManaged == "" {
+		opts.ShippingManaged = config.ShippingOff
 	}
 	tw := &testWriter{t: t}
 	t.Cleanup(func() { tw.done.Store(true) }) // registered first, so it runs last
@@ -153,11 +168,15 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shop := app.SimShop{AppID: testAppID, AppSecret: testAppSecret, MchID: testMchID}
+	shop := app.SimShop{AppID: testAppID, AppSecret: testAppSecret, MchID: testMchID, PushToken: TestPushToken, PushAESKey: TestPushAESKey}
 	simOpts := shop.SimOptions(keys)
 	simOpts.NotifyScale = opts.NotifyScale
 	simOpts.RefundDelay = opts.RefundDelay
+	simOpts.PushURL = app.EventsURL(srv.URL)
 	simOpts.Logger = log.With("component", "paysim")
+	if opts.Sim != nil {
+		opts.Sim(&simOpts)
+	}
 	sim := paysim.New(simOpts)
 	simSrv := httptest.NewServer(sim.Handler())
 	// Stop the simulator (and its notify retries) before the API goes away.
@@ -173,6 +192,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 		AdminToken:        "admin-token-for-tests",
 		ShutdownTimeout:   5 * time.Second,
 		HTTPClientTimeout: 5 * time.Second,
+		ShippingManaged:   opts.ShippingManaged,
 	}
 	app.UseSimulator(&cfg, shop, keys, simSrv.URL, srv.URL)
 	// One registry, as in `ordersaga dev`: the API's /metrics shows the
@@ -193,7 +213,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	t.Cleanup(tc.Close)
 
 	e := &Env{t: t, Store: st, Temporal: tc, Config: cfg, URL: srv.URL, TaskQueue: cfg.TemporalTaskQueue,
-		Sim: sim, SimURL: simSrv.URL, Pay: pay, log: log}
+		Sim: sim, SimURL: simSrv.URL, Pay: pay, Shipping: app.NewShipping(cfg, log, reg), log: log}
 	e.StartWorker()
 	t.Cleanup(e.StopWorker)
 
@@ -212,7 +232,7 @@ func (e *Env) StartWorker() {
 	if e.worker != nil {
 		return
 	}
-	w := app.NewWorker(e.Config, e.Temporal, e.Store, e.Pay, e.log)
+	w := app.NewWorker(e.Config, e.Temporal, e.Store, e.Pay, e.Shipping, e.log)
 	if err := w.Start(); err != nil {
 		e.t.Fatalf("start worker: %v", err)
 	}
@@ -288,6 +308,17 @@ func (r Response) ErrorCode() string {
 		return ""
 	}
 	return b.Error.Code
+}
+
+// ErrorMessage is the message of an error body, "" when the body is not one.
+func (r Response) ErrorMessage() string {
+	var b struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &b)
+	return b.Error.Message
 }
 
 // Do sends a request; body may be nil, a string/[]byte sent as is, or a value

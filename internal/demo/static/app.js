@@ -6,7 +6,7 @@ const TOKEN_KEY = "ordersaga-demo-session";
 const PAYABLE = "PENDING";
 
 const state = {
-  cfg: { ui_url: "", namespace: "default", sim_path: "/demo/sim" },
+  cfg: { ui_url: "", namespace: "default", sim_path: "/demo/sim", admin_token: "" },
   session: null, // {token, expires_at, code}
   products: [],
   cart: new Map(), // product id -> quantity
@@ -15,6 +15,7 @@ const state = {
   orders: [],
   nextCursor: "",
   watch: 0, // bumped to stop the running status poll
+  wechat: new Map(), // order_no -> the simulator's shipping view
 };
 
 const $ = (id) => document.getElementById(id);
@@ -274,7 +275,17 @@ function newIdempotencyKey() {
 async function placeOrder() {
   const items = [...state.cart].map(([product_id, quantity]) => ({ product_id, quantity }));
   const address = $("address").value.trim();
-  const body = address ? { items, address } : { items };
+  const body = { items };
+  const receiver = $("ship-name").value.trim();
+  if (receiver) {
+    // The fields of wx.chooseAddress, as the API names them.
+    body.shipping_address = {
+      receiver_name: receiver, phone: $("ship-phone").value.trim(), province: $("ship-province").value.trim(),
+      city: $("ship-city").value.trim(), district: $("ship-district").value.trim(), detail: $("ship-detail").value.trim(),
+    };
+  } else if (address) {
+    body.address = address;
+  }
   const headers = { "Idempotency-Key": newIdempotencyKey() };
   await busy($("order-btn"), async () => {
     let res;
@@ -317,6 +328,7 @@ async function openOrder(no) {
   await busy(null, async () => {
     const { data } = await call("GET", `/v1/orders/${encodeURIComponent(no)}`);
     showOrder(data);
+    if (["SHIPPED", "COMPLETED"].includes(data.status)) loadWechat(no);
     if (data.status === "REFUNDING") watchOrder(no, { until: (x) => x.status !== "REFUNDING" });
   });
 }
@@ -413,6 +425,60 @@ async function refund() {
   }
 }
 
+// loadWechat reads WeChat's shipping view of the order from the simulator.
+async function loadWechat(no) {
+  try {
+    const { data } = await call("GET", `${state.cfg.sim_path}/shipping/${encodeURIComponent(no)}`, undefined, { auth: false, quiet: true });
+    state.wechat.set(no, data);
+  } catch (_) {
+    state.wechat.delete(no);
+  }
+  render();
+}
+
+// shipAsShop plays the shop: the admin API ships the order with one
+// express package; the workflow reports it to WeChat.
+async function shipAsShop() {
+  const o = state.order;
+  const tracking = $("ship-tracking").value.trim() || "DEMO" + Date.now().toString().slice(-10);
+  const body = { logistics_type: "express", packages: [{ express_company: $("ship-carrier").value, tracking_no: tracking }] };
+  const ok = await busy($("ship-btn"), async () => {
+    const { data } = await call("POST", `/v1/admin/orders/${encodeURIComponent(o.order_no)}/ship`, body,
+      { auth: false, headers: { Authorization: "Bearer " + state.cfg.admin_token } });
+    showOrder(data);
+    log(`the shop shipped ${o.order_no}: ${body.packages[0].express_company} ${tracking}`, "ok");
+    return true;
+  });
+  if (ok) {
+    // The workflow reports the shipment to WeChat just after SHIPPED.
+    for (let i = 0; i < 20; i++) {
+      await loadWechat(o.order_no);
+      const w = state.wechat.get(o.order_no);
+      if (w && w.order_state >= 2) {
+        log(`WeChat has the shipment: order_state ${w.order_state} (${w.order_state_desc})`, "ok");
+        break;
+      }
+      await sleep(500);
+    }
+  }
+}
+
+// confirmReceiptInWechat plays the buyer confirming receipt in WeChat; the
+// settlement event follows, and the workflow completes the order.
+async function confirmReceiptInWechat() {
+  const o = state.order;
+  const ok = await busy($("receipt-btn"), async () => {
+    const { data } = await call("POST", `${state.cfg.sim_path}/shipping/${encodeURIComponent(o.order_no)}/confirm-receipt`);
+    state.wechat.set(o.order_no, data);
+    log(`the buyer confirmed receipt in WeChat: order_state ${data.order_state} (${data.order_state_desc})`, "ok");
+    return true;
+  });
+  if (ok) {
+    await watchOrder(o.order_no, { until: (x) => x.status !== "SHIPPED", waiting: "Waiting for WeChat's settlement event…" });
+    await loadWechat(o.order_no);
+  }
+}
+
 async function confirmOrder() {
   const o = state.order;
   await busy($("confirm-btn"), async () => {
@@ -429,9 +495,9 @@ function stepText(o) {
         ? "The prepay is made. Play the payer, or cancel the order."
         : `Waiting for payment until ${clock(o.pay_deadline)}; after that the workflow closes it.`;
     case "PAID":
-      return "Paid: WeChat Pay confirmed it, and the workflow deducts the stock. The shop ships it next; until then you can ask for a refund.";
+      return "Paid: WeChat Pay confirmed it, and the workflow deducts the stock. The shop ships it next (“Ship as the shop”); until then you can ask for a refund.";
     case "SHIPPED":
-      return `Shipped${o.tracking_no ? " (tracking " + o.tracking_no + ")" : ""}. Confirm when the goods arrive; it completes by itself otherwise.`;
+      return `Shipped${o.tracking_no ? " (tracking " + o.tracking_no + ")" : ""} and reported to WeChat. The buyer confirms receipt in WeChat; the order completes on WeChat's word.`;
     case "COMPLETED":
       return "Completed. The order's workflow has ended.";
     case "CLOSED":
@@ -529,7 +595,15 @@ function render() {
     if (o.status === "PENDING") facts.push(["Pay before", when(o.pay_deadline)]);
     if (o.address) facts.push(["Address", o.address]);
     if (o.paid_at) facts.push(["Paid", when(o.paid_at)]);
+    if (o.shipping_address) {
+      const a = o.shipping_address;
+      facts.push(["Ship to", `${a.receiver_name} ${a.phone}, ${a.province}${a.city}${a.district || ""}${a.detail}`]);
+    }
     if (o.shipped_at) facts.push(["Shipped", when(o.shipped_at)]);
+    if (o.shipment) {
+      const pk = (o.shipment.packages || []).map((p) => `${p.express_company} ${p.tracking_no}`).join(", ");
+      facts.push(["Shipment", `${o.shipment.logistics_type}${pk ? ": " + pk : ""} · ${o.shipment.item_desc || ""}`]);
+    }
     if (o.completed_at) facts.push(["Completed", when(o.completed_at)]);
     if (o.closed_at) facts.push(["Closed", when(o.closed_at)]);
     if (o.wechat_synced !== undefined) facts.push(["Confirmed by WeChat", o.wechat_synced ? "yes" : "not yet"]);
@@ -549,7 +623,22 @@ function render() {
     setEnabled("refund-btn", o.status === "PAID" && !watching);
     $("confirm-btn").hidden = o.status !== "SHIPPED";
     setEnabled("confirm-btn", o.status === "SHIPPED" && !watching);
+    const canShip = o.status === "PAID" && !!state.cfg.admin_token;
+    $("ship").hidden = !canShip;
+    setEnabled("ship-btn", canShip && !watching);
+    $("receipt-btn").hidden = o.status !== "SHIPPED";
+    setEnabled("receipt-btn", o.status === "SHIPPED" && !watching);
     $("no-actions").hidden = pending || ["PAID", "SHIPPED"].includes(o.status);
+    const w = state.wechat.get(o.order_no);
+    $("wechat-view").hidden = !w || !w.order_state;
+    if (w) {
+      const wf = [["order_state", `${w.order_state} (${w.order_state_desc})`]];
+      for (const p of w.shipping_list || []) wf.push(["Package", `${p.express_company || ""} ${p.tracking_no || ""} · ${p.item_desc}`]);
+      wf.push(["Uploads", `${(w.uploads || []).length} (WeChat takes one, and one change)`]);
+      if (w.confirmed_at) wf.push(["Receipt confirmed", `${when(w.confirmed_at)} by ${w.confirm_receive_method === 2 ? "WeChat" : "the buyer"}`]);
+      if (w.settled_at) wf.push(["Settled", when(w.settled_at)]);
+      $("wechat-facts").replaceChildren(...wf.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    }
     $("pay-params").hidden = !pp || !pending;
     if (pp) {
       for (const k of ["timeStamp", "nonceStr", "package", "signType", "paySign"]) $("pp-" + k).textContent = pp[k] || "";
@@ -578,6 +667,8 @@ async function start() {
   $("cancel-btn").addEventListener("click", cancelOrder);
   $("refund-btn").addEventListener("click", refund);
   $("confirm-btn").addEventListener("click", confirmOrder);
+  $("ship-btn").addEventListener("click", shipAsShop);
+  $("receipt-btn").addEventListener("click", confirmReceiptInWechat);
   $("refresh-btn").addEventListener("click", () => state.order && openOrder(state.order.order_no));
   $("orders-refresh").addEventListener("click", () => busy($("orders-refresh"), () => loadOrders()));
   $("orders-more").addEventListener("click", () => busy($("orders-more"), () => loadOrders(true)));

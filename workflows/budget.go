@@ -58,6 +58,9 @@ type continuer interface {
 type historyBudget struct {
 	workflowType string
 	warned       bool // MetricHistoryLarge counted for this run
+	// late: this run began before ChangeHistoryBudget and took it at a
+	// check made live (keepsHistoryBudgetFromNow).
+	late bool
 }
 
 // keepHistoryBudget is the check a workflow makes between two steps of a
@@ -83,9 +86,12 @@ func (b *historyBudget) keepHistoryBudget(ctx workflow.Context, w continuer) err
 	default:
 		return nil
 	}
-	// Runs that began before this check replay without it.
-	if !keepsHistoryBudget(ctx) {
-		return nil
+	// Runs that began before this check replay without it, and take it
+	// from their first check made live.
+	if !b.late && !keepsHistoryBudget(ctx) {
+		if b.late = keepsHistoryBudgetFromNow(ctx); !b.late {
+			return nil
+		}
 	}
 	// A signal of this workflow task may sit with a listening coroutine
 	// that has not run yet; an update handler may have begun.

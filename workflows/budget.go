@@ -26,10 +26,11 @@ const (
 	// cluster that raised or turned off its suggestion keeps orders there.
 	historyBudgetEvents = 4 * 1024
 	historyBudgetBytes  = 4 << 20
-	// historyWarnEvents, historyWarnBytes: a run past either has missed
-	// every chance to continue for thousands of events — a step that does
-	// not return, a handler that never finishes — and is counted
-	// (MetricHistoryLarge) long before Temporal's own warning and limit.
+	// historyWarnEvents, historyWarnBytes: a run that reaches a check past
+	// either could not continue at the checks before (an update handler
+	// that never finishes) or went thousands of events without one, and is
+	// counted (MetricHistoryLarge) long before Temporal's own warning and
+	// limit.
 	historyWarnEvents = 8 * 1024
 	historyWarnBytes  = 8 << 20
 )

@@ -91,7 +91,9 @@ func keepsHistoryBudget(ctx workflow.Context) bool {
 // under a change ID of the workflow task it is in (ChangeHistoryBudget@<the
 // task's history length>): a task replayed from before the change has no
 // marker for it (DefaultVersion), the first task run live records one (1),
-// and a replay of that task finds it.
+// and a replay of that task finds it. (The DefaultVersion answers of the
+// replay make the run's TemporalChangeVersion list too long to upsert: the
+// SDK skips it with a warning, which is harmless.)
 func keepsHistoryBudgetFromNow(ctx workflow.Context) bool {
 	change := fmt.Sprintf("%s@%d", ChangeHistoryBudget, workflow.GetInfo(ctx).GetCurrentHistoryLength())
 	return workflow.GetVersion(ctx, change, workflow.DefaultVersion, 1) >= 1

@@ -1,13 +1,11 @@
 package workflows_test
 
 import (
-	"context"
 	"maps"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"ordersaga/internal/metrics"
 	"ordersaga/internal/testenv"
@@ -21,14 +19,7 @@ import (
 // series of both workflows at 0 from its start — with the very labels a
 // workflow's counter gets, which an order that continues as new shows.
 func TestHistoryLargeCounterIsThereAtZeroFromTheWorkerStart(t *testing.T) {
-	ts, err := testenv.TemporalWithLimits(testenv.Limits{SuggestContinueAsNew: suggestAt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.Stop()
-	env := testenv.New(t, ts, testenv.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	env, ctx := continuingStack(t)
 
 	const large = workflows.MetricHistoryLarge + "_total"
 	text := metricsOf(t, env)
@@ -45,22 +36,7 @@ func TestHistoryLargeCounterIsThereAtZeroFromTheWorkerStart(t *testing.T) {
 	// What a workflow counts through its metrics handler carries the same
 	// labels: an order that continues as new is counted with them.
 	o := shippedOrder(t, env)
-	id := workflows.WorkflowID(o.no)
-	d, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	firstRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-	testenv.Eventually(t, time.Minute, "the order continued as new", func() (bool, string) {
-		if err := env.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalPayment, o.repeat); err != nil {
-			return false, err.Error()
-		}
-		d, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
-		if err != nil {
-			return false, err.Error()
-		}
-		return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun, "still the first run"
-	})
+	notifyUntil(t, ctx, env, o.repeat, "the order continued as new", continuedFrom(runOf(t, ctx, env, workflows.WorkflowID(o.no))))
 	continued := seriesOf(metricsOf(t, env), workflows.MetricContinuedAsNew+"_total", map[string]string{"workflow": workflows.OrderWorkflowName})
 	if len(continued) != 1 || continued[0].value != "1" {
 		t.Fatalf("%s of the order: %+v; want one series at 1", workflows.MetricContinuedAsNew, continued)

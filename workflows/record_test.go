@@ -248,16 +248,10 @@ var recordings = []struct {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF3000000001"})
 		id := workflows.WorkflowID(no)
-		d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		firstRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		firstRun := runOf(r.t, r.ctx, r.env, id)
 		// WeChat repeats the payment's notify until Temporal suggests
 		// continuing as new: the order goes on in a new run.
-		r.repeatNotifyUntil(no, "continued as new", func(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
-			return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun
-		})
+		r.repeatNotifyUntil(no, "continued as new", continuedFrom(firstRun))
 		r.saveRun("shipped-continued-first-run", id, firstRun)
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("shipped-continued", no, status.Completed)
@@ -271,19 +265,13 @@ var recordings = []struct {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF3000000002"})
 		id := workflows.WorkflowID(no)
-		d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		firstRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		firstRun := runOf(r.t, r.ctx, r.env, id)
 		r.repeatNotifyUntil(no, "past the suggestion on the old workers", func(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
 			return d.GetWorkflowExecutionInfo().GetHistoryLength() >= recordSuggestAt+20 && d.GetPendingWorkflowTask() == nil
 		})
 		r.env.StopWorker()
 		r.env.StartWorker()
-		r.repeatNotifyUntil(no, "continued as new on the new workers", func(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
-			return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun
-		})
+		r.repeatNotifyUntil(no, "continued as new on the new workers", continuedFrom(firstRun))
 		r.saveRun("upgraded-continued-first-run", id, firstRun)
 		r.update(no, workflows.UpdateConfirm, nil)
 		r.ended("upgraded-continued", no, status.Completed)
@@ -382,7 +370,6 @@ func (r *recorder) paidOrder() string {
 // repeatNotifyUntil sends WeChat's notify of the order's payment again
 // and again until done says so of its workflow.
 func (r *recorder) repeatNotifyUntil(no, what string, done func(*workflowservice.DescribeWorkflowExecutionResponse) bool) {
-	id := workflows.WorkflowID(no)
 	var repeat workflows.PaymentNotice
 	for _, t := range r.env.Sim.Transactions() {
 		if t.OutTradeNo == no {
@@ -390,16 +377,7 @@ func (r *recorder) repeatNotifyUntil(no, what string, done func(*workflowservice
 				AppID: t.AppID, MchID: t.MchID, AmountFen: t.TotalFen, PayerTotalFen: t.TotalFen, Currency: "CNY", Source: "notify"}
 		}
 	}
-	testenv.Eventually(r.t, time.Minute, "order "+no+" "+what, func() (bool, string) {
-		if err := r.env.Temporal.SignalWorkflow(r.ctx, id, "", workflows.SignalPayment, repeat); err != nil {
-			return false, err.Error()
-		}
-		d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
-		if err != nil {
-			return false, err.Error()
-		}
-		return done(d), ""
-	})
+	notifyUntil(r.t, r.ctx, r.env, repeat, "order "+no+" "+what, done)
 }
 
 func (r *recorder) state(no string) workflows.OrderView {

@@ -1,15 +1,14 @@
 package workflows_test
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
@@ -31,64 +30,32 @@ import (
 // keeps that answer for the rest of the run); the run must still continue
 // as new at its first check made live, and its history must replay.
 func TestOrderPastItsBudgetBeforeTheChangeContinuesOnANewWorker(t *testing.T) {
-	ts, err := testenv.TemporalWithLimits(testenv.Limits{SuggestContinueAsNew: suggestAt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.Stop()
-	env := testenv.New(t, ts, testenv.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	env, ctx := continuingStack(t)
 	// The workers of before the change: they never look at the history.
 	env.StopWorker()
 	env.StartWorkerWith(func(o *sdkworker.Options) { o.Interceptors = append(o.Interceptors, &beforeTheBudget{}) })
 
 	o := shippedOrder(t, env)
 	no, id := o.no, workflows.WorkflowID(o.no)
-	first, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	firstRun := first.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	firstRun := runOf(t, ctx, env, id)
 
 	// WeChat repeats the payment's notify: the old workers' run grows well
 	// past the point where Temporal suggests continuing, and goes on.
-	notify := func() {
-		t.Helper()
-		if err := env.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalPayment, o.repeat); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const pastBudget = suggestAt + 40
 	var length int64
-	testenv.Eventually(t, time.Minute, "the old workers' run past the suggestion", func() (bool, string) {
-		notify()
-		d, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
-		if err != nil {
-			return false, err.Error()
-		}
-		info := d.GetWorkflowExecutionInfo()
-		if info.GetExecution().GetRunId() != firstRun {
+	notifyUntil(t, ctx, env, o.repeat, "the old workers' run past the suggestion", func(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
+		if continuedFrom(firstRun)(d) {
 			t.Fatalf("the old workers continued the order as new")
 		}
-		length = info.GetHistoryLength()
-		return length >= pastBudget && d.GetPendingWorkflowTask() == nil, ""
+		length = d.GetWorkflowExecutionInfo().GetHistoryLength()
+		return length >= pastBudget && d.GetPendingWorkflowTask() == nil
 	})
 	t.Logf("the old workers left the run at %d events (Temporal suggests continuing from %d)", length, suggestAt)
 
 	// The new workers take over: they replay the whole history first.
 	env.StopWorker()
 	env.StartWorker()
-	var latest string
-	testenv.Eventually(t, 30*time.Second, "the order's run continued as new on the new workers", func() (bool, string) {
-		notify()
-		d, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
-		if err != nil {
-			return false, err.Error()
-		}
-		latest = d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-		return latest != firstRun, "still the first run"
-	})
+	notifyUntil(t, ctx, env, o.repeat, "the order's run continued as new on the new workers", continuedFrom(firstRun))
 	old, err := env.Temporal.DescribeWorkflowExecution(ctx, id, firstRun)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package workflows_test
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"sync"
@@ -25,14 +24,7 @@ import (
 // which delivers it, hands it on. Here it is a second payment, which the
 // next run returns through a stray payment workflow.
 func TestSignalAcceptedWhileTheRunContinuesGoesToTheNextRun(t *testing.T) {
-	ts, err := testenv.TemporalWithLimits(testenv.Limits{SuggestContinueAsNew: suggestAt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.Stop()
-	env := testenv.New(t, ts, testenv.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	env, ctx := continuingStack(t)
 	hold := &holdContinue{entered: make(chan struct{}), release: make(chan struct{})}
 	env.StopWorker()
 	env.StartWorkerWith(func(o *sdkworker.Options) {
@@ -42,11 +34,7 @@ func TestSignalAcceptedWhileTheRunContinuesGoesToTheNextRun(t *testing.T) {
 
 	o := shippedOrder(t, env)
 	no, id := o.no, workflows.WorkflowID(o.no)
-	first, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	firstRun := first.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	firstRun := runOf(t, ctx, env, id)
 	held := false
 	testenv.Eventually(t, time.Minute, "the run continuing as new", func() (bool, string) {
 		select {

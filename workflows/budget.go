@@ -26,10 +26,11 @@ const (
 	// cluster that raised or turned off its suggestion keeps orders there.
 	historyBudgetEvents = 4 * 1024
 	historyBudgetBytes  = 4 << 20
-	// historyWarnEvents, historyWarnBytes: a run past either has missed
-	// every chance to continue for thousands of events — a step that does
-	// not return, a handler that never finishes — and is counted
-	// (MetricHistoryLarge) long before Temporal's own warning and limit.
+	// historyWarnEvents, historyWarnBytes: a run that reaches a check past
+	// either could not continue at the checks before (an update handler
+	// that never finishes) or went thousands of events without one, and is
+	// counted (MetricHistoryLarge) long before Temporal's own warning and
+	// limit.
 	historyWarnEvents = 8 * 1024
 	historyWarnBytes  = 8 << 20
 )
@@ -58,6 +59,9 @@ type continuer interface {
 type historyBudget struct {
 	workflowType string
 	warned       bool // MetricHistoryLarge counted for this run
+	// late: this run began before ChangeHistoryBudget and took it at a
+	// check made live (keepsHistoryBudgetFromNow).
+	late bool
 }
 
 // keepHistoryBudget is the check a workflow makes between two steps of a
@@ -83,9 +87,12 @@ func (b *historyBudget) keepHistoryBudget(ctx workflow.Context, w continuer) err
 	default:
 		return nil
 	}
-	// Runs that began before this check replay without it.
-	if !keepsHistoryBudget(ctx) {
-		return nil
+	// Runs that began before this check replay without it, and take it
+	// from their first check made live.
+	if !b.late && !keepsHistoryBudget(ctx) {
+		if b.late = keepsHistoryBudgetFromNow(ctx); !b.late {
+			return nil
+		}
 	}
 	// A signal of this workflow task may sit with a listening coroutine
 	// that has not run yet; an update handler may have begun.

@@ -69,6 +69,8 @@ type chain struct {
 	metrics *metrics.Temporal
 	steps   []*chainStep
 	runs    []runRecord
+	// handedOn are the inputs the runs that continued as new handed on.
+	handedOn []any
 	// The run now: its environment and history.
 	env   *testsuite.TestWorkflowEnvironment
 	model *historyModel
@@ -203,6 +205,7 @@ func runChain[In, Out any](c *chain, name string, in In) Out {
 			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
 				c.t.Fatalf("run %d: the continued input: %v", len(c.runs), err)
 			}
+			c.handedOn = append(c.handedOn, next)
 			in, offset = next, end
 			continue
 		}
@@ -373,6 +376,51 @@ func TestSignalsThatArriveAsARunContinuesAreCarried(t *testing.T) {
 		t.Fatalf("the second payment was not handed to a stray payment workflow: %v", c.strays)
 	}
 	if len(c.strays) != 1 {
+		t.Errorf("stray payment workflows %v, want the second payment's alone", c.strays)
+	}
+}
+
+// WeChat's repeats of a payment's notify queue up while an order waits for
+// its refund (only the end of the order looks at them), and a run hands its
+// queue on. What the next run would skip anyway — repeats of the payment it
+// keeps, a second notify of the same transaction — is left behind: a notify
+// storm would otherwise grow the state run after run until the input of the
+// continue-as-new passes Temporal's 2 MB payload limit, and Temporal
+// terminates a run whose continue-as-new is too large. A payment the order
+// does not keep is handed on, once, and returned.
+func TestRepeatedNotifiesAreNotCarriedFromRunToRun(t *testing.T) {
+	w := newWorld()
+	c := newChain(t, w)
+	c.paidOrder()
+	c.update(time.Hour, UpdateRequestRefund, RefundRequest{By: ByUser})
+	second := PaymentNotice{OutTradeNo: orderNo, TransactionID: "tx-second", TradeState: TradeSuccess, AppID: shopAppID, MchID: shopMchID,
+		AmountFen: 17600, PayerTotalFen: 17600, Currency: "CNY", Source: "notify"}
+	for i := range 300 {
+		c.signal(2*time.Hour+time.Duration(i)*time.Second, SignalPayment, func() any { return w.pay(orderNo) })
+	}
+	for i := range 3 {
+		c.signal(3*time.Hour+time.Duration(i)*time.Second, SignalPayment, func() any { return second })
+	}
+	c.at(day, func() { c.env.SetContinueAsNewSuggested(true) })
+	c.at(day+time.Hour, func() { c.env.SetContinueAsNewSuggested(false) })
+	c.signal(2*day, SignalRefund, func() any { return w.settleRefundAtWechat(OrderRefundNo(orderNo, 1), status.RefundSuccess) })
+	final := runChain[OrderInput, OrderView](c, OrderWorkflowName, c.orderInput())
+
+	if len(c.runs) != 2 {
+		t.Fatalf("%d runs, want 2", len(c.runs))
+	}
+	inbox := c.handedOn[0].(OrderInput).Continued.Inbox
+	if len(inbox) != 1 || inbox[0].TransactionID != second.TransactionID {
+		byTx := map[string]int{}
+		for _, p := range inbox {
+			byTx[p.TransactionID]++
+		}
+		t.Errorf("the run handed on %d notices (by transaction: %v); want the second payment's, once", len(inbox), byTx)
+	}
+	if final.Status != status.Refunded {
+		t.Fatalf("final %s, want REFUNDED", final.Status)
+	}
+	if _, ok := c.strays[StrayPaymentWorkflowID(second.TransactionID)]; !ok || len(c.strays) != 1 {
 		t.Errorf("stray payment workflows %v, want the second payment's alone", c.strays)
 	}
 }

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -33,14 +34,7 @@ const suggestAt = 80
 // of its creation, and the Web UI's summary line — which Temporal does not
 // carry to a continued run, so the run's details line carries it.
 func TestContinuedOrderIsTheSameOrderOnTheRealServer(t *testing.T) {
-	ts, err := testenv.TemporalWithLimits(testenv.Limits{SuggestContinueAsNew: suggestAt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ts.Stop()
-	env := testenv.New(t, ts, testenv.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	env, ctx := continuingStack(t)
 	ps := env.Seed(store.Product{Name: "Long wait mug", PriceFen: 3900, Stock: 5})
 	uid, token := env.UserToken("o-continued")
 	admin := env.Config.AdminToken
@@ -79,15 +73,9 @@ func TestContinuedOrderIsTheSameOrderOnTheRealServer(t *testing.T) {
 	repeat := workflows.PaymentNotice{OutTradeNo: no, TransactionID: tx.TransactionID, TradeState: workflows.TradeSuccess,
 		AppID: tx.AppID, MchID: tx.MchID, AmountFen: tx.TotalFen, PayerTotalFen: tx.TotalFen, Currency: "CNY", Source: "notify"}
 	var latest *workflowservice.DescribeWorkflowExecutionResponse
-	testenv.Eventually(t, time.Minute, "the order's workflow continued as new", func() (bool, string) {
-		if err := env.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalPayment, repeat); err != nil {
-			return false, err.Error()
-		}
-		latest, err = env.Temporal.DescribeWorkflowExecution(ctx, id, "")
-		if err != nil {
-			return false, err.Error()
-		}
-		return latest.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun, "still the first run"
+	notifyUntil(t, ctx, env, repeat, "the order's workflow continued as new", func(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
+		latest = d
+		return continuedFrom(firstRun)(d)
 	})
 	old, err := env.Temporal.DescribeWorkflowExecution(ctx, id, firstRun)
 	if err != nil {
@@ -172,6 +160,57 @@ func TestContinuedOrderIsTheSameOrderOnTheRealServer(t *testing.T) {
 	})
 	if !slices.Contains(runs, enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW) {
 		t.Errorf("runs listed %v", runs)
+	}
+}
+
+// continuingStack is the stack on an embedded Temporal of its own that
+// suggests continuing as new from suggestAt events, and a context for the
+// test's calls.
+func continuingStack(t *testing.T) (*testenv.Env, context.Context) {
+	t.Helper()
+	ts, err := testenv.TemporalWithLimits(testenv.Limits{SuggestContinueAsNew: suggestAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ts.Stop() }) // after the stack's own cleanups
+	env := testenv.New(t, ts, testenv.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return env, ctx
+}
+
+// notifyUntil sends WeChat's notify of an order's payment again and again
+// until done says so of the order's workflow (its latest run).
+func notifyUntil(t *testing.T, ctx context.Context, env *testenv.Env, repeat workflows.PaymentNotice, what string,
+	done func(*workflowservice.DescribeWorkflowExecutionResponse) bool) {
+	t.Helper()
+	id := workflows.WorkflowID(repeat.OutTradeNo)
+	testenv.Eventually(t, time.Minute, what, func() (bool, string) {
+		if err := env.Temporal.SignalWorkflow(ctx, id, "", workflows.SignalPayment, repeat); err != nil {
+			return false, err.Error()
+		}
+		d, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return done(d), fmt.Sprintf("run %s, %d events", d.GetWorkflowExecutionInfo().GetExecution().GetRunId(), d.GetWorkflowExecutionInfo().GetHistoryLength())
+	})
+}
+
+// runOf is the run ID of a workflow's latest run.
+func runOf(t *testing.T, ctx context.Context, env *testenv.Env, id string) string {
+	t.Helper()
+	d, err := env.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+}
+
+// continuedFrom reports whether the workflow's latest run is not run.
+func continuedFrom(run string) func(*workflowservice.DescribeWorkflowExecutionResponse) bool {
+	return func(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
+		return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != run
 	}
 }
 

@@ -136,10 +136,10 @@ const (
 	// (OrderWorkflow, StrayPaymentWorkflow) and reason (suggested: Temporal
 	// suggested it; events, bytes: the history reached the budget).
 	MetricContinuedAsNew = "ordersaga_workflow_continued_as_new"
-	// MetricHistoryLarge counts runs whose history passed the warning size
-	// (historyWarnEvents, historyWarnBytes) without continuing as new,
+	// MetricHistoryLarge counts runs that reach a check of their history
+	// budget past the warning size (historyWarnEvents, historyWarnBytes),
 	// labelled workflow: operators alert on it before Temporal's limit
-	// terminates the run.
+	// terminates the run (the worker declares it at 0: app.DeclareWorkerMetrics).
 	MetricHistoryLarge = "ordersaga_workflow_history_large"
 )
 

@@ -154,12 +154,31 @@ func (o *order) drainSignals(ctx workflow.Context) {
 func (o *order) continuation(ctx workflow.Context) error {
 	st := o.OrderState
 	st.Input.Continued = nil
+	st.Inbox = o.newPayments()
 	next := o.Input
 	next.Continued = &st
 	return workflow.NewContinueAsNewError(ctx, OrderWorkflowName, next)
 }
 
 func (o *order) historyBudget() *historyBudget { return &o.budget }
+
+// newPayments are the payments of the inbox the order has yet to handle:
+// each transaction not seen yet, once. The rest — WeChat's repeats of a
+// payment handled already, a notice of no payment — changes nothing when
+// taken, and a notify storm while a refund waits for months would
+// otherwise be handed on run after run until the continue-as-new's input
+// passes Temporal's payload limit (2 MB), which terminates the run.
+func (o *order) newPayments() []PaymentNotice {
+	var out []PaymentNotice
+	queued := map[string]bool{}
+	for _, p := range o.Inbox {
+		if p.Paid() && !o.Seen[p.TransactionID] && !queued[p.TransactionID] {
+			queued[p.TransactionID] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // detachFromCancellation returns a context Temporal's cancellation does not
 // reach, and turns a cancel request into the user's cancel: an unpaid order

@@ -16,8 +16,10 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	sdkworker "go.temporal.io/sdk/worker"
 
 	"ordersaga/internal/devserver"
 	"ordersaga/internal/paysim"
@@ -253,9 +255,11 @@ var recordings = []struct {
 	{"shipped-continued", time.Minute, 0, false, func(r *recorder) map[string]string {
 		no := r.paidOrder()
 		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF3000000001"})
+		id := workflows.WorkflowID(no)
+		firstRun := runOf(r.t, r.ctx, r.env, id)
 		// WeChat repeats the payment's notify until Temporal suggests
 		// continuing as new: the order goes on in a new run.
-		id, firstRun := workflows.WorkflowID(no), r.continueAsNew(no)
+		r.repeatNotifyUntil(no, "continued as new", continuedFrom(firstRun))
 		r.saveRun("shipped-continued-first-run", id, firstRun)
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("shipped-continued", no, status.Completed)
@@ -342,6 +346,27 @@ var recordings = []struct {
 		r.buyerConfirmsInWechat(no)
 		return r.ended("shipped-in-wechat-continued", no, status.Completed)
 	}},
+	// An order the workers of before workflows.ChangeHistoryBudget ran past
+	// its budget (beforeTheBudget), continued as new by the first check a
+	// worker with the change made live: its first run holds both.
+	{"upgraded-continued", time.Minute, 0, false, func(r *recorder) map[string]string {
+		r.env.StopWorker()
+		r.env.StartWorkerWith(func(o *sdkworker.Options) { o.Interceptors = append(o.Interceptors, &beforeTheBudget{}) })
+		no := r.paidOrder()
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF3000000002"})
+		id := workflows.WorkflowID(no)
+		firstRun := runOf(r.t, r.ctx, r.env, id)
+		r.repeatNotifyUntil(no, "past the suggestion on the old workers", func(d *workflowservice.DescribeWorkflowExecutionResponse) bool {
+			return d.GetWorkflowExecutionInfo().GetHistoryLength() >= recordSuggestAt+20 && d.GetPendingWorkflowTask() == nil
+		})
+		r.env.StopWorker()
+		r.env.StartWorker()
+		r.repeatNotifyUntil(no, "continued as new on the new workers", continuedFrom(firstRun))
+		r.saveRun("upgraded-continued-first-run", id, firstRun)
+		r.update(no, workflows.UpdateConfirm, nil)
+		r.ended("upgraded-continued", no, status.Completed)
+		return nil // the run it continued in is shipped-continued's
+	}},
 }
 
 func expressShipment(trackingNo string) workflows.ShipRequest {
@@ -380,29 +405,8 @@ func (r *recorder) updateRefused(no, name, want string) {
 // the order keeps) until Temporal suggests continuing as new and the order
 // goes on in a new run; it returns the ID of the run that continued.
 func (r *recorder) continueAsNew(no string) string {
-	id := workflows.WorkflowID(no)
-	d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	firstRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-	var repeat workflows.PaymentNotice
-	for _, t := range r.env.Sim.Transactions() {
-		if t.OutTradeNo == no {
-			repeat = workflows.PaymentNotice{OutTradeNo: no, TransactionID: t.TransactionID, TradeState: workflows.TradeSuccess,
-				AppID: t.AppID, MchID: t.MchID, AmountFen: t.TotalFen, PayerTotalFen: t.TotalFen, Currency: "CNY", Source: "notify"}
-		}
-	}
-	testenv.Eventually(r.t, time.Minute, "order "+no+" continued as new", func() (bool, string) {
-		if err := r.env.Temporal.SignalWorkflow(r.ctx, id, "", workflows.SignalPayment, repeat); err != nil {
-			return false, err.Error()
-		}
-		d, err := r.env.Temporal.DescribeWorkflowExecution(r.ctx, id, "")
-		if err != nil {
-			return false, err.Error()
-		}
-		return d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != firstRun, "still the first run"
-	})
+	firstRun := runOf(r.t, r.ctx, r.env, workflows.WorkflowID(no))
+	r.repeatNotifyUntil(no, "continued as new", continuedFrom(firstRun))
 	return firstRun
 }
 
@@ -492,6 +496,19 @@ func (r *recorder) paidOrder() string {
 	r.payerPays(no)
 	r.waitStatus(no, status.Paid)
 	return no
+}
+
+// repeatNotifyUntil sends WeChat's notify of the order's payment again
+// and again until done says so of its workflow.
+func (r *recorder) repeatNotifyUntil(no, what string, done func(*workflowservice.DescribeWorkflowExecutionResponse) bool) {
+	var repeat workflows.PaymentNotice
+	for _, t := range r.env.Sim.Transactions() {
+		if t.OutTradeNo == no {
+			repeat = workflows.PaymentNotice{OutTradeNo: no, TransactionID: t.TransactionID, TradeState: workflows.TradeSuccess,
+				AppID: t.AppID, MchID: t.MchID, AmountFen: t.TotalFen, PayerTotalFen: t.TotalFen, Currency: "CNY", Source: "notify"}
+		}
+	}
+	notifyUntil(r.t, r.ctx, r.env, repeat, "order "+no+" "+what, done)
 }
 
 func (r *recorder) state(no string) workflows.OrderView {

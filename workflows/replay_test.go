@@ -75,6 +75,9 @@ var recordedPaths = []struct{ name, since string }{
 	// and the run that began from the state it handed on and completed.
 	{"shipped-continued-first-run", "history-budget"},
 	{"shipped-continued", "history-budget"},
+	// An order the workers of before history-budget ran past its budget,
+	// continued as new by the first check a worker with it made live.
+	{"upgraded-continued-first-run", "history-budget"},
 	{"shipped-confirmed-in-wechat", "wechat-shipping"},
 	{"shipped-completed-asking-wechat", "wechat-shipping"},
 	{"shipping-upload-answer-lost", "wechat-shipping"},

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -66,8 +67,12 @@ func billWaitLimit(ctx workflow.Context) time.Duration {
 // refundPollSlowestAfter); before it, a run grew until Temporal cut it
 // off, asking every 30 minutes. Asked where the two first differ — when a
 // run first reaches its budget, or a refund first reaches
-// refundPollSlowAfter — so runs already waiting take the change from then
-// on, and recorded histories that never got there replay without a marker.
+// refundPollSlowAfter — so recorded histories that never got there replay
+// without a marker. A run that was already past either point when it was
+// first replayed with the change got DefaultVersion there for good; it
+// takes the budget at its first check made live instead
+// (keepsHistoryBudgetFromNow), so the long waits already under way at the
+// deploy continue as new too.
 const ChangeHistoryBudget = "history-budget"
 
 // keepsHistoryBudget reports whether this run keeps the history budget and
@@ -93,4 +98,22 @@ const ChangeWechatShipping = "wechat-shipping"
 // path (ChangeWechatShipping).
 func reportsShipping(ctx workflow.Context) bool {
 	return workflow.GetVersion(ctx, ChangeWechatShipping, workflow.DefaultVersion, 1) >= 1
+}
+
+// keepsHistoryBudgetFromNow reports whether a run that began before
+// ChangeHistoryBudget takes it in this workflow task. GetVersion keeps its
+// first answer for the rest of a run, and a run that was already past its
+// budget — or had a refund waiting past refundPollSlowAfter — when a worker
+// with the change first replayed it was asked at a check its old history
+// never made: DefaultVersion, for good. Those are the stalled refunds and
+// long histories the change is for. So such a run asks again at each check
+// under a change ID of the workflow task it is in (ChangeHistoryBudget@<the
+// task's history length>): a task replayed from before the change has no
+// marker for it (DefaultVersion), the first task run live records one (1),
+// and a replay of that task finds it. (The DefaultVersion answers of the
+// replay make the run's TemporalChangeVersion list too long to upsert: the
+// SDK skips it with a warning, which is harmless.)
+func keepsHistoryBudgetFromNow(ctx workflow.Context) bool {
+	change := fmt.Sprintf("%s@%d", ChangeHistoryBudget, workflow.GetInfo(ctx).GetCurrentHistoryLength())
+	return workflow.GetVersion(ctx, change, workflow.DefaultVersion, 1) >= 1
 }

@@ -273,13 +273,21 @@ func NewMetrics() (*prometheus.Registry, *metrics.Temporal) {
 }
 
 // DeclareWorkerMetrics makes the counters the runbook's reconciliation
-// alerts read (docs/OPERATIONS.md §5) exist at 0 from the worker's start:
-// the drift by kind and the SDK's completed and failed ReconcileWorkflow
-// runs. Without it, the first drift of a kind, the first failure and the
-// first completion after each worker start are invisible to increase()
-// (metrics.DeclareCounter says why): the first hand-made refund would not
-// page, and "no reconciliation" would fire the day after a deploy.
+// and history alerts read (docs/OPERATIONS.md §5) exist at 0 from the
+// worker's start: the drift by kind, the SDK's completed and failed
+// ReconcileWorkflow runs, and the order's and stray payment's runs past
+// the history warning size. Without it, the first drift of a kind, the
+// first failure, the first completion and the first long history after
+// each worker start are invisible to increase() (metrics.DeclareCounter
+// says why): the first hand-made refund would not page, "no
+// reconciliation" would fire the day after a deploy, and a run nearing
+// Temporal's history limit would go unnoticed.
 func DeclareWorkerMetrics(m *metrics.Temporal, namespace, taskQueue string) {
+	for _, wf := range []string{workflows.OrderWorkflowName, workflows.StrayPaymentWorkflowName} {
+		tags := metrics.SDKWorkflowTags(namespace, taskQueue, wf)
+		tags["workflow"] = wf
+		m.DeclareCounter(workflows.MetricHistoryLarge, tags)
+	}
 	tags := metrics.SDKWorkflowTags(namespace, taskQueue, workflows.ReconcileWorkflowName)
 	for _, kind := range store.DriftKinds() {
 		if store.ExplainedKind(kind) {

@@ -229,10 +229,20 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 // new one, as a restarted worker process would).
 func (e *Env) StartWorker() {
 	e.t.Helper()
+	e.StartWorkerWith(func(*sdkworker.Options) {})
+}
+
+// StartWorkerWith is StartWorker with the worker's options edited: a test
+// that stands in for another build of the worker (an interceptor, a longer
+// deadlock timeout).
+func (e *Env) StartWorkerWith(edit func(*sdkworker.Options)) {
+	e.t.Helper()
 	if e.worker != nil {
 		return
 	}
-	w := app.NewWorker(e.Config, e.Temporal, e.Store, e.Pay, e.Shipping, e.log)
+	opts := app.WorkerOptions(e.Config)
+	edit(&opts)
+	w := app.NewWorkerWithOptions(e.Config, e.Temporal, e.Store, e.Pay, e.Shipping, e.log, opts)
 	if err := w.Start(); err != nil {
 		e.t.Fatalf("start worker: %v", err)
 	}

@@ -64,28 +64,3 @@ func (s *samples) summary() Latency {
 	defer s.mu.Unlock()
 	return summarize(s.ds)
 }
-
-// counters counts outcomes by name from many goroutines.
-type counters struct {
-	mu sync.Mutex
-	m  map[string]int
-}
-
-func (c *counters) inc(name string) {
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[string]int{}
-	}
-	c.m[name]++
-	c.mu.Unlock()
-}
-
-func (c *counters) snapshot() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.m))
-	for k, v := range c.m {
-		out[k] = v
-	}
-	return out
-}

@@ -142,7 +142,7 @@ const authScheme = "WECHATPAY2-SHA256-RSA2048"
 func parseAuthorization(h string) (authHeader, error) {
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok || scheme != authScheme {
-		return authHeader{}, fmt.Errorf("Authorization must use %s", authScheme)
+		return authHeader{}, fmt.Errorf("the Authorization header must use %s", authScheme)
 	}
 	fields := map[string]string{}
 	for _, part := range strings.Split(rest, ",") {
@@ -152,7 +152,7 @@ func parseAuthorization(h string) (authHeader, error) {
 		}
 		v = strings.TrimSpace(v)
 		if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
-			return authHeader{}, fmt.Errorf("Authorization parameter %s is not quoted", k)
+			return authHeader{}, fmt.Errorf("the Authorization parameter %s is not quoted", k)
 		}
 		fields[strings.TrimSpace(k)] = v[1 : len(v)-1]
 	}
@@ -165,7 +165,7 @@ func parseAuthorization(h string) (authHeader, error) {
 	}
 	for name, v := range map[string]string{"mchid": a.mchID, "nonce_str": a.nonce, "timestamp": a.timestamp, "serial_no": a.serial, "signature": a.signature} {
 		if v == "" {
-			return authHeader{}, fmt.Errorf("Authorization has no %s", name)
+			return authHeader{}, fmt.Errorf("the Authorization header has no %s", name)
 		}
 	}
 	return a, nil

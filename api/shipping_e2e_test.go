@@ -334,6 +334,7 @@ func TestShipRequestsWeChatWouldRefuseAreBadRequests(t *testing.T) {
 		{"more than 15 packages", noPhone.OrderNo, map[string]any{"logistics_type": "express", "packages": sixteen}, "packages"},
 		{"unknown logistics type", noPhone.OrderNo, map[string]any{"logistics_type": "drone"}, "logistics_type"},
 		{"SF Express without a phone", noPhone.OrderNo, map[string]any{"logistics_type": "express", "packages": []any{pkg("YTO", "YT1"), pkg("SF", "SF1")}}, "packages[1].express_company"},
+		{"SF Express in lower case without a phone", noPhone.OrderNo, map[string]any{"logistics_type": "express", "packages": []any{pkg("sf", "SF1")}}, "packages[0].express_company"},
 		{"packages of a pickup", withPhone.OrderNo, map[string]any{"logistics_type": "pickup", "packages": []any{pkg("YTO", "YT1")}}, "packages"},
 		{"not every package has left", withPhone.OrderNo, map[string]any{"logistics_type": "express", "packages": []any{pkg("YTO", "YT1")}, "is_all_delivered": false}, "is_all_delivered"},
 		{"item_desc over 120 characters", withPhone.OrderNo, map[string]any{"logistics_type": "virtual", "item_desc": strings.Repeat("茶", 121)}, "item_desc"},

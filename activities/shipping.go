@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -72,7 +73,7 @@ func (a *Activities) UploadShippingInfo(ctx context.Context, in workflows.Upload
 	if err != nil {
 		return res, err
 	}
-	err = a.Wxapp.UploadShippingInfo(ctx, body)
+	err = a.uploadShipment(ctx, body)
 	if wxapp.HasCode(err, wxapp.CodeAlreadyShipped) {
 		// Shipped by a person in the console, or by a call whose answer
 		// was lost: WeChat's word on what it has decides.
@@ -81,12 +82,43 @@ func (a *Activities) UploadShippingInfo(ctx context.Context, in workflows.Upload
 			return res, nil
 		}
 	}
+	var lost *wxapp.TransportError
+	if errors.As(err, &lost) {
+		// No answer: WeChat may still take the request. The next attempt
+		// asks get_order only once it would have.
+		return res, temporal.NewApplicationErrorWithOptions(
+			fmt.Sprintf("report the shipment of order %s: no answer from WeChat (asking it again in %s): %v", in.OrderNo, uploadSettle, err),
+			workflows.ErrTypeWechatUnavailable, temporal.ApplicationErrorOptions{Cause: err, NextRetryDelay: uploadSettle})
+	}
 	if err != nil {
 		return res, shippingError("report the shipment of order "+in.OrderNo, err)
 	}
 	log.Info("shipment reported to WeChat", "logistics_type", in.Shipment.LogisticsType, "packages", len(in.Shipment.Packages))
 	res.Uploaded, res.OrderState = true, wxapp.OrderShipped
 	return res, nil
+}
+
+// How an upload whose answer never came is followed up. WeChat may take a
+// request after the client gave up on it (a slow answer, a timeout): a retry
+// that asked get_order at once could see no shipment yet, upload again, and
+// so spend the one re-ship WeChat allows. The next attempt therefore waits
+// uploadSettle, far beyond the client's 10 s, before it asks. The upload is
+// cut uploadDeadlineMargin before the attempt's deadline so that this
+// attempt's error — with its wait — is what Temporal records, not a timeout
+// of its own, which the retry policy follows after a second.
+const (
+	uploadSettle         = 30 * time.Second
+	uploadDeadlineMargin = 2 * time.Second
+)
+
+// uploadShipment sends upload_shipping_info within the attempt's time.
+func (a *Activities) uploadShipment(ctx context.Context, body wxapp.UploadShippingInfo) error {
+	if deadline := activity.GetInfo(ctx).Deadline; !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-uploadDeadlineMargin))
+		defer cancel()
+	}
+	return a.Wxapp.UploadShippingInfo(ctx, body)
 }
 
 // shipmentBody is upload_shipping_info's body for the order: the payer

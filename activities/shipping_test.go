@@ -1,8 +1,11 @@
 package activities_test
 
 import (
+	"errors"
 	"testing"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"ordersaga/internal/paysim"
 	"ordersaga/internal/status"
@@ -107,6 +110,50 @@ func TestUploadShippingInfoSortsWeChatsAnswers(t *testing.T) {
 		wantNonRetryable(t, err, workflows.ErrTypeWechatRefused)
 		if v, _ := f.sim.Shipping("SHIP00004"); len(v.Uploads) != 0 {
 			t.Errorf("WeChat took %+v", v.Uploads)
+		}
+	})
+}
+
+// An upload WeChat did not answer may still be taken by WeChat after the
+// client gave up: the next attempt waits well past the client's timeout
+// before it asks get_order, so it cannot see "not shipped yet" and spend
+// the re-ship. An answer (busy, payment not visible) is retried at the
+// policy's pace.
+func TestUploadShippingInfoWithoutAnAnswerIsAskedAboutOnlyLater(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		f := newFx(t, st)
+		_, in := f.shippedOrder("SHIP00006", sfShipment)
+		for _, tc := range []struct {
+			name      string
+			fault     paysim.EndpointFault
+			wantDelay bool
+		}{
+			{"HTTP 502, WeChat took it", paysim.EndpointFault{Status: 502, After: true}, true},
+			{"HTTP 504, not taken", paysim.EndpointFault{Status: 504}, true},
+			{"busy answered", paysim.EndpointFault{ErrCode: -1}, false},
+			{"payment not visible answered", paysim.EndpointFault{ErrCode: 10060001}, false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				f.faults(endpointFault(paysim.EndpointUploadShippingInfo, tc.fault))
+				_, err := f.run(workflows.ActivityUploadShipping, in)
+				wantRetryable(t, err)
+				var appErr *temporal.ApplicationError
+				errors.As(err, &appErr)
+				delay := time.Duration(0)
+				if appErr != nil {
+					delay = appErr.NextRetryDelay()
+				}
+				if tc.wantDelay && delay < 20*time.Second || !tc.wantDelay && delay != 0 {
+					t.Errorf("next retry in %s (err %v); want it past the client's 10 s timeout: %v", delay, err, tc.wantDelay)
+				}
+			})
+		}
+		in.Retry = true
+		if res := get[workflows.WechatShippingResult](t, f.must(workflows.ActivityUploadShipping, in)); !res.Already {
+			t.Fatalf("after the lost answer: %+v", res)
+		}
+		if v, _ := f.sim.Shipping("SHIP00006"); len(v.Uploads) != 1 {
+			t.Fatalf("WeChat took %d uploads", len(v.Uploads))
 		}
 	})
 }

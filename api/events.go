@@ -65,7 +65,9 @@ func (s *server) wechatEvents(c *gin.Context) {
 		s.eventRefused(c, "", "refused_signature", http.StatusUnauthorized, "msg_signature not verified", err)
 		return
 	case errors.Is(err, wxapp.ErrPushStale):
-		s.eventRefused(c, "", "refused_stale", http.StatusUnauthorized, "timestamp too old", err)
+		// Old or ahead: either way not a push WeChat is sending now.
+		s.eventRefused(c, "", "refused_stale", http.StatusUnauthorized,
+			fmt.Sprintf("timestamp not within %s of the server's clock", wxapp.PushWindow), err)
 		return
 	case errors.Is(err, wxapp.ErrPushForeignApp):
 		s.eventRefused(c, "", "refused_appid", http.StatusUnauthorized, "not this mini-program's message", err)

@@ -31,8 +31,9 @@ var (
 	mobilePhone   = regexp.MustCompile(`^(?:\+?86[- ]?)?1[3-9][0-9]{9}$`)
 	landlinePhone = regexp.MustCompile(`^0[0-9]{2,3}-?[0-9]{7,8}(?:-[0-9]{1,6})?$`)
 	postalCode    = regexp.MustCompile(`^[0-9]{6}$`)
-	// WeChat's carrier codes ("SF", "YTO", "ZTO", "JD", "EMS", …).
-	expressCompany = regexp.MustCompile(`^[A-Za-z0-9_]{1,32}$`)
+	// WeChat's carrier codes ("SF", "YTO", "ZTO", "JD", "EMS", …), upper
+	// case; one typed in lower case is taken upper-cased.
+	expressCompany = regexp.MustCompile(`^[A-Z0-9_]{1,32}$`)
 )
 
 func validPhone(p string) bool { return mobilePhone.MatchString(p) || landlinePhone.MatchString(p) }
@@ -199,7 +200,8 @@ func (r *shipRequest) packages(o store.Order, out *workflows.ShipRequest) string
 	}
 	seen := map[string]bool{}
 	for i, p := range r.Packages {
-		p.ExpressCompany, p.TrackingNo = strings.TrimSpace(p.ExpressCompany), strings.TrimSpace(p.TrackingNo)
+		// Upper case: "sf" must be checked (and sent) as the SF WeChat knows.
+		p.ExpressCompany, p.TrackingNo = strings.ToUpper(strings.TrimSpace(p.ExpressCompany)), strings.TrimSpace(p.TrackingNo)
 		switch {
 		case !expressCompany.MatchString(p.ExpressCompany):
 			return fmt.Sprintf("packages[%d].express_company must be WeChat's carrier code (SF, YTO, ZTO, …)", i)

@@ -212,36 +212,44 @@ func TestWechatEventsEndpointRefusesWhatWeChatDidNotSend(t *testing.T) {
 	const otherKey = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210abcdefg"
 
 	tests := []struct {
-		name   string
-		send   func() testenv.Response
-		status int
+		name    string
+		send    func() testenv.Response
+		status  int
+		message string // in the answer, when set
 	}{
 		{"signed with another Token", func() testenv.Response {
 			return pushEvent(t, env, ev, now, "someoneElsesToken", testenv.TestPushAESKey, "")
-		}, http.StatusUnauthorized},
+		}, http.StatusUnauthorized, ""},
 		{"msg_signature tampered", func() testenv.Response {
 			q, body, _ := paysim.SealPush(testenv.TestPushToken, testenv.TestPushAESKey, env.Config.WechatAppID, "gh_test", mustJSON(t, ev), now)
 			q.Set("msg_signature", strings.Repeat("0", 40))
 			return pushRaw(t, env, q, body)
-		}, http.StatusUnauthorized},
+		}, http.StatusUnauthorized, ""},
 		{"ten minutes old", func() testenv.Response {
 			return pushEvent(t, env, ev, now.Add(-10*time.Minute), testenv.TestPushToken, testenv.TestPushAESKey, "")
-		}, http.StatusUnauthorized},
+		}, http.StatusUnauthorized, "timestamp"},
+		{"ten minutes ahead", func() testenv.Response {
+			return pushEvent(t, env, ev, now.Add(10*time.Minute), testenv.TestPushToken, testenv.TestPushAESKey, "")
+		}, http.StatusUnauthorized, "timestamp not within 5m0s of the server's clock"},
 		{"for another mini-program", func() testenv.Response {
 			return pushEvent(t, env, ev, now, testenv.TestPushToken, testenv.TestPushAESKey, "wx-another-app")
-		}, http.StatusUnauthorized},
+		}, http.StatusUnauthorized, ""},
 		{"encrypted with another key", func() testenv.Response {
 			return pushEvent(t, env, ev, now, testenv.TestPushToken, otherKey, "")
-		}, http.StatusBadRequest},
+		}, http.StatusBadRequest, ""},
 		{"not JSON", func() testenv.Response {
 			q, _, _ := paysim.SealPush(testenv.TestPushToken, testenv.TestPushAESKey, env.Config.WechatAppID, "gh_test", []byte("{}"), now)
 			return pushRaw(t, env, q, []byte("<xml><Encrypt>x</Encrypt></xml>"))
-		}, http.StatusBadRequest},
+		}, http.StatusBadRequest, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := tc.send(); r.Status != tc.status {
+			r := tc.send()
+			if r.Status != tc.status {
 				t.Fatalf("answered %d %s, want %d", r.Status, r.Body, tc.status)
+			}
+			if tc.message != "" && !strings.Contains(r.ErrorMessage(), tc.message) {
+				t.Errorf("message %q does not say %q", r.ErrorMessage(), tc.message)
 			}
 		})
 	}
@@ -278,7 +286,7 @@ func TestWechatEventsEndpointRefusesWhatWeChatDidNotSend(t *testing.T) {
 	m := metricsText(t, env)
 	for _, want := range []string{
 		`ordersaga_wechat_events_total{event="unverified",outcome="refused_signature"} 2`,
-		`ordersaga_wechat_events_total{event="unverified",outcome="refused_stale"} 1`,
+		`ordersaga_wechat_events_total{event="unverified",outcome="refused_stale"} 2`,
 		`ordersaga_wechat_events_total{event="unverified",outcome="refused_appid"} 1`,
 		`ordersaga_wechat_events_total{event="unverified",outcome="refused_replay"} 1`,
 		`ordersaga_wechat_events_total{event="other",outcome="ignored"} 2`,
@@ -334,6 +342,7 @@ func TestShipRequestsWeChatWouldRefuseAreBadRequests(t *testing.T) {
 		{"more than 15 packages", noPhone.OrderNo, map[string]any{"logistics_type": "express", "packages": sixteen}, "packages"},
 		{"unknown logistics type", noPhone.OrderNo, map[string]any{"logistics_type": "drone"}, "logistics_type"},
 		{"SF Express without a phone", noPhone.OrderNo, map[string]any{"logistics_type": "express", "packages": []any{pkg("YTO", "YT1"), pkg("SF", "SF1")}}, "packages[1].express_company"},
+		{"SF Express in lower case without a phone", noPhone.OrderNo, map[string]any{"logistics_type": "express", "packages": []any{pkg("sf", "SF1")}}, "packages[0].express_company"},
 		{"packages of a pickup", withPhone.OrderNo, map[string]any{"logistics_type": "pickup", "packages": []any{pkg("YTO", "YT1")}}, "packages"},
 		{"not every package has left", withPhone.OrderNo, map[string]any{"logistics_type": "express", "packages": []any{pkg("YTO", "YT1")}, "is_all_delivered": false}, "is_all_delivered"},
 		{"item_desc over 120 characters", withPhone.OrderNo, map[string]any{"logistics_type": "virtual", "item_desc": strings.Repeat("茶", 121)}, "item_desc"},

@@ -121,7 +121,7 @@ func TestReconcileWaitsForTheBillWithBackoffThenReportsTheDrift(t *testing.T) {
 	}
 }
 
-func TestReconcileGivesUpOnABillStillBeingMadeAfterADay(t *testing.T) {
+func TestReconcileGivesUpOnABillStillBeingMadeAfter23Hours(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		version workflow.Version

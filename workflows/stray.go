@@ -52,7 +52,7 @@ func StrayPaymentWorkflow(ctx workflow.Context, in StrayPaymentInput) (StrayPaym
 		if err != nil {
 			return StrayPaymentView{}, err // continued as new again
 		}
-		err = s.settle(ctx, result)
+		err = s.recordSettledRefund(ctx, result)
 		return s.view(), err
 	}
 
@@ -160,12 +160,12 @@ func (s *stray) refund(ctx workflow.Context, d StrayDecision) error {
 	if err != nil {
 		return err // continued as new: the next run awaits the result
 	}
-	return s.settle(ctx, result)
+	return s.recordSettledRefund(ctx, result)
 }
 
-// settle records the refund's result: REFUNDED, or REFUND_FAILED for a
+// recordSettledRefund records the refund's result: REFUNDED, or REFUND_FAILED for a
 // person.
-func (s *stray) settle(ctx workflow.Context, result RefundNotice) error {
+func (s *stray) recordSettledRefund(ctx workflow.Context, result RefundNotice) error {
 	p := s.Input.Payment
 	actx := workflow.WithActivityOptions(ctx, dbActivity(fmt.Sprintf("Record refund %s as %s", result.OutRefundNo, result.Status)))
 	if err := workflow.ExecuteActivity(actx, ActivitySettleRefund, SettleRefundInput{

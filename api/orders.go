@@ -391,7 +391,7 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 		StaticDetails: details,
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
 		OrderNo: orderNo, UserID: uid, Items: items, Address: address, ShippingAddress: shipTo,
-		PayTimeout: s.PayTimeout, AutoConfirm: s.AutoConfirm, AppID: s.AppID, MchID: s.MchID,
+		PayTimeout: s.PayTimeout, AutoConfirm: s.AutoConfirm, RefundInterval: s.RefundInterval, AppID: s.AppID, MchID: s.MchID,
 	})
 	handle, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,

@@ -101,7 +101,15 @@ func (s *server) actionFailed(c *gin.Context, a action, o store.Order, err error
 		if again, rerr := s.Store.GetOrder(c.Request.Context(), o.OrderNo); rerr == nil && slices.Contains(a.from, again.Status) {
 			status = http.StatusAccepted
 		}
-		s.respondOrder(c, status, o, nil)
+		var view *workflows.OrderView
+		if a.update == workflows.UpdateRequestRefund {
+			// A refund repeated under its key: the refund it made may be
+			// queued in the workflow and not asked of WeChat yet (no row).
+			if v, err := s.queryState(c.Request.Context(), o.OrderNo); err == nil {
+				view = &v
+			}
+		}
+		s.respondOrder(c, status, o, view)
 		return
 	}
 	if appErr, ok := applicationError(err); ok {

@@ -56,6 +56,9 @@ type ledgerRow struct {
 	order, kind  string
 	product, qty int64
 	committed    sql.NullTime
+	// refundNo is the part refund a RESTORE row puts back ("" for a
+	// DEDUCT and a whole order's restoration).
+	refundNo string
 }
 
 type paymentRow struct {
@@ -66,6 +69,9 @@ type paymentRow struct {
 type refundRow struct {
 	outRefundNo, order, txID, status string
 	amount                           int64
+	// items are a part refund's goods, product → quantity (nil: the
+	// whole order's refund).
+	items map[int64]int64
 }
 
 // workflowFact is an order workflow as Temporal describes it.
@@ -414,12 +420,47 @@ func (c *checker) stockCheck() {
 		}
 		return true
 	}
+	// Part refunds (issue 18): each RESTORE row of a refund puts back that
+	// refund's goods, once, and only a refund WeChat made; an order never
+	// gets back more than it took.
+	parts := map[string]map[int64]int64{} // order → product → restored by its part refunds
+	seenPart := map[string]bool{}
+	for _, l := range c.ledger {
+		if l.kind != "RESTORE" || l.refundNo == "" {
+			continue
+		}
+		key := fmt.Sprintf("%s/%s/%d", l.order, l.refundNo, l.product)
+		rf, ok := c.refunds[l.refundNo]
+		switch {
+		case seenPart[key]:
+			c.fail(CheckStock, l.order, "refund %s restores product %d twice", l.refundNo, l.product)
+		case !ok || rf.order != l.order || !isOrderRefund(l.order, l.refundNo):
+			c.fail(CheckStock, l.order, "ledger row %d restores for refund %s, which is not one of the order's", l.id, l.refundNo)
+		case rf.status != paysim.RefundSuccess:
+			c.fail(CheckStock, l.order, "ledger row %d restores for refund %s, which is %s", l.id, l.refundNo, rf.status)
+		case rf.items[l.product] != l.qty:
+			c.fail(CheckStock, l.order, "ledger row %d restores %d of product %d for refund %s, which returned %d", l.id, l.qty, l.product, l.refundNo, rf.items[l.product])
+		}
+		seenPart[key] = true
+		if parts[l.order] == nil {
+			parts[l.order] = map[int64]int64{}
+		}
+		parts[l.order][l.product] += l.qty
+	}
+	for no, byProduct := range perOrder {
+		for p, r := range byProduct["RESTORE"] {
+			if d := byProduct["DEDUCT"][p]; r > d {
+				c.fail(CheckStock, no, "product %d: %d restored, %d deducted", p, r, d)
+			}
+		}
+	}
 	out := map[int64]int64{}
 	for _, o := range c.rows {
 		refundFailed := o.status == string(status.RefundFailed) && same(perOrder[o.no]["DEDUCT"], o.items)
 		if kept(o.status) || (o.status == "REFUNDED" && o.shipped) || refundFailed {
 			for p, q := range o.items {
-				out[p] += q
+				// Less what its part refunds put back (before it shipped).
+				out[p] += q - parts[o.no][p]
 			}
 		}
 	}
@@ -438,12 +479,20 @@ func (c *checker) stockCheck() {
 		o := c.rows[no]
 		d, r := perOrder[no]["DEDUCT"], perOrder[no]["RESTORE"]
 		ok := true
+		// Restorations of part refunds are checked above, against their
+		// refunds; the whole order's are the order's fate.
+		whole := map[int64]int64{}
+		for p, q := range r {
+			if q -= parts[no][p]; q != 0 {
+				whole[p] = q
+			}
+		}
 		switch {
 		case kept(o.status), o.status == "REFUNDED" && o.shipped:
-			ok = same(d, o.items) && len(r) == 0
+			ok = same(d, o.items) && len(whole) == 0
 		case o.status == "REFUNDED":
-			// Refunded before shipping: deducted and put back — or, oversold,
-			// never deducted.
+			// Refunded before shipping: deducted and put back (as a whole,
+			// or by its part refunds) — or, oversold, never deducted.
 			ok = (same(d, o.items) && same(r, o.items)) || (len(d) == 0 && len(r) == 0)
 			if len(d) == 0 {
 				c.r.Oversold++

@@ -562,3 +562,84 @@ func TestCheckerReconciliation(t *testing.T) {
 		t.Errorf("a run across midnight Beijing time covers %v", days)
 	}
 }
+
+// partsState is settledState plus "parts": a PAID order of two coffees and
+// a tea whose tea and one coffee were refunded, each by a refund of its own
+// before it shipped, each refund's goods restored once (issue 18). Only the
+// stock check reads it here: the money of part refunds is checked by the
+// chaos behaviours that make them.
+func partsState() *checkState {
+	st := settledState()
+	c := st.checker
+	t0 := time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC)
+	c.rows["parts"] = &orderRow{no: "parts", status: "PAID", total: 2*8800 + 12800, txID: "tx-parts",
+		items: map[int64]int64{pCoffee: 2, pTea: 1}, deadline: t0}
+	id := int64(1000)
+	add := func(kind string, p, q int64, refundNo string) {
+		id++
+		c.ledger = append(c.ledger, ledgerRow{id: id, order: "parts", kind: kind, product: p, qty: q, refundNo: refundNo,
+			committed: sql.NullTime{Time: t0.Add(time.Duration(id) * time.Second), Valid: true}})
+	}
+	add("DEDUCT", pCoffee, 2, "")
+	add("DEDUCT", pTea, 1, "")
+	add("RESTORE", pTea, 1, "parts-R1")
+	add("RESTORE", pCoffee, 1, "parts-R2")
+	c.refunds["parts-R1"] = refundRow{outRefundNo: "parts-R1", order: "parts", txID: "tx-parts", status: paysim.RefundSuccess, amount: 12800,
+		items: map[int64]int64{pTea: 1}}
+	c.refunds["parts-R2"] = refundRow{outRefundNo: "parts-R2", order: "parts", txID: "tx-parts", status: paysim.RefundSuccess, amount: 8800,
+		items: map[int64]int64{pCoffee: 1}}
+	c.stock[pCoffee]-- // one coffee of the order is still out
+	return st
+}
+
+func stockBreaks(st *checkState) []Break {
+	st.stockCheck()
+	return st.r.Breaks
+}
+
+func TestStockCheckTakesEachPartRefundsRestorationOnce(t *testing.T) {
+	if breaks := stockBreaks(partsState()); len(breaks) != 0 {
+		t.Fatalf("part refunds restored once each gave breaks:\n%s", breakLines(breaks))
+	}
+	for _, tt := range []struct {
+		name    string
+		corrupt func(st *checkState)
+	}{
+		{"a refund restoring twice", func(st *checkState) {
+			l := st.ledger[len(st.ledger)-1]
+			l.id++
+			st.ledger = append(st.ledger, l)
+			st.stock[pCoffee]++
+		}},
+		{"a restoration for a refund WeChat did not make", func(st *checkState) {
+			r := st.refunds["parts-R2"]
+			r.status = paysim.RefundAbnormal
+			st.refunds["parts-R2"] = r
+		}},
+		{"a restoration of other goods than the refund's", func(st *checkState) {
+			r := st.refunds["parts-R1"]
+			r.items = map[int64]int64{pCoffee: 1}
+			st.refunds["parts-R1"] = r
+		}},
+		{"more restored than deducted", func(st *checkState) {
+			st.ledger = append(st.ledger, ledgerRow{id: 2000, order: "parts", kind: "RESTORE", product: pTea, qty: 1, refundNo: "parts-R3",
+				committed: sql.NullTime{Time: time.Now(), Valid: true}})
+			st.refunds["parts-R3"] = refundRow{outRefundNo: "parts-R3", order: "parts", status: paysim.RefundSuccess, amount: 12800, items: map[int64]int64{pTea: 1}}
+			st.stock[pTea]++
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := partsState()
+			tt.corrupt(st)
+			breaks := stockBreaks(st)
+			if len(breaks) == 0 {
+				t.Fatal("no break")
+			}
+			for _, b := range breaks {
+				if b.Check != CheckStock || (b.Order != "parts" && b.Order != "") {
+					t.Errorf("break %+v; want the stock check, naming order parts", b)
+				}
+			}
+		})
+	}
+}

@@ -376,3 +376,49 @@ func TestReconcileAttemptThatTimedOutCannotWriteTheReport(t *testing.T) {
 		}
 	})
 }
+
+// An order the shop keeps with refunds of some of its items, which the
+// shop asked for and WeChat made, is no drift — each part matches its bill
+// row, and none is the whole payment.
+func TestReconcilePartRefundsOfAKeptOrderAreNoDrift(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		r := &reconShop{t: t, s: s, user: mustUser(t, s), product: mustProduct(t, s, 100, 1000)}
+		r.order("P", status.Paid, "txP", 17600)
+		r.payment("P", "txP", 17600, atHour(9))
+		r.billPayment("P", "txP", 17600, atHour(9))
+		r.refund("P-R1", "P", "txP", 1200, 17600, status.RefundSuccess, "rP1", atHour(10))
+		r.billRefund("P-R1", "P", "txP", 1200, "SUCCESS", atHour(10))
+		r.refund("P-R2", "P", "txP", 8200, 17600, status.RefundSuccess, "rP2", atHour(11))
+		r.billRefund("P-R2", "P", "txP", 8200, "SUCCESS", atHour(11))
+		run, err := s.StartReconcileRun(ctx, oneDate, "reconcile-"+oneDate, "run-parts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		attempt, err := s.ResetReconcileRun(ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range r.rows {
+			r.rows[i].RunID, r.rows[i].Attempt = run.ID, attempt
+		}
+		if err := s.StageBillRows(ctx, r.rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CompareReconcileRun(ctx, run.ID, attempt, day, "S"); err != nil {
+			t.Fatal(err)
+		}
+		done, err := s.CompleteReconcileRun(ctx, run.ID, attempt, store.BillTotals{State: store.BillReady, SHA1: "cd", Rows: int64(len(r.rows)),
+			Payments: 1, PaymentFen: 17600, Refunds: 2, RefundFen: 9400}, day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts, err := s.DriftCounts(ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(counts) != 0 || done.Drift != 0 || done.MatchedRefunds != 2 || done.MatchedPayments != 1 {
+			t.Errorf("drift %v, run %+v; want none, both refunds matched", counts, done)
+		}
+	})
+}

@@ -13,6 +13,18 @@ import (
 // stock ran out while it was being paid, its money returned — then shipping,
 // the user's confirmation or a refund.
 func (o *order) fulfil(ctx workflow.Context) error {
+	// Orders paid since this change refund in parts (parts.go). Decided
+	// here, in the first run, once the money is in (a continued run takes
+	// the answer from its state: Parts), not when the order starts: the
+	// first workflow task of an order already holds a dozen events, and
+	// Temporal keeps (writes to history) the next workflow task that
+	// rejects an update once its first one passed 10
+	// (history.discardSpeculativeWorkflowTaskMaximumEventsCount) — one more
+	// marker there, and a refused request would write to the order's
+	// history.
+	if refundsInParts(ctx) {
+		o.Parts = &PartRefunds{}
+	}
 	deducted, err := o.deductStock(ctx)
 	if err != nil {
 		return err

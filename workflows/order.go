@@ -35,11 +35,6 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderView, error) {
 	if in.Continued == nil && reportsShipping(ctx) {
 		o.WechatShipping = &WechatShipping{}
 	}
-	// Orders started since this change refund in parts (parts.go); the
-	// same rule for a continued run: the answer is in the state (Parts).
-	if in.Continued == nil && refundsInParts(ctx) {
-		o.Parts = &PartRefunds{}
-	}
 	// The order's work runs on a context that Temporal's cancellation does not
 	// interrupt: a refund or a close that has begun must finish. A cancel
 	// request (e.g. from the Web UI) is taken as the user's cancel instead.

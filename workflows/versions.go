@@ -123,10 +123,11 @@ func keepsHistoryBudgetFromNow(ctx workflow.Context) bool {
 // another, at least OrderInput.RefundInterval apart, and driven by the
 // main loop as steps with deadlines in the state; the order stays in its
 // status with refunded_fen until every item was refunded (REFUNDED). A
-// request decided before no longer answers a later one. Asked once, when
-// the order's first run starts: orders started before take the single
-// full refund to their end. A continued run takes the answer from its
-// state (OrderState.Parts set: the new path), as ChangeWechatShipping.
+// request decided before no longer answers a later one. Asked once, in the
+// order's first run, when it is paid (fulfil; see there why not at its
+// start): orders paid before take the single full refund to their end. A
+// continued run takes the answer from its state (OrderState.Parts set: the
+// new path), as ChangeWechatShipping.
 const ChangePartialRefunds = "partial-refunds"
 
 // refundsInParts reports whether this order refunds in parts

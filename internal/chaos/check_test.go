@@ -101,6 +101,9 @@ func settledState() *checkState {
 		t.Refunds = append(t.Refunds, paysim.RefundView{OutRefundNo: outRefundNo, OutTradeNo: o.no, TransactionID: t.TransactionID,
 			Status: status, RefundFen: t.TotalFen, TotalFen: t.TotalFen})
 		c.refunds[outRefundNo] = refundRow{outRefundNo: outRefundNo, order: o.no, txID: t.TransactionID, status: status, amount: t.TotalFen}
+		if status == paysim.RefundSuccess && isOrderRefund(o.no, outRefundNo) {
+			o.refundedFen += t.TotalFen
+		}
 	}
 	refund := func(o *orderRow, t *paysim.TransactionView, outRefundNo string) {
 		refundAs(paysim.RefundSuccess, o, t, outRefundNo)

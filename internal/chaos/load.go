@@ -78,9 +78,9 @@ func (c *checker) load(ctx context.Context) error {
 		return rows.Err()
 	}
 	c.rows = map[string]*orderRow{}
-	if err := query(`SELECT order_no, status, total_fen, transaction_id, flag, shipped_at IS NOT NULL, pay_deadline FROM orders`, func(r *sql.Rows) error {
+	if err := query(`SELECT order_no, status, total_fen, transaction_id, flag, shipped_at IS NOT NULL, pay_deadline, refunded_fen FROM orders`, func(r *sql.Rows) error {
 		o := &orderRow{items: map[int64]int64{}}
-		if err := r.Scan(&o.no, &o.status, &o.total, &o.txID, &o.flag, &o.shipped, &o.deadline); err != nil {
+		if err := r.Scan(&o.no, &o.status, &o.total, &o.txID, &o.flag, &o.shipped, &o.deadline, &o.refundedFen); err != nil {
 			return err
 		}
 		c.rows[o.no] = o

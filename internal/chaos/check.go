@@ -302,8 +302,14 @@ func (c *checker) money() {
 			if refunded != orderRefunded {
 				c.fail(CheckMoney, no, "the order keeps transaction %s (%s) but %s of it was refunded other than by its refunds", t.TransactionID, o.status, fen(refunded-orderRefunded))
 			}
-			if refunded > 0 && refunded+heldParts >= t.TotalFen {
-				c.fail(CheckMoney, no, "the order is %s but %s of its %s was refunded (%s held): every item was", o.status, fen(refunded), fen(t.TotalFen), fen(heldParts))
+			// A part WeChat failed keeps its goods (a person returns the
+			// money): the order stays in its status, flagged, even when
+			// the other parts returned the rest.
+			switch {
+			case refunded > 0 && refunded >= t.TotalFen:
+				c.fail(CheckMoney, no, "the order is %s but %s of its %s was refunded: every item was", o.status, fen(refunded), fen(t.TotalFen))
+			case refunded+heldParts > t.TotalFen:
+				c.fail(CheckMoney, no, "the order is %s; %s of its %s was refunded and %s is held for a person: more than was paid", o.status, fen(refunded), fen(t.TotalFen), fen(heldParts))
 			}
 			if o.txID != t.TransactionID {
 				c.fail(CheckMoney, no, "the order (%s) keeps transaction %q, WeChat took %s", o.status, o.txID, t.TransactionID)

@@ -634,6 +634,21 @@ func (st *checkState) addRefund(no, outRefundNo, refundStatus string, fen int64,
 }
 
 func TestCheckerHoldsPartRefunds(t *testing.T) {
+	// The last coffee's refund failed at WeChat: the order stays PAID,
+	// flagged, the coffee's money held for a person (seen in a chaos run).
+	failed := partsState()
+	failed.rows["parts"].flag = workflows.FlagRefundFailed
+	failed.flagged["parts"] = true
+	failed.addRefund("parts", "parts-R3", paysim.RefundAbnormal, 8800, map[int64]int64{pCoffee: 1})
+	rec := failed.records[slices.IndexFunc(failed.records, func(r *orderRecord) bool { return r.No == "parts" })]
+	rec.Parts = append(rec.Parts, partAsk{By: "admin", Items: map[int64]int64{pCoffee: 1}, Outcome: partAccepted,
+		OutRefundNo: "parts-R3", Fen: 8800, Goods: map[int64]int64{pCoffee: 1}})
+	if breaks := failed.run(); len(breaks) != 0 {
+		t.Fatalf("an order whose last part failed at WeChat, flagged, gave breaks:\n%s", breakLines(breaks))
+	}
+	if m := failed.r.Money; m.KeptFen != 17600+21600 || m.HeldFen != 5900+3900+8800 {
+		t.Errorf("money %+v: the failed part's coffee is held, nothing of the order kept", m)
+	}
 	st := partsState()
 	if breaks := st.run(); len(breaks) != 0 {
 		t.Fatalf("an order refunded in two parts, as it should be, gave breaks:\n%s", breakLines(breaks))
@@ -688,6 +703,11 @@ func TestCheckerNamesTheOrderOfABrokenPartRefund(t *testing.T) {
 			st.rows["parts"].status = "REFUNDED"
 			st.wf["parts"] = workflowFact{status: completed, orderStatus: "REFUNDED"}
 			setListed(st, "parts", completed, "REFUNDED")
+		}},
+		{"a part WeChat failed and the rest refunded, held for a person over the paid amount", CheckMoney, "more than was paid", func(st *checkState) {
+			st.rows["parts"].flag = workflows.FlagRefundFailed
+			st.flagged["parts"] = true
+			st.addRefund("parts", "parts-R3", paysim.RefundAbnormal, 8800+12800, map[int64]int64{pCoffee: 1, pTea: 1})
 		}},
 		{"a part WeChat failed, the order not flagged", CheckMoney, "nobody was told", func(st *checkState) {
 			st.addRefund("parts", "parts-R3", paysim.RefundAbnormal, 8800, map[int64]int64{pCoffee: 1})

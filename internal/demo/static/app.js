@@ -532,7 +532,9 @@ function stepText(o) {
         ? "The prepay is made. Play the payer, or cancel the order."
         : `Waiting for payment until ${clock(o.pay_deadline)}; after that the workflow closes it.`;
     case "PAID":
-      return "Paid: WeChat Pay confirmed it, and the workflow deducts the stock. The shop ships it next (“Ship as the shop”); until then you can ask for a refund.";
+      return o.refunded_fen
+        ? `Paid, ${yuan(o.refunded_fen)} of ${yuan(o.total_fen)} refunded: the rest is still the order's. Refund another item, or let the shop ship the rest.`
+        : "Paid: WeChat Pay confirmed it, and the workflow deducts the stock. The shop ships it next (“Ship as the shop”); until then you can ask for a refund, of everything or of one item (“Refund one”).";
     case "SHIPPED":
       return `Shipped${o.tracking_no ? " (tracking " + o.tracking_no + ")" : ""} and reported to WeChat. The buyer confirms receipt in WeChat; the order completes on WeChat's word.`;
     case "COMPLETED":

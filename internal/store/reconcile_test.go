@@ -379,7 +379,7 @@ func TestReconcileAttemptThatTimedOutCannotWriteTheReport(t *testing.T) {
 
 // An order the shop keeps with refunds of some of its items, which the
 // shop asked for and WeChat made, is no drift — each part matches its bill
-// row, and none is the whole payment.
+// row, and none refunded the whole payment.
 func TestReconcilePartRefundsOfAKeptOrderAreNoDrift(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := t.Context()
@@ -391,6 +391,14 @@ func TestReconcilePartRefundsOfAKeptOrderAreNoDrift(t *testing.T) {
 		r.billRefund("P-R1", "P", "txP", 1200, "SUCCESS", atHour(10))
 		r.refund("P-R2", "P", "txP", 8200, 17600, status.RefundSuccess, "rP2", atHour(11))
 		r.billRefund("P-R2", "P", "txP", 8200, "SUCCESS", atHour(11))
+		// A part for every item that WeChat could not make (ABNORMAL: the
+		// bill's CHANGE) leaves the order PAID, flagged for a person: the
+		// payment was not refunded, so the order keeping it is no drift.
+		r.order("Q", status.Paid, "txQ", 900)
+		r.payment("Q", "txQ", 900, atHour(9))
+		r.billPayment("Q", "txQ", 900, atHour(9))
+		r.refund("Q-R1", "Q", "txQ", 900, 900, status.RefundAbnormal, "rQ1", atHour(12))
+		r.billRefund("Q-R1", "Q", "txQ", 900, "CHANGE", atHour(12))
 		run, err := s.StartReconcileRun(ctx, oneDate, "reconcile-"+oneDate, "run-parts")
 		if err != nil {
 			t.Fatal(err)
@@ -409,7 +417,7 @@ func TestReconcilePartRefundsOfAKeptOrderAreNoDrift(t *testing.T) {
 			t.Fatal(err)
 		}
 		done, err := s.CompleteReconcileRun(ctx, run.ID, attempt, store.BillTotals{State: store.BillReady, SHA1: "cd", Rows: int64(len(r.rows)),
-			Payments: 1, PaymentFen: 17600, Refunds: 2, RefundFen: 9400}, day)
+			Payments: 2, PaymentFen: 18500, Refunds: 3, RefundFen: 10300}, day)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,8 +425,8 @@ func TestReconcilePartRefundsOfAKeptOrderAreNoDrift(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(counts) != 0 || done.Drift != 0 || done.MatchedRefunds != 2 || done.MatchedPayments != 1 {
-			t.Errorf("drift %v, run %+v; want none, both refunds matched", counts, done)
+		if len(counts) != 0 || done.Drift != 0 || done.MatchedRefunds != 3 || done.MatchedPayments != 2 {
+			t.Errorf("drift %v, run %+v; want none, every refund matched", counts, done)
 		}
 	})
 }

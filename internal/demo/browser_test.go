@@ -727,8 +727,16 @@ func demoCancelAndRefund(t *testing.T, b *browser, dev devStack, paidNo string) 
 		chromedp.WaitNotVisible(chromedp.CSS("#error")),
 	)
 
+	// The list is drawn again whenever an order in it moves, so the row's
+	// button is found and clicked in one go in the page (a node chromedp
+	// looked up can be gone by the time it clicks: "Could not find node").
+	openPaid := fmt.Sprintf(`#orders tr[data-order-no=%q] button`, paidNo)
 	b.step(t, "open the paid order and ask for a refund", 60*time.Second,
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#orders tr[data-order-no=%q] button`, paidNo))),
+		chromedp.WaitVisible(chromedp.CSS(openPaid)),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(document.querySelector(%q).click(), true)`, openPaid))(ctx, tg)
+			return err
+		}),
 		chromedp.WaitVisible(chromedp.CSS(`#order-status[data-status="PAID"]`)),
 		chromedp.SetValue(chromedp.CSS("#refund-reason"), "changed my mind"),
 		chromedp.Click(chromedp.CSS("#refund-btn")),

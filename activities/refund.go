@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 
 	"ordersaga/internal/status"
@@ -22,6 +25,7 @@ import (
 // funded, and the workflow bounds how long it waits. Other permanent answers
 // are non-retryable ErrTypeWechatRefused.
 func (a *Activities) RequestRefund(ctx context.Context, in workflows.RequestRefundInput) (workflows.RefundNotice, error) {
+	items := refundItems(in.Items)
 	row, err := a.Store.UpsertRefund(ctx, store.Refund{
 		OutRefundNo:   in.OutRefundNo,
 		OrderNo:       in.OrderNo,
@@ -29,12 +33,13 @@ func (a *Activities) RequestRefund(ctx context.Context, in workflows.RequestRefu
 		RefundFen:     in.RefundFen,
 		TotalFen:      in.TotalFen,
 		Reason:        in.Reason,
+		Items:         items,
 	})
 	if err != nil {
 		return workflows.RefundNotice{}, businessError(err)
 	}
 	if row.OrderNo != in.OrderNo || row.TransactionID != in.TransactionID ||
-		row.RefundFen != in.RefundFen || row.TotalFen != in.TotalFen {
+		row.RefundFen != in.RefundFen || row.TotalFen != in.TotalFen || !slices.Equal(row.Items, items) {
 		return workflows.RefundNotice{}, nonRetryable(workflows.ErrTypeInvalidOrder,
 			"out_refund_no %s is already a refund of %d/%d fen of order %s (transaction %q)",
 			row.OutRefundNo, row.RefundFen, row.TotalFen, row.OrderNo, row.TransactionID)
@@ -49,6 +54,12 @@ func (a *Activities) RequestRefund(ctx context.Context, in workflows.RequestRefu
 	}
 	if req.TransactionID == "" {
 		req.OutTradeNo = row.OrderNo
+	}
+	// A part refund says which goods it returns (goods_detail), from the
+	// row: a retry sends what the first attempt recorded.
+	for _, it := range row.Items {
+		req.Goods = append(req.Goods, wxpay.RefundGoods{MerchantGoodsID: strconv.FormatInt(it.ProductID, 10), Name: goodsName(it.Name),
+			UnitPriceFen: it.UnitPriceFen, RefundFen: it.UnitPriceFen * it.Quantity, Quantity: it.Quantity})
 	}
 	res, err := a.Pay.CreateRefund(ctx, req)
 	if err != nil {
@@ -70,6 +81,20 @@ func (a *Activities) RequestRefund(ctx context.Context, in workflows.RequestRefu
 		"refund_id", res.RefundID, "status", res.Status, "refund_fen", row.RefundFen)
 	return refundNotice(res), nil
 }
+
+// refundItems are a part refund's goods as the refund row keeps them (nil
+// for a whole order's refund).
+func refundItems(items []workflows.PricedItem) []store.RefundItem {
+	var out []store.RefundItem
+	for _, it := range items {
+		out = append(out, store.RefundItem{ProductID: it.ProductID, Name: it.Name, UnitPriceFen: it.UnitPriceFen, Quantity: it.Quantity})
+	}
+	return out
+}
+
+// goodsName fits a product name into goods_detail's goods_name (256
+// bytes), cut on a character boundary.
+func goodsName(name string) string { return wxpay.CutBytes(name, 256) }
 
 // refundReason fits the reason, shown to the payer, into WeChat's 80 bytes
 // (26 Chinese characters; the API takes longer reasons and the refund row
@@ -144,6 +169,9 @@ func (a *Activities) SettleRefund(ctx context.Context, in workflows.SettleRefund
 	}
 	failed := row.Status == status.RefundClosed || row.Status == status.RefundAbnormal
 
+	if in.Part {
+		return a.settlePart(ctx, in, row, failed, log)
+	}
 	if !in.OrderRefund {
 		if failed {
 			switch err := a.Store.FlagOrder(ctx, orderNo, workflows.FlagRefundFailed); {
@@ -169,10 +197,14 @@ func (a *Activities) SettleRefund(ctx context.Context, in workflows.SettleRefund
 				return workflows.OrderStatusResult{}, businessError(err)
 			}
 		}
+		refunded, err := a.Store.RecountRefunded(ctx, orderNo)
+		if err != nil {
+			return workflows.OrderStatusResult{}, businessError(err)
+		}
 		if changed {
 			log.Info("order refunded", "restore_stock", in.RestoreStock, "refund_fen", row.RefundFen)
 		}
-		return workflows.OrderStatusResult{Status: status.Order(o.Status)}, nil
+		return workflows.OrderStatusResult{Status: status.Order(o.Status), RefundedFen: refunded}, nil
 	case failed:
 		changed, o, err := a.Store.TransitionOrder(ctx, orderNo,
 			[]status.Order{status.Refunding}, status.RefundFailed,
@@ -190,6 +222,44 @@ func (a *Activities) SettleRefund(ctx context.Context, in workflows.SettleRefund
 	default:
 		return a.orderStatus(ctx, orderNo)
 	}
+}
+
+// settlePart records the result of a part refund of the order: its
+// status does not move the order's. SUCCESS recounts refunded_fen and, with
+// RestoreStock, puts the part's goods back — once per refund, by the
+// ledger; CLOSED or ABNORMAL flags the order REFUND_FAILED. Every step is
+// idempotent.
+func (a *Activities) settlePart(ctx context.Context, in workflows.SettleRefundInput, row store.Refund, failed bool, log *slog.Logger) (workflows.OrderStatusResult, error) {
+	switch {
+	case row.Status == status.RefundSuccess:
+		if in.RestoreStock {
+			var items []store.ItemQty
+			for _, it := range row.Items {
+				items = append(items, store.ItemQty{ProductID: it.ProductID, Quantity: it.Quantity})
+			}
+			if len(items) == 0 {
+				return workflows.OrderStatusResult{}, nonRetryable(workflows.ErrTypeInvalidOrder,
+					"refund %s of order %s has no goods to restore", row.OutRefundNo, in.OrderNo)
+			}
+			if err := a.Store.RestoreRefundStock(ctx, in.OrderNo, row.OutRefundNo, items); err != nil {
+				return workflows.OrderStatusResult{}, businessError(err)
+			}
+		}
+		refunded, err := a.Store.RecountRefunded(ctx, in.OrderNo)
+		if err != nil {
+			return workflows.OrderStatusResult{}, businessError(err)
+		}
+		log.Info("part refund succeeded", "refund_fen", row.RefundFen, "refunded_fen", refunded, "restore_stock", in.RestoreStock)
+		res, err := a.orderStatus(ctx, in.OrderNo)
+		res.RefundedFen = refunded
+		return res, err
+	case failed:
+		if err := a.Store.FlagOrder(ctx, in.OrderNo, workflows.FlagRefundFailed); err != nil {
+			return workflows.OrderStatusResult{}, businessError(err)
+		}
+		log.Error("part refund failed: needs a person", "flag", workflows.FlagRefundFailed, "refund_fen", row.RefundFen)
+	}
+	return a.orderStatus(ctx, in.OrderNo)
 }
 
 // orderStatus is the order's current status, "" when there is no such order.

@@ -101,7 +101,15 @@ func (s *server) actionFailed(c *gin.Context, a action, o store.Order, err error
 		if again, rerr := s.Store.GetOrder(c.Request.Context(), o.OrderNo); rerr == nil && slices.Contains(a.from, again.Status) {
 			status = http.StatusAccepted
 		}
-		s.respondOrder(c, status, o, nil)
+		var view *workflows.OrderView
+		if a.update == workflows.UpdateRequestRefund {
+			// A refund repeated under its key: the refund it made may be
+			// queued in the workflow and not asked of WeChat yet (no row).
+			if v, err := s.queryState(c.Request.Context(), o.OrderNo); err == nil {
+				view = &v
+			}
+		}
+		s.respondOrder(c, status, o, view)
 		return
 	}
 	if appErr, ok := applicationError(err); ok {
@@ -157,6 +165,11 @@ func (s *server) respondOrder(c *gin.Context, httpStatus int, o store.Order, vie
 	out := orderFromRow(o)
 	if view != nil && view.Status != "" && view.Status != status.Refused {
 		out.Status = string(view.Status)
+		out.RefundedFen = max(out.RefundedFen, view.RefundedFen)
+	}
+	if err := s.addRefunds(c.Request.Context(), &out, o, view); err != nil {
+		internalError(c, err)
+		return
 	}
 	c.JSON(httpStatus, out)
 }
@@ -237,18 +250,12 @@ func (s *server) cancelOrder(c *gin.Context) {
 	s.respondOrder(c, http.StatusOK, o, &view)
 }
 
-type refundRequest struct {
-	Reason string `json:"reason"`
-}
-
-// refundOrder refunds a PAID order in full at the user's request (before it
-// ships); the answer is the order REFUNDING, or later.
+// refundOrder refunds a PAID order at the user's request (before it
+// ships): in full, or the items asked (refunds.go). The answer is the order
+// with its refunds: REFUNDING or later for a whole refund, PAID with the
+// new refund QUEUED for some items.
 func (s *server) refundOrder(c *gin.Context) {
-	var req refundRequest
-	if !decodeOptionalJSON(c, &req) {
-		return
-	}
-	reason, ok := checkReason(c, req.Reason)
+	req, ok := refundArgs(c, workflows.ByUser)
 	if !ok {
 		return
 	}
@@ -256,7 +263,7 @@ func (s *server) refundOrder(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.runAction(c, actRefund, o, workflows.RefundRequest{By: workflows.ByUser, Reason: reason})
+	s.runAction(c, actRefund, o, req)
 }
 
 // confirmOrder marks a SHIPPED order COMPLETED: the user got the goods.

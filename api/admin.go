@@ -154,14 +154,15 @@ type paymentJSON struct {
 }
 
 type refundJSON struct {
-	OutRefundNo string    `json:"out_refund_no"`
-	RefundID    string    `json:"refund_id,omitempty"`
-	RefundFen   int64     `json:"refund_fen"`
-	TotalFen    int64     `json:"total_fen"`
-	Status      string    `json:"status"`
-	Reason      string    `json:"reason,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	OutRefundNo string     `json:"out_refund_no"`
+	RefundID    string     `json:"refund_id,omitempty"`
+	RefundFen   int64      `json:"refund_fen"`
+	TotalFen    int64      `json:"total_fen"`
+	Status      string     `json:"status"`
+	Reason      string     `json:"reason,omitempty"`
+	Items       []itemJSON `json:"items,omitempty"` // a part refund's goods
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
 }
 
 type adminOrderDetail struct {
@@ -208,8 +209,12 @@ func (s *server) adminGetOrder(c *gin.Context) {
 			AppID: p.AppID, MchID: p.MchID, SuccessTime: p.SuccessTime, CreatedAt: p.CreatedAt.UTC()})
 	}
 	for _, r := range refunds {
-		out.Refunds = append(out.Refunds, refundJSON{OutRefundNo: r.OutRefundNo, RefundID: r.RefundID, RefundFen: r.RefundFen, TotalFen: r.TotalFen,
-			Status: string(r.Status), Reason: r.Reason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()})
+		j := refundJSON{OutRefundNo: r.OutRefundNo, RefundID: r.RefundID, RefundFen: r.RefundFen, TotalFen: r.TotalFen,
+			Status: string(r.Status), Reason: r.Reason, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+		for _, it := range r.Items {
+			j.Items = append(j.Items, itemJSON{ProductID: it.ProductID, Name: it.Name, UnitPriceFen: it.UnitPriceFen, Quantity: it.Quantity})
+		}
+		out.Refunds = append(out.Refunds, j)
 	}
 	state, err := s.queryState(ctx, no)
 	if err != nil {
@@ -275,13 +280,10 @@ func (s *server) adminFlaggedOrders(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"orders": out})
 }
 
-// adminRefundOrder refunds a PAID or SHIPPED order in full.
+// adminRefundOrder refunds a PAID or SHIPPED order: in full, or the items
+// asked (refunds.go).
 func (s *server) adminRefundOrder(c *gin.Context) {
-	var req refundRequest
-	if !decodeOptionalJSON(c, &req) {
-		return
-	}
-	reason, ok := checkReason(c, req.Reason)
+	req, ok := refundArgs(c, workflows.ByAdmin)
 	if !ok {
 		return
 	}
@@ -289,7 +291,7 @@ func (s *server) adminRefundOrder(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.runAction(c, actRefund, o, workflows.RefundRequest{By: workflows.ByAdmin, Reason: reason})
+	s.runAction(c, actRefund, o, req)
 }
 
 func (s *server) adminOrder(c *gin.Context) (store.Order, bool) {

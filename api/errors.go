@@ -51,6 +51,9 @@ const (
 	// CodeWechatRefused: WeChat Pay refused the request for good (502);
 	// retrying the same request cannot help, a person should look.
 	CodeWechatRefused = workflows.ErrTypeWechatRefused
+	// CodeRefundExceedsOrder: a refund asks for goods the order does not
+	// have, or more than were bought or are left to refund (409).
+	CodeRefundExceedsOrder = workflows.ErrTypeRefundExceedsOrder
 )
 
 // errorCodes is every code the API answers with (login's are in login.go).
@@ -59,7 +62,7 @@ var errorCodes = []string{
 	CodeMethodNotAllowed, CodeOutOfStock, CodeUnknownProduct, CodeBodyTooLarge,
 	CodeUnavailable, CodeInternal, CodeRateLimited, CodeOrderLimitReached, CodeIdempotencyKeyReused,
 	CodeOrderNotPayable, CodeOrderNotCancellable, CodeOrderNotRefundable,
-	CodeOrderNotShippable, CodeOrderNotConfirmable, CodeWechatRefused,
+	CodeOrderNotShippable, CodeOrderNotConfirmable, CodeWechatRefused, CodeRefundExceedsOrder,
 	CodeInvalidLoginCode, CodeLoginBlocked,
 }
 
@@ -134,8 +137,11 @@ func workflowEnded(err error) bool {
 func refusalStatus(errType string) (status int, code string, ok bool) {
 	switch errType {
 	case workflows.ErrTypeNotPayable, workflows.ErrTypeNotCancellable, workflows.ErrTypeNotRefundable,
-		workflows.ErrTypeNotShippable, workflows.ErrTypeNotConfirmable, workflows.ErrTypeOutOfStock:
+		workflows.ErrTypeNotShippable, workflows.ErrTypeNotConfirmable, workflows.ErrTypeOutOfStock,
+		workflows.ErrTypeRefundExceedsOrder:
 		return http.StatusConflict, errType, true
+	case workflows.ErrTypeIdempotencyKeyReused:
+		return http.StatusConflict, CodeIdempotencyKeyReused, true
 	case workflows.ErrTypeUnknownProduct:
 		return http.StatusBadRequest, CodeUnknownProduct, true
 	case workflows.ErrTypeInvalidOrder:

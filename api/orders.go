@@ -57,6 +57,22 @@ type orderJSON struct {
 	ShippingAddress *workflows.ShippingAddress `json:"shipping_address,omitempty"`
 	// Shipment is how the order was shipped (logistics type, packages).
 	Shipment *shipmentJSON `json:"shipment,omitempty"`
+	// RefundedFen is what WeChat returned of the payment so far.
+	RefundedFen int64 `json:"refunded_fen"`
+	// Refunds are the order's refunds, each with its goods (none: the
+	// whole order), oldest first: in the single-order answers only.
+	Refunds []orderRefundJSON `json:"refunds,omitempty"`
+}
+
+// orderRefundJSON is one refund of an order as its owner sees it.
+type orderRefundJSON struct {
+	OutRefundNo string `json:"out_refund_no"`
+	RefundFen   int64  `json:"refund_fen"`
+	// Status is QUEUED (accepted, to be asked of WeChat), PROCESSING,
+	// SUCCESS, CLOSED or ABNORMAL.
+	Status string     `json:"status"`
+	Reason string     `json:"reason,omitempty"`
+	Items  []itemJSON `json:"items,omitempty"`
 }
 
 func orderFromRow(o store.Order) orderJSON {
@@ -65,6 +81,7 @@ func orderFromRow(o store.Order) orderJSON {
 		CreatedAt: o.CreatedAt.UTC(), PayDeadline: o.PayDeadline.UTC(), PaidAt: utc(o.PaidAt), ClosedAt: utc(o.ClosedAt),
 		ShippedAt: utc(o.ShippedAt), TrackingNo: o.TrackingNo, CompletedAt: utc(o.CompletedAt),
 		Items: make([]itemJSON, 0, len(o.Items)), ShippingAddress: shippingAddressJSON(o.ShipTo), Shipment: shipmentFromRow(o.Shipment),
+		RefundedFen: o.RefundedFen,
 	}
 	for _, it := range o.Items {
 		out.Items = append(out.Items, itemJSON{ProductID: it.ProductID, Name: it.Name, UnitPriceFen: it.UnitPriceFen, Quantity: it.Quantity})
@@ -391,7 +408,7 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 		StaticDetails: details,
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
 		OrderNo: orderNo, UserID: uid, Items: items, Address: address, ShippingAddress: shipTo,
-		PayTimeout: s.PayTimeout, AutoConfirm: s.AutoConfirm, AppID: s.AppID, MchID: s.MchID,
+		PayTimeout: s.PayTimeout, AutoConfirm: s.AutoConfirm, RefundInterval: s.RefundInterval, AppID: s.AppID, MchID: s.MchID,
 	})
 	handle, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
@@ -458,6 +475,10 @@ func (s *server) getOrder(c *gin.Context) {
 	}
 	out := orderFromRow(o)
 	if !sync {
+		if err := s.addRefunds(c.Request.Context(), &out, o, nil); err != nil {
+			internalError(c, err)
+			return
+		}
 		c.JSON(http.StatusOK, out)
 		return
 	}

@@ -45,6 +45,9 @@ type Deps struct {
 	PayTimeout time.Duration
 	// AutoConfirm is ORDER_AUTO_CONFIRM, handed to each new order's workflow.
 	AutoConfirm time.Duration
+	// RefundInterval is WECHATPAY_REFUND_INTERVAL, handed to each new
+	// order's workflow.
+	RefundInterval time.Duration
 	// AppID and MchID are the shop's mini-program and merchant (WECHAT_APPID,
 	// WECHATPAY_MCHID): each order's workflow checks its payment against them.
 	AppID, MchID string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -317,7 +318,7 @@ func TestRefundProcessingFor400DaysSettlesOnceAcrossRuns(t *testing.T) {
 		t.Errorf("flags %v, want REFUND_STALLED once", final.Flags)
 	}
 	// The state query sees one order, whichever run answers it.
-	if mid.Status != status.Refunding || !slices.Equal(mid.Transitions, final.Transitions[:2]) || !slices.Equal(mid.Refunds[:1], []RefundView{{
+	if mid.Status != status.Refunding || !slices.Equal(mid.Transitions, final.Transitions[:2]) || !reflect.DeepEqual(mid.Refunds[:1], []RefundView{{
 		OutRefundNo: OrderRefundNo(orderNo, 1), RefundFen: 17600, Status: string(status.RefundProcessing), Reason: final.Refunds[0].Reason,
 	}}) {
 		t.Errorf("state on day 200: %+v", mid)

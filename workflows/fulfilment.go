@@ -13,6 +13,18 @@ import (
 // stock ran out while it was being paid, its money returned — then shipping,
 // the user's confirmation or a refund.
 func (o *order) fulfil(ctx workflow.Context) error {
+	// Orders paid since this change refund in parts (parts.go). Decided
+	// here, in the first run, once the money is in (a continued run takes
+	// the answer from its state: Parts), not when the order starts: the
+	// first workflow task of an order already holds a dozen events, and
+	// Temporal keeps (writes to history) the next workflow task that
+	// rejects an update once its first one passed 10
+	// (history.discardSpeculativeWorkflowTaskMaximumEventsCount) — one more
+	// marker there, and a refused request would write to the order's
+	// history.
+	if refundsInParts(ctx) {
+		o.Parts = &PartRefunds{}
+	}
 	deducted, err := o.deductStock(ctx)
 	if err != nil {
 		return err
@@ -52,28 +64,36 @@ func (o *order) refundOverSold(ctx workflow.Context) error {
 // (awaitShippedAtWechat). Payments of other transactions that arrive
 // meanwhile are returned; WeChat's reminders to ship flag the order.
 func (o *order) awaitFulfilment(ctx workflow.Context) error {
-	for !o.Status.Terminal() {
+	for o.hasWorkLeft() {
 		// Between two steps, nothing under way: the wait may go on in a new run.
 		if err := o.budget.keepHistoryBudget(ctx, o); err != nil {
 			return err
 		}
 		var err error
+		// Part refunds (orders since ChangePartialRefunds) wake every wait
+		// with a result, a part queued meanwhile, or at their next
+		// deadline (partsNext).
+		partsNext := o.nextPartDeadline()
+		partsMoved := func() bool { return o.partResultIn() || !o.nextPartDeadline().Equal(partsNext) }
 		switch o.Status {
 		case status.Paid:
-			o.setWaiting(ctx, "Paid and stock deducted: waiting for the shop to ship (or a refund request)")
-			err = workflow.Await(ctx, func() bool {
-				return pending(o.RefundRequest) || pending(o.ShipRequest) || len(o.Inbox) > 0 || o.ShippingReminder != nil
-			})
+			o.setWaiting(ctx, o.withParts("Paid and stock deducted: waiting for the shop to ship (or a refund request)"))
+			err = awaitUntil(ctx, func() bool {
+				return pending(o.RefundRequest) || pending(o.ShipRequest) || len(o.Inbox) > 0 || o.ShippingReminder != nil ||
+					partsMoved()
+			}, partsNext, o.partTimerSummary())
 		case status.Shipped:
 			if o.reportsToWechat() {
 				err = o.awaitShippedAtWechat(ctx)
 				break
 			}
-			o.setWaiting(ctx, fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.Input.AutoConfirm)))
-			err = workflow.Await(ctx, func() bool {
+			o.setWaiting(ctx, o.withParts(fmt.Sprintf("Shipped: waiting for the user to confirm receipt (completes by itself %s after shipping)", human(o.Input.AutoConfirm))))
+			err = awaitUntil(ctx, func() bool {
 				return pending(o.RefundRequest) || pending(o.ConfirmRequest) || o.autoConfirm.IsReady() || len(o.Inbox) > 0 ||
-					o.WechatSettlement != nil || o.ShippingReminder != nil
-			})
+					o.WechatSettlement != nil || o.ShippingReminder != nil || partsMoved()
+			}, partsNext, o.partTimerSummary())
+		case status.Completed:
+			err = o.awaitRefundsAndAfterSales(ctx)
 		default:
 			return fmt.Errorf("order %s is %s after payment: no way forward", o.Input.OrderNo, o.Status)
 		}
@@ -85,6 +105,10 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 		// Each step's transition decides the requests it answers (setStatus).
 		shipped := o.Status == status.Shipped
 		switch {
+		case o.partDue(workflow.Now(ctx)):
+			// Money going back goes first: its outcome is recorded, and the
+			// next refund asked, before the order moves on.
+			err = o.partStep(ctx)
 		case pending(o.RefundRequest):
 			// Goods that have not left the shop go back on the shelf.
 			restock := o.Status == status.Paid
@@ -99,7 +123,7 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping", human(o.Input.AutoConfirm)))
 		case shipped && o.reportsToWechat() && o.autoCompleteDue(workflow.Now(ctx)):
 			err = o.complete(ctx, fmt.Sprintf("no word from the user %s after shipping (WeChat does not manage the shop's shipping)", human(o.Input.AutoConfirm)))
-		case o.ShippingReminder != nil:
+		case o.ShippingReminder != nil && !o.Status.Terminal():
 			err = o.takeReminder(ctx)
 		}
 		if err != nil {

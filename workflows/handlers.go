@@ -61,7 +61,7 @@ func (o *order) registerHandlers(ctx workflow.Context) error {
 		{UpdateSync, o.sync, workflow.UpdateHandlerOptions{
 			Validator: o.validateSync, Description: "asks WeChat now whether a PENDING order was paid"}},
 		{UpdateRequestRefund, o.handleRefund, workflow.UpdateHandlerOptions{
-			Validator: o.validateRefund, Description: "refunds a paid order in full"}},
+			Validator: o.validateRefund, Description: "refunds a paid order, in full or some of its items"}},
 		{UpdateShip, o.handleShip, workflow.UpdateHandlerOptions{
 			Validator: o.validateShip, Description: "marks a PAID order SHIPPED"}},
 		{UpdateConfirm, o.handleConfirm, workflow.UpdateHandlerOptions{
@@ -161,10 +161,22 @@ func (o *order) validateRefund(ctx workflow.Context, req RefundRequest) error {
 		// writes nothing (ErrTypeAlreadyRequested).
 		return refuse(ErrTypeAlreadyRequested, "order %s is %s", o.Input.OrderNo, o.Status)
 	}
-	return o.refundRefusal(req.By).err()
+	if err := o.refundRefusal(req.By).err(); err != nil {
+		return err
+	}
+	if o.inParts() {
+		return o.validateParts(req)
+	}
+	if len(req.Items) > 0 {
+		return refuse(ErrTypeNotRefundable, "order %s was placed before refunds of some items: it is refunded in full (no items)", o.Input.OrderNo)
+	}
+	return nil
 }
 
 func (o *order) handleRefund(ctx workflow.Context, req RefundRequest) (OrderView, error) {
+	if o.inParts() {
+		return o.handlePartsRefund(ctx, req)
+	}
 	if o.Status == status.Refunding || o.Status == status.Refunded {
 		return o.view(), nil
 	}

@@ -28,8 +28,9 @@ const (
 	// UpdateSync asks WeChat now (at most once per SyncInterval) whether a
 	// PENDING order was paid and applies the answer (SyncResult).
 	UpdateSync = "sync"
-	// UpdateRequestRefund refunds a paid order in full (RefundRequest): the
-	// user before shipping, an admin before or after.
+	// UpdateRequestRefund refunds a paid order (RefundRequest): in full, or
+	// — since ChangePartialRefunds — some of its items; the user before
+	// shipping, an admin before or after.
 	UpdateRequestRefund = "request_refund"
 	// UpdateShip marks a PAID order SHIPPED (admin; ShipRequest).
 	UpdateShip = "ship"
@@ -108,6 +109,14 @@ const (
 	// one workflow (history.maxTotalUpdates) that the order's later steps
 	// (ship, refund) need.
 	ErrTypeAlreadyRequested = "ALREADY_REQUESTED"
+	// ErrTypeRefundExceedsOrder: a refund asks for goods the order does not
+	// have, or more of them than were bought or are left to refund (a
+	// refund queued, asked or failed keeps its quantity: nothing is
+	// refunded twice).
+	ErrTypeRefundExceedsOrder = "REFUND_EXCEEDS_ORDER"
+	// ErrTypeIdempotencyKeyReused: a refund request under an
+	// Idempotency-Key that already made a refund of other goods.
+	ErrTypeIdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
 
 	// WeChat Pay failures as the workflow sees them.
 	// ErrTypeWechatRefused: WeChat answered a permanent error (4xx other than
@@ -159,6 +168,9 @@ var (
 	AttrOrderStatus    = temporal.NewSearchAttributeKeyKeyword("OrderStatus")
 	AttrOrderUserID    = temporal.NewSearchAttributeKeyKeyword("OrderUserID")
 	AttrOrderAmountFen = temporal.NewSearchAttributeKeyInt64("OrderAmountFen")
+	// AttrOrderRefundedFen is what WeChat returned of the order's payment
+	// (orders since ChangePartialRefunds).
+	AttrOrderRefundedFen = temporal.NewSearchAttributeKeyInt64("OrderRefundedFen")
 )
 
 // SearchAttributes is what a Temporal namespace must have registered for the
@@ -166,9 +178,10 @@ var (
 // `temporal operator search-attribute create`).
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	return map[string]enumspb.IndexedValueType{
-		AttrOrderNo.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrOrderStatus.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrOrderUserID.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		AttrOrderAmountFen.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
+		AttrOrderNo.GetName():          enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		AttrOrderStatus.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		AttrOrderUserID.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		AttrOrderAmountFen.GetName():   enumspb.INDEXED_VALUE_TYPE_INT,
+		AttrOrderRefundedFen.GetName(): enumspb.INDEXED_VALUE_TYPE_INT,
 	}
 }

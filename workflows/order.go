@@ -80,12 +80,13 @@ func (o *order) resume(ctx workflow.Context) error {
 	switch {
 	case o.Status == status.Refunding && o.WechatRefunds.Awaiting != nil:
 		return o.finishRefund(ctx)
-	case o.Status == status.Paid || o.Status == status.Shipped:
+	case o.Status == status.Paid || o.Status == status.Shipped || o.hasWorkLeft():
 		if o.Status == status.Shipped && !o.reportsToWechat() {
 			// The old path's timer died with the last run; the
 			// shipping-management path waits for deadlines in its state.
 			o.armAutoConfirm(ctx)
 		}
+		// (A completed order's part refunds still under way go on too.)
 		return o.awaitFulfilment(ctx)
 	}
 	return fmt.Errorf("order %s continued as %s: no way forward", o.Input.OrderNo, o.Status)
@@ -259,10 +260,17 @@ func (o *order) view() OrderView {
 		CreatedAt:     o.Created.CreatedAt,
 		TransactionID: o.TransactionID,
 		Refunds:       append([]RefundView(nil), o.Refunds...),
+		RefundedFen:   o.refundedFen(),
+		RefundedItems: o.refundedItems(),
 		Flags:         append([]string(nil), o.Flags...),
 		Transitions:   append([]Transition(nil), o.Transitions...),
 		Waiting:       o.Waiting,
 		Wechat:        o.wechatView(),
+	}
+	if o.Parts != nil {
+		for _, p := range o.Parts.Parts {
+			v.Refunds = append(v.Refunds, p.view())
+		}
 	}
 	if o.Refusal != nil {
 		v.RefusalType, v.RefusalMessage = o.Refusal.Type, o.Refusal.Message

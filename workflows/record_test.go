@@ -346,6 +346,26 @@ var recordings = []struct {
 		r.buyerConfirmsInWechat(no)
 		return r.ended("shipped-in-wechat-continued", no, status.Completed)
 	}},
+	// Refunds of some items (ChangePartialRefunds): one of two mugs, then
+	// the other (REFUNDED in two refunds, a second apart); and one of two
+	// refunded before the order ships and completes.
+	{"part-refunds-then-refunded", time.Minute, 0, false, func(r *recorder) map[string]string {
+		no := r.paidOrderOf(2)
+		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser, Reason: "one is chipped",
+			Items: []workflows.RefundItem{{ProductID: r.product.ID, Quantity: 1}}})
+		r.refunded(no, r.product.PriceFen)
+		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByAdmin, Reason: "the other too"})
+		return r.ended("part-refunds-then-refunded", no, status.Refunded)
+	}},
+	{"part-refund-then-completed", time.Minute, 0, false, func(r *recorder) map[string]string {
+		no := r.paidOrderOf(2)
+		r.update(no, workflows.UpdateRequestRefund, workflows.RefundRequest{By: workflows.ByUser,
+			Items: []workflows.RefundItem{{ProductID: r.product.ID, Quantity: 1}}})
+		r.refunded(no, r.product.PriceFen)
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF4000000001"})
+		r.update(no, workflows.UpdateConfirm, nil)
+		return r.ended("part-refund-then-completed", no, status.Completed)
+	}},
 	// An order the workers of before workflows.ChangeHistoryBudget ran past
 	// its budget (beforeTheBudget), continued as new by the first check a
 	// worker with the change made live: its first run holds both.
@@ -440,7 +460,7 @@ func (r *recorder) place(quantity int64) (string, error) {
 			workflows.AttrOrderUserID.ValueSet(strconv.FormatInt(r.uid, 10))),
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
 		OrderNo: no, UserID: r.uid, Items: []workflows.Item{{ProductID: r.product.ID, Quantity: quantity}},
-		PayTimeout: r.env.Config.OrderPayTimeout, AutoConfirm: r.env.Config.OrderAutoConfirm,
+		PayTimeout: r.env.Config.OrderPayTimeout, AutoConfirm: r.env.Config.OrderAutoConfirm, RefundInterval: r.env.Config.RefundInterval,
 		AppID: r.env.Config.WechatAppID, MchID: r.env.Config.PayMchID,
 	})
 	h, err := r.env.Temporal.UpdateWithStartWorkflow(r.ctx, client.UpdateWithStartWorkflowOptions{
@@ -488,6 +508,23 @@ func (r *recorder) payerPays(no string) paysim.TransactionView {
 		r.t.Fatalf("pay %s at the simulator: %v", no, err)
 	}
 	return tx
+}
+
+// paidOrderOf is a paid order of quantity mugs.
+func (r *recorder) paidOrderOf(quantity int64) string {
+	no := r.mustPlace(quantity)
+	r.update(no, workflows.UpdatePay, nil)
+	r.payerPays(no)
+	r.waitStatus(no, status.Paid)
+	return no
+}
+
+// refunded waits until WeChat returned fen of the order (its state).
+func (r *recorder) refunded(no string, fen int64) {
+	testenv.Eventually(r.t, time.Minute, fmt.Sprintf("order %s refunded %d fen", no, fen), func() (bool, string) {
+		v := r.state(no)
+		return v.RefundedFen == fen, fmt.Sprint(v.RefundedFen)
+	})
 }
 
 func (r *recorder) paidOrder() string {

@@ -33,6 +33,7 @@ var recordedVersions = []string{
 	"local-db",        // workflows.ChangeLocalDB: the busy path's database steps as local activities
 	"history-budget",  // workflows.ChangeHistoryBudget: long waits continue as new, refund polling slows
 	"wechat-shipping", // workflows.ChangeWechatShipping: shipments reported to WeChat, completion on its word
+	"partial-refunds", // workflows.ChangePartialRefunds: refunds of some items, each its own step
 }
 
 // recordVersion is the version TestRecordHistories records (the newest).
@@ -87,6 +88,10 @@ var recordedPaths = []struct{ name, since string }{
 	// confirmed, and the run that completed on WeChat's settlement event.
 	{"shipped-in-wechat-continued-first-run", "wechat-shipping"},
 	{"shipped-in-wechat-continued", "wechat-shipping"},
+	// Refunds of some items: two parts (REFUNDED), and one part before the
+	// order ships and completes.
+	{"part-refunds-then-refunded", "partial-refunds"},
+	{"part-refund-then-completed", "partial-refunds"},
 }
 
 // (The USERPAYING grace is not recorded: the simulator, like WeChat, closes

@@ -286,20 +286,30 @@ func (o *order) nextWechatDeadline() time.Time {
 // NextAskAt, Asks, Reminded).
 func (o *order) awaitShippedAtWechat(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
+	refunding := pending(o.RefundRequest) || o.partDue(now)
 	switch {
-	case o.uploadDue(now) && !pending(o.RefundRequest):
+	case o.uploadDue(now) && !refunding:
 		// (A refund asked for meanwhile goes first: a busy WeChat must not
 		// hold the money back for a round.)
 		return o.uploadShipment(ctx)
-	case o.askDue(now) && !pending(o.ConfirmRequest) && !pending(o.RefundRequest) && o.WechatSettlement == nil:
+	case o.askDue(now) && !pending(o.ConfirmRequest) && !refunding && o.WechatSettlement == nil:
 		return o.askRound(ctx)
 	}
-	o.setWaiting(ctx, o.shippedWaiting())
+	o.setWaiting(ctx, o.withParts(o.shippedWaiting()))
+	partsNext := o.nextPartDeadline()
 	cond := func() bool {
 		return pending(o.RefundRequest) || pending(o.ConfirmRequest) || len(o.Inbox) > 0 ||
-			o.WechatSettlement != nil || o.ShippingReminder != nil
+			o.WechatSettlement != nil || o.ShippingReminder != nil ||
+			o.partResultIn() || !o.nextPartDeadline().Equal(partsNext)
 	}
 	next := o.nextWechatDeadline()
+	summary := ""
+	if parts := o.nextPartDeadline(); !parts.IsZero() && (next.IsZero() || parts.Before(next)) {
+		next, summary = parts, o.partTimerSummary()
+	}
+	if summary == "" && !next.IsZero() {
+		summary = o.shippedTimerSummary(next)
+	}
 	if next.IsZero() || cond() {
 		return workflow.Await(ctx, cond)
 	}
@@ -311,7 +321,7 @@ func (o *order) awaitShippedAtWechat(ctx workflow.Context) error {
 	timerCtx, cancelTimer := workflow.WithCancel(ctx)
 	defer cancelTimer()
 	timer := workflow.NewTimerWithOptions(timerCtx, max(next.Sub(now), time.Millisecond),
-		workflow.TimerOptions{Summary: o.shippedTimerSummary(next)})
+		workflow.TimerOptions{Summary: summary})
 	return workflow.Await(ctx, func() bool { return cond() || timer.IsReady() })
 }
 
@@ -488,6 +498,12 @@ func (o *order) refundedAtWechat(ctx workflow.Context) error {
 		return nil
 	}
 	w.StoppedAsking = true
+	if o.partsCoverPayment() {
+		// WeChat says "refunded" once the whole payment went back: this
+		// order's own part refunds did it, and their results settle it.
+		o.logger.Info("WeChat's shipping management says the payment was refunded: by this order's part refunds")
+		return nil
+	}
 	return o.flag(ctx, FlagUnexpectedRefund, "WeChat's shipping management says payment "+o.TransactionID+" was refunded, but this order refunded nothing")
 }
 

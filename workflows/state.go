@@ -52,6 +52,9 @@ type OrderState struct {
 	RestoreStock  bool          `json:"restore_stock,omitempty"`
 	Refunds       []RefundView  `json:"refunds,omitempty"`
 	WechatRefunds WechatRefunds `json:"wechat_refunds"` // their results, and the one awaited now
+	// Parts are the order's part refunds (parts.go): the path of orders
+	// started since ChangePartialRefunds (nil before: one full refund).
+	Parts *PartRefunds `json:"parts,omitempty"`
 
 	// WeChat's shipping management (shipping.go): the path of orders
 	// started since ChangeWechatShipping (nil before), and the events

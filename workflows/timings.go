@@ -54,3 +54,16 @@ const (
 	shippingAskFor = 10 * time.Minute
 	shippingAskMax = 2 * 24 * time.Hour
 )
+
+// Part refunds (ChangePartialRefunds). One request round retries WeChat's
+// busy answers (FREQUENCY_LIMITED, NOT_ENOUGH, 5xx) for refundAskRound,
+// with the same out_refund_no; a failed round is tried again after
+// refundAskRetryFirst, doubling to refundAskRetryMax, until
+// refundRequestFor has passed since the first (then the part FAILED, for
+// a person) — the main loop is never held for longer than a round. A
+// question about a refund is bounded the same.
+const (
+	refundAskRound      = 10 * time.Minute
+	refundAskRetryFirst = time.Minute
+	refundAskRetryMax   = time.Hour
+)

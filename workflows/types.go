@@ -64,6 +64,11 @@ type OrderInput struct {
 	// AutoConfirm is ORDER_AUTO_CONFIRM when the order was placed: how long
 	// after shipping the order completes by itself. 0 means 7 days.
 	AutoConfirm time.Duration `json:"auto_confirm,omitempty"`
+	// RefundInterval is WECHATPAY_REFUND_INTERVAL when the order was
+	// placed: the least time between two refund requests of its payment
+	// (WeChat answers FREQUENCY_LIMITED to a second within a minute). 0
+	// means DefaultRefundInterval.
+	RefundInterval time.Duration `json:"refund_interval,omitempty"`
 	// AppID and MchID are the shop's mini-program and merchant: a payment
 	// reported for this order under any other is not this order's money.
 	AppID string `json:"app_id"`
@@ -77,6 +82,10 @@ type OrderInput struct {
 // DefaultAutoConfirm is how long after shipping an order completes by itself
 // when OrderInput.AutoConfirm is 0.
 const DefaultAutoConfirm = 7 * 24 * time.Hour
+
+// DefaultRefundInterval is the least time between two refund requests of
+// one payment when OrderInput.RefundInterval is 0: WeChat's minute.
+const DefaultRefundInterval = time.Minute
 
 // PricedItem is an order line priced from the database.
 type PricedItem struct {
@@ -118,6 +127,9 @@ type CloseOrderInput struct {
 // (CloseOrder, MarkPaid, SetOrderStatus, SettleRefund).
 type OrderStatusResult struct {
 	Status status.Order `json:"status"`
+	// RefundedFen is the order row's refunded_fen after SettleRefund (the
+	// other activities leave it 0).
+	RefundedFen int64 `json:"refunded_fen,omitempty"`
 }
 
 // PayParams are the five arguments of wx.requestPayment, named as WeChat
@@ -185,6 +197,20 @@ func (r RefundNotice) Final() bool { return r.Status.Final() }
 type RefundRequest struct {
 	By     string `json:"by"` // ByUser or ByAdmin
 	Reason string `json:"reason,omitempty"`
+	// Items are the goods to refund (orders since ChangePartialRefunds);
+	// none: everything not refunded yet.
+	Items []RefundItem `json:"items,omitempty"`
+	// IdempotencyKey names the client's request (the API's
+	// Idempotency-Key header): a request repeated under it is the refund
+	// it made, never a second one.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// RefundItem is one product of an order and how many of it a refund
+// returns.
+type RefundItem struct {
+	ProductID int64 `json:"product_id"`
+	Quantity  int64 `json:"quantity"`
 }
 
 // Logistics types of a shipment (ShipRequest.LogisticsType): WeChat's four.
@@ -226,6 +252,10 @@ type RequestRefundInput struct {
 	RefundFen     int64  `json:"refund_fen"`
 	TotalFen      int64  `json:"total_fen"`
 	Reason        string `json:"reason"`
+	// Items are a part refund's goods, priced as the order was (WeChat's
+	// goods_detail; RefundFen is their sum). None for a whole order's
+	// refund and a stray payment's.
+	Items []PricedItem `json:"items,omitempty"`
 }
 
 // SettleRefundInput is the SettleRefund activity's input: record the
@@ -236,8 +266,15 @@ type SettleRefundInput struct {
 	// OrderRefund is false for a stray payment's refund: the order's status
 	// is not this refund's business.
 	OrderRefund bool `json:"order_refund"`
-	// RestoreStock puts the order's deducted stock back (refund before shipping).
+	// RestoreStock puts the order's deducted stock back (refund before
+	// shipping): all of it, or a part refund's Items.
 	RestoreStock bool `json:"restore_stock"`
+	// Part: a part refund of the order (ChangePartialRefunds). Its status
+	// does not move the order's; its success adds to refunded_fen, and
+	// with RestoreStock its Items go back to stock, once per refund. A
+	// failed part flags the order REFUND_FAILED.
+	Part  bool         `json:"part,omitempty"`
+	Items []PricedItem `json:"items,omitempty"`
 }
 
 // SetOrderStatusInput is the SetOrderStatus activity's input: one
@@ -301,8 +338,14 @@ type Transition struct {
 type RefundView struct {
 	OutRefundNo string `json:"out_refund_no"`
 	RefundFen   int64  `json:"refund_fen"`
-	Status      string `json:"status"`
-	Reason      string `json:"reason"`
+	// Status is QUEUED (a part not asked of WeChat yet), PROCESSING, or
+	// WeChat's final status (SUCCESS, CLOSED, ABNORMAL).
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+	// Items are a part refund's goods (none: the whole order).
+	Items []PricedItem `json:"items,omitempty"`
+	// AfterSaleID is the after-sale that made the refund ("" for none).
+	AfterSaleID string `json:"after_sale_id,omitempty"`
 }
 
 // OrderView is the workflow's view of its order: the answer of the create,
@@ -317,6 +360,10 @@ type OrderView struct {
 	CreatedAt     time.Time    `json:"created_at"`
 	TransactionID string       `json:"transaction_id,omitempty"`
 	Refunds       []RefundView `json:"refunds,omitempty"`
+	// RefundedFen is what WeChat returned of the payment so far;
+	// RefundedItems how many of each product (part refunds).
+	RefundedFen   int64        `json:"refunded_fen,omitempty"`
+	RefundedItems []RefundItem `json:"refunded_items,omitempty"`
 	Flags         []string     `json:"flags,omitempty"`
 	Transitions   []Transition `json:"transitions,omitempty"`
 	// Waiting says what the order waits for now (the same text as the
@@ -358,10 +405,10 @@ type StrayPaymentView struct {
 	Status      string        `json:"status"` // EXAMINING, REFUNDING, REFUNDED, REFUND_FAILED, KEPT, IGNORED
 }
 
-// OrderRefundNo is the out_refund_no of an order's n-th full refund (n from
-// 1): deterministic, so a retried request never refunds twice. (An order is
-// refunded once, so n is 1 today; the number leaves room for partial
-// refunds without a change of format.)
+// OrderRefundNo is the out_refund_no of an order's n-th refund (n from 1):
+// deterministic, so a retried request never refunds twice. An order of
+// before ChangePartialRefunds is refunded once (n is 1); one since numbers
+// its part refunds in the order they were accepted.
 func OrderRefundNo(orderNo string, n int) string {
 	return orderNo + "-R" + strconv.Itoa(n)
 }

@@ -117,3 +117,21 @@ func keepsHistoryBudgetFromNow(ctx workflow.Context) bool {
 	change := fmt.Sprintf("%s@%d", ChangeHistoryBudget, workflow.GetInfo(ctx).GetCurrentHistoryLength())
 	return workflow.GetVersion(ctx, change, workflow.DefaultVersion, 1) >= 1
 }
+
+// ChangePartialRefunds (2026-12-08, issue 18): an order refunds some of its
+// items, each refund its own part (PartRefunds) asked of WeChat one after
+// another, at least OrderInput.RefundInterval apart, and driven by the
+// main loop as steps with deadlines in the state; the order stays in its
+// status with refunded_fen until every item was refunded (REFUNDED). A
+// request decided before no longer answers a later one. Asked once, in the
+// order's first run, when it is paid (fulfil; see there why not at its
+// start): orders paid before take the single full refund to their end. A
+// continued run takes the answer from its state (OrderState.Parts set: the
+// new path), as ChangeWechatShipping.
+const ChangePartialRefunds = "partial-refunds"
+
+// refundsInParts reports whether this order refunds in parts
+// (ChangePartialRefunds).
+func refundsInParts(ctx workflow.Context) bool {
+	return workflow.GetVersion(ctx, ChangePartialRefunds, workflow.DefaultVersion, 1) >= 1
+}

@@ -37,6 +37,11 @@ func (o *order) publish(ctx workflow.Context) {
 	if o.Status != status.Refused {
 		updates = append(updates, AttrOrderAmountFen.ValueSet(o.Created.TotalFen))
 	}
+	if o.inParts() && o.Status != status.Refused {
+		// Only orders since ChangePartialRefunds: the histories of before
+		// replay their upserts as they were.
+		updates = append(updates, AttrOrderRefundedFen.ValueSet(o.refundedFen()))
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		o.logger.Warn("upsert search attributes", "error", err)
 	}
@@ -52,6 +57,9 @@ func (o *order) setWaiting(ctx workflow.Context, what string) {
 
 func (o *order) showDetails(ctx workflow.Context) {
 	details := fmt.Sprintf("**%s** · %s", o.Status, yuan(o.Created.TotalFen))
+	if fen := o.refundedFen(); fen > 0 && o.inParts() {
+		details = fmt.Sprintf("**%s** · %s of %s refunded", o.Status, yuan(fen), yuan(o.Created.TotalFen))
+	}
 	if o.TransactionID != "" {
 		details += " · WeChat transaction " + o.TransactionID
 	}

@@ -30,6 +30,10 @@ type world struct {
 	price    map[int64]int64
 	orders   map[string]*shopOrder
 	restored map[string]int // order → RestoreStock runs that restored something
+	// partRestored: part refund → its goods were put back (once).
+	partRestored map[string]bool
+	// refunded is what the shop's row says was refunded, by order.
+	refunded map[string]int64
 
 	// WeChat Pay.
 	trades  map[string]*trade
@@ -100,6 +104,7 @@ type wxRefund struct {
 	no, txID, orderNo string
 	amount            int64
 	status            status.Refund
+	items             []PricedItem // goods_detail
 }
 
 const (
@@ -109,16 +114,18 @@ const (
 
 func newWorld() *world {
 	return &world{
-		stock:       map[int64]int64{1: 10, 2: 5},
-		price:       map[int64]int64{1: 8800, 2: 3900},
-		orders:      map[string]*shopOrder{},
-		restored:    map[string]int{},
-		trades:      map[string]*trade{},
-		refunds:     map[string]*wxRefund{},
-		closeOnPaid: "refuse",
-		failures:    map[string][]error{},
-		calls:       map[string][]any{},
-		wxOrders:    map[string]*wxShipping{},
+		stock:        map[int64]int64{1: 10, 2: 5},
+		price:        map[int64]int64{1: 8800, 2: 3900},
+		orders:       map[string]*shopOrder{},
+		restored:     map[string]int{},
+		partRestored: map[string]bool{},
+		refunded:     map[string]int64{},
+		trades:       map[string]*trade{},
+		refunds:      map[string]*wxRefund{},
+		closeOnPaid:  "refuse",
+		failures:     map[string][]error{},
+		calls:        map[string][]any{},
+		wxOrders:     map[string]*wxShipping{},
 	}
 }
 
@@ -425,7 +432,7 @@ func (w *world) requestRefund(_ context.Context, in RequestRefundInput) (RefundN
 	}
 	r := w.refunds[in.OutRefundNo]
 	if r == nil {
-		r = &wxRefund{no: in.OutRefundNo, txID: in.TransactionID, orderNo: in.OrderNo, amount: in.RefundFen, status: status.RefundProcessing}
+		r = &wxRefund{no: in.OutRefundNo, txID: in.TransactionID, orderNo: in.OrderNo, amount: in.RefundFen, status: status.RefundProcessing, items: in.Items}
 		w.refunds[in.OutRefundNo] = r
 		if t := w.trades[in.OrderNo]; t != nil && t.txID == in.TransactionID {
 			t.state = TradeRefund
@@ -468,6 +475,24 @@ func (w *world) settleRefund(_ context.Context, in SettleRefundInput) (OrderStat
 	o := w.orders[in.OrderNo]
 	if !in.OrderRefund || o == nil {
 		return OrderStatusResult{}, nil
+	}
+	if in.Part {
+		// The refund row decides: a part counts once, whatever the report.
+		if r := w.refunds[in.Refund.OutRefundNo]; r != nil && r.status == status.RefundSuccess && !w.partRestored[r.no+"/counted"] {
+			w.partRestored[r.no+"/counted"] = true
+			w.refunded[in.OrderNo] += r.amount
+		}
+		if !in.Refund.Status.Final() || in.Refund.Status != status.RefundSuccess {
+			if in.Refund.Status.Final() && !slices.Contains(o.flags, FlagRefundFailed) {
+				o.flags = append(o.flags, FlagRefundFailed)
+			}
+		} else if in.RestoreStock && o.deducted && !w.partRestored[in.Refund.OutRefundNo] {
+			for _, it := range in.Items {
+				w.stock[it.ProductID] += it.Quantity
+			}
+			w.partRestored[in.Refund.OutRefundNo] = true
+		}
+		return OrderStatusResult{Status: o.status, RefundedFen: w.refunded[in.OrderNo]}, nil
 	}
 	if o.status == status.Refunding {
 		if in.Refund.Status == status.RefundSuccess {

@@ -2,7 +2,8 @@
 # One-shot job (temporalio/admin-tools image), run once the Temporal frontend
 # accepts connections: wait until the cluster is healthy, create the namespace
 # if it does not exist, and register the custom search attributes the order
-# workflows upsert (OrderNo, OrderStatus, OrderUserID, OrderAmountFen).
+# workflows upsert (OrderNo, OrderStatus, OrderUserID, OrderAmountFen,
+# OrderRefundedFen).
 # Idempotent: an existing namespace or search attribute is left as it is.
 #
 # Environment:

@@ -132,6 +132,7 @@ func NewAPIHandler(cfg config.Config, st *store.Store, tc client.Client, reg *pr
 		AdminToken:     cfg.AdminToken,
 		PayTimeout:     cfg.OrderPayTimeout,
 		AutoConfirm:    cfg.OrderAutoConfirm,
+		RefundInterval: cfg.RefundInterval,
 		AppID:          cfg.WechatAppID,
 		MchID:          cfg.PayMchID,
 		Notify:         notify,

@@ -85,6 +85,8 @@ func RunDev(ctx context.Context, cfg config.Config, opts DevOptions, log *slog.L
 	simOpts.Logger = log.With("component", "paysim")
 	// `ordersaga reconcile -date <today>` works at once in dev.
 	simOpts.BillsImmediate = true
+	// WeChat's minute between two refunds of a payment, as the orders keep it.
+	simOpts.RefundInterval = cfg.RefundInterval
 	sim := paysim.New(simOpts)
 	defer sim.Close()
 

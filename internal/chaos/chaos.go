@@ -218,6 +218,9 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 	simOpts.LoginSecret = chaosAppSecret
 	simOpts.NotifyScale = o.NotifyScale
 	simOpts.RefundDelay = o.RefundDelay
+	// The same gap as the stack's: its refunds of one order come that far
+	// apart, and FREQUENCY_LIMITED is still answered to one that does not.
+	simOpts.RefundInterval = o.RefundInterval
 	simOpts.BillsImmediate = true // the run's day is reconciled when it settles
 	// Shipping management: the shipping events go to the API; WeChat
 	// confirms receipt by itself ORDER_AUTO_CONFIRM after a shipment (the
@@ -245,16 +248,17 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 
 	h.adminToken = "chaos-admin-token-" + strconv.FormatInt(o.Seed&0xffff, 16)
 	settings := map[string]string{
-		"DATABASE_URL":        h.pg.URL(chaosDatabase),
-		"TEMPORAL_ADDRESS":    h.ts.FrontendAddress(),
-		"TEMPORAL_NAMESPACE":  h.ts.Namespace(),
-		"TEMPORAL_TASK_QUEUE": chaosQueue,
-		"WECHAT_APPID":        chaosAppID,
-		"WECHAT_APP_SECRET":   chaosAppSecret,
-		"WECHAT_API_BASE_URL": h.simURL,
-		"WECHATPAY_MCHID":     chaosMchID,
-		"ORDER_PAY_TIMEOUT":   o.PayTimeout.String(),
-		"ORDER_AUTO_CONFIRM":  o.AutoConfirm.String(),
+		"DATABASE_URL":              h.pg.URL(chaosDatabase),
+		"TEMPORAL_ADDRESS":          h.ts.FrontendAddress(),
+		"TEMPORAL_NAMESPACE":        h.ts.Namespace(),
+		"TEMPORAL_TASK_QUEUE":       chaosQueue,
+		"WECHAT_APPID":              chaosAppID,
+		"WECHAT_APP_SECRET":         chaosAppSecret,
+		"WECHAT_API_BASE_URL":       h.simURL,
+		"WECHATPAY_MCHID":           chaosMchID,
+		"ORDER_PAY_TIMEOUT":         o.PayTimeout.String(),
+		"ORDER_AUTO_CONFIRM":        o.AutoConfirm.String(),
+		"WECHATPAY_REFUND_INTERVAL": o.RefundInterval.String(),
 		// Every shipped order is reported to WeChat and completes on its word.
 		"WECHAT_SHIPPING_MANAGED": "on",
 		"WECHAT_PUSH_TOKEN":       chaosPushToken,

@@ -3,6 +3,9 @@ package chaos
 import (
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,6 +52,8 @@ type orderRow struct {
 	shipped                bool
 	deadline               time.Time
 	items                  map[int64]int64 // product → quantity
+	// refundedFen is orders.refunded_fen: the sum of its SUCCESS refunds.
+	refundedFen int64
 }
 
 type ledgerRow struct {
@@ -56,6 +61,9 @@ type ledgerRow struct {
 	order, kind  string
 	product, qty int64
 	committed    sql.NullTime
+	// refundNo is the part refund a RESTORE row puts back ("" for a
+	// DEDUCT and a whole order's restoration).
+	refundNo string
 }
 
 type paymentRow struct {
@@ -66,6 +74,9 @@ type paymentRow struct {
 type refundRow struct {
 	outRefundNo, order, txID, status string
 	amount                           int64
+	// items are a part refund's goods, product → quantity (nil: the
+	// whole order's refund).
+	items map[int64]int64
 }
 
 // workflowFact is an order workflow as Temporal describes it.
@@ -110,7 +121,7 @@ type checker struct {
 }
 
 func newChecker() *checker {
-	return &checker{r: &Report{ByStatus: map[string]int{}, ByBehaviour: map[string]map[string]int{}, StrayPayments: map[string]int{},
+	return &checker{r: &Report{ByStatus: map[string]int{}, ByBehaviour: map[string]map[string]int{}, StrayPayments: map[string]int{}, PartRefunds: map[string]int{},
 		Breaks: []Break{}, Stuck: []string{}}}
 }
 
@@ -170,7 +181,13 @@ func (c *checker) heldForAPerson(no, txID string, rf paysim.RefundView) bool {
 	switch {
 	case isOrderRefund(no, rf.OutRefundNo):
 		o := c.rows[no]
-		return o != nil && o.status == string(status.RefundFailed) && hasOnlyFlag(o.flag, workflows.FlagRefundFailed)
+		if o == nil || !hasOnlyFlag(o.flag, workflows.FlagRefundFailed) {
+			return false
+		}
+		// A part refund that failed leaves the order in its status,
+		// flagged (issue 18): its goods stay committed, never refunded twice.
+		part := c.refunds[rf.OutRefundNo].items != nil
+		return o.status == string(status.RefundFailed) || (kept(o.status) && part)
 	case txID != "" && rf.OutRefundNo == workflows.StrayRefundNo(txID):
 		v, ok := c.strayViews[workflows.StrayPaymentWorkflowID(txID)]
 		return ok && v.Status == workflows.StrayRefundFailed
@@ -179,10 +196,16 @@ func (c *checker) heldForAPerson(no, txID string, rf paysim.RefundView) bool {
 }
 
 // money: every transaction WeChat took is kept by exactly one order in
-// PAID/SHIPPED/COMPLETED, or refunded in full exactly once, or — its refund
-// failed at WeChat — held for a person (the order REFUND_FAILED and
-// flagged, or the stray payment's workflow REFUND_FAILED); and
-// sum(taken) − sum(refunded) = sum(totals of kept orders) + sum(held).
+// PAID/SHIPPED/COMPLETED, or refunded in full, or — its refund failed at
+// WeChat — held for a person (the order REFUND_FAILED and flagged, or the
+// stray payment's workflow REFUND_FAILED). Per refund (issue 18): each
+// SUCCESS refund of an order at WeChat is a refunds row of the same amount
+// and goods; a whole-order refund is the only one of its order; the
+// order's refunds return at most what was paid; orders.refunded_fen is the
+// sum of its SUCCESS refunds; an order is REFUNDED if and only if all of
+// it was. A kept order keeps what its part refunds left of its total (a
+// part WeChat failed is held for a person, the order flagged). And
+// sum(taken) − sum(refunded) = sum(kept) + sum(held).
 func (c *checker) money() {
 	m := &c.r.Money
 	byTx := map[string]string{}
@@ -197,6 +220,9 @@ func (c *checker) money() {
 		}
 		byTx[o.txID] = no
 	}
+	// What a kept order's part refunds took out of its total: returned, or
+	// held for a person.
+	partsOut := map[string]int64{}
 	for _, no := range sortedKeys(c.sim) {
 		t := c.sim[no]
 		o := c.rows[no]
@@ -208,20 +234,43 @@ func (c *checker) money() {
 			c.fail(CheckMoney, no, "the prepay asked %s, the order is %s", fen(t.TotalFen), fen(o.total))
 		}
 		paid := t.TransactionID != ""
-		var refunded int64
-		successes := 0
+		var refunded, orderRefunded, heldParts int64
+		successes, wholes := 0, 0
 		held := false
+		refundedGoods := map[int64]int64{}
 		for _, rf := range t.Refunds {
 			m.Refunds++
 			if !paid {
 				c.fail(CheckMoney, no, "refund %s of an order WeChat never took money for", rf.OutRefundNo)
 			}
+			ours := isOrderRefund(no, rf.OutRefundNo)
 			switch {
 			case rf.Status == paysim.RefundSuccess:
 				refunded += rf.RefundFen
 				successes++
+				if ours {
+					orderRefunded += rf.RefundFen
+					row, ok := c.refunds[rf.OutRefundNo]
+					goods := simGoods(rf)
+					switch {
+					case !ok:
+						c.fail(CheckMoney, no, "WeChat returned %s by refund %s; the shop has no row for it", fen(rf.RefundFen), rf.OutRefundNo)
+					case row.order != no || row.amount != rf.RefundFen || !sameGoods(row.items, goods):
+						c.fail(CheckMoney, no, "refund %s: WeChat returned %s for goods %v, the shop's row says %s for goods %v of order %s",
+							rf.OutRefundNo, fen(rf.RefundFen), goods, fen(row.amount), row.items, row.order)
+					}
+					if ok && row.items == nil {
+						wholes++
+					}
+					for p, q := range goods {
+						refundedGoods[p] += q
+					}
+				}
 			case failedAtWechat(rf.Status) && c.heldForAPerson(no, t.TransactionID, rf):
 				held = true
+				if kept(o.status) {
+					heldParts += rf.RefundFen
+				}
 			case failedAtWechat(rf.Status):
 				c.fail(CheckMoney, no, "refund %s is %s at WeChat, but the order is %s (flag %q): nobody was told to return the money",
 					rf.OutRefundNo, rf.Status, o.status, o.flag)
@@ -229,8 +278,14 @@ func (c *checker) money() {
 				c.fail(CheckMoney, no, "refund %s is %s after the run settled", rf.OutRefundNo, rf.Status)
 			}
 		}
-		if successes > 1 {
-			c.fail(CheckMoney, no, "refunded %d times (%s in all)", successes, fen(refunded))
+		if successes > 1 && (wholes > 0 || !isOrderRefundsOnly(no, t)) {
+			c.fail(CheckMoney, no, "refunded %d times (%s in all), one of them the whole payment", successes, fen(refunded))
+		}
+		if refunded > t.TotalFen {
+			c.fail(CheckMoney, no, "refunded %s of the %s paid: more than was paid", fen(refunded), fen(t.TotalFen))
+		}
+		if o.refundedFen != orderRefunded {
+			c.fail(CheckMoney, no, "refunded_fen says %s, its SUCCESS refunds at WeChat returned %s", fen(o.refundedFen), fen(orderRefunded))
 		}
 		if !paid {
 			if kept(o.status) {
@@ -243,13 +298,32 @@ func (c *checker) money() {
 		m.RefundedFen += refunded
 		switch {
 		case kept(o.status):
-			if refunded != 0 {
-				c.fail(CheckMoney, no, "the order keeps transaction %s (%s) but %s of it was refunded", t.TransactionID, o.status, fen(refunded))
+			// Part refunds leave the rest kept; all of it refunded is REFUNDED.
+			if refunded != orderRefunded {
+				c.fail(CheckMoney, no, "the order keeps transaction %s (%s) but %s of it was refunded other than by its refunds", t.TransactionID, o.status, fen(refunded-orderRefunded))
+			}
+			// A part WeChat failed keeps its goods (a person returns the
+			// money): the order stays in its status, flagged, even when
+			// the other parts returned the rest.
+			switch {
+			case refunded > 0 && refunded >= t.TotalFen:
+				c.fail(CheckMoney, no, "the order is %s but %s of its %s was refunded: every item was", o.status, fen(refunded), fen(t.TotalFen))
+			case refunded+heldParts > t.TotalFen:
+				c.fail(CheckMoney, no, "the order is %s; %s of its %s was refunded and %s is held for a person: more than was paid", o.status, fen(refunded), fen(t.TotalFen), fen(heldParts))
 			}
 			if o.txID != t.TransactionID {
 				c.fail(CheckMoney, no, "the order (%s) keeps transaction %q, WeChat took %s", o.status, o.txID, t.TransactionID)
 			}
+			partsOut[no] = refunded + heldParts
+			if heldParts > 0 {
+				m.Held++
+				m.HeldFen += heldParts
+			}
 		case refunded == t.TotalFen:
+			// REFUNDED by its parts: their goods are every item bought.
+			if wholes == 0 && successes > 0 && isOrderRefundsOnly(no, t) && !sameGoods(refundedGoods, o.items) {
+				c.fail(CheckMoney, no, "refunded in %d parts of goods %v, but the order bought %v", successes, refundedGoods, o.items)
+			}
 		case refunded == 0 && held:
 			m.Held++
 			m.HeldFen += t.TotalFen
@@ -260,16 +334,60 @@ func (c *checker) money() {
 	}
 	for _, no := range sortedKeys(c.rows) {
 		if o := c.rows[no]; kept(o.status) {
-			m.KeptFen += o.total
+			m.KeptFen += o.total - partsOut[no]
 			if _, ok := c.sim[no]; !ok {
 				c.fail(CheckMoney, no, "the order is %s but WeChat never heard of it", o.status)
 			}
+		} else if _, ok := c.sim[no]; !ok && o.refundedFen != 0 {
+			c.fail(CheckMoney, no, "refunded_fen says %s, but WeChat never heard of the order", fen(o.refundedFen))
 		}
 	}
 	if m.TakenFen-m.RefundedFen != m.KeptFen+m.HeldFen {
-		c.fail(CheckMoney, "", "taken %s − refunded %s = %s, but the kept orders total %s and %s is held for a person",
+		c.fail(CheckMoney, "", "taken %s − refunded %s = %s, but the kept orders keep %s and %s is held for a person",
 			fen(m.TakenFen), fen(m.RefundedFen), fen(m.TakenFen-m.RefundedFen), fen(m.KeptFen), fen(m.HeldFen))
 	}
+}
+
+// isOrderRefundsOnly reports whether every refund of transaction t is one
+// of order no's own (none a stray payment's).
+func isOrderRefundsOnly(no string, t paysim.TransactionView) bool {
+	for _, rf := range t.Refunds {
+		if !isOrderRefund(no, rf.OutRefundNo) {
+			return false
+		}
+	}
+	return true
+}
+
+// simGoods is a refund's goods_detail at WeChat, product → quantity (nil:
+// it gave none, the whole order's refund).
+func simGoods(rf paysim.RefundView) map[int64]int64 {
+	if len(rf.Goods) == 0 {
+		return nil
+	}
+	out := map[int64]int64{}
+	for _, g := range rf.Goods {
+		p, err := strconv.ParseInt(g.MerchantGoodsID, 10, 64)
+		if err != nil {
+			p = -1 // not one of ours: matches no row
+		}
+		out[p] += g.RefundQuantity
+	}
+	return out
+}
+
+// sameGoods: the same products in the same quantities (nil and empty
+// alike: no goods).
+func sameGoods(a, b map[int64]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 // agreement: the database's payment state of every order is WeChat's.
@@ -285,7 +403,13 @@ func (c *checker) agreement() {
 		}
 		switch {
 		case kept(o.status):
-			if !atWechat || t.TradeState != paysim.StateSuccess || t.TransactionID != o.txID {
+			// WeChat's trade_state turns REFUND at the first refund, of
+			// some items too.
+			state := paysim.StateSuccess
+			if len(t.Refunds) > 0 {
+				state = paysim.StateRefund
+			}
+			if !atWechat || t.TradeState != state || t.TransactionID != o.txID {
 				c.fail(CheckAgreement, no, "the shop says %s (transaction %q), WeChat says %s (transaction %q)", o.status, o.txID, t.TradeState, t.TransactionID)
 			}
 		case o.status == "REFUNDED":
@@ -315,8 +439,15 @@ func (c *checker) agreement() {
 		}
 		// A flag means a person must act: only REFUND_FAILED, for a refund
 		// WeChat failed (a fault the run injects), may be left so.
-		if o.flag != "" && (o.status != string(status.RefundFailed) || !hasOnlyFlag(o.flag, workflows.FlagRefundFailed)) {
+		// So may a kept order one of whose part refunds WeChat failed.
+		partFailed := kept(o.status) && c.orderRefundFailed(no)
+		switch {
+		case o.flag != "" && (o.status != string(status.RefundFailed) && !partFailed || !hasOnlyFlag(o.flag, workflows.FlagRefundFailed)):
 			c.fail(CheckStuck, no, "flagged %q: needs a person (status %s)", o.flag, o.status)
+		case partFailed && o.flag == "":
+			c.fail(CheckStuck, no, "a part refund failed at WeChat, but the order (%s) is not flagged", o.status)
+		case partFailed && !c.flagged[no]:
+			c.fail(CheckStuck, no, "a part refund failed and the order is flagged, but not on the admin API's list of flagged orders")
 		}
 	}
 	// Every payment WeChat took is recorded, and nothing else is.
@@ -337,9 +468,9 @@ func (c *checker) agreement() {
 			switch {
 			case !ok:
 				c.fail(CheckAgreement, no, "WeChat has refund %s; the shop has no row for it", rf.OutRefundNo)
-			case row.status != rf.Status || row.amount != rf.RefundFen || row.order != no:
-				c.fail(CheckAgreement, no, "refund %s: the shop says %s %s for order %s, WeChat says %s %s",
-					rf.OutRefundNo, row.status, fen(row.amount), row.order, rf.Status, fen(rf.RefundFen))
+			case row.status != rf.Status || row.amount != rf.RefundFen || row.order != no || !sameGoods(row.items, simGoods(rf)):
+				c.fail(CheckAgreement, no, "refund %s: the shop says %s %s of %v for order %s, WeChat says %s %s of %v",
+					rf.OutRefundNo, row.status, fen(row.amount), row.items, row.order, rf.Status, fen(rf.RefundFen), simGoods(rf))
 			}
 		}
 	}
@@ -414,12 +545,47 @@ func (c *checker) stockCheck() {
 		}
 		return true
 	}
+	// Part refunds (issue 18): each RESTORE row of a refund puts back that
+	// refund's goods, once, and only a refund WeChat made; an order never
+	// gets back more than it took.
+	parts := map[string]map[int64]int64{} // order → product → restored by its part refunds
+	seenPart := map[string]bool{}
+	for _, l := range c.ledger {
+		if l.kind != "RESTORE" || l.refundNo == "" {
+			continue
+		}
+		key := fmt.Sprintf("%s/%s/%d", l.order, l.refundNo, l.product)
+		rf, ok := c.refunds[l.refundNo]
+		switch {
+		case seenPart[key]:
+			c.fail(CheckStock, l.order, "refund %s restores product %d twice", l.refundNo, l.product)
+		case !ok || rf.order != l.order || !isOrderRefund(l.order, l.refundNo):
+			c.fail(CheckStock, l.order, "ledger row %d restores for refund %s, which is not one of the order's", l.id, l.refundNo)
+		case rf.status != paysim.RefundSuccess:
+			c.fail(CheckStock, l.order, "ledger row %d restores for refund %s, which is %s", l.id, l.refundNo, rf.status)
+		case rf.items[l.product] != l.qty:
+			c.fail(CheckStock, l.order, "ledger row %d restores %d of product %d for refund %s, which returned %d", l.id, l.qty, l.product, l.refundNo, rf.items[l.product])
+		}
+		seenPart[key] = true
+		if parts[l.order] == nil {
+			parts[l.order] = map[int64]int64{}
+		}
+		parts[l.order][l.product] += l.qty
+	}
+	for no, byProduct := range perOrder {
+		for p, r := range byProduct["RESTORE"] {
+			if d := byProduct["DEDUCT"][p]; r > d {
+				c.fail(CheckStock, no, "product %d: %d restored, %d deducted", p, r, d)
+			}
+		}
+	}
 	out := map[int64]int64{}
 	for _, o := range c.rows {
 		refundFailed := o.status == string(status.RefundFailed) && same(perOrder[o.no]["DEDUCT"], o.items)
 		if kept(o.status) || (o.status == "REFUNDED" && o.shipped) || refundFailed {
 			for p, q := range o.items {
-				out[p] += q
+				// Less what its part refunds put back (before it shipped).
+				out[p] += q - parts[o.no][p]
 			}
 		}
 	}
@@ -438,12 +604,20 @@ func (c *checker) stockCheck() {
 		o := c.rows[no]
 		d, r := perOrder[no]["DEDUCT"], perOrder[no]["RESTORE"]
 		ok := true
+		// Restorations of part refunds are checked above, against their
+		// refunds; the whole order's are the order's fate.
+		whole := map[int64]int64{}
+		for p, q := range r {
+			if q -= parts[no][p]; q != 0 {
+				whole[p] = q
+			}
+		}
 		switch {
 		case kept(o.status), o.status == "REFUNDED" && o.shipped:
-			ok = same(d, o.items) && len(r) == 0
+			ok = same(d, o.items) && len(whole) == 0
 		case o.status == "REFUNDED":
-			// Refunded before shipping: deducted and put back — or, oversold,
-			// never deducted.
+			// Refunded before shipping: deducted and put back (as a whole,
+			// or by its part refunds) — or, oversold, never deducted.
 			ok = (same(d, o.items) && same(r, o.items)) || (len(d) == 0 && len(r) == 0)
 			if len(d) == 0 {
 				c.r.Oversold++
@@ -616,6 +790,9 @@ func (c *checker) promises() {
 		if rec.ReceiptConfirmed && row.status != "COMPLETED" {
 			c.fail(CheckPromise, no, "the buyer confirmed receipt in WeChat; the order is %s", row.status)
 		}
+		if len(rec.Parts) > 0 {
+			c.partPromises(rec, row, t)
+		}
 		if len(rec.Packages) > 1 {
 			for _, p := range rec.Packages[1:] {
 				if p != rec.Packages[0] {
@@ -625,5 +802,108 @@ func (c *checker) promises() {
 			}
 		}
 		rec.mu.Unlock()
+	}
+}
+
+// Seen are what the part refund behaviours must be seen to do in a run
+// (Report.PartRefunds), as every fault kind must happen.
+var Seen = []string{
+	SeenPartRefunded, SeenPartThenShipped, SeenPartsToTheLast, SeenConcurrentRefused,
+}
+
+// What the part refund behaviours were seen to do (Report.PartRefunds).
+const (
+	SeenPartRefunded      = "refunded_in_parts"       // an order of refunds_in_parts got a part back from WeChat
+	SeenPartThenShipped   = "refunded_part_shipped"   // … and was shipped after
+	SeenPartsToTheLast    = "refunded_to_the_last"    // … part by part until REFUNDED
+	SeenConcurrentRefused = "concurrent_some_refused" // concurrent_refunds: some accepted, some refused as over the order
+)
+
+// partPromises: what the API answered the part refund requests of rec's
+// order came true — each accepted request is a refund at WeChat of the
+// amount and goods the answer gave (returned, or failed and held for a
+// person), the goods asked; nothing the API refused or never took was
+// returned; never more than was bought; and an order whose accepted
+// parts cover every item ended REFUNDED (unless WeChat failed one).
+func (c *checker) partPromises(rec *orderRecord, row *orderRow, t paysim.TransactionView) {
+	no := rec.No
+	atWechat := map[string]paysim.RefundView{}
+	for _, rf := range t.Refunds {
+		if isOrderRefund(no, rf.OutRefundNo) {
+			atWechat[rf.OutRefundNo] = rf
+		}
+	}
+	accepted := map[string]bool{}
+	unknown, refusedOver, returned := 0, 0, 0
+	var acceptedFen int64
+	goods := map[int64]int64{}
+	for _, ask := range rec.Parts {
+		switch ask.Outcome {
+		case partUnknown:
+			unknown++
+			continue
+		case partRefused:
+			if ask.Code == "REFUND_EXCEEDS_ORDER" {
+				refusedOver++
+			}
+			continue
+		}
+		accepted[ask.OutRefundNo] = true
+		acceptedFen += ask.Fen
+		for p, q := range ask.Goods {
+			goods[p] += q
+		}
+		if ask.Items != nil && !sameGoods(ask.Items, ask.Goods) {
+			c.fail(CheckPromise, no, "a refund of %v was asked, the API accepted %s of %v", ask.Items, ask.OutRefundNo, ask.Goods)
+		}
+		rf, ok := atWechat[ask.OutRefundNo]
+		switch {
+		case !ok:
+			c.fail(CheckPromise, no, "the API accepted refund %s (%s) by the %s; WeChat never had it", ask.OutRefundNo, fen(ask.Fen), ask.By)
+		case rf.RefundFen != ask.Fen:
+			c.fail(CheckPromise, no, "the API accepted refund %s of %s; WeChat had it for %s", ask.OutRefundNo, fen(ask.Fen), fen(rf.RefundFen))
+		case rf.Status == paysim.RefundSuccess:
+			returned++
+		}
+	}
+	if unknown == 0 && !rec.RefundAsked {
+		for _, rfNo := range sortedKeys(atWechat) {
+			if !accepted[rfNo] {
+				c.fail(CheckPromise, no, "WeChat has refund %s (%s, %s) that no accepted request made", rfNo, atWechat[rfNo].Status, fen(atWechat[rfNo].RefundFen))
+			}
+		}
+	}
+	if acceptedFen > rec.TotalFen {
+		c.fail(CheckPromise, no, "the API accepted refunds of %s of an order of %s", fen(acceptedFen), fen(rec.TotalFen))
+	}
+	bought := map[int64]int64{}
+	for _, l := range rec.Lines {
+		bought[l.ProductID] += l.Quantity
+	}
+	for _, p := range slices.Sorted(maps.Keys(goods)) {
+		if goods[p] > bought[p] {
+			c.fail(CheckPromise, no, "the API accepted refunds of %d of product %d, %d bought", goods[p], p, bought[p])
+		}
+	}
+	everything := unknown == 0 && sameGoods(goods, bought)
+	if everything && row.status != string(status.Refunded) && !c.orderRefundFailed(no) {
+		c.fail(CheckPromise, no, "refunds of every item were accepted; the order is %s", row.status)
+	}
+	seen := c.r.PartRefunds
+	switch rec.Behaviour {
+	case BehaviourRefundParts:
+		if returned > 0 {
+			seen[SeenPartRefunded]++
+			if rec.Shipped {
+				seen[SeenPartThenShipped]++
+			}
+			if row.status == string(status.Refunded) && returned > 1 {
+				seen[SeenPartsToTheLast]++
+			}
+		}
+	case BehaviourConcurrentRefunds:
+		if returned > 0 && refusedOver > 0 {
+			seen[SeenConcurrentRefused]++
+		}
 	}
 }

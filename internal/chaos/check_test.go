@@ -3,6 +3,7 @@ package chaos
 import (
 	"database/sql"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -101,6 +102,9 @@ func settledState() *checkState {
 		t.Refunds = append(t.Refunds, paysim.RefundView{OutRefundNo: outRefundNo, OutTradeNo: o.no, TransactionID: t.TransactionID,
 			Status: status, RefundFen: t.TotalFen, TotalFen: t.TotalFen})
 		c.refunds[outRefundNo] = refundRow{outRefundNo: outRefundNo, order: o.no, txID: t.TransactionID, status: status, amount: t.TotalFen}
+		if status == paysim.RefundSuccess && isOrderRefund(o.no, outRefundNo) {
+			o.refundedFen += t.TotalFen
+		}
 	}
 	refund := func(o *orderRow, t *paysim.TransactionView, outRefundNo string) {
 		refundAs(paysim.RefundSuccess, o, t, outRefundNo)
@@ -560,5 +564,229 @@ func TestCheckerReconciliation(t *testing.T) {
 	}
 	if days := runDays(time.Date(2026, 11, 23, 15, 59, 0, 0, time.UTC), time.Date(2026, 11, 23, 16, 1, 0, 0, time.UTC)); !slices.Equal(days, []string{"2026-11-23", "2026-11-24"}) {
 		t.Errorf("a run across midnight Beijing time covers %v", days)
+	}
+}
+
+// partsState is settledState plus "parts": a PAID order of two coffees and
+// a tea whose tea and one coffee were refunded, each by a refund of its own
+// before it shipped (the user's refunds_in_parts requests, both accepted),
+// each refund's goods restored once, refunded_fen their sum (issue 18).
+func partsState() *checkState {
+	st := settledState()
+	c := st.checker
+	t0 := time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC)
+	const coffee, tea = 8800, 12800
+	o := &orderRow{no: "parts", status: "PAID", total: 2*coffee + tea, txID: "tx-parts",
+		items: map[int64]int64{pCoffee: 2, pTea: 1}, deadline: t0, refundedFen: tea + coffee}
+	c.rows["parts"] = o
+	c.wf["parts"] = workflowFact{status: running, orderStatus: "PAID"}
+	st.listed = append(st.listed, listedWorkflow{id: workflows.WorkflowID("parts"), status: running, orderStatus: "PAID"})
+	c.payments["tx-parts"] = paymentRow{txID: "tx-parts", order: "parts", amount: o.total}
+	id := int64(1000)
+	add := func(kind string, p, q int64, refundNo string) {
+		id++
+		c.ledger = append(c.ledger, ledgerRow{id: id, order: "parts", kind: kind, product: p, qty: q, refundNo: refundNo,
+			committed: sql.NullTime{Time: t0.Add(time.Duration(id) * time.Second), Valid: true}})
+	}
+	add("DEDUCT", pCoffee, 2, "")
+	add("DEDUCT", pTea, 1, "")
+	add("RESTORE", pTea, 1, "parts-R1")
+	add("RESTORE", pCoffee, 1, "parts-R2")
+	t := paysim.TransactionView{OutTradeNo: "parts", TransactionID: "tx-parts", TradeState: paysim.StateRefund, TotalFen: o.total}
+	rec := &orderRecord{No: "parts", Behaviour: BehaviourRefundParts, TotalFen: o.total, SimPaid: true,
+		Packages: []string{"prepay_id=wxparts"},
+		Lines:    []lineAnswer{{ProductID: pCoffee, UnitPriceFen: coffee, Quantity: 2}, {ProductID: pTea, UnitPriceFen: tea, Quantity: 1}}}
+	for i, part := range []struct {
+		p, fen int64
+	}{{pTea, tea}, {pCoffee, coffee}} {
+		no := fmt.Sprintf("parts-R%d", i+1)
+		t.Refunds = append(t.Refunds, paysim.RefundView{OutRefundNo: no, OutTradeNo: "parts", TransactionID: "tx-parts",
+			Status: paysim.RefundSuccess, RefundFen: part.fen, TotalFen: o.total,
+			Goods: []paysim.RefundGoods{{MerchantGoodsID: fmt.Sprint(part.p), UnitPrice: part.fen, RefundAmount: part.fen, RefundQuantity: 1}}})
+		c.refunds[no] = refundRow{outRefundNo: no, order: "parts", txID: "tx-parts", status: paysim.RefundSuccess, amount: part.fen,
+			items: map[int64]int64{part.p: 1}}
+		rec.Parts = append(rec.Parts, partAsk{By: "user", Reason: fmt.Sprintf("chaos: part %d", i+1), Items: map[int64]int64{part.p: 1},
+			Outcome: partAccepted, OutRefundNo: no, Fen: part.fen, Goods: map[int64]int64{part.p: 1}})
+	}
+	c.sim["parts"] = t
+	c.records = append(c.records, rec)
+	slices.SortFunc(c.records, func(a, b *orderRecord) int { return strings.Compare(a.No, b.No) })
+	c.stock[pCoffee]-- // one coffee of the order is still out
+	return st
+}
+
+// addRefund adds a refund of order no at WeChat and its row, as SettleRefund
+// leaves them (refunded_fen recounted on SUCCESS).
+func (st *checkState) addRefund(no, outRefundNo, refundStatus string, fen int64, goods map[int64]int64) {
+	t := st.sim[no]
+	rf := paysim.RefundView{OutRefundNo: outRefundNo, OutTradeNo: no, TransactionID: t.TransactionID, Status: refundStatus,
+		RefundFen: fen, TotalFen: t.TotalFen}
+	for _, p := range slices.Sorted(maps.Keys(goods)) {
+		rf.Goods = append(rf.Goods, paysim.RefundGoods{MerchantGoodsID: fmt.Sprint(p), RefundQuantity: goods[p]})
+	}
+	t.Refunds = append(t.Refunds, rf)
+	t.TradeState = paysim.StateRefund
+	st.sim[no] = t
+	st.refunds[outRefundNo] = refundRow{outRefundNo: outRefundNo, order: no, txID: t.TransactionID, status: refundStatus, amount: fen, items: goods}
+	if refundStatus == paysim.RefundSuccess {
+		st.rows[no].refundedFen += fen
+	}
+}
+
+func TestCheckerHoldsPartRefunds(t *testing.T) {
+	// The last coffee's refund failed at WeChat: the order stays PAID,
+	// flagged, the coffee's money held for a person (seen in a chaos run).
+	failed := partsState()
+	failed.rows["parts"].flag = workflows.FlagRefundFailed
+	failed.flagged["parts"] = true
+	failed.addRefund("parts", "parts-R3", paysim.RefundAbnormal, 8800, map[int64]int64{pCoffee: 1})
+	rec := failed.records[slices.IndexFunc(failed.records, func(r *orderRecord) bool { return r.No == "parts" })]
+	rec.Parts = append(rec.Parts, partAsk{By: "admin", Items: map[int64]int64{pCoffee: 1}, Outcome: partAccepted,
+		OutRefundNo: "parts-R3", Fen: 8800, Goods: map[int64]int64{pCoffee: 1}})
+	if breaks := failed.run(); len(breaks) != 0 {
+		t.Fatalf("an order whose last part failed at WeChat, flagged, gave breaks:\n%s", breakLines(breaks))
+	}
+	if m := failed.r.Money; m.KeptFen != 17600+21600 || m.HeldFen != 5900+3900+8800 {
+		t.Errorf("money %+v: the failed part's coffee is held, nothing of the order kept", m)
+	}
+	st := partsState()
+	if breaks := st.run(); len(breaks) != 0 {
+		t.Fatalf("an order refunded in two parts, as it should be, gave breaks:\n%s", breakLines(breaks))
+	}
+	m := st.r.Money
+	if m.KeptFen != 17600+21600+8800 || m.RefundedFen != 38400+12800+8800+8800+12800+8800 || m.Refunds != 8 {
+		t.Errorf("money %+v: the parts order keeps one coffee, its two refunds returned", m)
+	}
+	if st.r.PartRefunds[SeenPartRefunded] != 1 {
+		t.Errorf("part refunds seen: %v", st.r.PartRefunds)
+	}
+}
+
+// Each corruption of partsState must give a break of its check naming
+// order "parts" — and none naming another order.
+func TestCheckerNamesTheOrderOfABrokenPartRefund(t *testing.T) {
+	cases := []struct {
+		name    string
+		check   string
+		detail  string
+		corrupt func(st *checkState)
+	}{
+		{"refunded_fen not the sum of its refunds", CheckMoney, "refunded_fen says ¥116.00", func(st *checkState) {
+			st.rows["parts"].refundedFen -= 10000
+		}},
+		{"a part restored twice", CheckStock, "restores product 1 twice", func(st *checkState) {
+			l := st.ledger[len(st.ledger)-1]
+			l.id += 100
+			st.ledger = append(st.ledger, l)
+			st.stock[pCoffee]++
+		}},
+		{"refunds over the paid amount", CheckMoney, "more than was paid", func(st *checkState) {
+			// A third refund of everything bought, as if nothing had been:
+			// goods and amount consistent, so only the sum tells.
+			st.addRefund("parts", "parts-R3", paysim.RefundSuccess, 2*8800+12800, map[int64]int64{pCoffee: 2, pTea: 1})
+		}},
+		{"a whole-order refund besides its parts", CheckMoney, "one of them the whole payment", func(st *checkState) {
+			st.addRefund("parts", "parts-R3", paysim.RefundSuccess, 8800, nil)
+		}},
+		{"WeChat returned other goods than the row says", CheckMoney, "refund parts-R2", func(st *checkState) {
+			t := st.sim["parts"]
+			t.Refunds[1].Goods[0].MerchantGoodsID = fmt.Sprint(pTea)
+			st.sim["parts"] = t
+		}},
+		{"every item refunded, the order still PAID", CheckMoney, "every item was", func(st *checkState) {
+			st.addRefund("parts", "parts-R3", paysim.RefundSuccess, 8800, map[int64]int64{pCoffee: 1})
+			st.ledger = append(st.ledger, ledgerRow{id: 3000, order: "parts", kind: "RESTORE", product: pCoffee, qty: 1, refundNo: "parts-R3",
+				committed: sql.NullTime{Time: time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC), Valid: true}})
+			st.stock[pCoffee]++
+		}},
+		{"REFUNDED with a coffee not refunded", CheckMoney, "neither kept nor returned", func(st *checkState) {
+			st.rows["parts"].status = "REFUNDED"
+			st.wf["parts"] = workflowFact{status: completed, orderStatus: "REFUNDED"}
+			setListed(st, "parts", completed, "REFUNDED")
+		}},
+		{"a part WeChat failed and the rest refunded, held for a person over the paid amount", CheckMoney, "more than was paid", func(st *checkState) {
+			st.rows["parts"].flag = workflows.FlagRefundFailed
+			st.flagged["parts"] = true
+			st.addRefund("parts", "parts-R3", paysim.RefundAbnormal, 8800+12800, map[int64]int64{pCoffee: 1, pTea: 1})
+		}},
+		{"a part WeChat failed, the order not flagged", CheckMoney, "nobody was told", func(st *checkState) {
+			st.addRefund("parts", "parts-R3", paysim.RefundAbnormal, 8800, map[int64]int64{pCoffee: 1})
+		}},
+		{"a part the API accepted that WeChat never had", CheckPromise, "WeChat never had it", func(st *checkState) {
+			rec := st.records[slices.IndexFunc(st.records, func(r *orderRecord) bool { return r.No == "parts" })]
+			rec.Parts = append(rec.Parts, partAsk{By: "admin", Items: map[int64]int64{pCoffee: 1}, Outcome: partAccepted,
+				OutRefundNo: "parts-R3", Fen: 8800, Goods: map[int64]int64{pCoffee: 1}})
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := partsState()
+			tc.corrupt(st)
+			breaks := st.run()
+			named := false
+			for _, b := range breaks {
+				if b.Check == tc.check && b.Order == "parts" && strings.Contains(b.Detail, tc.detail) {
+					named = true
+				}
+				if b.Order != "" && b.Order != "parts" {
+					t.Errorf("a break names order %s, not the corrupted parts: %s %s", b.Order, b.Check, b.Detail)
+				}
+			}
+			if !named {
+				t.Errorf("no %s break names order parts (saying %q); breaks:\n%s", tc.check, tc.detail, breakLines(breaks))
+			}
+		})
+	}
+}
+
+func stockBreaks(st *checkState) []Break {
+	st.stockCheck()
+	return st.r.Breaks
+}
+
+func TestStockCheckTakesEachPartRefundsRestorationOnce(t *testing.T) {
+	if breaks := stockBreaks(partsState()); len(breaks) != 0 {
+		t.Fatalf("part refunds restored once each gave breaks:\n%s", breakLines(breaks))
+	}
+	for _, tt := range []struct {
+		name    string
+		corrupt func(st *checkState)
+	}{
+		{"a refund restoring twice", func(st *checkState) {
+			l := st.ledger[len(st.ledger)-1]
+			l.id++
+			st.ledger = append(st.ledger, l)
+			st.stock[pCoffee]++
+		}},
+		{"a restoration for a refund WeChat did not make", func(st *checkState) {
+			r := st.refunds["parts-R2"]
+			r.status = paysim.RefundAbnormal
+			st.refunds["parts-R2"] = r
+		}},
+		{"a restoration of other goods than the refund's", func(st *checkState) {
+			r := st.refunds["parts-R1"]
+			r.items = map[int64]int64{pCoffee: 1}
+			st.refunds["parts-R1"] = r
+		}},
+		{"more restored than deducted", func(st *checkState) {
+			st.ledger = append(st.ledger, ledgerRow{id: 2000, order: "parts", kind: "RESTORE", product: pTea, qty: 1, refundNo: "parts-R3",
+				committed: sql.NullTime{Time: time.Now(), Valid: true}})
+			st.refunds["parts-R3"] = refundRow{outRefundNo: "parts-R3", order: "parts", status: paysim.RefundSuccess, amount: 12800, items: map[int64]int64{pTea: 1}}
+			st.stock[pTea]++
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := partsState()
+			tt.corrupt(st)
+			breaks := stockBreaks(st)
+			if len(breaks) == 0 {
+				t.Fatal("no break")
+			}
+			for _, b := range breaks {
+				if b.Check != CheckStock || (b.Order != "parts" && b.Order != "") {
+					t.Errorf("break %+v; want the stock check, naming order parts", b)
+				}
+			}
+		})
 	}
 }

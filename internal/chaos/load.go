@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"ordersaga/internal/paysim"
+	"ordersaga/internal/store"
 	"ordersaga/workflows"
 )
 
@@ -77,9 +78,9 @@ func (c *checker) load(ctx context.Context) error {
 		return rows.Err()
 	}
 	c.rows = map[string]*orderRow{}
-	if err := query(`SELECT order_no, status, total_fen, transaction_id, flag, shipped_at IS NOT NULL, pay_deadline FROM orders`, func(r *sql.Rows) error {
+	if err := query(`SELECT order_no, status, total_fen, transaction_id, flag, shipped_at IS NOT NULL, pay_deadline, refunded_fen FROM orders`, func(r *sql.Rows) error {
 		o := &orderRow{items: map[int64]int64{}}
-		if err := r.Scan(&o.no, &o.status, &o.total, &o.txID, &o.flag, &o.shipped, &o.deadline); err != nil {
+		if err := r.Scan(&o.no, &o.status, &o.total, &o.txID, &o.flag, &o.shipped, &o.deadline, &o.refundedFen); err != nil {
 			return err
 		}
 		c.rows[o.no] = o
@@ -115,10 +116,10 @@ func (c *checker) load(ctx context.Context) error {
 	// have waited for the product's row lock and committed after a later one.
 	// PostgreSQL records commit times (track_commit_timestamp) and a
 	// transaction waiting for a row lock commits after the one holding it.
-	if err := query(`SELECT id, order_no, product_id, kind, quantity, pg_xact_commit_timestamp(xmin)
+	if err := query(`SELECT id, order_no, product_id, kind, quantity, pg_xact_commit_timestamp(xmin), refund_no
 		FROM stock_ledger ORDER BY pg_xact_commit_timestamp(xmin) NULLS LAST, id`, func(r *sql.Rows) error {
 		var l ledgerRow
-		if err := r.Scan(&l.id, &l.order, &l.product, &l.kind, &l.qty, &l.committed); err != nil {
+		if err := r.Scan(&l.id, &l.order, &l.product, &l.kind, &l.qty, &l.committed, &l.refundNo); err != nil {
 			return err
 		}
 		c.ledger = append(c.ledger, l)
@@ -138,10 +139,21 @@ func (c *checker) load(ctx context.Context) error {
 		return err
 	}
 	c.refunds = map[string]refundRow{}
-	if err := query(`SELECT out_refund_no, order_no, transaction_id, refund_fen, status FROM refunds`, func(r *sql.Rows) error {
+	if err := query(`SELECT out_refund_no, order_no, transaction_id, refund_fen, status, items FROM refunds`, func(r *sql.Rows) error {
 		var x refundRow
-		if err := r.Scan(&x.outRefundNo, &x.order, &x.txID, &x.amount, &x.status); err != nil {
+		var items string
+		if err := r.Scan(&x.outRefundNo, &x.order, &x.txID, &x.amount, &x.status, &items); err != nil {
 			return err
+		}
+		if items != "" {
+			var lines []store.RefundItem
+			if err := json.Unmarshal([]byte(items), &lines); err != nil {
+				return fmt.Errorf("refund %s items: %w", x.outRefundNo, err)
+			}
+			x.items = map[int64]int64{}
+			for _, it := range lines {
+				x.items[it.ProductID] += it.Quantity
+			}
 		}
 		c.refunds[x.outRefundNo] = x
 		return nil

@@ -143,6 +143,10 @@ type Options struct {
 	AutoConfirm time.Duration // ORDER_AUTO_CONFIRM
 	NotifyScale float64       // the simulator's notify retry schedule × this
 	RefundDelay time.Duration // the simulator settles a refund after this
+	// RefundInterval is WECHATPAY_REFUND_INTERVAL of the stack and the
+	// simulator's FREQUENCY_LIMITED gap: WeChat's minute would make every
+	// order refunded in parts wait minutes to settle.
+	RefundInterval time.Duration
 
 	// Process faults: how many of each (when the kind is on).
 	WorkerKills      int
@@ -181,6 +185,7 @@ func Defaults() Options {
 		AutoConfirm:      4 * time.Second,
 		NotifyScale:      0.0005, // WeChat's ~24 h of retries in ~45 s
 		RefundDelay:      300 * time.Millisecond,
+		RefundInterval:   time.Second,
 		WorkerKills:      8,
 		APIRestarts:      3,
 		PostgresRestarts: 1,
@@ -238,6 +243,9 @@ func (o *Options) fill() error {
 	}
 	if o.RefundDelay <= 0 {
 		o.RefundDelay = d.RefundDelay
+	}
+	if o.RefundInterval <= 0 {
+		o.RefundInterval = d.RefundInterval
 	}
 	if o.MaxDrive <= 0 {
 		o.MaxDrive = d.MaxDrive

@@ -20,20 +20,29 @@ import (
 
 // Payer behaviours: what the person behind one order does.
 const (
-	BehaviourPayNow        = "pays_at_once"        // pay, the payer pays at once
-	BehaviourPayLate       = "pays_late"           // pays well into the payment window
-	BehaviourPayAfter      = "pays_after_deadline" // tries to pay after the deadline: WeChat refuses
-	BehaviourNeverPays     = "never_pays"          // places (sometimes asks to pay) and walks away
-	BehaviourCancel        = "cancels"             // cancels before paying (sometimes twice)
-	BehaviourPayAsCancel   = "pays_as_it_cancels"  // pays a moment before the cancel's close reaches WeChat
-	BehaviourRefund        = "asks_refund"         // pays, then asks for a refund (sometimes twice)
-	BehaviourDoubleTap     = "double_taps"         // taps pay three times, pays twice, syncs twice
-	BehaviourSync          = "polls_sync"          // pays and polls ?sync=1 until it shows PAID
-	BehaviourShipConfirm   = "shipped_confirmed"   // pays; the shop ships; the buyer confirms receipt in WeChat, then in the mini-program
-	BehaviourShipAuto      = "shipped_autoconfirm" // pays; the shop ships; WeChat confirms receipt by itself
-	BehaviourAdminRefund   = "shipped_then_refund" // pays; the shop ships, then refunds it
-	BehaviourScarce        = "scarce_stock"        // one of a group paying at once for fewer items than they ordered
-	behaviourUnknownAnswer = "answer_lost"         // an order placed whose creation answer never arrived (API restart)
+	BehaviourPayNow      = "pays_at_once"        // pay, the payer pays at once
+	BehaviourPayLate     = "pays_late"           // pays well into the payment window
+	BehaviourPayAfter    = "pays_after_deadline" // tries to pay after the deadline: WeChat refuses
+	BehaviourNeverPays   = "never_pays"          // places (sometimes asks to pay) and walks away
+	BehaviourCancel      = "cancels"             // cancels before paying (sometimes twice)
+	BehaviourPayAsCancel = "pays_as_it_cancels"  // pays a moment before the cancel's close reaches WeChat
+	BehaviourRefund      = "asks_refund"         // pays, then asks for a refund (sometimes twice)
+	BehaviourDoubleTap   = "double_taps"         // taps pay three times, pays twice, syncs twice
+	BehaviourSync        = "polls_sync"          // pays and polls ?sync=1 until it shows PAID
+	BehaviourShipConfirm = "shipped_confirmed"   // pays; the shop ships; the buyer confirms receipt in WeChat, then in the mini-program
+	BehaviourShipAuto    = "shipped_autoconfirm" // pays; the shop ships; WeChat confirms receipt by itself
+	BehaviourAdminRefund = "shipped_then_refund" // pays; the shop ships, then refunds it
+	BehaviourScarce      = "scarce_stock"        // one of a group paying at once for fewer items than they ordered
+	// BehaviourRefundParts: a paid order of several lines refunded one
+	// line (or one unit) at a time, by the user or the shop; some are then
+	// shipped (and the shop may refund one more after that), some refunded
+	// to the last item (REFUNDED).
+	BehaviourRefundParts = "refunds_in_parts"
+	// BehaviourConcurrentRefunds: more one-unit refund requests of a paid
+	// order fired at once than it has units: some must be refused
+	// (REFUND_EXCEEDS_ORDER), and what was accepted is what WeChat returns.
+	BehaviourConcurrentRefunds = "concurrent_refunds"
+	behaviourUnknownAnswer     = "answer_lost" // an order placed whose creation answer never arrived (API restart)
 )
 
 var behaviourWeights = []struct {
@@ -43,6 +52,9 @@ var behaviourWeights = []struct {
 	{BehaviourPayNow, 18}, {BehaviourPayLate, 8}, {BehaviourPayAfter, 5}, {BehaviourNeverPays, 6},
 	{BehaviourCancel, 8}, {BehaviourPayAsCancel, 4}, {BehaviourRefund, 8}, {BehaviourDoubleTap, 8},
 	{BehaviourSync, 8}, {BehaviourShipConfirm, 5}, {BehaviourShipAuto, 4}, {BehaviourAdminRefund, 3},
+	{BehaviourRefundParts, 7}, {BehaviourConcurrentRefunds, 5},
+	// After-sales (issue 18, POST /v1/orders/:no/after-sales) get a
+	// behaviour here once their API exists: see playAfterSale.
 }
 
 // job is one unit of payer work: a single order, or a group of orders
@@ -52,6 +64,10 @@ type job struct {
 	behaviour string
 	group     int   // orders in a scarce group (0 for a single order)
 	scarce    int64 // the scarce product's id
+	// variant takes turns among the jobs of a behaviour with several
+	// endings, so that each ending is played in every run of some size
+	// (refunds_in_parts: to the last item, shipped after, either).
+	variant int
 }
 
 // orderRecord is what the payers did to one order and what they were told.
@@ -72,6 +88,11 @@ type orderRecord struct {
 	Shipped      bool     // the shop's ship was taken
 	// ReceiptConfirmed: the buyer confirmed receipt in WeChat (simulator).
 	ReceiptConfirmed bool
+	// Lines are the order's goods as the create answer gave them.
+	Lines []lineAnswer
+	// Parts are the refund requests of some items sent for the order
+	// (refunds_in_parts, concurrent_refunds) and what became of each.
+	Parts []partAsk
 }
 
 func (o *orderRecord) set(f func(o *orderRecord)) {
@@ -90,12 +111,20 @@ type item struct {
 	Quantity  int64 `json:"quantity"`
 }
 
+// lineAnswer is one line of an order answer.
+type lineAnswer struct {
+	ProductID    int64 `json:"product_id"`
+	UnitPriceFen int64 `json:"unit_price_fen"`
+	Quantity     int64 `json:"quantity"`
+}
+
 type orderAnswer struct {
-	OrderNo      string    `json:"order_no"`
-	Status       string    `json:"status"`
-	TotalFen     int64     `json:"total_fen"`
-	PayDeadline  time.Time `json:"pay_deadline"`
-	WechatSynced *bool     `json:"wechat_synced"`
+	Items        []lineAnswer `json:"items"`
+	OrderNo      string       `json:"order_no"`
+	Status       string       `json:"status"`
+	TotalFen     int64        `json:"total_fen"`
+	PayDeadline  time.Time    `json:"pay_deadline"`
+	WechatSynced *bool        `json:"wechat_synced"`
 }
 
 type apiError struct {
@@ -166,6 +195,7 @@ func plan(orders int, rng *rand.Rand) []job {
 		total += w.weight
 	}
 	var jobs []job
+	variants := map[string]int{}
 	for n := 0; n < orders; {
 		// At least one group in a run of 20 or more, then now and then.
 		if left := orders - n; left >= 4 && ((n == 0 && orders >= 20) || rng.Float64() < 0.035) {
@@ -177,7 +207,8 @@ func plan(orders int, rng *rand.Rand) []job {
 		x := rng.IntN(total)
 		for _, w := range behaviourWeights {
 			if x < w.weight {
-				jobs = append(jobs, job{index: len(jobs), behaviour: w.name})
+				jobs = append(jobs, job{index: len(jobs), behaviour: w.name, variant: variants[w.name]})
+				variants[w.name]++
 				break
 			}
 			x -= w.weight
@@ -205,11 +236,22 @@ func (h *harness) play(ctx context.Context, j job) {
 				"province": "上海市", "city": "上海市", "district": "浦东新区", "detail": fmt.Sprintf("世纪大道%d号", 1+rng.IntN(999))}
 		}
 	}
-	o := h.place(ctx, j.behaviour, u, h.commonItems(rng), address)
+	items := h.commonItems(rng)
+	switch j.behaviour {
+	case BehaviourRefundParts:
+		items = h.commonLines(rng, 2+rng.IntN(2)) // several lines to refund one by one
+	case BehaviourConcurrentRefunds:
+		items = h.commonLines(rng, 1+rng.IntN(2))
+	}
+	o := h.place(ctx, j.behaviour, u, items, address)
 	if o == nil {
 		return
 	}
 	switch j.behaviour {
+	case BehaviourRefundParts:
+		h.playRefundParts(ctx, o, rng, j.variant%3)
+	case BehaviourConcurrentRefunds:
+		h.playConcurrentRefunds(ctx, o, rng)
 	case BehaviourPayNow:
 		h.think(ctx, rng, 0, 800*time.Millisecond)
 		if h.pay(ctx, o, 1) {
@@ -329,8 +371,10 @@ func (h *harness) think(ctx context.Context, rng *rand.Rand, lo, hi time.Duratio
 }
 
 // commonItems picks one to three lines of the well-stocked products.
-func (h *harness) commonItems(rng *rand.Rand) []item {
-	n := 1 + rng.IntN(3)
+func (h *harness) commonItems(rng *rand.Rand) []item { return h.commonLines(rng, 1+rng.IntN(3)) }
+
+// commonLines picks n lines of the well-stocked products, one to three of each.
+func (h *harness) commonLines(rng *rand.Rand, n int) []item {
 	perm := rng.Perm(len(h.common))
 	items := make([]item, 0, n)
 	for _, i := range perm[:n] {
@@ -364,7 +408,7 @@ func (h *harness) place(ctx context.Context, behaviour string, u int, items []it
 		h.logf("create order: unreadable answer %s", a.body)
 		return nil
 	}
-	o := &orderRecord{No: v.OrderNo, Behaviour: behaviour, User: u, TotalFen: v.TotalFen, Deadline: v.PayDeadline}
+	o := &orderRecord{No: v.OrderNo, Behaviour: behaviour, User: u, TotalFen: v.TotalFen, Deadline: v.PayDeadline, Lines: v.Items}
 	h.mu.Lock()
 	h.orders[o.No] = o
 	h.mu.Unlock()

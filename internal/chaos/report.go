@@ -37,6 +37,9 @@ type Report struct {
 	ByBehaviour   map[string]map[string]int `json:"by_behaviour"` // behaviour → final status → orders
 	StrayPayments map[string]int            `json:"stray_payments"`
 	Money         Money                     `json:"money"`
+	// PartRefunds counts what the part refund behaviours were seen to do
+	// (Seen; issue 18).
+	PartRefunds map[string]int `json:"part_refunds"`
 
 	// Faults that happened, by kind (from the simulator's records where it
 	// keeps them); FaultsAsked is what the harness asked the simulator for.
@@ -147,6 +150,7 @@ func (r *Report) WriteText(w io.Writer) {
 	p("money: %d payments taken %s, %d refunds %s returned, kept %s, %d held for a person %s (taken − refunded − kept − held = %s)",
 		m.Transactions, fen(m.TakenFen), m.Refunds, fen(m.RefundedFen), fen(m.KeptFen), m.Held, fen(m.HeldFen),
 		fen(m.TakenFen-m.RefundedFen-m.KeptFen-m.HeldFen))
+	p("part refunds: %s", kv(r.PartRefunds))
 	if len(r.StrayPayments) > 0 {
 		p("stray payments: %s", kv(r.StrayPayments))
 	}

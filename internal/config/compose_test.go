@@ -100,7 +100,7 @@ var composeExpectedDeps = []struct{ from, to, condition string }{
 // composeSearchAttributes are the custom search attributes the order workflows
 // upsert (DESIGN.md); temporal-setup must register them with these types.
 var composeSearchAttributes = map[string]string{
-	"OrderNo": "Keyword", "OrderStatus": "Keyword", "OrderUserID": "Keyword", "OrderAmountFen": "Int",
+	"OrderNo": "Keyword", "OrderStatus": "Keyword", "OrderUserID": "Keyword", "OrderAmountFen": "Int", "OrderRefundedFen": "Int",
 }
 
 // ---------------------------------------------------------------------------

@@ -75,7 +75,11 @@ type Config struct {
 	LogLevel           string // LOG_LEVEL
 	ShutdownTimeout    time.Duration
 	OrderAutoConfirm   time.Duration
-	HTTPClientTimeout  time.Duration
+	// RefundInterval is WECHATPAY_REFUND_INTERVAL: the least time between
+	// two refund requests of one payment (WeChat's minute), handed to each
+	// new order's workflow.
+	RefundInterval    time.Duration
+	HTTPClientTimeout time.Duration
 
 	// RateLimitUser (RATE_LIMIT_USER) bounds each user's mutating requests,
 	// RateLimitLogin (RATE_LIMIT_LOGIN) each client address's logins; the
@@ -134,6 +138,7 @@ func Vars() []Var {
 		{Name: "WECHATPAY_NOTIFY_URL", Required: []Mode{ModeWorker}, Help: "public https URL of POST /v1/wechatpay/notify; http only on a loopback host or with WECHATPAY_NOTIFY_ALLOW_HTTP"},
 		{Name: "WECHATPAY_NOTIFY_ALLOW_HTTP", Default: "false", Help: "true lets WECHATPAY_NOTIFY_URL be http:// on any host: for the simulator only (WeChat refuses http)"},
 		{Name: "WECHATPAY_BASE_URL", Default: DefaultWechatPayBaseURL, Help: "WeChat Pay API host; point it at the simulator to test"},
+		{Name: "WECHATPAY_REFUND_INTERVAL", Default: "1m", Help: "least time between two refund requests of one payment (WeChat answers FREQUENCY_LIMITED within a minute); an order's refunds of some items are asked this far apart"},
 		{Name: "ORDER_PAY_TIMEOUT", Default: "15m", Help: "how long an order waits for payment before it is closed"},
 		{Name: "ORDER_AUTO_CONFIRM", Default: "168h", Help: "how long after shipping an order completes by itself"},
 		{Name: "JWT_SECRET", Required: []Mode{ModeAPI}, Help: "HMAC key for login tokens, at least 32 bytes"},
@@ -203,6 +208,7 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 		LogLevel:            strings.ToLower(val("LOG_LEVEL")),
 		OrderPayTimeout:     dur("ORDER_PAY_TIMEOUT"),
 		OrderAutoConfirm:    dur("ORDER_AUTO_CONFIRM"),
+		RefundInterval:      dur("WECHATPAY_REFUND_INTERVAL"),
 		ShutdownTimeout:     dur("SHUTDOWN_TIMEOUT"),
 		HTTPClientTimeout:   10 * time.Second,
 	}

@@ -333,6 +333,75 @@ func TestBrowser(t *testing.T) {
 	t.Run("DemoPageShipsAndTheBuyerConfirmsInWeChat", func(t *testing.T) {
 		demoShipAndConfirmReceipt(t, b, dev)
 	})
+	t.Run("DemoPageRefundsOneItem", func(t *testing.T) {
+		demoRefundOneItem(t, b, dev)
+	})
+}
+
+// demoRefundOneItem buys two coffees and a tea, then refunds the tea alone
+// with its row's "Refund one" (issue 18): the order stays PAID, shows
+// "Refunded ¥128.00 of ¥304.00" and the refund of the tea SUCCESS, and the
+// tea's stock is back. Nothing else in this test pays for tea (the
+// cancelled order never took any), so its stock is the seed's 50 less
+// this order's one, then 50 again.
+func demoRefundOneItem(t *testing.T, b *browser, dev devStack) {
+	teaRow := `//table[@id="products"]//tr[td[1][text()="Longjing green tea 250g"]]`
+	stockIs := func(n string) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const r = document.evaluate(%q, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
+			return !!r && r.cells[2].textContent.trim() === %q; })()`, teaRow, n),
+			chromedp.WithPollingInterval(500*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second))
+	}
+	b.step(t, "open the demo page again (still logged in)", 30*time.Second,
+		chromedp.Navigate(dev.API+"/demo/"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#logout-btn")),
+	)
+	coffee := `//tr[td[1][text()="Yunnan coffee beans 500g"]]//button[contains(@class,"qty-plus")]`
+	b.step(t, "order two coffees and a tea, and pay", 90*time.Second,
+		chromedp.Click(coffee),
+		chromedp.Click(coffee),
+		chromedp.Click(teaRow+`//button[contains(@class,"qty-plus")]`),
+		chromedp.WaitEnabled(chromedp.CSS("#order-btn")),
+		chromedp.Click(chromedp.CSS("#order-btn")),
+		chromedp.WaitVisible(chromedp.CSS(`#order-status[data-status="PENDING"]`)),
+		chromedp.Click(chromedp.CSS("#pay-btn")),
+		chromedp.WaitEnabled(chromedp.CSS("#payer-btn")),
+		chromedp.Click(chromedp.CSS("#payer-btn")),
+		chromedp.WaitVisible(chromedp.CSS(`#order-status[data-status="PAID"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS("#order-step.working")),
+		stockIs("49"),
+		chromedp.WaitNotVisible(chromedp.CSS("#error")),
+	)
+	if total := run(t, b, "read the order total", chromedp.Text(chromedp.CSS("#order-total"))); total != "¥304.00" {
+		t.Fatalf("order total %q, want ¥304.00 (2 × ¥88.00 + ¥128.00)", total)
+	}
+	refundTea := `//table[@id="order-items"]//tr[td[1][text()="Longjing green tea 250g"]]//button[@data-refund-one]`
+	b.step(t, "refund the tea alone and see its money and stock back", 120*time.Second,
+		chromedp.SetValue(chromedp.CSS("#refund-reason"), "the tin was dented"),
+		chromedp.Click(refundTea),
+		chromedp.WaitVisible(`//table[@id="refunds"]//tr[td[2][contains(text(),"Longjing green tea 250g × 1")]][td[4][text()="SUCCESS"]]`),
+		chromedp.WaitNotPresent(chromedp.CSS("#order-step.working")),
+		stockIs("50"),
+		chromedp.WaitNotVisible(chromedp.CSS("#error")),
+	)
+	if s := run(t, b, "read the status", chromedp.Text(chromedp.CSS("#order-status"))); s != "PAID" {
+		t.Errorf("status %q after refunding one item of three, want PAID", s)
+	}
+	if facts := run(t, b, "read the order facts", chromedp.Text(chromedp.CSS("#order-facts"))); !strings.Contains(facts, "¥128.00 of ¥304.00") {
+		t.Errorf("order facts %q, want “¥128.00 of ¥304.00” refunded", facts)
+	}
+	if back := run(t, b, "read the refunded total", chromedp.Text(chromedp.CSS("#order-refunded"))); back != "−¥128.00" {
+		t.Errorf("refunded column total %q, want −¥128.00", back)
+	}
+	// The tea is all refunded: no "Refund one" for it; the coffees still have theirs.
+	n := run(t, b, "count the refund buttons", chromedp.Evaluate[int](`document.querySelectorAll("#order-items button[data-refund-one]").length`))
+	if n != 1 {
+		t.Errorf("%d “Refund one” buttons, want 1 (the coffees')", n)
+	}
+	b.screenshot(t, "demo-refunded-one-item.png")
+	if ex := b.exceptions(dev.API); len(ex) > 0 {
+		t.Errorf("the demo page threw: %v", ex)
+	}
 }
 
 // demoShipAndConfirmReceipt buys a dripper, ships it as the shop (the
@@ -658,8 +727,16 @@ func demoCancelAndRefund(t *testing.T, b *browser, dev devStack, paidNo string) 
 		chromedp.WaitNotVisible(chromedp.CSS("#error")),
 	)
 
+	// The list is drawn again whenever an order in it moves, so the row's
+	// button is found and clicked in one go in the page (a node chromedp
+	// looked up can be gone by the time it clicks: "Could not find node").
+	openPaid := fmt.Sprintf(`#orders tr[data-order-no=%q] button`, paidNo)
 	b.step(t, "open the paid order and ask for a refund", 60*time.Second,
-		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#orders tr[data-order-no=%q] button`, paidNo))),
+		chromedp.WaitVisible(chromedp.CSS(openPaid)),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`(document.querySelector(%q).click(), true)`, openPaid))(ctx, tg)
+			return err
+		}),
 		chromedp.WaitVisible(chromedp.CSS(`#order-status[data-status="PAID"]`)),
 		chromedp.SetValue(chromedp.CSS("#refund-reason"), "changed my mind"),
 		chromedp.Click(chromedp.CSS("#refund-btn")),

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -445,6 +446,7 @@ type refundBody struct {
 		Total    *int64 `json:"total"`
 		Currency string `json:"currency"`
 	} `json:"amount"`
+	GoodsDetail []RefundGoods `json:"goods_detail"`
 }
 
 type refundAmountJSON struct {
@@ -556,6 +558,9 @@ func (s *Sim) handleRefundCreate(_ *http.Request, body []byte) reply {
 	if rep, ok := byteLimitReply("reason", in.Reason, maxRefundReasonBytes); !ok {
 		return rep
 	}
+	if rep, ok := goodsDetailReply(in.GoodsDetail, *in.Amount.Refund); !ok {
+		return rep
+	}
 	refund, total := *in.Amount.Refund, *in.Amount.Total
 	now := s.now()
 
@@ -575,7 +580,7 @@ func (s *Sim) handleRefundCreate(_ *http.Request, body []byte) reply {
 	}
 	s.expireLocked(t, now)
 	if r := s.refunds[in.OutRefundNo]; r != nil {
-		if r.tx != t || r.refund != refund || r.total != total {
+		if r.tx != t || r.refund != refund || r.total != total || !slices.Equal(r.goods, in.GoodsDetail) {
 			return errReply(http.StatusBadRequest, "INVALID_REQUEST", "退款单号已存在，但请求参数与原请求不一致")
 		}
 		s.settleDueLocked(r, now)
@@ -596,6 +601,17 @@ func (s *Sim) handleRefundCreate(_ *http.Request, body []byte) reply {
 		t.event(now, "refund %s of %d fen refused: only %d fen refundable", in.OutRefundNo, refund, left)
 		return errReply(http.StatusBadRequest, "INVALID_REQUEST", fmt.Sprintf("申请退款金额超过订单可退金额(可退 %d 分)", left))
 	}
+	if len(t.refunds) >= MaxRefunds {
+		t.event(now, "refund %s refused: the transaction has %d refunds already", in.OutRefundNo, len(t.refunds))
+		return errReply(http.StatusBadRequest, "INVALID_REQUEST", fmt.Sprintf("订单退款次数已达上限(%d次)", MaxRefunds))
+	}
+	// WeChat's minute between two refunds of one transaction, in real
+	// time; the same out_refund_no asked again (above) is never limited.
+	if real := time.Now(); s.refundInterval > 0 && !t.lastRefundAt.IsZero() && real.Sub(t.lastRefundAt) < s.refundInterval {
+		t.event(now, "refund %s refused: FREQUENCY_LIMITED (%s after the last refund)", in.OutRefundNo, real.Sub(t.lastRefundAt).Round(time.Millisecond))
+		return errReply(http.StatusTooManyRequests, "FREQUENCY_LIMITED", "频率限制，同一笔订单的退款申请请间隔1分钟")
+	}
+	t.lastRefundAt = time.Now()
 	r := &refundRec{
 		tx:          t,
 		outRefundNo: in.OutRefundNo,
@@ -607,9 +623,40 @@ func (s *Sim) handleRefundCreate(_ *http.Request, body []byte) reply {
 		status:      RefundProcessing,
 		createTime:  now,
 		forceStatus: s.takeRefundFault(),
+		goods:       slices.Clone(in.GoodsDetail),
 	}
-	s.acceptRefundLocked(r, now, fmt.Sprintf("refund %s of %d fen accepted (PROCESSING)", r.outRefundNo, refund))
+	what := fmt.Sprintf("refund %s of %d fen accepted (PROCESSING)", r.outRefundNo, refund)
+	for _, g := range r.goods {
+		what += fmt.Sprintf("; goods %s ×%d at %d fen", g.MerchantGoodsID, g.RefundQuantity, g.UnitPrice)
+	}
+	s.acceptRefundLocked(r, now, what)
 	return jsonReply(http.StatusOK, s.refundJSON(r))
+}
+
+// goodsDetailReply checks a refund's goods_detail as WeChat does: each line
+// names the merchant's goods, a unit price, a quantity and its refund
+// amount (at most unit price × quantity), and the amounts add up to
+// amount.refund. No goods_detail is fine.
+func goodsDetailReply(goods []RefundGoods, refund int64) (reply, bool) {
+	if len(goods) == 0 {
+		return reply{}, true
+	}
+	var sum int64
+	for i, g := range goods {
+		switch {
+		case g.MerchantGoodsID == "" || len(g.MerchantGoodsID) > 32:
+			return errReply(http.StatusBadRequest, "PARAM_ERROR", fmt.Sprintf("goods_detail[%d].merchant_goods_id 须为1-32个字符", i)), false
+		case g.UnitPrice < 0 || g.RefundQuantity <= 0 || g.RefundAmount <= 0:
+			return errReply(http.StatusBadRequest, "PARAM_ERROR", fmt.Sprintf("goods_detail[%d] 单价、退款金额或退货数量不合法", i)), false
+		case g.RefundAmount > g.UnitPrice*g.RefundQuantity:
+			return errReply(http.StatusBadRequest, "PARAM_ERROR", fmt.Sprintf("goods_detail[%d].refund_amount %d 超过 unit_price×refund_quantity", i, g.RefundAmount)), false
+		}
+		sum += g.RefundAmount
+	}
+	if sum != refund {
+		return errReply(http.StatusBadRequest, "PARAM_ERROR", fmt.Sprintf("goods_detail 退款金额之和 %d 与 amount.refund %d 不一致", sum, refund)), false
+	}
+	return reply{}, true
 }
 
 func (s *Sim) handleRefundQuery(r *http.Request, _ []byte) reply {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -14,10 +15,15 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultAppID         = "wxd0000000000000dev"
-	DefaultMchID         = "1900000001"
-	DefaultLoginSecret   = "dev-app-secret"
-	DefaultRefundDelay   = 2 * time.Second
+	DefaultAppID       = "wxd0000000000000dev"
+	DefaultMchID       = "1900000001"
+	DefaultLoginSecret = "dev-app-secret"
+	DefaultRefundDelay = 2 * time.Second
+	// DefaultRefundInterval is WeChat's least time between two refunds of
+	// one transaction (a second within it: FREQUENCY_LIMITED).
+	DefaultRefundInterval = time.Minute
+	// MaxRefunds is how many refunds one transaction may have.
+	MaxRefunds           = 50
 	DefaultNotifyTimeout = 5 * time.Second
 )
 
@@ -85,6 +91,11 @@ type Options struct {
 	// told) after this. 0 = DefaultRefundDelay; negative = only when settled
 	// through the control API.
 	RefundDelay time.Duration
+	// RefundInterval: a refund of a transaction less than this after its
+	// last one is answered 429 FREQUENCY_LIMITED (real time, as WeChat's
+	// minute). 0 = DefaultRefundInterval; negative = no limit. A test
+	// stack sets it to its WECHATPAY_REFUND_INTERVAL.
+	RefundInterval time.Duration
 
 	// CloseOnPaid: CloseRefuse (default) or CloseOK204.
 	CloseOnPaid string
@@ -157,12 +168,14 @@ type Sim struct {
 	faults      faultState
 	closeOnPaid string
 	refundDelay time.Duration
-	notifyScale float64
-	held        *notification // reorder: waiting for the next notification
-	probes      []ProbeResult
-	wrongKey    *rsa.PrivateKey
-	bills       billBook
-	wxa         wxaState
+	// refundInterval: Options.RefundInterval (negative: none).
+	refundInterval time.Duration
+	notifyScale    float64
+	held           *notification // reorder: waiting for the next notification
+	probes         []ProbeResult
+	wrongKey       *rsa.PrivateKey
+	bills          billBook
+	wxa            wxaState
 }
 
 type txn struct {
@@ -174,6 +187,7 @@ type txn struct {
 	createdAt, successTime, closedAt                                 time.Time
 	payOnClose                                                       bool
 	refunds                                                          []*refundRec
+	lastRefundAt                                                     time.Time // real time: the refund interval
 	notifies                                                         []*notification
 	events                                                           []Event
 	ship                                                             *shipRec // shipping management, once paid
@@ -188,6 +202,16 @@ type refundRec struct {
 	createTime, successTime, settleAt time.Time
 	forceStatus                       string
 	quiet                             bool // made in the merchant platform: no notify
+	goods                             []RefundGoods
+}
+
+// RefundGoods is one line of a refund's goods_detail, as the merchant sent it.
+type RefundGoods struct {
+	MerchantGoodsID string `json:"merchant_goods_id"`
+	GoodsName       string `json:"goods_name,omitempty"`
+	UnitPrice       int64  `json:"unit_price"`
+	RefundAmount    int64  `json:"refund_amount"`
+	RefundQuantity  int64  `json:"refund_quantity"`
 }
 
 // Event is one thing that happened to a transaction.
@@ -213,6 +237,9 @@ func New(opts Options) *Sim {
 	if opts.RefundDelay == 0 {
 		opts.RefundDelay = DefaultRefundDelay
 	}
+	if opts.RefundInterval == 0 {
+		opts.RefundInterval = DefaultRefundInterval
+	}
 	if opts.CloseOnPaid == "" {
 		opts.CloseOnPaid = CloseRefuse
 	}
@@ -229,21 +256,22 @@ func New(opts Options) *Sim {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Sim{
-		opts:         opts,
-		log:          log,
-		now:          opts.Clock,
-		ctx:          ctx,
-		cancel:       cancel,
-		notifyClient: nc,
-		txs:          map[string]*txn{},
-		byTxID:       map[string]*txn{},
-		refunds:      map[string]*refundRec{},
-		usedCodes:    map[string]bool{},
-		faults:       newFaultState(),
-		closeOnPaid:  opts.CloseOnPaid,
-		refundDelay:  opts.RefundDelay,
-		notifyScale:  opts.NotifyScale,
-		bills:        newBillBook(opts.BillsImmediate),
+		opts:           opts,
+		log:            log,
+		now:            opts.Clock,
+		ctx:            ctx,
+		cancel:         cancel,
+		notifyClient:   nc,
+		txs:            map[string]*txn{},
+		byTxID:         map[string]*txn{},
+		refunds:        map[string]*refundRec{},
+		usedCodes:      map[string]bool{},
+		faults:         newFaultState(),
+		closeOnPaid:    opts.CloseOnPaid,
+		refundDelay:    opts.RefundDelay,
+		refundInterval: opts.RefundInterval,
+		notifyScale:    opts.NotifyScale,
+		bills:          newBillBook(opts.BillsImmediate),
 		wxa: wxaState{
 			managed: !opts.NotTradeManaged, freshPayment: opts.FreshPayment, autoConfirm: opts.ReceiptAutoConfirm,
 			settleDelay: opts.SettleDelay, pushURL: opts.PushURL,
@@ -437,6 +465,8 @@ type RefundView struct {
 	SuccessTime   *time.Time `json:"success_time,omitempty"`
 	SettleAt      *time.Time `json:"settle_at,omitempty"`
 	WillSettleAs  string     `json:"will_settle_as,omitempty"`
+	// Goods are the refund's goods_detail (none when it gave none).
+	Goods []RefundGoods `json:"goods,omitempty"`
 }
 
 // NotifyView is one notification and its delivery attempts.
@@ -521,6 +551,7 @@ func (s *Sim) refundViewLocked(r *refundRec) RefundView {
 		NotifyURL:     r.notifyURL,
 		CreateTime:    r.createTime,
 		SuccessTime:   timePtr(r.successTime),
+		Goods:         slices.Clone(r.goods),
 	}
 	if r.status == RefundProcessing {
 		if s.refundDelay >= 0 {
@@ -705,9 +736,11 @@ func (s *Sim) SettleRefund(outRefundNo, status string) (RefundView, error) {
 
 // Settings are the run-time switches of the simulator.
 type Settings struct {
-	CloseOnPaid   string   `json:"close_on_paid"`             // refuse | ok204
-	RefundDelayMS *int64   `json:"refund_delay_ms,omitempty"` // negative: only settled by the control API
-	NotifyScale   *float64 `json:"notify_scale,omitempty"`
+	CloseOnPaid   string `json:"close_on_paid"`             // refuse | ok204
+	RefundDelayMS *int64 `json:"refund_delay_ms,omitempty"` // negative: only settled by the control API
+	// RefundIntervalMS is Options.RefundInterval (negative: no limit).
+	RefundIntervalMS *int64   `json:"refund_interval_ms,omitempty"`
+	NotifyScale      *float64 `json:"notify_scale,omitempty"`
 	// BillsImmediate: every day's trade bill, today's included, is
 	// available at once (Options.BillsImmediate).
 	BillsImmediate *bool `json:"bills_immediate,omitempty"`
@@ -732,11 +765,15 @@ func (s *Sim) settingsLocked() Settings {
 		d = -1
 	}
 	scale := s.notifyScale
+	interval := s.refundInterval.Milliseconds()
+	if s.refundInterval < 0 {
+		interval = -1
+	}
 	immediate := s.bills.immediate
 	managed := s.wxa.managed
 	fresh, auto, settle := s.wxa.freshPayment.Milliseconds(), s.wxa.autoConfirm.Milliseconds(), s.wxa.settleDelay.Milliseconds()
 	push := s.wxa.pushURL
-	return Settings{CloseOnPaid: s.closeOnPaid, RefundDelayMS: &d, NotifyScale: &scale, BillsImmediate: &immediate,
+	return Settings{CloseOnPaid: s.closeOnPaid, RefundDelayMS: &d, RefundIntervalMS: &interval, NotifyScale: &scale, BillsImmediate: &immediate,
 		TradeManaged: &managed, FreshPaymentMS: &fresh, ReceiptAutoConfirmMS: &auto, SettleDelayMS: &settle, PushURL: &push}
 }
 
@@ -768,6 +805,13 @@ func (s *Sim) UpdateSettings(in Settings) (Settings, error) {
 			s.refundDelay = -1
 		} else {
 			s.refundDelay = time.Duration(*in.RefundDelayMS) * time.Millisecond
+		}
+	}
+	if in.RefundIntervalMS != nil {
+		if *in.RefundIntervalMS < 0 {
+			s.refundInterval = -1
+		} else {
+			s.refundInterval = time.Duration(*in.RefundIntervalMS) * time.Millisecond
 		}
 	}
 	if in.NotifyScale != nil {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -255,7 +256,7 @@ func TestRetriedWrites_LeaveUpdatedAtAlone(t *testing.T) {
 			noErr(t, s.UpdateRefundStatus(ctx, "RF-NOOP", step.status, ""))
 			second, err := s.GetRefund(ctx, "RF-NOOP")
 			noErr(t, err)
-			if second != first || first.Status != step.status || first.RefundID != "50300009" {
+			if !reflect.DeepEqual(second, first) || first.Status != step.status || first.RefundID != "50300009" {
 				t.Errorf("%s repeated: %+v -> %+v", step.status, first, second)
 			}
 		}

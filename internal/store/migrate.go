@@ -31,6 +31,7 @@ var migrations = []migration{
 	{Version: 2, Name: "fulfilment", Postgres: migrationSQL("0002_fulfilment.postgres.sql"), SQLite: migrationSQL("0002_fulfilment.sqlite.sql")},
 	{Version: 3, Name: "reconciliation", Postgres: migrationSQL("0003_reconciliation.postgres.sql"), SQLite: migrationSQL("0003_reconciliation.sqlite.sql")},
 	{Version: 4, Name: "wechat_shipping", Postgres: migrationSQL("0004_wechat_shipping.postgres.sql"), SQLite: migrationSQL("0004_wechat_shipping.sqlite.sql")},
+	{Version: 5, Name: "partial_refunds", Postgres: migrationSQL("0005_partial_refunds.postgres.sql"), SQLite: migrationSQL("0005_partial_refunds.sqlite.sql")},
 }
 
 func migrationSQL(name string) string {

@@ -62,6 +62,9 @@ type Order struct {
 	// Shipment is how the order was shipped (nil: not shipped, or shipped
 	// with a tracking number only).
 	Shipment *Shipment `gorm:"column:shipment;serializer:json;not null" json:"shipment,omitempty"`
+	// RefundedFen is what WeChat returned of the order's payment: the sum
+	// of its SUCCESS refunds (RecountRefunded).
+	RefundedFen int64 `gorm:"column:refunded_fen" json:"refunded_fen"`
 	// Flag is "" when nothing needs a person; otherwise the reason(s), e.g. "PAYMENT_MISMATCH".
 	Flag      string      `gorm:"column:flag" json:"flag,omitempty"`
 	CreatedAt time.Time   `gorm:"column:created_at" json:"created_at"`
@@ -115,7 +118,8 @@ type OrderItem struct {
 func (OrderItem) TableName() string { return "order_items" }
 
 // StockLedger records one stock movement of one order for one product. The unique
-// key (order_no, product_id, kind) is what makes deduct and restore idempotent.
+// key (order_no, product_id, kind, refund_no) is what makes deduct and restore
+// idempotent.
 type StockLedger struct {
 	ID        int64     `gorm:"column:id;primaryKey;autoIncrement" json:"id"`
 	OrderNo   string    `gorm:"column:order_no" json:"order_no"`
@@ -123,6 +127,9 @@ type StockLedger struct {
 	Kind      string    `gorm:"column:kind" json:"kind"` // LedgerDeduct | LedgerRestore
 	Quantity  int64     `gorm:"column:quantity" json:"quantity"`
 	CreatedAt time.Time `gorm:"column:created_at" json:"created_at"`
+	// RefundNo is the out_refund_no of the part refund a RESTORE row puts
+	// back ("" for a DEDUCT, and for the restoration of a whole order).
+	RefundNo string `gorm:"column:refund_no" json:"refund_no,omitempty"`
 }
 
 // TableName implements gorm's tabler.
@@ -157,12 +164,24 @@ type Refund struct {
 	Reason        string        `gorm:"column:reason" json:"reason"`
 	Status        status.Refund `gorm:"column:status" json:"status"`
 	RefundID      string        `gorm:"column:refund_id" json:"refund_id,omitempty"`
-	CreatedAt     time.Time     `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt     time.Time     `gorm:"column:updated_at" json:"updated_at"`
+	// Items are the goods a part refund returns (nil: a refund of the
+	// whole order, or of a stray payment).
+	Items     []RefundItem `gorm:"column:items;serializer:json;not null" json:"items,omitempty"`
+	CreatedAt time.Time    `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt time.Time    `gorm:"column:updated_at" json:"updated_at"`
 }
 
 // TableName implements gorm's tabler.
 func (Refund) TableName() string { return "refunds" }
+
+// RefundItem is one line of a part refund: a product of the order, how many
+// of it go back and at what unit price (the order's).
+type RefundItem struct {
+	ProductID    int64  `json:"product_id"`
+	Name         string `json:"name,omitempty"`
+	UnitPriceFen int64  `json:"unit_price_fen"`
+	Quantity     int64  `json:"quantity"`
+}
 
 // ItemQty is a product and a quantity, as the client asks for it.
 type ItemQty struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"ordersaga/internal/status"
@@ -67,6 +68,19 @@ func (s *Store) UpsertRefund(ctx context.Context, r Refund) (_ Refund, err error
 		return Refund{}, invalid("empty order_no")
 	case r.RefundFen <= 0 || r.RefundFen > r.TotalFen:
 		return Refund{}, invalid("refund %d fen of a %d fen payment", r.RefundFen, r.TotalFen)
+	}
+	if len(r.Items) > 0 {
+		var sum int64
+		for _, it := range r.Items {
+			line, ok := mulFen(it.UnitPriceFen, it.Quantity)
+			if it.ProductID <= 0 || it.Quantity <= 0 || it.UnitPriceFen < 0 || !ok {
+				return Refund{}, invalid("refund %s: item product %d quantity %d price %d", r.OutRefundNo, it.ProductID, it.Quantity, it.UnitPriceFen)
+			}
+			sum += line
+		}
+		if sum != r.RefundFen {
+			return Refund{}, invalid("refund %s: %d fen is not the sum of its items (%d fen)", r.OutRefundNo, r.RefundFen, sum)
+		}
 	}
 	if r.Status == "" {
 		r.Status = status.RefundProcessing
@@ -144,6 +158,30 @@ func (s *Store) GetRefund(ctx context.Context, outRefundNo string) (_ Refund, er
 		return Refund{}, notFound(err, "refund %s", outRefundNo)
 	}
 	return r, nil
+}
+
+// RecountRefunded sets the order's refunded_fen to the sum of the SUCCESS
+// refunds of the payment it keeps (a stray payment's refund, of another
+// transaction, is not the order's) and returns it. Recounted rather than
+// added to, so that a retried or repeated settlement never counts a refund
+// twice. ErrNotFound if there is no such order.
+func (s *Store) RecountRefunded(ctx context.Context, orderNo string) (_ int64, err error) {
+	defer annotate(&err, "recount the refunds of order %s", orderNo)
+	var fen int64
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		sum := tx.Model(&Refund{}).Select("COALESCE(SUM(refunds.refund_fen), 0)").
+			Where("refunds.order_no = orders.order_no AND refunds.transaction_id = orders.transaction_id AND refunds.transaction_id <> '' AND refunds.status = ?",
+				string(status.RefundSuccess))
+		res := tx.Model(&Order{}).Where("order_no = ? AND refunded_fen <> (?)", orderNo, sum).
+			Updates(map[string]any{"refunded_fen": sum, "updated_at": now()})
+		if res.Error != nil {
+			return res.Error
+		}
+		o, err := getOrder(tx, orderNo)
+		fen = o.RefundedFen
+		return err
+	})
+	return fen, err
 }
 
 // ListRefunds lists an order's refunds, oldest first.

@@ -79,14 +79,14 @@ func TestRefunds_UpsertIsIdempotent(t *testing.T) {
 		again.RefundFen = 1
 		second, err := s.UpsertRefund(ctx, again)
 		noErr(t, err)
-		if second != first {
+		if !reflect.DeepEqual(second, first) {
 			t.Errorf("second upsert %+v, want the stored %+v", second, first)
 		}
 		other, err := s.UpsertRefund(ctx, store.Refund{OutRefundNo: "RF-SO-1-b", OrderNo: "SO-1", RefundFen: 1, TotalFen: 4498})
 		noErr(t, err)
 		list, err := s.ListRefunds(ctx, "SO-1")
 		noErr(t, err)
-		if len(list) != 2 || list[0] != first || list[1] != other {
+		if len(list) != 2 || !reflect.DeepEqual(list[0], first) || !reflect.DeepEqual(list[1], other) {
 			t.Errorf("ListRefunds = %+v", list)
 		}
 		none, err := s.ListRefunds(ctx, "SO-2")

@@ -60,7 +60,9 @@ const (
 	// that it failed, or the reverse.
 	DriftRefundStatus = "REFUND_STATUS_DIFFERS"
 	// DriftKeptButRefunded: the shop's order keeps (PAID, SHIPPED,
-	// COMPLETED) a transaction WeChat refunded in full.
+	// COMPLETED) a transaction WeChat refunded in full (the bill says
+	// SUCCESS: a refund of every item still PROCESSING, or one WeChat could
+	// not make, leaves an order refunded in parts PAID, as it should).
 	DriftKeptButRefunded = "ORDER_KEPT_BUT_REFUNDED"
 
 	// DriftStrayPayment: money no order keeps (a payment after its order
@@ -419,7 +421,7 @@ SELECT b.run_id, b.attempt, ?, ?, b.transaction_id, b.out_trade_no, b.out_refund
   'WeChat refunded the whole payment; order ' || o.order_no || ' is still ' || o.status, ?
 FROM reconciliation_bill_rows b JOIN refunds r ON r.out_refund_no = b.out_refund_no
   JOIN orders o ON o.order_no = b.out_trade_no
-WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'REFUND' AND b.status <> 'FAIL' AND r.refund_fen = b.amount_fen AND r.refund_fen = r.total_fen
+WHERE b.run_id = ? AND b.attempt = ? AND b.kind = 'REFUND' AND b.status = 'SUCCESS' AND r.refund_fen = b.amount_fen AND r.refund_fen = r.total_fen
   AND o.transaction_id = b.transaction_id AND o.status IN ` + kept,
 			append(bill(DriftKeptButRefunded), runID, attempt)},
 

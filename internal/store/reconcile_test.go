@@ -376,3 +376,57 @@ func TestReconcileAttemptThatTimedOutCannotWriteTheReport(t *testing.T) {
 		}
 	})
 }
+
+// An order the shop keeps with refunds of some of its items, which the
+// shop asked for and WeChat made, is no drift — each part matches its bill
+// row, and none refunded the whole payment.
+func TestReconcilePartRefundsOfAKeptOrderAreNoDrift(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		r := &reconShop{t: t, s: s, user: mustUser(t, s), product: mustProduct(t, s, 100, 1000)}
+		r.order("P", status.Paid, "txP", 17600)
+		r.payment("P", "txP", 17600, atHour(9))
+		r.billPayment("P", "txP", 17600, atHour(9))
+		r.refund("P-R1", "P", "txP", 1200, 17600, status.RefundSuccess, "rP1", atHour(10))
+		r.billRefund("P-R1", "P", "txP", 1200, "SUCCESS", atHour(10))
+		r.refund("P-R2", "P", "txP", 8200, 17600, status.RefundSuccess, "rP2", atHour(11))
+		r.billRefund("P-R2", "P", "txP", 8200, "SUCCESS", atHour(11))
+		// A part for every item that WeChat could not make (ABNORMAL: the
+		// bill's CHANGE) leaves the order PAID, flagged for a person: the
+		// payment was not refunded, so the order keeping it is no drift.
+		r.order("Q", status.Paid, "txQ", 900)
+		r.payment("Q", "txQ", 900, atHour(9))
+		r.billPayment("Q", "txQ", 900, atHour(9))
+		r.refund("Q-R1", "Q", "txQ", 900, 900, status.RefundAbnormal, "rQ1", atHour(12))
+		r.billRefund("Q-R1", "Q", "txQ", 900, "CHANGE", atHour(12))
+		run, err := s.StartReconcileRun(ctx, oneDate, "reconcile-"+oneDate, "run-parts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		attempt, err := s.ResetReconcileRun(ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range r.rows {
+			r.rows[i].RunID, r.rows[i].Attempt = run.ID, attempt
+		}
+		if err := s.StageBillRows(ctx, r.rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CompareReconcileRun(ctx, run.ID, attempt, day, "S"); err != nil {
+			t.Fatal(err)
+		}
+		done, err := s.CompleteReconcileRun(ctx, run.ID, attempt, store.BillTotals{State: store.BillReady, SHA1: "cd", Rows: int64(len(r.rows)),
+			Payments: 2, PaymentFen: 18500, Refunds: 3, RefundFen: 10300}, day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts, err := s.DriftCounts(ctx, run.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(counts) != 0 || done.Drift != 0 || done.MatchedRefunds != 3 || done.MatchedPayments != 2 {
+			t.Errorf("drift %v, run %+v; want none, every refund matched", counts, done)
+		}
+	})
+}

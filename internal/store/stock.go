@@ -1,20 +1,25 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"slices"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Stock moves are recorded in stock_ledger under the unique key
-// (order_no, product_id, kind). A product's stock changes only in the same
-// transaction that inserted the matching ledger row, so a retried activity finds
-// the row already there and changes nothing: an order is deducted at most once
-// and restored at most once, and never restored without a deduction.
+// (order_no, product_id, kind, refund_no). A product's stock changes only in
+// the same transaction that inserted the matching ledger row, so a retried
+// activity finds the row already there and changes nothing: an order is
+// deducted at most once, restored at most once as a whole (refund_no '') or
+// once per part refund, never restored without a deduction and never more
+// than was deducted.
 
-const insertLedgerSQL = `INSERT INTO stock_ledger (order_no, product_id, kind, quantity, created_at)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (order_no, product_id, kind) DO NOTHING`
+const insertLedgerSQL = `INSERT INTO stock_ledger (order_no, product_id, kind, quantity, created_at, refund_no)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (order_no, product_id, kind, refund_no) DO NOTHING`
 
 // DeductStock takes the order's items out of stock, all of them or none, in one
 // transaction. For each item it inserts a DEDUCT ledger row and, only when the row
@@ -37,7 +42,7 @@ func (s *Store) DeductStock(ctx context.Context, orderNo string) (err error) {
 		ts := now()
 		// Product id order: concurrent multi-item deductions lock rows in the same order.
 		for _, it := range sortedItems(items) {
-			res := tx.Exec(insertLedgerSQL, orderNo, it.ProductID, LedgerDeduct, it.Quantity, ts)
+			res := tx.Exec(insertLedgerSQL, orderNo, it.ProductID, LedgerDeduct, it.Quantity, ts, "")
 			if res.Error != nil {
 				return res.Error
 			}
@@ -108,7 +113,7 @@ func (s *Store) RestoreStock(ctx context.Context, orderNo string) (err error) {
 		}
 		ts := now()
 		for _, d := range deducted {
-			res := tx.Exec(insertLedgerSQL, orderNo, d.ProductID, LedgerRestore, d.Quantity, ts)
+			res := tx.Exec(insertLedgerSQL, orderNo, d.ProductID, LedgerRestore, d.Quantity, ts, "")
 			if res.Error != nil {
 				return res.Error
 			}
@@ -122,6 +127,78 @@ func (s *Store) RestoreStock(ctx context.Context, orderNo string) (err error) {
 		}
 		return nil
 	})
+}
+
+// RestoreRefundStock puts back the items of one part refund of the order
+// (refundNo, its out_refund_no), in one transaction: for each item a RESTORE
+// row of the refund, and the quantity added back only when that row is new.
+// Called twice it restores once. An item the order never had deducted, or
+// one that would bring the order's restorations of a product past its
+// deduction, is ErrInvalidArgument and nothing is restored: the workflow
+// never asks for it, and the stock must not grow from a mistake.
+func (s *Store) RestoreRefundStock(ctx context.Context, orderNo, refundNo string, items []ItemQty) (err error) {
+	defer annotate(&err, "restore stock of refund %s of order %s", refundNo, orderNo)
+	if refundNo == "" {
+		return invalid("empty refund number")
+	}
+	return s.tx(ctx, func(tx *gorm.DB) error {
+		ts := now()
+		seen := map[int64]bool{}
+		// Product id order: concurrent restorations lock rows in the same order.
+		for _, it := range sortedQty(items) {
+			if it.Quantity <= 0 || seen[it.ProductID] {
+				return invalid("product %d: quantity %d (or listed twice)", it.ProductID, it.Quantity)
+			}
+			seen[it.ProductID] = true
+			// Locked: two refunds of one product restoring at once are
+			// checked against the deduction one after the other.
+			var rows []StockLedger
+			err := tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}).
+				Where("order_no = ? AND product_id = ?", orderNo, it.ProductID).Find(&rows).Error
+			if err != nil {
+				return err
+			}
+			var deducted, restored int64
+			for _, r := range rows {
+				switch {
+				case r.Kind == LedgerDeduct:
+					deducted += r.Quantity
+				case r.RefundNo == refundNo:
+					if r.Quantity != it.Quantity {
+						return invalid("product %d: refund %s restored %d already, not %d", it.ProductID, refundNo, r.Quantity, it.Quantity)
+					}
+					restored = -1 // restored by an earlier attempt
+				default:
+					if restored >= 0 {
+						restored += r.Quantity
+					}
+				}
+			}
+			if restored < 0 {
+				continue
+			}
+			if restored+it.Quantity > deducted {
+				return invalid("product %d: restoring %d more than the %d deducted (%d restored already)", it.ProductID, it.Quantity, deducted, restored)
+			}
+			res := tx.Exec(insertLedgerSQL, orderNo, it.ProductID, LedgerRestore, it.Quantity, ts, refundNo)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				continue // a concurrent attempt restored it
+			}
+			if err := tx.Exec(`UPDATE products SET stock = stock + ?, updated_at = ? WHERE id = ?`, it.Quantity, ts, it.ProductID).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func sortedQty(items []ItemQty) []ItemQty {
+	out := slices.Clone(items)
+	slices.SortFunc(out, func(a, b ItemQty) int { return cmp.Compare(a.ProductID, b.ProductID) })
+	return out
 }
 
 // StockLedger lists the ledger rows of an order in the order they were written.

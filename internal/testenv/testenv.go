@@ -84,6 +84,11 @@ type Options struct {
 	// RefundDelay is how long the simulator takes to settle a refund;
 	// default 300 ms, negative = only when settled through the simulator.
 	RefundDelay time.Duration
+	// RefundInterval is WECHATPAY_REFUND_INTERVAL, and the simulator's
+	// least time between two refunds of a payment (FREQUENCY_LIMITED);
+	// default 1 s (WeChat's minute would make every test of refunds in
+	// parts wait minutes).
+	RefundInterval time.Duration
 	// ShippingManaged is WECHAT_SHIPPING_MANAGED: "off" by default (a
 	// shipped order completes as it did before shipping management);
 	// "on" reports shipments to the simulator and completes on its word.
@@ -143,6 +148,9 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	if opts.RefundDelay == 0 {
 		opts.RefundDelay = 300 * time.Millisecond
 	}
+	if opts.RefundInterval == 0 {
+		opts.RefundInterval = time.Second
+	}
 	if opts.ShippingManaged == "" {
 		opts.ShippingManaged = config.ShippingOff
 	}
@@ -172,6 +180,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	simOpts := shop.SimOptions(keys)
 	simOpts.NotifyScale = opts.NotifyScale
 	simOpts.RefundDelay = opts.RefundDelay
+	simOpts.RefundInterval = opts.RefundInterval
 	simOpts.PushURL = app.EventsURL(srv.URL)
 	simOpts.Logger = log.With("component", "paysim")
 	if opts.Sim != nil {
@@ -188,6 +197,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 		TemporalTaskQueue: fmt.Sprintf("orders-test-%d-%d", os.Getpid(), queueSeq.Add(1)),
 		OrderPayTimeout:   opts.PayTimeout,
 		OrderAutoConfirm:  opts.AutoConfirm,
+		RefundInterval:    opts.RefundInterval,
 		JWTSecret:         strings.Repeat("j", 32),
 		AdminToken:        "admin-token-for-tests",
 		ShutdownTimeout:   5 * time.Second,

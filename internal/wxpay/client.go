@@ -305,6 +305,18 @@ type RefundRequest struct {
 	RefundFen     int64
 	TotalFen      int64  // the order total
 	NotifyURL     string // optional; defaults to Config.NotifyURL
+	// Goods say which goods a part refund returns (goods_detail); their
+	// refund amounts add up to RefundFen. None: not said.
+	Goods []RefundGoods
+}
+
+// RefundGoods is one line of a refund's goods_detail.
+type RefundGoods struct {
+	MerchantGoodsID string // the shop's product id
+	Name            string // optional
+	UnitPriceFen    int64
+	RefundFen       int64 // refund_amount: this line's part of the refund
+	Quantity        int64 // refund_quantity
 }
 
 // RefundResult is WeChat's view of a refund.
@@ -357,6 +369,28 @@ func (c *Client) CreateRefund(ctx context.Context, req RefundRequest) (_ RefundR
 	}
 	if req.Reason != "" {
 		cr.Reason = core.String(CutBytes(req.Reason, MaxRefundReasonBytes))
+	}
+	if len(req.Goods) > 0 {
+		var sum int64
+		for _, g := range req.Goods {
+			if g.MerchantGoodsID == "" || g.Quantity <= 0 || g.UnitPriceFen < 0 || g.RefundFen < 0 {
+				return RefundResult{}, permanent(op, fmt.Errorf("goods_detail line %+v", g))
+			}
+			sum += g.RefundFen
+			d := refunddomestic.GoodsDetail{
+				MerchantGoodsId: core.String(g.MerchantGoodsID),
+				UnitPrice:       core.Int64(g.UnitPriceFen),
+				RefundAmount:    core.Int64(g.RefundFen),
+				RefundQuantity:  core.Int64(g.Quantity),
+			}
+			if g.Name != "" {
+				d.GoodsName = core.String(g.Name)
+			}
+			cr.GoodsDetail = append(cr.GoodsDetail, d)
+		}
+		if sum != req.RefundFen {
+			return RefundResult{}, permanent(op, fmt.Errorf("goods_detail adds up to %d fen, the refund is %d", sum, req.RefundFen))
+		}
 	}
 	r, result, err := c.refunds.Create(ctx, cr)
 	if err != nil {

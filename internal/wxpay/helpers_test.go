@@ -119,6 +119,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	so := devKeys.SimOptions(paysim.DefaultAppID, paysim.DefaultMchID)
 	so.NotifyScale = 0.001
 	so.RefundDelay = 30 * time.Millisecond
+	// WeChat's minute between two refunds of a payment is the simulator's
+	// test (paysim), not the client's.
+	so.RefundInterval = -1
 	so.Clock = clock.Now
 	so.LoginSecret = "secret"
 

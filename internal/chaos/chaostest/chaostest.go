@@ -104,6 +104,13 @@ func Check(t testing.TB, r *chaos.Report, kinds []string, want chaos.Restarts) {
 			t.Errorf("fault %s never happened: injected %v (asked of the simulator %v)", kind, r.Faults, r.FaultsAsked)
 		}
 	}
+	// So did every part refund behaviour (issue 18), counted from what
+	// WeChat returned, not from what the payers asked.
+	for _, seen := range chaos.Seen {
+		if r.PartRefunds[seen] == 0 {
+			t.Errorf("part refunds: %s never seen (%v)", seen, r.PartRefunds)
+		}
+	}
 	got := r.Restarts
 	got.UnexpectedExits, got.TemporalUnexpectedExits, got.Failed = 0, 0, nil
 	if len(r.Restarts.Failed) > 0 || got.WorkerKills != want.WorkerKills || got.APIRestarts != want.APIRestarts ||

@@ -425,6 +425,43 @@ async function refund() {
   }
 }
 
+// refundedQty is how many of each product the order's refunds hold
+// (queued, at WeChat or returned; a failed one keeps its goods too, as the
+// workflow does): what is left can still be refunded.
+function refundedQty(o) {
+  const out = new Map();
+  for (const r of o.refunds || []) {
+    for (const it of r.items || []) out.set(it.product_id, (out.get(it.product_id) || 0) + it.quantity);
+  }
+  return out;
+}
+
+// refundOne asks for a refund of one unit of a product of the order: a
+// refund of its own (<order_no>-R<n>), queued by the order's workflow and
+// asked of WeChat Pay with that item's goods_detail and amount. The order
+// stays PAID with refunded_fen, until every item is refunded (REFUNDED).
+async function refundOne(productId, button) {
+  const o = state.order;
+  const reason = $("refund-reason").value.trim();
+  const body = { items: [{ product_id: productId, quantity: 1 }] };
+  if (reason) body.reason = reason;
+  const data = await busy(button, async () => {
+    const r = await call("POST", `/v1/orders/${encodeURIComponent(o.order_no)}/refund`, body);
+    showOrder(r.data);
+    return r.data;
+  });
+  if (!data) return;
+  const mine = (data.refunds || []).at(-1);
+  if (mine) log(`refund ${mine.out_refund_no} of ${yuan(mine.refund_fen)} asked: ${mine.status}`, "ok");
+  const open = (x) => (x.refunds || []).some((r) => r.status === "QUEUED" || r.status === "PROCESSING");
+  const before = data.refunded_fen;
+  const done = await watchOrder(o.order_no, { until: (x) => !open(x), tries: 180, waiting: "Waiting for WeChat Pay to return the item's money…" });
+  if (done && done.refunded_fen !== before) {
+    log(`refunded ${yuan(done.refunded_fen)} of ${yuan(done.total_fen)}; the item's stock is back`, "ok");
+    loadProducts();
+  }
+}
+
 // loadWechat reads WeChat's shipping view of the order from the simulator.
 async function loadWechat(no) {
   try {
@@ -495,7 +532,9 @@ function stepText(o) {
         ? "The prepay is made. Play the payer, or cancel the order."
         : `Waiting for payment until ${clock(o.pay_deadline)}; after that the workflow closes it.`;
     case "PAID":
-      return "Paid: WeChat Pay confirmed it, and the workflow deducts the stock. The shop ships it next (“Ship as the shop”); until then you can ask for a refund.";
+      return o.refunded_fen
+        ? `Paid, ${yuan(o.refunded_fen)} of ${yuan(o.total_fen)} refunded: the rest is still the order's. Refund another item, or let the shop ship the rest.`
+        : "Paid: WeChat Pay confirmed it, and the workflow deducts the stock. The shop ships it next (“Ship as the shop”); until then you can ask for a refund, of everything or of one item (“Refund one”).";
     case "SHIPPED":
       return `Shipped${o.tracking_no ? " (tracking " + o.tracking_no + ")" : ""} and reported to WeChat. The buyer confirms receipt in WeChat; the order completes on WeChat's word.`;
     case "COMPLETED":
@@ -584,12 +623,34 @@ function render() {
     link.textContent = `Workflow order-${o.order_no} in the Temporal Web UI ↗`;
 
     const items = $("order-items").tBodies[0];
-    items.replaceChildren(...(o.items || []).map((it) => el("tr", {},
-      el("td", {}, it.name),
-      el("td", { class: "num" }, yuan(it.unit_price_fen)),
-      el("td", { class: "num" }, it.quantity),
-      el("td", { class: "num" }, yuan(it.unit_price_fen * it.quantity)))));
+    const refunded = refundedQty(o);
+    // Before shipping the buyer can take back one item at a time.
+    const partly = o.status === "PAID" && !state.waiting;
+    items.replaceChildren(...(o.items || []).map((it) => {
+      const back = refunded.get(it.product_id) || 0;
+      const cell = el("td", {});
+      if (partly && back < it.quantity) {
+        const b = el("button", { type: "button", class: "link danger", "data-refund-one": String(it.product_id) }, "Refund one");
+        b.addEventListener("click", () => refundOne(it.product_id, b));
+        cell.append(b);
+      }
+      return el("tr", {},
+        el("td", {}, it.name),
+        el("td", { class: "num" }, yuan(it.unit_price_fen)),
+        el("td", { class: "num" }, it.quantity),
+        el("td", { class: "num" }, yuan(it.unit_price_fen * it.quantity)),
+        el("td", { class: "num" }, back ? String(back) : ""),
+        cell);
+    }));
     $("order-total").textContent = yuan(o.total_fen);
+    $("order-refunded").textContent = o.refunded_fen ? `−${yuan(o.refunded_fen)}` : "";
+    const rs = o.refunds || [];
+    $("order-refunds").hidden = rs.length === 0;
+    $("refunds").tBodies[0].replaceChildren(...rs.map((r) => el("tr", {},
+      el("td", {}, el("code", {}, r.out_refund_no)),
+      el("td", {}, (r.items || []).length ? r.items.map((it) => `${it.name} × ${it.quantity}`).join(", ") : "the whole order"),
+      el("td", { class: "num" }, yuan(r.refund_fen)),
+      el("td", {}, r.status))));
 
     const facts = [["Created", when(o.created_at)]];
     if (o.status === "PENDING") facts.push(["Pay before", when(o.pay_deadline)]);
@@ -606,6 +667,7 @@ function render() {
     }
     if (o.completed_at) facts.push(["Completed", when(o.completed_at)]);
     if (o.closed_at) facts.push(["Closed", when(o.closed_at)]);
+    if (o.refunded_fen) facts.push(["Refunded", `${yuan(o.refunded_fen)} of ${yuan(o.total_fen)}`]);
     if (o.wechat_synced !== undefined) facts.push(["Confirmed by WeChat", o.wechat_synced ? "yes" : "not yet"]);
     $("order-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 

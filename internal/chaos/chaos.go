@@ -42,9 +42,14 @@ const chaosDatabase = "ordersaga_chaos"
 
 // harness is one run.
 type harness struct {
-	opts  Options
-	start time.Time
-	dir   string
+	// partTurns counts the refunds_in_parts orders that were paid: their
+	// endings take turns by it (playRefundParts), so that the first three
+	// paid ones play all three, however many of the behaviour's jobs ended
+	// unpaid (a small run on a loaded cluster pays few).
+	partTurns atomic.Int64
+	opts      Options
+	start     time.Time
+	dir       string
 
 	pg      *pgserver.Server
 	sim     *paysim.Sim

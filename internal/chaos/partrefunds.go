@@ -188,15 +188,16 @@ func (o *orderRecord) left() (map[int64]int64, bool) {
 
 // playRefundParts: the order is paid; then one line (all of it, or one
 // unit) after another is refunded, by the user or the shop. By variant
-// (the behaviour's jobs take turns): 0 goes to the last item — the last
+// (the paid orders of the behaviour take turns, partTurns): 0 goes to the last item — the last
 // request without items, "everything left" — and ends REFUNDED; 1 keeps a
 // line and is shipped, and then the shop refunds one more unit of half of
 // those (no stock comes back for goods that left); 2 keeps a line and is
 // shipped or not, at random.
-func (h *harness) playRefundParts(ctx context.Context, o *orderRecord, rng *rand.Rand, variant int) {
+func (h *harness) playRefundParts(ctx context.Context, o *orderRecord, rng *rand.Rand) {
 	if !h.payAndWait(ctx, o, rng) {
 		return
 	}
+	variant := int((h.partTurns.Add(1) - 1) % 3)
 	toLast := variant == 0
 	order := rng.Perm(len(o.Lines))
 	k := len(o.Lines)

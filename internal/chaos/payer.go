@@ -64,10 +64,6 @@ type job struct {
 	behaviour string
 	group     int   // orders in a scarce group (0 for a single order)
 	scarce    int64 // the scarce product's id
-	// variant takes turns among the jobs of a behaviour with several
-	// endings, so that each ending is played in every run of some size
-	// (refunds_in_parts: to the last item, shipped after, either).
-	variant int
 }
 
 // orderRecord is what the payers did to one order and what they were told.
@@ -195,7 +191,6 @@ func plan(orders int, rng *rand.Rand) []job {
 		total += w.weight
 	}
 	var jobs []job
-	variants := map[string]int{}
 	for n := 0; n < orders; {
 		// At least one group in a run of 20 or more, then now and then.
 		if left := orders - n; left >= 4 && ((n == 0 && orders >= 20) || rng.Float64() < 0.035) {
@@ -207,8 +202,7 @@ func plan(orders int, rng *rand.Rand) []job {
 		x := rng.IntN(total)
 		for _, w := range behaviourWeights {
 			if x < w.weight {
-				jobs = append(jobs, job{index: len(jobs), behaviour: w.name, variant: variants[w.name]})
-				variants[w.name]++
+				jobs = append(jobs, job{index: len(jobs), behaviour: w.name})
 				break
 			}
 			x -= w.weight
@@ -249,7 +243,7 @@ func (h *harness) play(ctx context.Context, j job) {
 	}
 	switch j.behaviour {
 	case BehaviourRefundParts:
-		h.playRefundParts(ctx, o, rng, j.variant%3)
+		h.playRefundParts(ctx, o, rng)
 	case BehaviourConcurrentRefunds:
 		h.playConcurrentRefunds(ctx, o, rng)
 	case BehaviourPayNow:

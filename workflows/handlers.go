@@ -189,6 +189,11 @@ func (o *order) handleRefund(ctx workflow.Context, req RefundRequest) (OrderView
 func (o *order) validateShip(ctx workflow.Context, _ ShipRequest) error {
 	switch o.Status {
 	case status.Paid:
+		if o.nothingToShip() {
+			// The validator alone decides this (it does not run on replay):
+			// a ship accepted before the check stays as it was.
+			return refuse(ErrTypeNotShippable, "every item of order %s is refunded or being refunded: nothing is left to ship", o.Input.OrderNo)
+		}
 		return nil
 	case status.Shipped:
 		// Shipped already: a repeat writes nothing (ErrTypeAlreadyRequested).

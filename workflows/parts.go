@@ -163,6 +163,30 @@ func (o *order) leftToRefund() []RefundItem {
 	return out
 }
 
+// nothingToShip: part refunds that are queued, asked or succeeded hold
+// every item bought, so a parcel would hold none. (Goods of a FAILED part
+// may still ship: a person decides what becomes of them.)
+func (o *order) nothingToShip() bool {
+	if o.Parts == nil || len(o.Created.Items) == 0 {
+		return false
+	}
+	held := map[int64]int64{}
+	for _, p := range o.Parts.Parts {
+		if p.Status == PartFailed {
+			continue
+		}
+		for _, it := range p.Items {
+			held[it.ProductID] += it.Quantity
+		}
+	}
+	for _, it := range o.Created.Items {
+		if held[it.ProductID] < it.Quantity {
+			return false
+		}
+	}
+	return true
+}
+
 // refundedItems is how many of each product WeChat refunded (SUCCESS
 // parts, or everything once a whole-order refund succeeded).
 func (o *order) refundedItems() []RefundItem {

@@ -396,3 +396,28 @@ func TestDetailsLineSaysHowMuchWasRefunded(t *testing.T) {
 		t.Errorf("details %q", details)
 	}
 }
+
+// Every item refunded or being refunded before the order ships: there is
+// nothing left to put in a parcel, so the shop's ship is refused before
+// history (the order would otherwise be SHIPPED, report a shipment of goods
+// being refunded to WeChat, and put back on the shelf goods it says left).
+func TestShipIsRefusedWhenEveryItemIsRefundedOrBeingRefunded(t *testing.T) {
+	w := newWorld()
+	w.refundSettlesAs = status.RefundSuccess
+	h := newPartsHarness(t, w, time.Minute)
+	h.update(time.Hour, UpdateRequestRefund, oneOf(2, 1))
+	h.update(time.Hour+time.Second, UpdateRequestRefund, RefundRequest{By: ByUser, Reason: "the rest too"})
+	ship := h.update(time.Hour+2*time.Second, UpdateShip, ShipRequest{TrackingNo: "SF1"})
+	final := h.run()
+
+	ship.refusedWith(t, ErrTypeNotShippable)
+	if !ship.rejected {
+		t.Errorf("refused by the handler, not the validator: it was written to history")
+	}
+	if got := statuses(final); !slices.Equal(got, []status.Order{status.Paid, status.Refunded}) {
+		t.Errorf("transitions %v; want PAID, REFUNDED (never SHIPPED)", got)
+	}
+	if w.stockOf(1) != 10 || w.stockOf(2) != 5 {
+		t.Errorf("stock %d/%d; want 10/5, every item back", w.stockOf(1), w.stockOf(2))
+	}
+}

@@ -28,8 +28,11 @@ import (
 const maxRefundLines = maxOrderLines
 
 type refundRequest struct {
-	Items  []workflows.RefundItem `json:"items"`
-	Reason string                 `json:"reason"`
+	// Items is a pointer so that an empty list can be told from none: "[]"
+	// is most likely a client that lost its selection, and taking it for
+	// "everything left" would refund the whole order.
+	Items  *[]workflows.RefundItem `json:"items"`
+	Reason string                  `json:"reason"`
 }
 
 // refundArgs checks a refund request's body and Idempotency-Key as far as
@@ -45,12 +48,20 @@ func refundArgs(c *gin.Context, by string) (workflows.RefundRequest, bool) {
 	if !ok {
 		return workflows.RefundRequest{}, false
 	}
-	if len(req.Items) > maxRefundLines {
+	var lines []workflows.RefundItem
+	if req.Items != nil {
+		lines = *req.Items
+		if len(lines) == 0 {
+			badRequest(c, "items is empty: leave it out to refund everything left, or name the lines to refund")
+			return workflows.RefundRequest{}, false
+		}
+	}
+	if len(lines) > maxRefundLines {
 		badRequest(c, fmt.Sprintf("items: at most %d lines", maxRefundLines))
 		return workflows.RefundRequest{}, false
 	}
 	seen := map[int64]bool{}
-	for i, it := range req.Items {
+	for i, it := range lines {
 		switch {
 		case it.ProductID <= 0:
 			badRequest(c, fmt.Sprintf("items[%d].product_id must be a positive integer", i))
@@ -64,7 +75,7 @@ func refundArgs(c *gin.Context, by string) (workflows.RefundRequest, bool) {
 		}
 		seen[it.ProductID] = true
 	}
-	items := slices.Clone(req.Items)
+	items := slices.Clone(lines)
 	slices.SortFunc(items, func(a, b workflows.RefundItem) int { return cmp.Compare(a.ProductID, b.ProductID) })
 	key, keyed := c.Request.Header[http.CanonicalHeaderKey(IdempotencyKeyHeader)]
 	if keyed && (len(key) != 1 || !validIdempotencyKey(key[0])) {

@@ -409,6 +409,8 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
 		OrderNo: orderNo, UserID: uid, Items: items, Address: address, ShippingAddress: shipTo,
 		PayTimeout: s.PayTimeout, AutoConfirm: s.AutoConfirm, RefundInterval: s.RefundInterval, AppID: s.AppID, MchID: s.MchID,
+		AfterSaleWindow: s.AfterSale.Window, AfterSaleAutoApprove: s.AfterSale.AutoApprove,
+		AfterSaleReturnTimeout: s.AfterSale.ReturnTimeout, AfterSaleReceiveTimeout: s.AfterSale.ReceiveTimeout,
 	})
 	handle, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,

@@ -48,6 +48,9 @@ type Deps struct {
 	// RefundInterval is WECHATPAY_REFUND_INTERVAL, handed to each new
 	// order's workflow.
 	RefundInterval time.Duration
+	// AfterSale are the ORDER_AFTERSALE_* timings, handed to each new
+	// order's workflow (zero: the workflow's defaults).
+	AfterSale AfterSaleTimings
 	// AppID and MchID are the shop's mini-program and merchant (WECHAT_APPID,
 	// WECHATPAY_MCHID): each order's workflow checks its payment against them.
 	AppID, MchID string
@@ -395,4 +398,10 @@ func (s *server) readyz(c *gin.Context) {
 		status = http.StatusServiceUnavailable
 	}
 	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+// AfterSaleTimings are the ORDER_AFTERSALE_* settings a new order takes
+// (workflows.OrderInput; zero: the workflow's defaults).
+type AfterSaleTimings struct {
+	Window, AutoApprove, ReturnTimeout, ReceiveTimeout time.Duration
 }

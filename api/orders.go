@@ -62,6 +62,9 @@ type orderJSON struct {
 	// Refunds are the order's refunds, each with its goods (none: the
 	// whole order), oldest first: in the single-order answers only.
 	Refunds []orderRefundJSON `json:"refunds,omitempty"`
+	// AfterSales are the order's after-sales, oldest first: in the
+	// single-order answers only.
+	AfterSales []afterSaleJSON `json:"after_sales,omitempty"`
 }
 
 // orderRefundJSON is one refund of an order as its owner sees it.

@@ -216,6 +216,8 @@ func newEngine(d Deps) *gin.Engine {
 	user.POST("/orders/:no/cancel", limited, s.cancelOrder)
 	user.POST("/orders/:no/refund", limited, s.refundOrder)
 	user.POST("/orders/:no/confirm", limited, s.confirmOrder)
+	user.POST("/orders/:no/after-sales", limited, s.createAfterSale)
+	user.POST("/after-sales/:id/return", limited, s.returnAfterSale)
 
 	admin := v1.Group("/admin", s.requireAdmin)
 	admin.POST("/products", s.adminCreateProduct)
@@ -224,6 +226,10 @@ func newEngine(d Deps) *gin.Engine {
 	admin.GET("/orders/:no", s.adminGetOrder)
 	admin.POST("/orders/:no/ship", s.adminShipOrder)
 	admin.POST("/orders/:no/refund", s.adminRefundOrder)
+	admin.GET("/after-sales", s.adminListAfterSales)
+	admin.POST("/after-sales/:id/approve", s.adminAfterSaleAction("approve"))
+	admin.POST("/after-sales/:id/reject", s.adminAfterSaleAction("reject"))
+	admin.POST("/after-sales/:id/receive", s.adminAfterSaleAction("receive"))
 	admin.POST("/reconciliations", s.adminStartReconciliation)
 	admin.GET("/reconciliations/:date", s.adminGetReconciliation)
 	return r

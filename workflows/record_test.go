@@ -492,7 +492,8 @@ func (r *recorder) place(quantity int64) (string, error) {
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
 		OrderNo: no, UserID: r.uid, Items: []workflows.Item{{ProductID: r.product.ID, Quantity: quantity}},
 		PayTimeout: r.env.Config.OrderPayTimeout, AutoConfirm: r.env.Config.OrderAutoConfirm, RefundInterval: r.env.Config.RefundInterval,
-		AppID: r.env.Config.WechatAppID, MchID: r.env.Config.PayMchID,
+		AfterSaleWindow: r.env.Config.AfterSaleWindow,
+		AppID:           r.env.Config.WechatAppID, MchID: r.env.Config.PayMchID,
 	})
 	h, err := r.env.Temporal.UpdateWithStartWorkflow(r.ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,

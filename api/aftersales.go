@@ -154,9 +154,17 @@ func (s *server) createAfterSale(c *gin.Context) {
 // answerAfterSale answers an after-sale update: the after-sale named id
 // (the newest when id is "") as the workflow has it.
 func (s *server) answerAfterSale(c *gin.Context, a action, o store.Order, view workflows.OrderView, err error, id string) {
+	code := http.StatusOK
 	if errors.Is(err, errUpdatePending) {
-		unavailable(c, fmt.Errorf("%s of order %s: %w", a.update, o.OrderNo, err))
-		return
+		// Accepted: the step is taken, its row not written yet (the order's
+		// loop was busy). 202 with the after-sale as the workflow has it — a
+		// retry would be refused as a step already taken.
+		v, qerr := s.queryState(c.Request.Context(), o.OrderNo)
+		if qerr != nil {
+			unavailable(c, fmt.Errorf("%s of order %s: %w (then the state query: %v)", a.update, o.OrderNo, err, qerr))
+			return
+		}
+		view, err, code = v, nil, http.StatusAccepted
 	}
 	if err != nil {
 		s.actionFailed(c, a, o, err)
@@ -164,7 +172,7 @@ func (s *server) answerAfterSale(c *gin.Context, a action, o store.Order, view w
 	}
 	for i := len(view.AfterSales) - 1; i >= 0; i-- {
 		if id == "" || view.AfterSales[i].ID == id {
-			c.JSON(http.StatusOK, afterSaleFromView(view.AfterSales[i]))
+			c.JSON(code, afterSaleFromView(view.AfterSales[i]))
 			return
 		}
 	}

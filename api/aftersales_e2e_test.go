@@ -35,11 +35,11 @@ func afterSaleOK(t *testing.T, resp testenv.Response, want string) afterSaleView
 // The Done-when story: a shipped order's return-and-refund through
 // approve → return → receive ends with the money back (the simulator shows
 // the refund of the returned goods) and their stock restored.
-func TestShippedOrderReturnAndRefundThroughApproveReturnReceive(t *testing.T) {
+func TestAfterSaleOfAShippedOrderReturnAndRefundThroughApproveReturnReceive(t *testing.T) {
 	env := testenv.New(t, temporalServer, testenv.Options{})
 	_, token := env.UserToken("openid-aftersale")
 	tea, cup, o, _ := teaAndCups(t, env, token)
-	shipOK(t, env, o.OrderNo, map[string]any{"logistics_type": "express", "packages": []any{map[string]string{"express_company": "SF", "tracking_no": "SF1"}}})
+	shipOK(t, env, o.OrderNo, map[string]any{"logistics_type": "express", "packages": []any{map[string]string{"express_company": "ZTO", "tracking_no": "ZT1"}}})
 	admin := env.Config.AdminToken
 
 	a := afterSaleOK(t, env.Do(http.MethodPost, "/v1/orders/"+o.OrderNo+"/after-sales", token, map[string]any{

@@ -21,6 +21,7 @@ func TestEveryActivityNameIsRegisteredOnce(t *testing.T) {
 		workflows.ActivitySettleRefund, workflows.ActivityExamineStrayPayment,
 		workflows.ActivityStartReconcileRun, workflows.ActivityReconcileBill, workflows.ActivityFailReconcileRun,
 		workflows.ActivityUploadShipping, workflows.ActivityQueryWechatShipping, workflows.ActivityRemindReceipt,
+		workflows.ActivitySaveAfterSale,
 	}
 	registered := map[string]int{}
 	for _, a := range worker.Activities(nil) {

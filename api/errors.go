@@ -54,6 +54,13 @@ const (
 	// CodeRefundExceedsOrder: a refund asks for goods the order does not
 	// have, or more than were bought or are left to refund (409).
 	CodeRefundExceedsOrder = workflows.ErrTypeRefundExceedsOrder
+	// After-sales (409): another after-sale of the order is under way; the
+	// order takes none (not shipped or completed, its window passed, or
+	// paid before after-sales); the action is not the after-sale's next
+	// step.
+	CodeAfterSaleInProgress = workflows.ErrTypeAfterSaleInProgress
+	CodeAfterSaleNotAllowed = workflows.ErrTypeAfterSaleNotAllowed
+	CodeAfterSaleWrongStep  = workflows.ErrTypeAfterSaleWrongStep
 )
 
 // errorCodes is every code the API answers with (login's are in login.go).
@@ -64,6 +71,7 @@ var errorCodes = []string{
 	CodeOrderNotPayable, CodeOrderNotCancellable, CodeOrderNotRefundable,
 	CodeOrderNotShippable, CodeOrderNotConfirmable, CodeWechatRefused, CodeRefundExceedsOrder,
 	CodeInvalidLoginCode, CodeLoginBlocked,
+	CodeAfterSaleInProgress, CodeAfterSaleNotAllowed, CodeAfterSaleWrongStep,
 }
 
 // ErrorBody is the one error shape of the API: {"error":{"code","message"}}.
@@ -138,7 +146,8 @@ func refusalStatus(errType string) (status int, code string, ok bool) {
 	switch errType {
 	case workflows.ErrTypeNotPayable, workflows.ErrTypeNotCancellable, workflows.ErrTypeNotRefundable,
 		workflows.ErrTypeNotShippable, workflows.ErrTypeNotConfirmable, workflows.ErrTypeOutOfStock,
-		workflows.ErrTypeRefundExceedsOrder:
+		workflows.ErrTypeRefundExceedsOrder, workflows.ErrTypeAfterSaleInProgress, workflows.ErrTypeAfterSaleNotAllowed,
+		workflows.ErrTypeAfterSaleWrongStep:
 		return http.StatusConflict, errType, true
 	case workflows.ErrTypeIdempotencyKeyReused:
 		return http.StatusConflict, CodeIdempotencyKeyReused, true

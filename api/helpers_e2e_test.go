@@ -252,6 +252,7 @@ func dbSnapshot(t *testing.T, env *testenv.Env) string {
 		"SELECT * FROM payments ORDER BY id",
 		"SELECT * FROM refunds ORDER BY id",
 		"SELECT * FROM stock_ledger ORDER BY id",
+		"SELECT * FROM after_sales ORDER BY id",
 		"SELECT id, open_id FROM users ORDER BY id",
 	} {
 		var rows []map[string]any

@@ -62,6 +62,9 @@ type orderJSON struct {
 	// Refunds are the order's refunds, each with its goods (none: the
 	// whole order), oldest first: in the single-order answers only.
 	Refunds []orderRefundJSON `json:"refunds,omitempty"`
+	// AfterSales are the order's after-sales, oldest first: in the
+	// single-order answers only.
+	AfterSales []afterSaleJSON `json:"after_sales,omitempty"`
 }
 
 // orderRefundJSON is one refund of an order as its owner sees it.
@@ -409,6 +412,8 @@ func (s *server) startOrder(ctx context.Context, orderNo string, uid int64, item
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
 		OrderNo: orderNo, UserID: uid, Items: items, Address: address, ShippingAddress: shipTo,
 		PayTimeout: s.PayTimeout, AutoConfirm: s.AutoConfirm, RefundInterval: s.RefundInterval, AppID: s.AppID, MchID: s.MchID,
+		AfterSaleWindow: s.AfterSale.Window, AfterSaleAutoApprove: s.AfterSale.AutoApprove,
+		AfterSaleReturnTimeout: s.AfterSale.ReturnTimeout, AfterSaleReceiveTimeout: s.AfterSale.ReceiveTimeout,
 	})
 	handle, err := s.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,

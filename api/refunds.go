@@ -56,38 +56,57 @@ func refundArgs(c *gin.Context, by string) (workflows.RefundRequest, bool) {
 			return workflows.RefundRequest{}, false
 		}
 	}
-	if len(lines) > maxRefundLines {
-		badRequest(c, fmt.Sprintf("items: at most %d lines", maxRefundLines))
+	items, ok := checkRefundItems(c, lines)
+	if !ok {
 		return workflows.RefundRequest{}, false
 	}
+	key, ok := idempotencyKey(c)
+	if !ok {
+		return workflows.RefundRequest{}, false
+	}
+	return workflows.RefundRequest{By: by, Reason: reason, Items: items, IdempotencyKey: key}, true
+}
+
+// checkRefundItems checks the goods of a refund or an after-sale as far as
+// no order is needed (400), sorted by product.
+func checkRefundItems(c *gin.Context, in []workflows.RefundItem) ([]workflows.RefundItem, bool) {
+	if len(in) > maxRefundLines {
+		badRequest(c, fmt.Sprintf("items: at most %d lines", maxRefundLines))
+		return nil, false
+	}
 	seen := map[int64]bool{}
-	for i, it := range lines {
+	for i, it := range in {
 		switch {
 		case it.ProductID <= 0:
 			badRequest(c, fmt.Sprintf("items[%d].product_id must be a positive integer", i))
-			return workflows.RefundRequest{}, false
+			return nil, false
 		case it.Quantity <= 0 || it.Quantity > maxLineQuantity:
 			badRequest(c, fmt.Sprintf("items[%d].quantity must be between 1 and %d", i, maxLineQuantity))
-			return workflows.RefundRequest{}, false
+			return nil, false
 		case seen[it.ProductID]:
 			badRequest(c, fmt.Sprintf("items[%d]: product %d is listed twice", i, it.ProductID))
-			return workflows.RefundRequest{}, false
+			return nil, false
 		}
 		seen[it.ProductID] = true
 	}
-	items := slices.Clone(lines)
+	items := slices.Clone(in)
 	slices.SortFunc(items, func(a, b workflows.RefundItem) int { return cmp.Compare(a.ProductID, b.ProductID) })
+	return items, true
+}
+
+// idempotencyKey is the request's Idempotency-Key ("" for none); a
+// malformed one is 400.
+func idempotencyKey(c *gin.Context) (string, bool) {
 	key, keyed := c.Request.Header[http.CanonicalHeaderKey(IdempotencyKeyHeader)]
-	if keyed && (len(key) != 1 || !validIdempotencyKey(key[0])) {
+	if !keyed {
+		return "", true
+	}
+	if len(key) != 1 || !validIdempotencyKey(key[0]) {
 		badRequest(c, fmt.Sprintf("%s must be one value of %d to %d letters, digits or ._:-",
 			IdempotencyKeyHeader, minIdempotencyKey, maxIdempotencyKey))
-		return workflows.RefundRequest{}, false
+		return "", false
 	}
-	out := workflows.RefundRequest{By: by, Reason: reason, Items: items}
-	if keyed {
-		out.IdempotencyKey = key[0]
-	}
-	return out, true
+	return key[0], true
 }
 
 // addRefunds lists the order's refunds in out: those asked of WeChat from
@@ -95,6 +114,10 @@ func refundArgs(c *gin.Context, by string) (workflows.RefundRequest, bool) {
 // holds that WeChat was not asked for yet (QUEUED). A stray payment's
 // refund, though recorded under the order's number, is not the order's.
 func (s *server) addRefunds(ctx context.Context, out *orderJSON, o store.Order, view *workflows.OrderView) error {
+	// (And its after-sales: the single-order answers show both.)
+	if err := s.addAfterSales(ctx, out, o.OrderNo); err != nil {
+		return err
+	}
 	rows, err := s.Store.ListRefunds(ctx, o.OrderNo)
 	if err != nil {
 		return err
@@ -123,6 +146,18 @@ func (s *server) addRefunds(ctx context.Context, out *orderJSON, o store.Order, 
 			j.Items = append(j.Items, itemJSON{ProductID: it.ProductID, Name: it.Name, UnitPriceFen: it.UnitPriceFen, Quantity: it.Quantity})
 		}
 		out.Refunds = append(out.Refunds, j)
+	}
+	return nil
+}
+
+// addAfterSales lists the order's after-sales in out, from the database.
+func (s *server) addAfterSales(ctx context.Context, out *orderJSON, orderNo string) error {
+	rows, err := s.Store.ListOrderAfterSales(ctx, orderNo)
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		out.AfterSales = append(out.AfterSales, afterSaleFromRow(r))
 	}
 	return nil
 }

@@ -48,6 +48,9 @@ type Deps struct {
 	// RefundInterval is WECHATPAY_REFUND_INTERVAL, handed to each new
 	// order's workflow.
 	RefundInterval time.Duration
+	// AfterSale are the ORDER_AFTERSALE_* timings, handed to each new
+	// order's workflow (zero: the workflow's defaults).
+	AfterSale AfterSaleTimings
 	// AppID and MchID are the shop's mini-program and merchant (WECHAT_APPID,
 	// WECHATPAY_MCHID): each order's workflow checks its payment against them.
 	AppID, MchID string
@@ -213,6 +216,8 @@ func newEngine(d Deps) *gin.Engine {
 	user.POST("/orders/:no/cancel", limited, s.cancelOrder)
 	user.POST("/orders/:no/refund", limited, s.refundOrder)
 	user.POST("/orders/:no/confirm", limited, s.confirmOrder)
+	user.POST("/orders/:no/after-sales", limited, s.createAfterSale)
+	user.POST("/after-sales/:id/return", limited, s.returnAfterSale)
 
 	admin := v1.Group("/admin", s.requireAdmin)
 	admin.POST("/products", s.adminCreateProduct)
@@ -221,6 +226,10 @@ func newEngine(d Deps) *gin.Engine {
 	admin.GET("/orders/:no", s.adminGetOrder)
 	admin.POST("/orders/:no/ship", s.adminShipOrder)
 	admin.POST("/orders/:no/refund", s.adminRefundOrder)
+	admin.GET("/after-sales", s.adminListAfterSales)
+	admin.POST("/after-sales/:id/approve", s.adminAfterSaleAction("approve"))
+	admin.POST("/after-sales/:id/reject", s.adminAfterSaleAction("reject"))
+	admin.POST("/after-sales/:id/receive", s.adminAfterSaleAction("receive"))
 	admin.POST("/reconciliations", s.adminStartReconciliation)
 	admin.GET("/reconciliations/:date", s.adminGetReconciliation)
 	return r
@@ -395,4 +404,10 @@ func (s *server) readyz(c *gin.Context) {
 		status = http.StatusServiceUnavailable
 	}
 	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+// AfterSaleTimings are the ORDER_AFTERSALE_* settings a new order takes
+// (workflows.OrderInput; zero: the workflow's defaults).
+type AfterSaleTimings struct {
+	Window, AutoApprove, ReturnTimeout, ReceiveTimeout time.Duration
 }

@@ -65,6 +65,7 @@ func Activities(acts *activities.Activities) []NamedActivity {
 		{workflows.ActivityRequestRefund, acts.RequestRefund},
 		{workflows.ActivityQueryRefund, acts.QueryRefund},
 		{workflows.ActivitySettleRefund, acts.SettleRefund},
+		{workflows.ActivitySaveAfterSale, acts.SaveAfterSale},
 		{workflows.ActivityExamineStrayPayment, acts.ExamineStrayPayment},
 		{workflows.ActivityUploadShipping, acts.UploadShippingInfo},
 		{workflows.ActivityQueryWechatShipping, acts.QueryWechatShipping},

@@ -95,6 +95,12 @@ func (o *order) awaitFulfilment(ctx workflow.Context) error {
 		case status.Completed:
 			err = o.awaitRefundsAndAfterSales(ctx)
 		default:
+			if o.Status.Terminal() {
+				// (An after-sale's last step, written after its refund
+				// made the order REFUNDED.)
+				err = o.awaitRefundsAndAfterSales(ctx)
+				break
+			}
 			return fmt.Errorf("order %s is %s after payment: no way forward", o.Input.OrderNo, o.Status)
 		}
 		if err != nil {

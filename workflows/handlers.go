@@ -66,6 +66,10 @@ func (o *order) registerHandlers(ctx workflow.Context) error {
 			Validator: o.validateShip, Description: "marks a PAID order SHIPPED"}},
 		{UpdateConfirm, o.handleConfirm, workflow.UpdateHandlerOptions{
 			Validator: o.validateConfirm, Description: "marks a SHIPPED order COMPLETED"}},
+		{UpdateRequestAfterSale, o.handleAfterSale, workflow.UpdateHandlerOptions{
+			Validator: o.validateAfterSale, Description: "opens an after-sale of a SHIPPED or COMPLETED order (refund_only, return_and_refund)"}},
+		{UpdateAfterSaleAction, o.handleAfterSaleAction, workflow.UpdateHandlerOptions{
+			Validator: o.validateAfterSaleAction, Description: "takes an after-sale's next step: approve, reject, return, receive"}},
 	}
 	for _, u := range updates {
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, u.name, u.handler, u.opts); err != nil {

@@ -36,6 +36,13 @@ const (
 	UpdateShip = "ship"
 	// UpdateConfirm marks a SHIPPED order COMPLETED (the user got the goods).
 	UpdateConfirm = "confirm"
+	// UpdateRequestAfterSale opens an after-sale of a SHIPPED or COMPLETED
+	// order (AfterSaleRequest; the buyer); UpdateAfterSaleAction takes its
+	// next step (AfterSaleAction: approve, reject, receive by the shop,
+	// return by the buyer). Both answer the order once the step's row is
+	// written.
+	UpdateRequestAfterSale = "request_after_sale"
+	UpdateAfterSaleAction  = "after_sale_action"
 
 	// SignalPayment carries a payment WeChat reported (PaymentNotice), from
 	// the notify endpoint.
@@ -71,6 +78,7 @@ const (
 	ActivityRequestRefund       = "RequestRefund"
 	ActivityQueryRefund         = "QueryRefund"
 	ActivitySettleRefund        = "SettleRefund"
+	ActivitySaveAfterSale       = "SaveAfterSale"
 	ActivityExamineStrayPayment = "ExamineStrayPayment"
 	// WeChat's order shipping management (mini-program server API).
 	ActivityUploadShipping      = "UploadShippingInfo"
@@ -117,6 +125,13 @@ const (
 	// ErrTypeIdempotencyKeyReused: a refund request under an
 	// Idempotency-Key that already made a refund of other goods.
 	ErrTypeIdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
+	// After-sales: another one of the order is under way; the order is
+	// not shipped or completed, or its window passed (or it was paid
+	// before after-sales); the action is not the after-sale's next step
+	// (approve of one approved, a return before approval, …).
+	ErrTypeAfterSaleInProgress = "AFTER_SALE_IN_PROGRESS"
+	ErrTypeAfterSaleNotAllowed = "AFTER_SALE_NOT_ALLOWED"
+	ErrTypeAfterSaleWrongStep  = "AFTER_SALE_WRONG_STEP"
 
 	// WeChat Pay failures as the workflow sees them.
 	// ErrTypeWechatRefused: WeChat answered a permanent error (4xx other than

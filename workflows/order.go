@@ -266,6 +266,7 @@ func (o *order) view() OrderView {
 		Transitions:   append([]Transition(nil), o.Transitions...),
 		Waiting:       o.Waiting,
 		Wechat:        o.wechatView(),
+		AfterSales:    o.afterSaleViews(),
 	}
 	if o.Parts != nil {
 		for _, p := range o.Parts.Parts {

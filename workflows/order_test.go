@@ -768,7 +768,7 @@ func TestShippedOrderCompletesOnConfirmOrByItself(t *testing.T) {
 			if shipped.Status != status.Shipped || final.Status != status.Completed {
 				t.Fatalf("shipped %s final %s", shipped.Status, final.Status)
 			}
-			if e := h.elapsed(); e < tt.wantAfter || e > tt.wantAfter+time.Minute {
+			if e := h.completedAfter(final); e < tt.wantAfter || e > tt.wantAfter+time.Minute {
 				t.Fatalf("completed after %v, want %v", e, tt.wantAfter)
 			}
 		})

@@ -127,7 +127,7 @@ func (o *order) partsOpen() bool {
 // not final, or part refunds are still under way. (After-sales add their
 // own: an open after-sale, the after-sale window of a completed order.)
 func (o *order) hasWorkLeft() bool {
-	return !o.Status.Terminal() || o.partsOpen()
+	return !o.Status.Terminal() || o.partsOpen() || o.afterSalesKeepOpen()
 }
 
 // committed is how many of each product the order's refunds hold: parts in
@@ -148,6 +148,7 @@ func (o *order) committed() map[int64]int64 {
 			}
 		}
 	}
+	o.afterSaleHeld(out)
 	return out
 }
 
@@ -263,7 +264,9 @@ func (o *order) allRefunded() bool {
 // the path of before — no items, and nothing refunded or queued before —
 // REFUNDING → REFUNDED (o.refund), with the stock restored when PAID.
 func (o *order) takesWholeRefund(req RefundRequest) bool {
-	return len(req.Items) == 0 && len(o.Parts.Parts) == 0
+	// (An after-sale holding goods makes it a part of what is left: the
+	// whole payment may no longer go back.)
+	return len(req.Items) == 0 && len(o.Parts.Parts) == 0 && o.openAfterSale() == nil
 }
 
 // partRefusal says why the order cannot take req as a part refund now
@@ -493,12 +496,14 @@ func (o *order) partResultIn() bool {
 			return true
 		}
 	}
-	return false
+	// (And an after-sale step an update handler took, whose row the loop
+	// writes next: it wakes the same waits.)
+	return o.afterSaleUnsaved() != nil
 }
 
 // partDue reports whether a part-refund step is due now.
 func (o *order) partDue(now time.Time) bool {
-	return o.partResultIn() || o.nextPartStep(now) != nil
+	return o.partResultIn() || o.nextPartStep(now) != nil || o.afterSaleDue(now)
 }
 
 // nextPartStep is the ASKED part whose question is due, or the QUEUED part
@@ -538,6 +543,11 @@ func (o *order) nextPartDeadline() time.Time {
 	if p := o.nextQueued(); p != nil {
 		soonest(o.askAt(p))
 	}
+	// After-sales' timers and a completed order's window are steps of the
+	// same loop (aftersale.go).
+	if t := o.nextAfterSaleDeadline(); !t.IsZero() {
+		soonest(t)
+	}
 	return next
 }
 
@@ -549,6 +559,9 @@ func (o *order) partStep(ctx workflow.Context) error {
 		if r, ok := o.WechatRefunds.Results[p.OutRefundNo]; ok && p.Status == PartAsked {
 			return o.settlePart(ctx, p, r)
 		}
+	}
+	if o.afterSaleDue(workflow.Now(ctx)) {
+		return o.afterSaleStep(ctx)
 	}
 	p := o.nextPartStep(workflow.Now(ctx))
 	switch {
@@ -661,6 +674,7 @@ func (o *order) settlePart(ctx workflow.Context, p *PartRefund, r RefundNotice) 
 	p.Result = fmt.Sprintf("%s (%s)", r.Status, r.Source)
 	if !ok {
 		p.Status = PartFailed
+		o.afterSalePartSettled(ctx, p)
 		o.logger.Error("part refund failed: a person must return the money", "out_refund_no", p.OutRefundNo, "status", r.Status, "source", r.Source)
 		if err != nil {
 			return o.flag(ctx, FlagRefundFailed, fmt.Sprintf("refund %s failed: %s", p.OutRefundNo, p.Result))
@@ -670,6 +684,7 @@ func (o *order) settlePart(ctx workflow.Context, p *PartRefund, r RefundNotice) 
 		return nil
 	}
 	p.Status = PartSucceeded
+	o.afterSalePartSettled(ctx, p)
 	o.logger.Info("part refund succeeded", "out_refund_no", p.OutRefundNo, "refund_fen", p.RefundFen, "refunded_fen", o.refundedFen())
 	if o.allRefunded() {
 		n := 0
@@ -706,8 +721,11 @@ func (o *order) partsWaiting() string {
 
 // withParts adds what the part refunds wait for to a waiting line.
 func (o *order) withParts(what string) string {
+	if w := o.afterSaleWaiting(); w != "" {
+		what += "; " + w
+	}
 	if w := o.partsWaiting(); w != "" {
-		return what + "; " + w
+		what += "; " + w
 	}
 	return what
 }
@@ -728,6 +746,12 @@ func awaitUntil(ctx workflow.Context, cond func() bool, deadline time.Time, summ
 
 // partTimerSummary names the timer of the next part-refund step.
 func (o *order) partTimerSummary() string {
+	if a := o.openAfterSale(); a != nil && !a.Deadline.IsZero() && a.Deadline.Equal(o.nextPartDeadline()) {
+		return fmt.Sprintf("After-sale %s: %s times out", a.ID, a.Status)
+	}
+	if o.inParts() && o.Status == status.Completed && !o.AfterSaleWindowOver && o.windowEnds().Equal(o.nextPartDeadline()) {
+		return fmt.Sprintf("After-sale window (%s after completion) ends", human(o.afterSaleWindow()))
+	}
 	if p := o.nextQueued(); p != nil && o.askAt(p).Equal(o.nextPartDeadline()) {
 		return "Ask WeChat Pay for refund " + p.OutRefundNo
 	}
@@ -739,7 +763,11 @@ func (o *order) partTimerSummary() string {
 // deadlines, and payments to return. (After-sales add their requests and
 // deadlines here.)
 func (o *order) awaitRefundsAndAfterSales(ctx workflow.Context) error {
-	o.setWaiting(ctx, o.withParts("Completed"))
+	what := string(o.Status)
+	if o.Status == status.Completed && !o.AfterSaleWindowOver {
+		what = "Completed: taking after-sales until " + clock(o.windowEnds())
+	}
+	o.setWaiting(ctx, o.withParts(what))
 	partsNext := o.nextPartDeadline()
 	cond := func() bool { return o.partResultIn() || !o.nextPartDeadline().Equal(partsNext) || len(o.Inbox) > 0 }
 	return awaitUntil(ctx, cond, partsNext, o.partTimerSummary())

@@ -366,6 +366,37 @@ var recordings = []struct {
 		r.update(no, workflows.UpdateConfirm, nil)
 		return r.ended("part-refund-then-completed", no, status.Completed)
 	}},
+	// After-sales of a shipped order: a return approved, sent back,
+	// received and refunded with its goods restocked; a refund-only one
+	// rejected, then another approved and refunded. (Their timers — days —
+	// are the workflow tests': TestAfterSaleTimers.)
+	{"after-sale-return-refunded", time.Minute, 0, false, func(r *recorder) map[string]string {
+		no := r.paidOrderOf(2)
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF5000000001"})
+		id := workflows.AfterSaleNo(no, 1)
+		r.update(no, workflows.UpdateRequestAfterSale, workflows.AfterSaleRequest{Type: workflows.AfterSaleReturnAndRefund,
+			Items: []workflows.RefundItem{{ProductID: r.product.ID, Quantity: 1}}, Reason: "arrived broken"})
+		r.update(no, workflows.UpdateAfterSaleAction, workflows.AfterSaleAction{ID: id, Action: workflows.AfterSaleApprove, By: workflows.ByAdmin})
+		r.update(no, workflows.UpdateAfterSaleAction, workflows.AfterSaleAction{ID: id, Action: workflows.AfterSaleReturn, By: workflows.ByUser,
+			ExpressCompany: "SF", TrackingNo: "SF5000000002"})
+		r.update(no, workflows.UpdateAfterSaleAction, workflows.AfterSaleAction{ID: id, Action: workflows.AfterSaleReceive, By: workflows.ByAdmin})
+		r.refunded(no, r.product.PriceFen)
+		r.update(no, workflows.UpdateConfirm, nil)
+		return r.ended("after-sale-return-refunded", no, status.Completed)
+	}},
+	{"after-sale-rejected-then-refund-only", time.Minute, 0, false, func(r *recorder) map[string]string {
+		no := r.paidOrderOf(2)
+		r.update(no, workflows.UpdateShip, workflows.ShipRequest{TrackingNo: "SF5000000003"})
+		one := workflows.AfterSaleRequest{Type: workflows.AfterSaleRefundOnly, Items: []workflows.RefundItem{{ProductID: r.product.ID, Quantity: 1}}}
+		r.update(no, workflows.UpdateRequestAfterSale, one)
+		r.update(no, workflows.UpdateAfterSaleAction, workflows.AfterSaleAction{ID: workflows.AfterSaleNo(no, 1), Action: workflows.AfterSaleReject,
+			By: workflows.ByAdmin, Note: "no damage in the photos"})
+		r.update(no, workflows.UpdateRequestAfterSale, one)
+		r.update(no, workflows.UpdateAfterSaleAction, workflows.AfterSaleAction{ID: workflows.AfterSaleNo(no, 2), Action: workflows.AfterSaleApprove, By: workflows.ByAdmin})
+		r.refunded(no, r.product.PriceFen)
+		r.update(no, workflows.UpdateConfirm, nil)
+		return r.ended("after-sale-rejected-then-refund-only", no, status.Completed)
+	}},
 	// An order the workers of before workflows.ChangeHistoryBudget ran past
 	// its budget (beforeTheBudget), continued as new by the first check a
 	// worker with the change made live: its first run holds both.
@@ -461,7 +492,8 @@ func (r *recorder) place(quantity int64) (string, error) {
 	}, workflows.OrderWorkflowName, workflows.OrderInput{
 		OrderNo: no, UserID: r.uid, Items: []workflows.Item{{ProductID: r.product.ID, Quantity: quantity}},
 		PayTimeout: r.env.Config.OrderPayTimeout, AutoConfirm: r.env.Config.OrderAutoConfirm, RefundInterval: r.env.Config.RefundInterval,
-		AppID: r.env.Config.WechatAppID, MchID: r.env.Config.PayMchID,
+		AfterSaleWindow: r.env.Config.AfterSaleWindow,
+		AppID:           r.env.Config.WechatAppID, MchID: r.env.Config.PayMchID,
 	})
 	h, err := r.env.Temporal.UpdateWithStartWorkflow(r.ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,

@@ -92,6 +92,11 @@ var recordedPaths = []struct{ name, since string }{
 	// order ships and completes.
 	{"part-refunds-then-refunded", "partial-refunds"},
 	{"part-refund-then-completed", "partial-refunds"},
+	// After-sales (inside the order's workflow; no version of their own:
+	// see workflows/aftersale.go): a return received and refunded, and a
+	// refund-only after-sale rejected then another approved.
+	{"after-sale-return-refunded", "partial-refunds"},
+	{"after-sale-rejected-then-refund-only", "partial-refunds"},
 }
 
 // (The USERPAYING grace is not recorded: the simulator, like WeChat, closes

@@ -55,6 +55,12 @@ type OrderState struct {
 	// Parts are the order's part refunds (parts.go): the path of orders
 	// started since ChangePartialRefunds (nil before: one full refund).
 	Parts *PartRefunds `json:"parts,omitempty"`
+	// AfterSales are the order's after-sales (aftersale.go; orders with
+	// Parts only), AfterSaleSeq the n of the last AfterSaleNo, and
+	// AfterSaleWindowOver: a completed order's window passed.
+	AfterSales          []*AfterSale `json:"after_sales,omitempty"`
+	AfterSaleSeq        int          `json:"after_sale_seq,omitempty"`
+	AfterSaleWindowOver bool         `json:"after_sale_window_over,omitempty"`
 
 	// WeChat's shipping management (shipping.go): the path of orders
 	// started since ChangeWechatShipping (nil before), and the events

@@ -69,6 +69,16 @@ type OrderInput struct {
 	// (WeChat answers FREQUENCY_LIMITED to a second within a minute). 0
 	// means DefaultRefundInterval.
 	RefundInterval time.Duration `json:"refund_interval,omitempty"`
+	// The after-sale timings when the order was placed
+	// (ORDER_AFTERSALE_WINDOW, ORDER_AFTERSALE_AUTO_APPROVE,
+	// ORDER_AFTERSALE_RETURN_TIMEOUT, ORDER_AFTERSALE_RECEIVE_TIMEOUT; 0:
+	// the Default* of aftersale.go): how long a completed order takes
+	// after-sales, and when a request is approved, a return closed and a
+	// parcel received by themselves.
+	AfterSaleWindow         time.Duration `json:"after_sale_window,omitempty"`
+	AfterSaleAutoApprove    time.Duration `json:"after_sale_auto_approve,omitempty"`
+	AfterSaleReturnTimeout  time.Duration `json:"after_sale_return_timeout,omitempty"`
+	AfterSaleReceiveTimeout time.Duration `json:"after_sale_receive_timeout,omitempty"`
 	// AppID and MchID are the shop's mini-program and merchant: a payment
 	// reported for this order under any other is not this order's money.
 	AppID string `json:"app_id"`
@@ -375,6 +385,8 @@ type OrderView struct {
 	// Wechat is WeChat's view of the shipment (shipping management): nil
 	// when WeChat has no part in the order's story.
 	Wechat *WechatShippingView `json:"wechat,omitempty"`
+	// AfterSales are the order's after-sales, oldest first.
+	AfterSales []AfterSale `json:"after_sales,omitempty"`
 }
 
 // StrayPaymentInput starts a StrayPaymentWorkflow.

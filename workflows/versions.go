@@ -127,7 +127,10 @@ func keepsHistoryBudgetFromNow(ctx workflow.Context) bool {
 // order's first run, when it is paid (fulfil; see there why not at its
 // start): orders paid before take the single full refund to their end. A
 // continued run takes the answer from its state (OrderState.Parts set: the
-// new path), as ChangeWechatShipping.
+// new path), as ChangeWechatShipping. After-sales (aftersale.go) and a
+// completed order's after-sale window belong to the same change: only
+// orders with Parts take them, and the two shipped together, so no run
+// decided this change without them (its histories were recorded again).
 const ChangePartialRefunds = "partial-refunds"
 
 // refundsInParts reports whether this order refunds in parts

@@ -66,6 +66,9 @@ func (o *order) showDetails(ctx workflow.Context) {
 	if w := o.wechatDetails(); w != "" {
 		details += " · " + w
 	}
+	if a := o.afterSaleDetails(); a != "" {
+		details += " · " + a
+	}
 	if len(o.Flags) > 0 {
 		details += " · ⚠ needs a person: " + fmt.Sprint(o.Flags)
 	}

@@ -34,6 +34,9 @@ type world struct {
 	partRestored map[string]bool
 	// refunded is what the shop's row says was refunded, by order.
 	refunded map[string]int64
+	// afterSaleRows are the after-sales' rows as SaveAfterSale wrote them,
+	// by ID.
+	afterSaleRows map[string]AfterSale
 
 	// WeChat Pay.
 	trades  map[string]*trade
@@ -114,18 +117,19 @@ const (
 
 func newWorld() *world {
 	return &world{
-		stock:        map[int64]int64{1: 10, 2: 5},
-		price:        map[int64]int64{1: 8800, 2: 3900},
-		orders:       map[string]*shopOrder{},
-		restored:     map[string]int{},
-		partRestored: map[string]bool{},
-		refunded:     map[string]int64{},
-		trades:       map[string]*trade{},
-		refunds:      map[string]*wxRefund{},
-		closeOnPaid:  "refuse",
-		failures:     map[string][]error{},
-		calls:        map[string][]any{},
-		wxOrders:     map[string]*wxShipping{},
+		stock:         map[int64]int64{1: 10, 2: 5},
+		price:         map[int64]int64{1: 8800, 2: 3900},
+		orders:        map[string]*shopOrder{},
+		restored:      map[string]int{},
+		partRestored:  map[string]bool{},
+		refunded:      map[string]int64{},
+		afterSaleRows: map[string]AfterSale{},
+		trades:        map[string]*trade{},
+		refunds:       map[string]*wxRefund{},
+		closeOnPaid:   "refuse",
+		failures:      map[string][]error{},
+		calls:         map[string][]any{},
+		wxOrders:      map[string]*wxShipping{},
 	}
 }
 
@@ -511,6 +515,27 @@ func (w *world) settleRefund(_ context.Context, in SettleRefundInput) (OrderStat
 	return OrderStatusResult{Status: o.status}, nil
 }
 
+// saveAfterSale upserts the after-sale's row; an older step (UpdatedAt
+// before the row's) changes nothing, as the store's upsert.
+func (w *world) saveAfterSale(_ context.Context, a AfterSale) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.enter(ActivitySaveAfterSale, a); err != nil {
+		return err
+	}
+	if old, ok := w.afterSaleRows[a.ID]; ok && old.UpdatedAt.After(a.UpdatedAt) {
+		return nil
+	}
+	w.afterSaleRows[a.ID] = a
+	return nil
+}
+
+func (w *world) afterSaleRow(id string) AfterSale {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.afterSaleRows[id]
+}
+
 func (w *world) examineStrayPayment(_ context.Context, p PaymentNotice) (StrayDecision, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -604,7 +629,7 @@ func (w *world) register(env *testsuite.TestWorkflowEnvironment) {
 		ActivityRequestRefund: w.requestRefund, ActivityQueryRefund: w.queryRefund,
 		ActivitySettleRefund: w.settleRefund, ActivityExamineStrayPayment: w.examineStrayPayment,
 		ActivityUploadShipping: w.uploadShipping, ActivityQueryWechatShipping: w.queryWechatShipping,
-		ActivityRemindReceipt: w.remindReceipt,
+		ActivityRemindReceipt: w.remindReceipt, ActivitySaveAfterSale: w.saveAfterSale,
 	} {
 		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}
@@ -773,6 +798,18 @@ func (h *harness) run() OrderView {
 }
 
 func (h *harness) elapsed() time.Duration { return h.env.Now().Sub(h.start) }
+
+// completedAfter is when, since the start, the order went COMPLETED (a
+// completed order refunding in parts then takes after-sales for its
+// window: its workflow ends later).
+func (h *harness) completedAfter(v OrderView) time.Duration {
+	for _, tr := range v.Transitions {
+		if tr.To == status.Completed {
+			return tr.At.Sub(h.start)
+		}
+	}
+	return h.elapsed()
+}
 
 // payment is the notify of the order's payment, made when the signal is sent.
 func (h *harness) payment() func() any { return func() any { return h.w.pay(orderNo) } }

@@ -133,6 +133,8 @@ func NewAPIHandler(cfg config.Config, st *store.Store, tc client.Client, reg *pr
 		PayTimeout:     cfg.OrderPayTimeout,
 		AutoConfirm:    cfg.OrderAutoConfirm,
 		RefundInterval: cfg.RefundInterval,
+		AfterSale: api.AfterSaleTimings{Window: cfg.AfterSaleWindow, AutoApprove: cfg.AfterSaleAutoApprove,
+			ReturnTimeout: cfg.AfterSaleReturnTimeout, ReceiveTimeout: cfg.AfterSaleReceiveTimeout},
 		AppID:          cfg.WechatAppID,
 		MchID:          cfg.PayMchID,
 		Notify:         notify,

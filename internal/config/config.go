@@ -80,6 +80,16 @@ type Config struct {
 	// new order's workflow.
 	RefundInterval    time.Duration
 	HTTPClientTimeout time.Duration
+	// After-sales, handed to each new order's workflow:
+	// ORDER_AFTERSALE_WINDOW (how long after completion an order takes
+	// after-sales), ORDER_AFTERSALE_AUTO_APPROVE (a request the shop leaves
+	// unanswered is approved), ORDER_AFTERSALE_RETURN_TIMEOUT (a return
+	// the buyer never sends closes), ORDER_AFTERSALE_RECEIVE_TIMEOUT (a
+	// parcel the shop never confirms is received).
+	AfterSaleWindow         time.Duration
+	AfterSaleAutoApprove    time.Duration
+	AfterSaleReturnTimeout  time.Duration
+	AfterSaleReceiveTimeout time.Duration
 
 	// RateLimitUser (RATE_LIMIT_USER) bounds each user's mutating requests,
 	// RateLimitLogin (RATE_LIMIT_LOGIN) each client address's logins; the
@@ -141,6 +151,10 @@ func Vars() []Var {
 		{Name: "WECHATPAY_REFUND_INTERVAL", Default: "1m", Help: "least time between two refund requests of one payment (WeChat answers FREQUENCY_LIMITED within a minute); an order's refunds of some items are asked this far apart"},
 		{Name: "ORDER_PAY_TIMEOUT", Default: "15m", Help: "how long an order waits for payment before it is closed"},
 		{Name: "ORDER_AUTO_CONFIRM", Default: "168h", Help: "how long after shipping an order completes by itself"},
+		{Name: "ORDER_AFTERSALE_WINDOW", Default: "168h", Help: "how long after completion an order takes after-sales (its workflow stays open that long)"},
+		{Name: "ORDER_AFTERSALE_AUTO_APPROVE", Default: "72h", Help: "an after-sale the shop leaves unanswered this long is approved by itself"},
+		{Name: "ORDER_AFTERSALE_RETURN_TIMEOUT", Default: "168h", Help: "an approved return the buyer does not send back this long is closed"},
+		{Name: "ORDER_AFTERSALE_RECEIVE_TIMEOUT", Default: "240h", Help: "a returned parcel the shop does not confirm this long is received by itself (and refunded)"},
 		{Name: "JWT_SECRET", Required: []Mode{ModeAPI}, Help: "HMAC key for login tokens, at least 32 bytes"},
 		{Name: "ADMIN_TOKEN", Required: []Mode{ModeAPI}, Help: "bearer token of the admin API, at least 16 characters"},
 		{Name: "RATE_LIMIT_USER", Default: "60/1m", Help: "each user's create, pay, cancel, refund and confirm requests, N/DURATION (a burst of N, refilled over DURATION), per API replica; 0 = no limit"},
@@ -182,35 +196,39 @@ func Load(mode Mode, getenv func(string) string) (Config, error) {
 	}
 
 	c := Config{
-		Mode:                mode,
-		HTTPAddr:            val("HTTP_ADDR"),
-		DatabaseURL:         val("DATABASE_URL"),
-		TemporalAddress:     val("TEMPORAL_ADDRESS"),
-		TemporalNamespace:   val("TEMPORAL_NAMESPACE"),
-		TemporalTaskQueue:   val("TEMPORAL_TASK_QUEUE"),
-		WechatAppID:         val("WECHAT_APPID"),
-		WechatAppSecret:     val("WECHAT_APP_SECRET"),
-		WechatAPIBaseURL:    val("WECHAT_API_BASE_URL"),
-		ShippingManaged:     strings.ToLower(val("WECHAT_SHIPPING_MANAGED")),
-		PushToken:           val("WECHAT_PUSH_TOKEN"),
-		PushAESKey:          val("WECHAT_PUSH_AES_KEY"),
-		ShippingMsgJumpPath: val("WECHAT_SHIPPING_MSG_JUMP_PATH"),
-		PayMchID:            val("WECHATPAY_MCHID"),
-		PayMchCertSerial:    val("WECHATPAY_MCH_CERT_SERIAL"),
-		PayMchKeyFile:       val("WECHATPAY_MCH_PRIVATE_KEY_FILE"),
-		PayAPIv3Key:         val("WECHATPAY_APIV3_KEY"),
-		PayPublicKeyID:      val("WECHATPAY_PUBLIC_KEY_ID"),
-		PayPublicKeyFile:    val("WECHATPAY_PUBLIC_KEY_FILE"),
-		PayNotifyURL:        val("WECHATPAY_NOTIFY_URL"),
-		PayBaseURL:          val("WECHATPAY_BASE_URL"),
-		JWTSecret:           val("JWT_SECRET"),
-		AdminToken:          val("ADMIN_TOKEN"),
-		LogLevel:            strings.ToLower(val("LOG_LEVEL")),
-		OrderPayTimeout:     dur("ORDER_PAY_TIMEOUT"),
-		OrderAutoConfirm:    dur("ORDER_AUTO_CONFIRM"),
-		RefundInterval:      dur("WECHATPAY_REFUND_INTERVAL"),
-		ShutdownTimeout:     dur("SHUTDOWN_TIMEOUT"),
-		HTTPClientTimeout:   10 * time.Second,
+		Mode:                    mode,
+		HTTPAddr:                val("HTTP_ADDR"),
+		DatabaseURL:             val("DATABASE_URL"),
+		TemporalAddress:         val("TEMPORAL_ADDRESS"),
+		TemporalNamespace:       val("TEMPORAL_NAMESPACE"),
+		TemporalTaskQueue:       val("TEMPORAL_TASK_QUEUE"),
+		WechatAppID:             val("WECHAT_APPID"),
+		WechatAppSecret:         val("WECHAT_APP_SECRET"),
+		WechatAPIBaseURL:        val("WECHAT_API_BASE_URL"),
+		ShippingManaged:         strings.ToLower(val("WECHAT_SHIPPING_MANAGED")),
+		PushToken:               val("WECHAT_PUSH_TOKEN"),
+		PushAESKey:              val("WECHAT_PUSH_AES_KEY"),
+		ShippingMsgJumpPath:     val("WECHAT_SHIPPING_MSG_JUMP_PATH"),
+		PayMchID:                val("WECHATPAY_MCHID"),
+		PayMchCertSerial:        val("WECHATPAY_MCH_CERT_SERIAL"),
+		PayMchKeyFile:           val("WECHATPAY_MCH_PRIVATE_KEY_FILE"),
+		PayAPIv3Key:             val("WECHATPAY_APIV3_KEY"),
+		PayPublicKeyID:          val("WECHATPAY_PUBLIC_KEY_ID"),
+		PayPublicKeyFile:        val("WECHATPAY_PUBLIC_KEY_FILE"),
+		PayNotifyURL:            val("WECHATPAY_NOTIFY_URL"),
+		PayBaseURL:              val("WECHATPAY_BASE_URL"),
+		JWTSecret:               val("JWT_SECRET"),
+		AdminToken:              val("ADMIN_TOKEN"),
+		LogLevel:                strings.ToLower(val("LOG_LEVEL")),
+		OrderPayTimeout:         dur("ORDER_PAY_TIMEOUT"),
+		OrderAutoConfirm:        dur("ORDER_AUTO_CONFIRM"),
+		RefundInterval:          dur("WECHATPAY_REFUND_INTERVAL"),
+		AfterSaleWindow:         dur("ORDER_AFTERSALE_WINDOW"),
+		AfterSaleAutoApprove:    dur("ORDER_AFTERSALE_AUTO_APPROVE"),
+		AfterSaleReturnTimeout:  dur("ORDER_AFTERSALE_RETURN_TIMEOUT"),
+		AfterSaleReceiveTimeout: dur("ORDER_AFTERSALE_RECEIVE_TIMEOUT"),
+		ShutdownTimeout:         dur("SHUTDOWN_TIMEOUT"),
+		HTTPClientTimeout:       10 * time.Second,
 	}
 	c.PayNotifyAllowHTTP = boolean("WECHATPAY_NOTIFY_ALLOW_HTTP", val, bad)
 	c.RateLimitUser = rate("RATE_LIMIT_USER", val, bad)

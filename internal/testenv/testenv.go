@@ -89,6 +89,11 @@ type Options struct {
 	// default 1 s (WeChat's minute would make every test of refunds in
 	// parts wait minutes).
 	RefundInterval time.Duration
+	// AfterSaleWindow is ORDER_AFTERSALE_WINDOW: default 1 s, so that the
+	// workflow of a completed order ends about when it did before
+	// after-sales; a test of after-sales of a completed order sets more.
+	// The other after-sale timings are the defaults (days).
+	AfterSaleWindow time.Duration
 	// ShippingManaged is WECHAT_SHIPPING_MANAGED: "off" by default (a
 	// shipped order completes as it did before shipping management);
 	// "on" reports shipments to the simulator and completes on its word.
@@ -151,6 +156,9 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 	if opts.RefundInterval == 0 {
 		opts.RefundInterval = time.Second
 	}
+	if opts.AfterSaleWindow == 0 {
+		opts.AfterSaleWindow = time.Second
+	}
 	if opts.ShippingManaged == "" {
 		opts.ShippingManaged = config.ShippingOff
 	}
@@ -198,6 +206,7 @@ func New(t testing.TB, ts *devserver.Server, opts Options) *Env {
 		OrderPayTimeout:   opts.PayTimeout,
 		OrderAutoConfirm:  opts.AutoConfirm,
 		RefundInterval:    opts.RefundInterval,
+		AfterSaleWindow:   opts.AfterSaleWindow,
 		JWTSecret:         strings.Repeat("j", 32),
 		AdminToken:        "admin-token-for-tests",
 		ShutdownTimeout:   5 * time.Second,

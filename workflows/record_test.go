@@ -29,6 +29,9 @@ import (
 	"ordersaga/workflows"
 )
 
+// recordVersion is the version TestRecordHistories records (the newest).
+var recordVersion = recordedVersions[len(recordedVersions)-1]
+
 // TestRecordHistories runs every path of an order's life on the real stack
 // — the embedded Temporal server, PostgreSQL, the WeChat Pay simulator, the
 // real activities and the API's notify endpoint — and writes each

@@ -36,9 +36,6 @@ var recordedVersions = []string{
 	"partial-refunds", // workflows.ChangePartialRefunds: refunds of some items, each its own step
 }
 
-// recordVersion is the version TestRecordHistories records (the newest).
-var recordVersion = recordedVersions[len(recordedVersions)-1]
-
 // historyFile is the file of a path's history recorded at a version.
 func historyFile(path, version string) string {
 	if version == "" {

@@ -228,12 +228,6 @@ func (w *world) noticeLocked(no, source string) PaymentNotice {
 	return n
 }
 
-func (w *world) setTradeState(no, state string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.trades[no].state = state
-}
-
 func (w *world) refund(no string) wxRefund {
 	w.mu.Lock()
 	defer w.mu.Unlock()

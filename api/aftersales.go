@@ -30,10 +30,12 @@ const (
 )
 
 type afterSaleRequest struct {
-	Type   string                 `json:"type"`
-	Items  []workflows.RefundItem `json:"items"`
-	Reason string                 `json:"reason"`
-	Photos []string               `json:"photos"`
+	Type string `json:"type"`
+	// Items is a pointer for the reason refundRequest's is: "[]" is a
+	// client that lost its selection, not "everything left".
+	Items  *[]workflows.RefundItem `json:"items"`
+	Reason string                  `json:"reason"`
+	Photos []string                `json:"photos"`
 }
 
 type afterSaleNote struct {
@@ -95,44 +97,64 @@ var (
 	actAfterSaleAction = action{workflows.UpdateAfterSaleAction, "changed by an after-sale", CodeAfterSaleNotAllowed, nil, nil}
 )
 
-// createAfterSale opens an after-sale of the user's own order.
-func (s *server) createAfterSale(c *gin.Context) {
+// afterSaleArgs checks an after-sale request's body and Idempotency-Key
+// as far as it can without the order (400), and makes the update's
+// argument; the rest (the order's status, the window, what is left) is the
+// workflow's to judge.
+func afterSaleArgs(c *gin.Context) (workflows.AfterSaleRequest, bool) {
 	var req afterSaleRequest
 	if !decodeJSON(c, &req) {
-		return
+		return workflows.AfterSaleRequest{}, false
 	}
 	reason, ok := checkReason(c, req.Reason)
 	if !ok {
-		return
+		return workflows.AfterSaleRequest{}, false
 	}
 	if req.Type != string(workflows.AfterSaleRefundOnly) && req.Type != string(workflows.AfterSaleReturnAndRefund) {
 		badRequest(c, fmt.Sprintf("type must be %q or %q", workflows.AfterSaleRefundOnly, workflows.AfterSaleReturnAndRefund))
-		return
+		return workflows.AfterSaleRequest{}, false
 	}
 	if len(req.Photos) > workflows.MaxAfterSalePhotos {
 		badRequest(c, fmt.Sprintf("photos: at most %d", workflows.MaxAfterSalePhotos))
-		return
+		return workflows.AfterSaleRequest{}, false
 	}
 	for i, p := range req.Photos {
 		if u, err := url.Parse(p); err != nil || len(p) > maxPhotoURL || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			badRequest(c, fmt.Sprintf("photos[%d] must be an http(s) URL of at most %d characters", i, maxPhotoURL))
-			return
+			return workflows.AfterSaleRequest{}, false
+		}
+	}
+	var lines []workflows.RefundItem
+	if req.Items != nil {
+		lines = *req.Items
+		if len(lines) == 0 {
+			badRequest(c, "items is empty: leave it out for everything not refunded yet, or name the lines")
+			return workflows.AfterSaleRequest{}, false
 		}
 	}
 	// The goods are checked as a refund's (400 for what no order could take).
-	items, ok := checkRefundItems(c, req.Items)
+	items, ok := checkRefundItems(c, lines)
 	if !ok {
-		return
+		return workflows.AfterSaleRequest{}, false
 	}
 	key, ok := idempotencyKey(c)
 	if !ok {
+		return workflows.AfterSaleRequest{}, false
+	}
+	return workflows.AfterSaleRequest{Type: workflows.AfterSaleType(req.Type), Items: items, Reason: reason, Photos: req.Photos, IdempotencyKey: key}, true
+}
+
+// createAfterSale opens an after-sale of the user's own order.
+func (s *server) createAfterSale(c *gin.Context) {
+	arg, ok := afterSaleArgs(c)
+	if !ok {
 		return
 	}
+	key := arg.IdempotencyKey
 	o, ok := s.userOrder(c)
 	if !ok {
 		return
 	}
-	arg := workflows.AfterSaleRequest{Type: workflows.AfterSaleType(req.Type), Items: items, Reason: reason, Photos: req.Photos, IdempotencyKey: key}
 	var view workflows.OrderView
 	err := s.runUpdate(c.Request.Context(), o.OrderNo, workflows.UpdateRequestAfterSale, arg, &view, actionWait)
 	if isRefusal(err, workflows.ErrTypeAlreadyRequested) {

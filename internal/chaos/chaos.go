@@ -264,6 +264,7 @@ func (h *harness) setup(ctx context.Context) (func(), error) {
 		"ORDER_PAY_TIMEOUT":         o.PayTimeout.String(),
 		"ORDER_AUTO_CONFIRM":        o.AutoConfirm.String(),
 		"WECHATPAY_REFUND_INTERVAL": o.RefundInterval.String(),
+		"ORDER_AFTERSALE_WINDOW":    o.AfterSaleWindow.String(),
 		// Every shipped order is reported to WeChat and completes on its word.
 		"WECHAT_SHIPPING_MANAGED": "on",
 		"WECHAT_PUSH_TOKEN":       chaosPushToken,

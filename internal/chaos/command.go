@@ -51,6 +51,7 @@ flags:
 	fs.Float64Var(&o.NotifyScale, "notify-scale", d.NotifyScale, "the simulator's notify retry schedule × this")
 	fs.DurationVar(&o.RefundDelay, "refund-delay", d.RefundDelay, "the simulator settles a refund after this")
 	fs.DurationVar(&o.RefundInterval, "refund-interval", d.RefundInterval, "WECHATPAY_REFUND_INTERVAL of the stack (and the simulator's FREQUENCY_LIMITED gap)")
+	fs.DurationVar(&o.AfterSaleWindow, "aftersale-window", d.AfterSaleWindow, "ORDER_AFTERSALE_WINDOW of the stack (a completed order refunded in parts ends this long after completion)")
 	fs.IntVar(&o.WorkerKills, "worker-kills", d.WorkerKills, "workers killed with SIGKILL (and restarted) during the run")
 	fs.IntVar(&o.APIRestarts, "api-restarts", d.APIRestarts, "API restarts during the run")
 	fs.IntVar(&o.PostgresRestarts, "postgres-restarts", d.PostgresRestarts, "PostgreSQL crashes and restarts during the run")

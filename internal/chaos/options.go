@@ -147,6 +147,10 @@ type Options struct {
 	// simulator's FREQUENCY_LIMITED gap: WeChat's minute would make every
 	// order refunded in parts wait minutes to settle.
 	RefundInterval time.Duration
+	// AfterSaleWindow is ORDER_AFTERSALE_WINDOW of the stack: a completed
+	// order refunded in parts keeps its workflow open that long for
+	// after-sales, and the run settles only once every workflow ended.
+	AfterSaleWindow time.Duration
 
 	// Process faults: how many of each (when the kind is on).
 	WorkerKills      int
@@ -186,6 +190,7 @@ func Defaults() Options {
 		NotifyScale:      0.0005, // WeChat's ~24 h of retries in ~45 s
 		RefundDelay:      300 * time.Millisecond,
 		RefundInterval:   time.Second,
+		AfterSaleWindow:  2 * time.Second,
 		WorkerKills:      8,
 		APIRestarts:      3,
 		PostgresRestarts: 1,
@@ -246,6 +251,9 @@ func (o *Options) fill() error {
 	}
 	if o.RefundInterval <= 0 {
 		o.RefundInterval = d.RefundInterval
+	}
+	if o.AfterSaleWindow <= 0 {
+		o.AfterSaleWindow = d.AfterSaleWindow
 	}
 	if o.MaxDrive <= 0 {
 		o.MaxDrive = d.MaxDrive

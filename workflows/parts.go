@@ -418,20 +418,7 @@ func (o *order) queuePart(ctx workflow.Context, req RefundRequest, afterSaleID s
 	if len(items) == 0 {
 		items = o.leftToRefund()
 	}
-	asked := map[int64]int64{}
-	for _, it := range items {
-		asked[it.ProductID] = it.Quantity
-	}
-	var (
-		priced []PricedItem
-		fen    int64
-	)
-	for _, it := range o.Created.Items { // the order's line order
-		if n := asked[it.ProductID]; n > 0 {
-			priced = append(priced, PricedItem{ProductID: it.ProductID, Name: it.Name, UnitPriceFen: it.UnitPriceFen, Quantity: n})
-			fen += it.UnitPriceFen * n
-		}
-	}
+	priced, fen := o.priced(items)
 	o.RefundSeq++
 	reason := req.Reason
 	if reason == "" {

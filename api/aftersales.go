@@ -124,16 +124,8 @@ func afterSaleArgs(c *gin.Context) (workflows.AfterSaleRequest, bool) {
 			return workflows.AfterSaleRequest{}, false
 		}
 	}
-	var lines []workflows.RefundItem
-	if req.Items != nil {
-		lines = *req.Items
-		if len(lines) == 0 {
-			badRequest(c, "items is empty: leave it out for everything not refunded yet, or name the lines")
-			return workflows.AfterSaleRequest{}, false
-		}
-	}
 	// The goods are checked as a refund's (400 for what no order could take).
-	items, ok := checkRefundItems(c, lines)
+	items, ok := checkRefundItems(c, req.Items)
 	if !ok {
 		return workflows.AfterSaleRequest{}, false
 	}

@@ -48,15 +48,7 @@ func refundArgs(c *gin.Context, by string) (workflows.RefundRequest, bool) {
 	if !ok {
 		return workflows.RefundRequest{}, false
 	}
-	var lines []workflows.RefundItem
-	if req.Items != nil {
-		lines = *req.Items
-		if len(lines) == 0 {
-			badRequest(c, "items is empty: leave it out to refund everything left, or name the lines to refund")
-			return workflows.RefundRequest{}, false
-		}
-	}
-	items, ok := checkRefundItems(c, lines)
+	items, ok := checkRefundItems(c, req.Items)
 	if !ok {
 		return workflows.RefundRequest{}, false
 	}
@@ -69,7 +61,17 @@ func refundArgs(c *gin.Context, by string) (workflows.RefundRequest, bool) {
 
 // checkRefundItems checks the goods of a refund or an after-sale as far as
 // no order is needed (400), sorted by product.
-func checkRefundItems(c *gin.Context, in []workflows.RefundItem) ([]workflows.RefundItem, bool) {
+func checkRefundItems(c *gin.Context, given *[]workflows.RefundItem) ([]workflows.RefundItem, bool) {
+	// None (absent or null) is everything left; an empty list is most
+	// likely a client that lost its selection, and must not be taken for
+	// everything.
+	var in []workflows.RefundItem
+	if given != nil {
+		if in = *given; len(in) == 0 {
+			badRequest(c, "items is empty: leave it out for everything not refunded yet, or name the lines")
+			return nil, false
+		}
+	}
 	if len(in) > maxRefundLines {
 		badRequest(c, fmt.Sprintf("items: at most %d lines", maxRefundLines))
 		return nil, false

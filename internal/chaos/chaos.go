@@ -47,9 +47,12 @@ type harness struct {
 	// paid ones play all three, however many of the behaviour's jobs ended
 	// unpaid (a small run on a loaded cluster pays few).
 	partTurns atomic.Int64
-	opts      Options
-	start     time.Time
-	dir       string
+	// partsToTheLast: an order of refunds_in_parts was refunded to its last
+	// item and ended REFUNDED (playRefundParts).
+	partsToTheLast atomic.Bool
+	opts           Options
+	start          time.Time
+	dir            string
 
 	pg      *pgserver.Server
 	sim     *paysim.Sim
